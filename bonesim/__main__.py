@@ -1,0 +1,3 @@
+from bonesim.cli import main
+
+main()
