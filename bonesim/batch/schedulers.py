@@ -103,8 +103,9 @@ def make_cluster(
 def slurm_cluster_kwargs(study: Study) -> dict[str, Any]:
     """Keywords for ``dask_jobqueue.SLURMCluster`` from the manifest's ``[slurm]`` table.
 
-    Each job is one Dask worker process with one thread per GPU and a ``GPU``
-    resource, so a job runs as many simulations at once as it has GPUs.
+    Each job is one Dask worker process with a ``GPU`` resource equal to its
+    GPU count; every run asks for one ``GPU``, so a job runs as many
+    simulations at once as it has GPUs.
     """
     s = {**DEFAULT_SLURM, **study.slurm}
     gpus = int(s["gpus_per_task"])
@@ -118,7 +119,7 @@ def slurm_cluster_kwargs(study: Study) -> dict[str, Any]:
         "job_extra_directives": directives,
         "job_script_prologue": list(s.get("setup", [])),
         "log_directory": str(study.output / "logs"),
-        "worker_extra_args": ["--nthreads", str(max(gpus, 1)), "--resources", f"GPU={max(gpus, 1)}"],
+        "worker_extra_args": ["--resources", f"GPU={max(gpus, 1)}"],
     }
     if s.get("partition"):
         kw["queue"] = s["partition"]
