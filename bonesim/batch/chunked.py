@@ -1,0 +1,257 @@
+"""Chunked simulation with halos: volumes limited by disk, not by device memory.
+
+The CA rules are local (a voxel reads itself and its neighbours within
+``reach`` voxels) and every random draw hashes the *global* voxel index, so a
+block that carries ``k * reach`` voxels of halo can advance ``k`` steps on
+its own and its interior comes out bit for bit as in the whole volume. This
+module drives such a block step over a volume with ``dask.array.map_overlap``
+(halo ``depth = k * reach``, ``boundary='none'``: the outer faces of the
+volume get no halo and the step treats what lies beyond them as inert, as
+the whole-volume run does), ``k`` steps per halo exchange, reading the state
+from and writing it to NumPy arrays or HDF5 datasets, one exchange at a time.
+Blocks are NumPy arrays in the Dask graph; with ``device='cupy'`` each task
+copies its block to the GPU, runs its ``k`` steps there and copies it back,
+so only a few blocks live on the GPU at a time.
+
+The block step protocol::
+
+    step(fields, *, origin, global_shape, step, **params) -> fields
+
+``fields`` maps a field name (``bone``, ``phase``, ``timer``, ...) to an
+array of one block with its halo; ``origin`` is the global index of the
+block's first voxel; ``step`` the global step number. The step returns new
+arrays of the same shapes (values within ``reach`` of a cut face are
+garbage and are trimmed away). ``params(step)`` supplies per-step keywords
+(thresholds from the daily table).
+
+Cost: each exchange recomputes the halo shell, ``((c + 2·k·r)/c)³ − 1`` of
+the work for chunks of edge ``c`` (k = 4, r = 1, c = 256: 9.7 %), plus one
+read and one write of the state per exchange.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+BlockStep = Callable[..., Mapping[str, Any]]
+
+
+def normalize_chunks(
+    shape: Sequence[int], chunks: int | Sequence[int], depth: int
+) -> tuple[tuple[int, ...], ...]:
+    """Chunk sizes along each axis, every chunk at least ``depth`` voxels (a short last chunk is merged).
+
+    >>> normalize_chunks((10, 8, 9), (4, 8, 3), 3)
+    ((4, 6), (8,), (3, 3, 3))
+    """
+    if isinstance(chunks, (int, np.integer)):
+        chunks = (int(chunks),) * len(shape)
+    if len(chunks) != len(shape):
+        raise ValueError(f"`chunks` must have {len(shape)} entries, got {tuple(chunks)}")
+    out = []
+    for n, c in zip(shape, chunks, strict=True):
+        c = int(c)
+        if c < 1:
+            raise ValueError(f"`chunks` must be >= 1, got {tuple(chunks)}")
+        c = min(c, n)
+        sizes = [c] * (n // c)
+        if n % c:
+            sizes.append(n % c)
+        if len(sizes) > 1 and sizes[-1] < depth:
+            tail = sizes.pop()
+            sizes[-1] += tail
+        if len(sizes) > 1 and min(sizes) < depth:
+            raise ValueError(
+                f"chunks of {c} voxels are thinner than the halo ({depth} voxels); use bigger chunks "
+                "or fewer steps per exchange"
+            )
+        out.append(tuple(sizes))
+    return tuple(out)
+
+
+def _starts(sizes: tuple[int, ...]) -> list[int]:
+    return [int(s) for s in np.concatenate([[0], np.cumsum(sizes)[:-1]])]
+
+
+def halo_overhead(chunk: int, steps_per_exchange: int, reach: int = 1) -> float:
+    """Extra work of a halo ``k · reach`` wide around cubic chunks of edge ``chunk`` (fraction).
+
+    >>> round(halo_overhead(256, 4), 3)
+    0.097
+    """
+    d = steps_per_exchange * reach
+    return ((chunk + 2 * d) / chunk) ** 3 - 1
+
+
+def simulate_chunked(
+    fields: Mapping[str, Any],
+    step: BlockStep,
+    n_steps: int,
+    *,
+    chunks: int | Sequence[int],
+    reach: int = 1,
+    steps_per_exchange: int = 1,
+    first_step: int = 0,
+    params: Callable[[int], Mapping[str, Any]] | None = None,
+    out: Mapping[str, Any] | None = None,
+    scratch: Mapping[str, Any] | None = None,
+    device: str = "numpy",
+    num_workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Advance a state ``n_steps`` steps block by block, with halos, bit-identical to the whole volume.
+
+    Parameters
+    ----------
+    fields : mapping of str to array-like
+        The state, one 3-D array (NumPy or an h5py dataset) per field, all one shape.
+    step : callable
+        The block step (see the module docstring); pure, no state of its own.
+    n_steps : int
+        Steps to advance.
+    chunks : int or tuple of int
+        Block interior edge(s) in voxels.
+    reach : int
+        How far (voxels) one step reads around a voxel (1 for 6/26-neighbourhoods).
+    steps_per_exchange : int
+        ``k``: steps each block advances between halo exchanges; the halo is ``k * reach``.
+    first_step : int
+        Global number of the first step (for the RNG counter and ``params``).
+    params : callable, optional
+        ``params(step) -> dict`` of extra keywords for that step.
+    out : mapping of str to writable array, optional
+        Where the final state goes (e.g. HDF5 datasets); default: new NumPy arrays.
+    scratch : mapping of str to writable array, optional
+        A second buffer set for the exchanges in between (needed when ``out`` are
+        HDF5 datasets and the state must stay out of memory); default: NumPy arrays.
+    device : {'numpy', 'cupy'}
+        Where each block's steps run.
+    num_workers : int, optional
+        Threads of the Dask scheduler (blocks in flight at once).
+    progress : callable, optional
+        ``progress(steps_done, n_steps)`` after each exchange.
+
+    Returns
+    -------
+    dict
+        The final state (``out`` if given).
+
+    Examples
+    --------
+    A rule that only copies the state is trivially chunk invariant:
+
+    >>> import numpy as np
+    >>> state = {"bone": np.arange(6 * 6 * 6, dtype=np.uint8).reshape(6, 6, 6)}
+    >>> same = simulate_chunked(state, lambda f, **kw: f, 3, chunks=3)
+    >>> bool((same["bone"] == state["bone"]).all())
+    True
+    """
+    import dask
+    import dask.array as da
+
+    names = list(fields)
+    if not names:
+        raise ValueError("`fields` is empty")
+    shape = tuple(int(n) for n in fields[names[0]].shape)
+    for name in names:
+        if tuple(fields[name].shape) != shape:
+            raise ValueError(f"field {name!r} has shape {tuple(fields[name].shape)}, expected {shape}")
+    if reach < 0 or steps_per_exchange < 1 or n_steps < 0:
+        raise ValueError(
+            f"need reach >= 0, steps_per_exchange >= 1, n_steps >= 0; got {reach}, "
+            f"{steps_per_exchange}, {n_steps}"
+        )
+    if device not in ("numpy", "cupy"):
+        raise ValueError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
+    dtypes = {n: np.dtype(fields[n].dtype) for n in names}
+    record = np.dtype([(n, dtypes[n]) for n in names])
+
+    def buffers(target: Mapping[str, Any] | None) -> dict[str, Any]:
+        if target is not None:
+            return dict(target)
+        return {n: np.empty(shape, dtypes[n]) for n in names}
+
+    src: dict[str, Any] = dict(fields)
+    final = buffers(out)
+    if n_steps == 0:
+        for n in names:
+            final[n][...] = src[n][...]
+        return final
+    n_exchanges = -(-n_steps // steps_per_exchange)
+    spare = buffers(scratch) if n_exchanges > 1 else None
+    done = 0
+    for exchange in range(n_exchanges):
+        k = min(steps_per_exchange, n_steps - done)
+        depth = k * reach
+        sizes = normalize_chunks(shape, chunks, depth)
+        starts = [_starts(s) for s in sizes]
+        t0 = first_step + done
+        per_step = [dict(params(t0 + i)) if params else {} for i in range(k)]
+
+        def block(
+            *arrays: np.ndarray,
+            block_info: dict | None = None,
+            _k=k,
+            _t0=t0,
+            _ps=per_step,
+            _depth=depth,
+            _starts=starts,
+        ) -> np.ndarray:
+            loc = block_info[0]["chunk-location"]
+            origin = tuple(_starts[a][i] - (_depth if i > 0 else 0) for a, i in enumerate(loc))
+            state = dict(zip(names, arrays, strict=True))
+            if device == "cupy":
+                import cupy
+
+                state = {n: cupy.asarray(v) for n, v in state.items()}
+            for i in range(_k):
+                state = dict(step(state, origin=origin, global_shape=shape, step=_t0 + i, **_ps[i]))
+            res = np.empty(arrays[0].shape, record)
+            for n in names:
+                v = state[n]
+                res[n] = v.get() if device == "cupy" else v
+            return res
+
+        inputs = [
+            da.from_array(
+                src[n], chunks=sizes, lock=not isinstance(src[n], np.ndarray), asarray=True, name=False
+            )
+            for n in names
+        ]
+        result = da.map_overlap(
+            block,
+            *inputs,
+            depth=depth,
+            boundary="none",
+            trim=True,
+            dtype=record,
+            meta=np.empty((0, 0, 0), record),
+            allow_rechunk=False,
+        )
+        # ping-pong so that the last exchange writes ``final`` and no exchange reads what it writes
+        dst = final if (n_exchanges - 1 - exchange) % 2 == 0 else spare
+        # h5py is not thread safe: lock the writes when any target is not a NumPy array
+        lock = any(not isinstance(dst[n], np.ndarray) for n in names) or any(
+            not isinstance(src[n], np.ndarray) for n in names
+        )
+        with dask.config.set(scheduler="threads", num_workers=num_workers):
+            da.store([result[n] for n in names], [dst[n] for n in names], lock=lock)
+        src = dst
+        done += k
+        if progress:
+            progress(done, n_steps)
+        log.debug(
+            "chunked: %d/%d steps (k=%d, halo %d, blocks %s)",
+            done,
+            n_steps,
+            k,
+            depth,
+            [len(s) for s in sizes],
+        )
+    return final
