@@ -24,7 +24,7 @@ def fmix32(h: np.ndarray) -> np.ndarray:
     return h
 
 
-def toy_step(fields, *, origin, global_shape, step, seed=0, act=ACT, fill=FILL):
+def toy_step(fields, *, origin, global_shape, step, owned=None, seed=0, act=ACT, fill=FILL):
     xp = np
     try:  # run on CuPy blocks too
         import cupy
@@ -70,7 +70,13 @@ def toy_step(fields, *, origin, global_shape, step, seed=0, act=ACT, fill=FILL):
     new_timer[ended & (phase == 2)] = 5
     grow = q & ~isbone & (nb >= 4) & ((h >> 1) < (fill >> 1))
     new_bone[grow] = 255
-    return {"bone": new_bone, "phase": new_phase, "timer": new_timer}
+    new = {"bone": new_bone, "phase": new_phase, "timer": new_timer}
+    if owned is None:
+        return new
+    sl = tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(owned, origin, strict=True))
+    old_b, new_b = bone[sl].astype(xp.int64), new_bone[sl].astype(xp.int64)
+    counts = [xp.maximum(old_b - new_b, 0).sum(), xp.maximum(new_b - old_b, 0).sum(), start[sl].sum()]
+    return new, np.array([int(c) for c in counts], dtype=np.int64)
 
 
 def toy_state(shape, seed=0):
@@ -85,9 +91,14 @@ def toy_state(shape, seed=0):
     return {"bone": bone, "phase": phase, "timer": timer}
 
 
-def run_whole(state, n_steps, first_step=0, **kw):
+def run_whole(state, n_steps, first_step=0, counters=False, **kw):
     s = dict(state)
     shape = s["bone"].shape
+    owned = tuple((0, n) for n in shape) if counters else None
+    counts = []
     for t in range(first_step, first_step + n_steps):
-        s = toy_step(s, origin=(0, 0, 0), global_shape=shape, step=t, **kw)
-    return s
+        s = toy_step(s, origin=(0, 0, 0), global_shape=shape, step=t, owned=owned, **kw)
+        if counters:
+            s, c = s
+            counts.append(c)
+    return (s, np.stack(counts)) if counters else s

@@ -32,12 +32,24 @@ def test_toy_rule_is_not_trivial(whole):
 
 @pytest.mark.parametrize(
     "chunks, k",
-    [((8, 8, 8), 1), ((8, 8, 8), 4), ((12, 7, 22), 3), ((5, 20, 6), 5), (11, 2), ((24, 20, 22), 7)],
+    [((12, 10, 11), 1), ((8, 8, 8), 4), ((12, 7, 22), 3), ((5, 20, 6), 5), (11, 2), ((24, 20, 22), 7)],
 )
 def test_chunked_equals_whole(whole, chunks, k):
     state, ref = whole
     got = simulate_chunked(state, toy_step, STEPS, chunks=chunks, reach=1, steps_per_exchange=k)
     assert _same(got, ref)
+
+
+@pytest.mark.parametrize("chunks, k", [((8, 8, 8), 3), ((24, 5, 11), 2)])
+def test_counters_sum_over_owned_voxels(whole, chunks, k):
+    state, _ = whole
+    ref, ref_counts = run_whole(state, STEPS, counters=True)
+    assert ref_counts.shape == (STEPS, 3) and ref_counts[:, 2].sum() > 0
+    got, counts = simulate_chunked(
+        state, toy_step, STEPS, chunks=chunks, steps_per_exchange=k, return_counters=True
+    )
+    assert _same(got, ref)
+    np.testing.assert_array_equal(counts, ref_counts)
 
 
 def test_params_and_first_step(whole):
@@ -52,13 +64,13 @@ def test_params_and_first_step(whole):
 def test_wrong_halo_or_origin_breaks_it(whole):
     """The comparison can fail: too thin a halo, or a step that ignores the global origin."""
     state, ref = whole
-    thin = simulate_chunked(state, toy_step, STEPS, chunks=8, reach=0, steps_per_exchange=1)
+    thin = simulate_chunked(state, toy_step, STEPS, chunks=12, reach=0, steps_per_exchange=3)
     assert not _same(thin, ref)
 
-    def local_origin(fields, *, origin, global_shape, step):
+    def local_origin(fields, *, origin, global_shape, owned, step):
         return toy_step(fields, origin=(0, 0, 0), global_shape=global_shape, step=step)
 
-    assert not _same(simulate_chunked(state, local_origin, STEPS, chunks=8, steps_per_exchange=4), ref)
+    assert not _same(simulate_chunked(state, local_origin, STEPS, chunks=12, steps_per_exchange=4), ref)
 
 
 def test_streams_hdf5_to_hdf5(tmp_path, whole):

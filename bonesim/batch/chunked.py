@@ -15,14 +15,17 @@ so only a few blocks live on the GPU at a time.
 
 The block step protocol::
 
-    step(fields, *, origin, global_shape, step, **params) -> fields
+    step(fields, *, origin, global_shape, owned, step, **params) -> fields | (fields, counters)
 
 ``fields`` maps a field name (``bone``, ``phase``, ``timer``, ...) to an
 array of one block with its halo; ``origin`` is the global index of the
-block's first voxel; ``step`` the global step number. The step returns new
-arrays of the same shapes (values within ``reach`` of a cut face are
-garbage and are trimmed away). ``params(step)`` supplies per-step keywords
-(thresholds from the daily table).
+block's first voxel; ``owned`` the global box ``((z0, z1), (y0, y1), (x0, x1))``
+of the voxels this block is responsible for (its interior); ``step`` the
+global step number. The step returns new arrays of the same shapes (values
+within ``reach`` of a cut face are garbage and are trimmed away) and,
+optionally, integer counters of what happened in the ``owned`` box (bone
+removed and added, activations, ...), which are summed over blocks.
+``params(step)`` supplies per-step keywords (thresholds from the daily table).
 
 Cost: each exchange recomputes the halo shell, ``((c + 2·k·r)/c)³ − 1`` of
 the work for chunks of edge ``c`` (k = 4, r = 1, c = 256: 9.7 %), plus one
@@ -104,7 +107,8 @@ def simulate_chunked(
     device: str = "numpy",
     num_workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+    return_counters: bool = False,
+) -> dict[str, Any] | tuple[dict[str, Any], np.ndarray | None]:
     """Advance a state ``n_steps`` steps block by block, with halos, bit-identical to the whole volume.
 
     Parameters
@@ -136,11 +140,16 @@ def simulate_chunked(
         Threads of the Dask scheduler (blocks in flight at once).
     progress : callable, optional
         ``progress(steps_done, n_steps)`` after each exchange.
+    return_counters : bool
+        Also return per-step counters: a step may return ``(fields, counters)``
+        with ``counters`` a 1-D integer array summed over the voxels the block
+        *owns* (its interior, not its halo); they are added up over blocks.
 
     Returns
     -------
     dict
-        The final state (``out`` if given).
+        The final state (``out`` if given); with ``return_counters``, a tuple
+        ``(state, counters)``, counters int64 ``[n_steps, n_counters]`` or None.
 
     Examples
     --------
@@ -170,7 +179,6 @@ def simulate_chunked(
     if device not in ("numpy", "cupy"):
         raise ValueError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
     dtypes = {n: np.dtype(fields[n].dtype) for n in names}
-    record = np.dtype([(n, dtypes[n]) for n in names])
 
     def buffers(target: Mapping[str, Any] | None) -> dict[str, Any]:
         if target is not None:
@@ -179,10 +187,11 @@ def simulate_chunked(
 
     src: dict[str, Any] = dict(fields)
     final = buffers(out)
+    counters: list[np.ndarray] = []
     if n_steps == 0:
         for n in names:
             final[n][...] = src[n][...]
-        return final
+        return (final, None) if return_counters else final
     n_exchanges = -(-n_steps // steps_per_exchange)
     spare = buffers(scratch) if n_exchanges > 1 else None
     done = 0
@@ -195,63 +204,76 @@ def simulate_chunked(
         per_step = [dict(params(t0 + i)) if params else {} for i in range(k)]
 
         def block(
-            *arrays: np.ndarray,
-            block_info: dict | None = None,
-            _k=k,
-            _t0=t0,
-            _ps=per_step,
-            _depth=depth,
-            _starts=starts,
-        ) -> np.ndarray:
-            loc = block_info[0]["chunk-location"]
-            origin = tuple(_starts[a][i] - (_depth if i > 0 else 0) for a, i in enumerate(loc))
+            idx: tuple[int, ...],
+            *arrays: Any,
+            _k: int = k,
+            _t0: int = t0,
+            _ps: list = per_step,
+            _depth: int = depth,
+            _starts: list = starts,
+            _sizes: tuple = sizes,
+        ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+            origin = tuple(_starts[a][i] - (_depth if i > 0 else 0) for a, i in enumerate(idx))
+            owned = tuple((_starts[a][i], _starts[a][i] + _sizes[a][i]) for a, i in enumerate(idx))
             state = dict(zip(names, arrays, strict=True))
             if device == "cupy":
                 import cupy
 
                 state = {n: cupy.asarray(v) for n, v in state.items()}
+            counts = []
             for i in range(_k):
-                state = dict(step(state, origin=origin, global_shape=shape, step=_t0 + i, **_ps[i]))
-            res = np.empty(arrays[0].shape, record)
+                res = step(state, origin=origin, global_shape=shape, owned=owned, step=_t0 + i, **_ps[i])
+                if isinstance(res, tuple):
+                    res, c = res
+                    counts.append(np.asarray(c.get() if hasattr(c, "get") else c, dtype=np.int64))
+                state = dict(res)
+            lo = [_depth if i > 0 else 0 for i in idx]
+            sl = tuple(slice(lo[a], lo[a] + _sizes[a][i]) for a, i in enumerate(idx))
+            interior = {}
             for n in names:
-                v = state[n]
-                res[n] = v.get() if device == "cupy" else v
-            return res
+                v = state[n][sl]
+                interior[n] = v.get() if device == "cupy" else np.ascontiguousarray(v)
+            return interior, (np.stack(counts) if counts else None)
 
+        # the halo exchange is dask.array's (the machinery of map_overlap); each block task
+        # returns its interior and its counters, so the step can report both
         inputs = [
             da.from_array(
                 src[n], chunks=sizes, lock=not isinstance(src[n], np.ndarray), asarray=True, name=False
             )
             for n in names
         ]
-        result = da.map_overlap(
-            block,
-            *inputs,
-            depth=depth,
-            boundary="none",
-            trim=True,
-            dtype=record,
-            meta=np.empty((0, 0, 0), record),
-            allow_rechunk=False,
-        )
+        blocks = [da.overlap.overlap(a, depth=depth, boundary="none").to_delayed() for a in inputs]
+        results = {
+            idx: dask.delayed(block, pure=False)(idx, *[b[idx] for b in blocks])
+            for idx in np.ndindex(blocks[0].shape)
+        }
+        assembled = {}
+        for n in names:
+            pieces = np.empty(blocks[0].shape, dtype=object)
+            for idx, r in results.items():
+                bshape = tuple(sizes[a][i] for a, i in enumerate(idx))
+                pieces[idx] = da.from_delayed(r[0][n], shape=bshape, dtype=dtypes[n])
+            assembled[n] = da.block(pieces.tolist())
         # ping-pong so that the last exchange writes ``final`` and no exchange reads what it writes
         dst = final if (n_exchanges - 1 - exchange) % 2 == 0 else spare
-        # h5py is not thread safe: lock the writes when any target is not a NumPy array
-        lock = any(not isinstance(dst[n], np.ndarray) for n in names) or any(
-            not isinstance(src[n], np.ndarray) for n in names
-        )
-        with dask.config.set(scheduler="threads", num_workers=num_workers):
-            da.store([result[n] for n in names], [dst[n] for n in names], lock=lock)
+        # h5py is not thread safe: lock the writes when a target is not a NumPy array
+        lock = any(not isinstance(dst[n], np.ndarray) for n in names)
+        stored = da.store([assembled[n] for n in names], [dst[n] for n in names], lock=lock, compute=False)
+        summed = dask.delayed(_sum_counters)([r[1] for r in results.values()])
+        _, block_counts = dask.compute(stored, summed, scheduler="threads", num_workers=num_workers)
+        if block_counts is not None:
+            counters.append(block_counts)
         src = dst
         done += k
         if progress:
             progress(done, n_steps)
-        log.debug(
-            "chunked: %d/%d steps (k=%d, halo %d, blocks %s)",
-            done,
-            n_steps,
-            k,
-            depth,
-            [len(s) for s in sizes],
-        )
+        log.debug("chunked: %d/%d steps (k=%d, halo %d, blocks %s)", done, n_steps, k, depth, blocks[0].shape)
+    if return_counters:
+        return final, (np.concatenate(counters) if counters else None)
     return final
+
+
+def _sum_counters(parts: list[np.ndarray | None]) -> np.ndarray | None:
+    parts = [p for p in parts if p is not None]
+    return np.sum(parts, axis=0) if parts else None
