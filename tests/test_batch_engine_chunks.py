@@ -1,0 +1,98 @@
+"""The real CA engine in chunks with halos == the whole volume, bit for bit."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+pytest.importorskip("dask.array")
+engine = pytest.importorskip("bonesim.engine")
+
+from bonesim import Volume, phantom  # noqa: E402
+from bonesim.batch.engine_chunks import ChunkedBackend, shell_boxes, simulate_in_chunks  # noqa: E402
+
+SHAPE = (28, 24, 26)
+KW = {"years": 0.15, "spinup_years": 0.05, "save_every": 20, "seed": 3}
+
+
+@pytest.fixture(scope="module")
+def vol():
+    return Volume(phantom.gyroid(SHAPE, 14, level=0.3), voxel_size_um=20)
+
+
+@pytest.fixture(scope="module")
+def whole(vol, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole") / "w.h5"
+    res = engine.simulate(vol, backend="numpy", out=out, **KW)
+    return res, out
+
+
+def _h5(path):
+    with h5py.File(path) as f:
+        return {
+            k: f[k][...]
+            for k in (
+                "state/bone",
+                "state/phase",
+                "state/timer",
+                "maps/resorbed_day",
+                "maps/formed_day",
+                "series/bone",
+                "series/day",
+            )
+        }
+
+
+def test_reference_run_does_something(whole, vol):
+    res, _ = whole
+    m = res.metrics
+    assert m["recruited"].sum() > 0 and m["bone_removed"].sum() > 0 and m["bone_added"].sum() > 0
+    assert not np.array_equal(res.state["bone"], vol.data)
+
+
+@pytest.mark.parametrize("chunks, k", [(16, 16), ((10, 24, 9), 5), ((28, 7, 26), 1), (12, 3)])
+def test_chunked_engine_bit_identical(vol, whole, tmp_path, chunks, k):
+    ref, ref_path = whole
+    out = tmp_path / "c.h5"
+    res = simulate_in_chunks(vol, backend="numpy", chunks=chunks, steps_per_exchange=k, out=out, **KW)
+    for key in ("bone", "phase", "timer", "resorbed_day", "formed_day"):
+        np.testing.assert_array_equal(res.state[key], ref.state[key], err_msg=key)
+    for key, col in ref.metrics.items():
+        np.testing.assert_array_equal(res.metrics[key], col, err_msg=key)
+    a, b = _h5(out), _h5(ref_path)
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert res.backend == "numpy" and f"{k} steps/exchange" in res.device
+
+
+def test_exchanges_follow_calibration(vol):
+    be = ChunkedBackend("numpy", chunks=16, steps_per_exchange=16)
+    from bonesim.batch.engine_chunks import _engine_backend
+
+    with _engine_backend(be) as arg:
+        engine.simulate(vol, backend=arg, years=0.1, spinup_years=0, save_every=1000)
+    steps = round(0.1 * engine.DAYS_PER_YEAR)
+    # one exchange per calibration interval (16 steps), none longer
+    assert be.exchanges == -(-steps // 16)
+
+
+def test_halo_limited_by_thinnest_chunk():
+    assert ChunkedBackend("numpy", chunks=(12, 30, 30), steps_per_exchange=16).k == 12
+
+
+def test_shell_boxes_tile_the_block():
+    shape = (7, 6, 5)
+    inner = ((2, 5), (1, 6), (0, 3))
+    cover = np.zeros(shape, int)
+    for box in [inner, *shell_boxes(shape, inner)]:
+        cover[tuple(slice(lo, hi) for lo, hi in box)] += 1
+    assert (cover == 1).all()
+
+
+@pytest.mark.gpu
+def test_chunked_cupy_engine_equals_numpy(vol, whole):
+    ref, _ = whole
+    res = simulate_in_chunks(vol, backend="cupy", chunks=(12, 12, 13), steps_per_exchange=8, **KW)
+    for key in ("bone", "phase", "timer", "resorbed_day", "formed_day"):
+        np.testing.assert_array_equal(res.state[key], ref.state[key], err_msg=key)
