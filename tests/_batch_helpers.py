@@ -57,7 +57,7 @@ def fake_run(run, *, resume=False):
         fh.write(f"{run.run_id} resume={resume}\n")
     if "fail" in run.scenario.name:
         raise RuntimeError(f"boom in {run.run_id}")
-    ckpt = run.out.with_name(run.out.name + ".ckpt")
+    ckpt = run.out.with_name(run.out.name + ".partial")
     ckpt.write_text("checkpoint")
     time.sleep(float(os.environ.get("BONESIM_FAKE_DELAY", "0")))
     vol = run.input.load()

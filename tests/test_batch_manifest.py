@@ -130,3 +130,11 @@ def test_run_index_out_of_range(tmp_path):
     study = load_manifest(write_study(tmp_path, seeds=1))
     with pytest.raises(BonesimError, match=r"run index 9 out of range: study 't' has 4 runs \(0..3\)"):
         study.run(9)
+
+
+def test_chunks_option(tmp_path):
+    study = load_manifest(write_study(tmp_path, seeds=1, extra="chunks = 64\nsteps_per_exchange = 8\n"))
+    assert study.runs[0].chunks == (64, 64, 64) and study.runs[0].steps_per_exchange == 8
+    assert load_manifest(write_study(tmp_path, seeds=1)).runs[0].chunks is None
+    msg = _errors(tmp_path, 'years = 1\nchunks = [0, 4]\nscenarios = ["s.toml"]\n' + PHANTOM)
+    assert "`chunks` must be a positive integer or [z, y, x], got [0, 4]" in msg

@@ -82,7 +82,7 @@ def test_interrupted_run_resumes(tmp_path):
     run = study.runs[0]
     assert run_state(run) == "pending"
     run.out.parent.mkdir(parents=True)
-    run.out.with_name(run.out.name + ".ckpt").write_text("left by a killed run")
+    run.out.with_name(run.out.name + ".partial").write_text("left by a killed run")
     rec = execute_run(run, run_fn=fake_run)
     assert rec["status"] == "done" and rec["resumed"] is True
     assert calls(study) == [f"{run.run_id} resume=True"]

@@ -14,6 +14,7 @@ Example manifest::
     save_every = 30                 # days between saved frames
     spinup_years = 1.0
     backend = "auto"                # auto | cupy | numpy
+    # chunks = 256                  # step volumes in chunks with halos (larger than the GPU)
     seeds = 4                       # or a list: [0, 1, 7]
     scenarios = ["healthy_adult", "postmenopausal", "my_scenario.toml"]
 
@@ -75,6 +76,8 @@ STUDY_KEYS = (
     "inputs",
     "slurm",
     "dask",
+    "chunks",
+    "steps_per_exchange",
 )
 INPUT_FILE_KEYS = ("name", "file", "glob")
 INPUT_PHANTOM_KEYS = ("name", "phantom", "shape", "voxel_size_um")
@@ -182,6 +185,9 @@ class Run:
     spinup_years: float
     backend: str
     out: Path
+    chunks: tuple[int, int, int] | None = None
+    steps_per_exchange: int = 16
+    manifest: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -309,6 +315,8 @@ def study_from_dict(
         errors.append(f"`backend` must be one of {', '.join(map(repr, BACKENDS))}, got {backend!r}")
         backend = "auto"
     seeds = _seeds(data.get("seeds", [0]), errors)
+    chunks = _chunks(data.get("chunks"), errors)
+    k = _integer(data, "steps_per_exchange", errors, default=16, minimum=1)
     scenarios = _scenarios(data.get("scenarios"), root, errors, check_scenarios)
     inputs = _inputs(data.get("inputs"), root, errors)
     slurm = _table(data, "slurm", SLURM_KEYS, errors)
@@ -343,6 +351,9 @@ def study_from_dict(
                             spinup_years=float(spinup),
                             backend=str(backend),
                             out=output / "runs" / f"{rid}.h5",
+                            chunks=chunks,
+                            steps_per_exchange=k,
+                            manifest=manifest,
                         )
                     )
     if errors:
@@ -366,6 +377,21 @@ def study_from_dict(
         description=str(data.get("description", "")),
         toml=toml,
     )
+
+
+def _chunks(raw: Any, errors: list[str]) -> tuple[int, int, int] | None:
+    if raw is None:
+        return None
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        raw = [raw] * 3
+    if (
+        not isinstance(raw, list)
+        or len(raw) != 3
+        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in raw)
+    ):
+        errors.append(f"`chunks` must be a positive integer or [z, y, x], got {raw!r}")
+        return None
+    return tuple(raw)  # type: ignore[return-value]
 
 
 def run_id(input_name: str, scenario_name: str, seed: int) -> str:

@@ -17,6 +17,7 @@ The scheduling itself is left to existing engines (see
 from __future__ import annotations
 
 import contextlib
+import inspect
 import json
 import logging
 import os
@@ -104,15 +105,16 @@ def days_per_year() -> float:
 def result_complete(run: Run) -> bool:
     """True when ``run.out`` is a finished result of ``run``.
 
-    The status record says ``done`` and the file exists; without a status
-    record (e.g. a result made outside ``bonesim batch``), the file must be a
-    readable bonesim file whose latest state reaches the run's last day.
+    The status record says ``done`` and the file exists, or the file itself
+    says so: the engine marks ``/state`` ``complete`` (it only renames a run
+    onto ``OUT`` when it has finished), or its latest state reaches the run's
+    last day (results made outside ``bonesim batch``).
     """
     if not run.out.is_file():
         return False
     st = read_status(run)
-    if st is not None:
-        return st.get("status") == "done"
+    if st is not None and st.get("status") == "done":
+        return True
     return _file_reaches_end(run)
 
 
@@ -123,7 +125,10 @@ def _file_reaches_end(run: Run) -> bool:
         with open_bonesim(run.out) as f:
             if "state" not in f:
                 return False
-            day = float(f["state"].attrs.get("day", -1))
+            attrs = f["state"].attrs
+            if "complete" in attrs:
+                return bool(attrs["complete"])
+            day = float(attrs.get("day", -1))
     except (BonesimError, OSError):
         return False
     return day >= run.years * days_per_year() - 0.5
@@ -149,22 +154,29 @@ def default_run_fn(run: Run, *, resume: bool = False, progress: Callable | None 
     from bonesim.physiology import scenario_table
 
     volume = run.input.load()
-    total_years = run.years
-    scenario = scenario_table(run.scenario.ref, total_years)
-    simulate(
-        volume,
-        scenario.table,
-        years=run.years,
-        backend=run.backend,
-        seed=run.seed,
-        save_every=run.save_every,
-        out=run.out,
-        overwrite=False,
-        spinup_years=run.spinup_years,
-        resume=resume,
-        progress=progress,
-        scenario=scenario,
-    )
+    scenario = scenario_table(run.scenario.ref, run.years)
+    kwargs: dict[str, Any] = {
+        "years": run.years,
+        "backend": run.backend,
+        "seed": run.seed,
+        "save_every": run.save_every,
+        "out": run.out,
+        "overwrite": False,
+        "spinup_years": run.spinup_years,
+        "resume": resume,
+        "progress": progress,
+        "scenario": scenario,
+    }
+    if run.manifest is not None and "command" in inspect.signature(simulate).parameters:
+        kwargs["command"] = f"bonesim batch {run.manifest} --run-index {run.index}"
+    if run.chunks is not None:
+        from bonesim.batch.engine_chunks import simulate_in_chunks
+
+        simulate_in_chunks(
+            volume, scenario.table, chunks=run.chunks, steps_per_exchange=run.steps_per_exchange, **kwargs
+        )
+    else:
+        simulate(volume, scenario.table, **kwargs)
     return _provenance(run.out)
 
 
@@ -189,18 +201,17 @@ def _provenance(path: Path) -> dict[str, Any]:
 
 
 def has_checkpoint(run: Run) -> bool:
-    """True when an interrupted run left something the engine can resume from.
+    """True when an interrupted run left a checkpoint to resume from.
 
-    The engine checkpoints beside the output (``out`` itself, or a file named
-    after it); any of those means ``simulate(..., resume=True)``.
+    The engine builds its output in ``OUT.partial`` (also the checkpoint) and
+    renames it onto ``OUT`` when the run completes; see
+    :func:`bonesim.engine.partial_path`.
     """
-    if run.out.exists():
-        return True
-    parent = run.out.parent
-    if not parent.is_dir():
-        return False
-    stem = run.out.name
-    return any(p.name != stem and stem in p.name and not p.name.endswith(".tmp") for p in parent.iterdir())
+    try:
+        from bonesim.engine import partial_path
+    except ImportError:  # engine not installed: the same convention
+        return run.out.with_name(run.out.name + ".partial").exists()
+    return partial_path(run.out).exists()
 
 
 def execute_run(run: Run, *, run_fn: RunFn | None = None, force: bool = False) -> dict[str, Any]:

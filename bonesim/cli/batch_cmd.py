@@ -159,6 +159,12 @@ def _dry_run(study, scheduler: str, slurm_array: Path | None, states) -> None:
         f"backend {study.backend}"
     )
     click.echo(f"output: {study.output}")
+    first = study.runs[0]
+    if first.chunks is not None:
+        click.echo(
+            f"chunked: blocks of {'x'.join(map(str, first.chunks))} voxels, "
+            f"{first.steps_per_exchange} steps per halo exchange"
+        )
     width = max(len(r.run_id) for r, _ in states)
     for r, s in states:
         click.echo(f"{r.index:>4}  {r.run_id:<{width}}  {s:<8} {r.input.describe()} | {r.scenario.ref}")
