@@ -83,3 +83,25 @@ def fake_run(run, *, resume=False):
 def calls(study) -> list[str]:
     p = study.output / "calls.log"
     return p.read_text().splitlines() if p.exists() else []
+
+
+def engine_run(run, *, resume=False):
+    """Run ``run`` with the real engine under constant default parameters (no physiology needed)."""
+    from bonesim.engine import simulate
+    from bonesim.params import RemodelingParams
+
+    calls = run.out.parent.parent / "calls.log"
+    with open(calls, "a") as fh:
+        fh.write(f"{run.run_id} resume={resume}\n")
+    res = simulate(
+        run.input.load(),
+        RemodelingParams(),
+        years=run.years,
+        backend=run.backend,
+        seed=run.seed,
+        save_every=run.save_every,
+        out=run.out,
+        spinup_years=run.spinup_years,
+        resume=resume,
+    )
+    return {"device": res.device, "backend": res.backend}
