@@ -57,7 +57,29 @@ def device_info() -> dict:
     return info
 
 
-def pick_scenario(requested: str | None) -> str:
+def constant_run(run, *, resume=False):
+    """Run function for ``--constant``: the engine under default parameters (no physiology)."""
+    from bonesim.engine import simulate
+    from bonesim.params import RemodelingParams
+
+    res = simulate(
+        run.input.load(),
+        RemodelingParams(),
+        years=run.years,
+        backend=run.backend,
+        seed=run.seed,
+        save_every=run.save_every,
+        out=run.out,
+        spinup_years=run.spinup_years,
+        resume=resume,
+    )
+    return {"device": res.device, "backend": res.backend}
+
+
+def pick_scenario(requested: str | None, constant: bool, root: Path) -> str:
+    if constant:
+        (root / "constant.toml").write_text("# unused: --constant runs default RemodelingParams\n")
+        return str(root / "constant.toml")
     if requested:
         return requested
     from bonesim.batch.manifest import available_scenarios
@@ -75,7 +97,7 @@ def bench_study(args, root: Path) -> dict:
     from bonesim.batch import load_manifest
     from bonesim.batch.runner import run_study
 
-    scenario = pick_scenario(args.scenario)
+    scenario = pick_scenario(args.scenario, args.constant, root)
     text = f"""
 name = "bench"
 output = "OUT"
@@ -107,7 +129,13 @@ level = 0.6
         (d / "study.toml").write_text(text.replace("OUT", "out"))
         study = load_manifest(d / "study.toml")
         t = time.perf_counter()
-        res = run_study(study, scheduler="local", workers=workers, summarize=False)
+        res = run_study(
+            study,
+            scheduler="local",
+            workers=workers,
+            summarize=False,
+            run_fn=constant_run if args.constant else None,
+        )
         wall = time.perf_counter() - t
         failed = [r.get("error") for r in res.records if r.get("status") == "failed"]
         walls = [r["wall_s"] for r in res.records if isinstance(r.get("wall_s"), (int, float))]
@@ -182,6 +210,11 @@ def main() -> None:
     p.add_argument("--spinup-years", type=float, default=0.1)
     p.add_argument("--backend", default="auto")
     p.add_argument("--scenario", default=None)
+    p.add_argument(
+        "--constant",
+        action="store_true",
+        help="simulate under default RemodelingParams instead of a physiology scenario",
+    )
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--skip-study", action="store_true")
     p.add_argument("--skip-chunked", action="store_true")
