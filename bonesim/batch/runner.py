@@ -342,13 +342,14 @@ def run_study(
         from bonesim.batch import schedulers
 
         opts = dict(cluster_options or {})
+        n = workers or schedulers.default_workers(study, scheduler, len(todo))
         if client is not None:
             schedulers.run_with_client(client, todo, run_fn, _done)
-        elif scheduler == "local" and (workers or study.dask.get("workers", 0) or 1) == 1 and client is None:
+        elif scheduler == "local" and n == 1:
             for r in todo:
                 _done(execute_run(r, run_fn=run_fn))
         else:
-            schedulers.run_on_cluster(scheduler, study, todo, run_fn, _done, workers=workers, options=opts)
+            schedulers.run_on_cluster(scheduler, study, todo, run_fn, _done, workers=n or None, options=opts)
     records.sort(key=lambda rec: rec.get("run_index", -1))
     result = StudyResult(study=study, records=records)
     if summarize:
