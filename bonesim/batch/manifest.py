@@ -37,7 +37,6 @@ Example manifest::
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import glob
 import inspect
@@ -228,9 +227,6 @@ class Study:
             if r.run_id == key:
                 return r
         raise BonesimError(f"no run {key!r} in study {self.name!r}")
-
-    def replace(self, **changes: Any) -> Study:
-        return dataclasses.replace(self, **changes)
 
 
 # ------------------------------------------------------------- loading ----

@@ -62,11 +62,6 @@ class StudyResult:
 
 
 # ------------------------------------------------------------- status ----
-def status_path(study_or_output: Study | Path, run: Run) -> Path:
-    output = study_or_output.output if isinstance(study_or_output, Study) else Path(study_or_output)
-    return output / "status" / f"{run.run_id}.json"
-
-
 def read_status(run: Run) -> dict[str, Any] | None:
     """The status record of ``run``, or None if it never started."""
     p = _status_file(run)
