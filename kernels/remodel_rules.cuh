@@ -71,6 +71,14 @@ BONESIM_HD bs_u32 bs_word(bs_u32 bone, bs_u32 pbyte, bs_u32 timer) {
 
 BONESIM_HD int bs_sign(int v) { return (v > 0) - (v < 0); }
 
+// Two column directions meet head-on when they are at least 120 degrees apart
+// (cos <= -1/2). A looser test (any obtuse angle) fires where the quantised
+// inward normals of a curved surface converge, and perforates spheres.
+BONESIM_HD bool bs_head_on(int a, int b) {
+    const int d = bs_dot(a, b);
+    return d < 0 && 4 * d * d >= bs_norm1(a) * bs_norm1(b);
+}
+
 // One voxel, one step. `nb(k)` returns the old word of neighbour k (13 = self).
 template <class Nb>
 BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_u32 idx_lo, bs_u32* ev) {
@@ -166,7 +174,7 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
             }
             if ((ypb & 3u) == BS_PH_R) {
                 if (yb > 0u && (ypb & BS_TOP) == 0u && (ypb >> 3) == d) return bs_word(0u, BS_PH_R | (d << 3), 0u);
-                if (bs_dot((int)(ypb >> 3), (int)d) < 0) {  // a cavity coming head-on
+                if (bs_head_on((int)(ypb >> 3), (int)d)) {  // a cavity coming head-on
                     *ev |= BS_EV_PERF;
                     return bs_word(0u, BS_PH_F, 0u);
                 }
@@ -182,6 +190,8 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
     }
 
     if (ph == BS_PH_V) {  // ------------------------------------------- reversal
+        // formation starts after the reversal delay where there is bone to build on: the
+        // floor itself, or any neighbour holding bone (quiescent, or a neighbouring floor)
         bs_u32 c = (pb >> 2) + 1u;
         if (c > 63u) c = 63u;
         if (c >= s.rev_steps) {
@@ -189,7 +199,7 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
             for (int k = 0; k < 27 && !sup; ++k) {
                 if (!bs_in_neigh(k)) continue;
                 const bs_u32 y = nb(k);
-                if (((y >> 8) & 0xFFu) == 0u && (y & 0xFFu) > 0u) sup = true;
+                if ((y & 0xFFu) > 0u) sup = true;  // any mineralised neighbour to build on
             }
             if (sup) {
                 bs_u64 budget = ((bs_u64)t * (bs_u64)s.f_q16) >> 16;

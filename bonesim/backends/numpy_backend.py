@@ -42,6 +42,7 @@ _DZ = np.array([k // 9 - 1 for k in range(32)], dtype=np.int64)
 _DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
 _DX = np.array([k % 3 - 1 for k in range(32)], dtype=np.int64)
 _NORM1 = np.abs(OFFSETS).sum(axis=1)
+_N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 
 
 def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -173,7 +174,8 @@ def rule(words: np.ndarray, s: StepInputs, hashes: np.ndarray, neighbourhood: in
         handover = is_r & (b == 0) & (t > 0)
         perf_w = word(0, 3, 0)
         won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
-        head_on = ((ypb & 3) == 1) & ~won & (_dot(ypb >> 3, d) < 0)
+        dd = _dot(ypb >> 3, d)
+        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= _N1[ypb >> 3] * _N1[d])
         is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
         res = np.where(
             d == 13,
@@ -200,7 +202,7 @@ def rule(words: np.ndarray, s: StepInputs, hashes: np.ndarray, neighbourhood: in
         sup = b > 0
         for k in nb_idx:
             y = W[k]
-            sup = sup | ((((y >> 8) & 0xFF) == 0) & ((y & 0xFF) > 0))
+            sup = sup | ((y & 0xFF) > 0)
         budget = np.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(np.int64)
         res = np.where(
             ready & sup,
