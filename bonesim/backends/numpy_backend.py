@@ -14,6 +14,7 @@ outside the global volume read as the inert word.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -45,8 +46,10 @@ _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 
 
-def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return _DZ[a] * _DZ[b] + _DY[a] * _DY[b] + _DX[a] * _DX[b]
+@functools.cache
+def _tables(xp: Any) -> tuple[Any, Any, Any, Any]:
+    """Direction-code lookup tables as arrays of module ``xp``."""
+    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1))
 
 
 def _padded(src: np.ndarray, halo: int, origin: tuple[int, int, int], gshape: tuple[int, int, int]) -> np.ndarray:
@@ -90,20 +93,59 @@ def _near_marrow(marrow: np.ndarray, neighbourhood: int) -> np.ndarray:
     )
 
 
-def rule(words: np.ndarray, s: StepInputs, hashes: np.ndarray, neighbourhood: int) -> tuple[np.ndarray, np.ndarray]:
+class _Dense:
+    """Neighbour words from a dense [27, n] array."""
+
+    def __init__(self, words: Any) -> None:
+        self.words = words
+        self.n = words.shape[1]
+
+    def row(self, k: int) -> Any:
+        return self.words[k].astype(np.int64)
+
+    def pick(self, d: Any, xp: Any) -> Any:
+        return self.words[d, xp.arange(self.n)].astype(np.int64)
+
+
+class _Gather:
+    """Neighbour words gathered on demand from the padded flat array (only those a branch reads)."""
+
+    def __init__(self, pflat: np.ndarray, pi: np.ndarray, offs: np.ndarray) -> None:
+        self.pflat, self.pi, self.offs = pflat, pi, offs
+        self.n = pi.shape[0]
+        self._rows: dict[int, np.ndarray] = {}
+
+    def row(self, k: int) -> np.ndarray:
+        if k not in self._rows:
+            self._rows[k] = self.pflat[self.pi + self.offs[k]].astype(np.int64)
+        return self._rows[k]
+
+    def pick(self, d: np.ndarray, xp: Any) -> np.ndarray:
+        return self.pflat[self.pi + self.offs[d]].astype(np.int64)
+
+
+def rule(
+    words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np
+) -> tuple[Any, Any]:
     """The per-voxel rule, vectorised: ``words`` [27, n] old neighbour words → (new words, event bits).
 
-    A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``.
+    A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
+    ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
+    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``.
     """
-    W = words.astype(np.int64)
-    n = W.shape[1]
-    cols = np.arange(n)
-    w = W[13]
+    DZ, DY, DX, N1 = _tables(xp)
+
+    def dot(a: Any, b: Any) -> Any:
+        return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
+
+    W = words if hasattr(words, "row") else _Dense(words)
+    n = W.n
+    w = W.row(13)
     b = w & 0xFF
     pb = (w >> 8) & 0xFF
     t = w >> 16
     out = w.copy()
-    ev = np.zeros(n, np.int64)
+    ev = xp.zeros(n, np.int64)
     nb_idx = NEIGH[neighbourhood]
 
     def word(bone: Any, pbyte: Any, timer: Any) -> Any:
@@ -112,44 +154,44 @@ def rule(words: np.ndarray, s: StepInputs, hashes: np.ndarray, neighbourhood: in
     # ------------------------------------------------------------ quiescent bone
     q = (pb == 0) & (b > 0)
     if q.any():
-        surf = np.zeros(n, bool)
-        sz = np.zeros(n, np.int64)
-        sy = np.zeros(n, np.int64)
-        sx = np.zeros(n, np.int64)
+        surf = xp.zeros(n, bool)
+        sz = xp.zeros(n, np.int64)
+        sy = xp.zeros(n, np.int64)
+        sx = xp.zeros(n, np.int64)
         for k in nb_idx:
-            m = (W[k] & 0xFFFF) == 0
+            m = (W.row(k) & 0xFFFF) == 0
             surf |= m
-            sz += OFFSETS[k, 0] * m
-            sy += OFFSETS[k, 1] * m
-            sx += OFFSETS[k, 2] * m
+            sz += int(OFFSETS[k, 0]) * m
+            sy += int(OFFSETS[k, 1]) * m
+            sx += int(OFFSETS[k, 2]) * m
         ev[q & surf] |= EV_SURFACE
-        best = np.full(n, -1, np.int64)
-        bt = np.zeros(n, np.int64)
+        best = xp.full(n, -1, np.int64)
+        bt = xp.zeros(n, np.int64)
         for k in range(27):
             if k == 13:
                 continue
-            y = W[k]
+            y = W.row(k)
             ypb = (y >> 8) & 0xFF
             c = ((ypb & 3) == 1) & ((y & 0xFF) == 0) & ((y >> 16) > bt) & ((ypb >> 3) == 26 - k)
-            bt = np.where(c, y >> 16, bt)
-            best = np.where(c, k, best)
+            bt = xp.where(c, y >> 16, bt)
+            best = xp.where(c, k, best)
         deep = q & (best >= 0)
-        out = np.where(deep, word(b, 1 | ((26 - best) << 3), bt), out)
+        out = xp.where(deep, word(b, 1 | ((26 - best) << 3), bt), out)
         qs = q & ~deep & surf
-        d = (1 - np.sign(sz)) * 9 + (1 - np.sign(sy)) * 3 + (1 - np.sign(sx))
+        d = (1 - xp.sign(sz)) * 9 + (1 - xp.sign(sy)) * 3 + (1 - xp.sign(sx))
         costs = (0, s.cost1, s.cost2, s.cost3)
-        bestc = np.zeros(n, np.int64)
+        bestc = xp.zeros(n, np.int64)
         for k in nb_idx:
-            y = W[k]
+            y = W.row(k)
             ypb = (y >> 8) & 0xFF
             lat = y >> 24
-            c = lat - costs[_NORM1[k]]
-            ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (_dot(ypb >> 3, d) > 0) & (c > bestc)
-            bestc = np.where(ok, c, bestc)
+            c = lat - costs[int(_NORM1[k])]
+            ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d) > 0) & (c > bestc)
+            bestc = xp.where(ok, c, bestc)
         lat_rec = qs & (bestc > 0)
-        out = np.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
+        out = xp.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
         act = qs & ~lat_rec & (hashes.astype(np.int64) < s.act_thr)
-        out = np.where(act, word(b, 1 | 4 | (d << 3), s.lat0 << 8), out)
+        out = xp.where(act, word(b, 1 | 4 | (d << 3), s.lat0 << 8), out)
         ev[lat_rec | act] |= EV_RECRUIT
         ev[act] |= EV_SEED
 
@@ -157,66 +199,66 @@ def rule(words: np.ndarray, s: StepInputs, hashes: np.ndarray, neighbourhood: in
     # ---------------------------------------------------------------- resorbing
     is_r = (pb != 0) & (ph == 1)
     if is_r.any():
-        d = np.where(is_r, pb >> 3, 13)
+        d = xp.where(is_r, pb >> 3, 13)
         front = is_r & (b > 0)
-        r = np.where((pb & 4) != 0, t & 0xFF, t)
-        room = np.where(s.depth > r, s.depth - r, 0)
-        a = np.minimum(b, np.minimum(s.erode, room))
+        r = xp.where((pb & 4) != 0, t & 0xFF, t)
+        room = xp.where(s.depth > r, s.depth - r, 0)
+        a = xp.minimum(b, xp.minimum(s.erode, room))
         nbone = b - a
         nr = r + a
         floor = nr >= s.depth
-        res = np.where(floor, word(nbone, 2, nr), np.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)))
-        out = np.where(front, res, out)
+        res = xp.where(floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)))
+        out = xp.where(front, res, out)
 
-        y = W[d, cols]
+        y = W.pick(d, xp)
         ypb = (y >> 8) & 0xFF
         yb = y & 0xFF
         handover = is_r & (b == 0) & (t > 0)
         perf_w = word(0, 3, 0)
         won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
-        dd = _dot(ypb >> 3, d)
-        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= _N1[ypb >> 3] * _N1[d])
+        dd = dot(ypb >> 3, d)
+        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
         is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
-        res = np.where(
+        res = xp.where(
             d == 13,
             perf_w,
-            np.where(
+            xp.where(
                 ypb == 0,
-                np.where(yb == 0, perf_w, w),
-                np.where(won, word(0, 1 | (d << 3), 0), np.where(head_on, perf_w, word(0, 2, t))),
+                xp.where(yb == 0, perf_w, w),
+                xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
             ),
         )
-        out = np.where(handover, res, out)
+        out = xp.where(handover, res, out)
         ev[handover & is_perf] |= EV_PERF
 
         passive = is_r & (b == 0) & (t == 0)
         pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
-        res = np.where(pull, word(0, 3, y >> 16), np.where(ypb == 0, word(0, 3, 0), w))
-        out = np.where(passive, res, out)
+        res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
+        out = xp.where(passive, res, out)
 
     # ----------------------------------------------------------------- reversal
     is_v = ph == 2
     if is_v.any():
-        c = np.minimum((pb >> 2) + 1, 63)
+        c = xp.minimum((pb >> 2) + 1, 63)
         ready = c >= s.rev_steps
         sup = b > 0
         for k in nb_idx:
-            y = W[k]
+            y = W.row(k)
             sup = sup | ((y & 0xFF) > 0)
-        budget = np.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(np.int64)
-        res = np.where(
+        budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(np.int64)
+        res = xp.where(
             ready & sup,
             word(b, 3, budget),
-            np.where(ready & (c >= 63), word(b, 3, 0), word(b, 2 | (c << 2), t)),
+            xp.where(ready & (c >= 63), word(b, 3, 0), word(b, 2 | (c << 2), t)),
         )
-        out = np.where(is_v, res, out)
+        out = xp.where(is_v, res, out)
 
     # ------------------------------------------------------------------ forming
     is_f = ph == 3
     if is_f.any():
-        a = np.minimum(s.form, np.minimum(255 - b, t))
-        res = np.where((b == 255) | (t == 0), b, word(b + a, 3, t - a))
-        out = np.where(is_f, res, out)
+        a = xp.minimum(s.form, xp.minimum(255 - b, t))
+        res = xp.where((b == 255) | (t == 0), b, word(b + a, 3, t - a))
+        out = xp.where(is_f, res, out)
     return out.astype(np.uint32), ev
 
 
@@ -302,12 +344,19 @@ def step_block(
         return dst, counters
     cz, cy, cx = np.unravel_index(ci, inner)
     pi = ((cz + 1) * PY + (cy + 1)) * PX + (cx + 1)
-    words = pflat[pi[None, :] + offs[:, None]]
     hashes = voxel_hash(inputs.key, linear((cz, cy, cx)))
-    new, ev = rule(words, inputs, hashes, neighbourhood)
+    old = pflat[pi]
+    new = np.empty(ci.shape, np.uint32)
+    ev = np.zeros(ci.shape, np.int64)
+    group = (old >> _U32(8)) & _U32(3)  # by phase: each branch gathers only the neighbours it reads
+    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
+    for g in range(4):
+        sel = np.flatnonzero(group == g)
+        if sel.size:
+            new[sel], ev[sel] = rule(_Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood)
     dflat = dst.reshape(-1)
     dflat[ci] = new
-    ob = (words[13] & _U32(0xFF)).astype(np.int64)
+    ob = (old & _U32(0xFF)).astype(np.int64)
     nbn = (new & _U32(0xFF)).astype(np.int64)
     diff = nbn - ob
     counters[0] = int(np.maximum(-diff, 0).sum())
