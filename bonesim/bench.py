@@ -63,8 +63,13 @@ def copy_bandwidth(nbytes: int = 2**30, repeats: int = 10) -> float:
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
     for _ in range(repeats):
-        cupy.cuda.runtime.memcpyAsync(b.data.ptr, a.data.ptr, a.nbytes, cupy.cuda.runtime.memcpyDeviceToDevice,
-                                      cupy.cuda.get_current_stream().ptr)
+        cupy.cuda.runtime.memcpyAsync(
+            b.data.ptr,
+            a.data.ptr,
+            a.nbytes,
+            cupy.cuda.runtime.memcpyDeviceToDevice,
+            cupy.cuda.get_current_stream().ptr,
+        )
     stop.record()
     stop.synchronize()
     secs = cupy.cuda.get_elapsed_time(start, stop) / 1e3
@@ -127,11 +132,16 @@ def naive_step(words: Any, inputs: Any, neighbourhood: int = 26) -> tuple[Any, n
     qbone = (((words >> 8) & 0xFF) == 0) & ((words & 0xFF) != 0)
     n_surface = int(cupy.count_nonzero(qbone & near))
     Z, Y, X = shape
-    W = cupy.stack([pad[1 + dz : 1 + dz + Z, 1 + dy : 1 + dy + Y, 1 + dx : 1 + dx + X].ravel()
-                    for dz, dy, dx in OFFSETS.tolist()])
+    W = cupy.stack(
+        [
+            pad[1 + dz : 1 + dz + Z, 1 + dy : 1 + dy + Y, 1 + dx : 1 + dx + X].ravel()
+            for dz, dy, dx in OFFSETS.tolist()
+        ]
+    )
     lin = cupy.arange(words.size, dtype=cupy.uint64)
     lo = (lin & cupy.uint64(0xFFFFFFFF)).astype(cupy.uint32)
     hi = (lin >> cupy.uint64(32)).astype(cupy.uint32)
+
     def fm(h: Any) -> Any:
         h = h ^ (h >> 16)
         h = h * cupy.uint32(0x85EBCA6B)
@@ -143,9 +153,17 @@ def naive_step(words: Any, inputs: Any, neighbourhood: int = 26) -> tuple[Any, n
     new, ev = rule(W, inputs, hashes, neighbourhood, xp=cupy)
     ob = (W[13] & 0xFF).astype(cupy.int64)
     diff = (new & 0xFF).astype(cupy.int64) - ob
-    counters = np.array([int(cupy.maximum(-diff, 0).sum()), int(cupy.maximum(diff, 0).sum()),
-                         int(cupy.count_nonzero(ev & 1)), int(cupy.count_nonzero(ev & 2)), n_surface,
-                         int(cupy.count_nonzero(ev & 8))], np.uint64)
+    counters = np.array(
+        [
+            int(cupy.maximum(-diff, 0).sum()),
+            int(cupy.maximum(diff, 0).sum()),
+            int(cupy.count_nonzero(ev & 1)),
+            int(cupy.count_nonzero(ev & 2)),
+            n_surface,
+            int(cupy.count_nonzero(ev & 8)),
+        ],
+        np.uint64,
+    )
     return new.reshape(shape), counters
 
 
@@ -178,8 +196,13 @@ def bench_naive(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> di
         same = same and bool((naive == cur).all())
     del cur, nxt, rmap, fmap
     cupy.get_default_memory_pool().free_all_blocks()
-    return {"shape": list(shape), "steps": steps, "seconds": secs,
-            "gvox_per_s": float(np.prod(shape)) * steps / secs / 1e9, "same_bits_as_fused": same}
+    return {
+        "shape": list(shape),
+        "steps": steps,
+        "seconds": secs,
+        "gvox_per_s": float(np.prod(shape)) * steps / secs / 1e9,
+        "same_bits_as_fused": same,
+    }
 
 
 def bench_numpy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> dict[str, Any]:
@@ -197,8 +220,13 @@ def bench_numpy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> di
     for n in range(warmup, warmup + steps):
         w, _ = step_block(w, sched.inputs(n, seed=0), resorbed_day=rmap, formed_day=fmap, map_day=n)
     secs = time.perf_counter() - t
-    return {"shape": list(shape), "steps": steps, "seconds": secs,
-            "mvox_per_s": float(np.prod(shape)) * steps / secs / 1e6, "cpu": platform.processor() or platform.machine()}
+    return {
+        "shape": list(shape),
+        "steps": steps,
+        "seconds": secs,
+        "mvox_per_s": float(np.prod(shape)) * steps / secs / 1e6,
+        "cpu": platform.processor() or platform.machine(),
+    }
 
 
 def run_bench(
@@ -214,8 +242,11 @@ def run_bench(
     """Run the benchmark; GPU parts only when CuPy and a device work (or ``backend='cupy'``)."""
     from bonesim.backends import _cupy_problem
 
-    out: dict[str, Any] = {"neighbourhood": 26, "params": BENCH_PARAMS.to_dict(), "phantom":
-                           {"kind": "sheet gyroid", "period_vox": PERIOD, "bvtv": BVTV}}
+    out: dict[str, Any] = {
+        "neighbourhood": 26,
+        "params": BENCH_PARAMS.to_dict(),
+        "phantom": {"kind": "sheet gyroid", "period_vox": PERIOD, "bvtv": BVTV},
+    }
     problem = _cupy_problem() if backend in ("auto", "cupy") else "numpy asked for"
     if backend == "cupy" and problem:
         from bonesim.errors import BonesimError

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import os
@@ -150,15 +149,21 @@ class _Metrics:
         self.sums = np.array(st["sums"], np.uint64)
         self.steps = int(st["steps"])
 
-    def frame_row(self, day: float, state: Mapping[str, np.ndarray], prev_bone: np.ndarray | None, dt: float) -> dict:
+    def frame_row(
+        self, day: float, state: Mapping[str, np.ndarray], prev_bone: np.ndarray | None, dt: float
+    ) -> dict:
         bone, phase, timer = state["bone"], state["phase"], state["timer"]
         n = bone.size
         ph = phase & 3
-        c = dict(zip(COUNTERS, (int(v) for v in self.sums)))
+        c = dict(zip(COUNTERS, (int(v) for v in self.sums), strict=False))
         passive = (ph == PH_R) & (bone == 0) & (timer == 0)
         mean_surface = c["surface"] / self.steps if self.steps else float("nan")
         days = self.steps * dt
-        acf = c["recruited"] / mean_surface * DAYS_PER_YEAR / days if self.steps and mean_surface > 0 else float("nan")
+        acf = (
+            c["recruited"] / mean_surface * DAYS_PER_YEAR / days
+            if self.steps and mean_surface > 0
+            else float("nan")
+        )
         if prev_bone is None:
             resorbed = formed = 0
         else:
@@ -206,7 +211,9 @@ def _resolve_daily(params: Any, scenario: Any, base_params: RemodelingParams | N
         if len(daily) < n_days:
             log.warning("daily table covers %d days of %d; its last row holds after that", len(daily), n_days)
     else:
-        raise TypeError(f"`params` must be a RemodelingParams or a daily table (dict of arrays), got {type(params)}")
+        raise TypeError(
+            f"`params` must be a RemodelingParams or a daily table (dict of arrays), got {type(params)}"
+        )
     if scenario is not None:
         name = str(getattr(scenario, "name", name))
         toml = str(getattr(scenario, "toml", toml))
@@ -281,17 +288,19 @@ def simulate(
     if not isinstance(volume, Volume):
         raise TypeError(f"`volume` must be a bonesim.Volume, got {type(volume).__name__}")
     if not volume.is_bone_fraction:
-        raise BonesimError(f"simulate needs a uint8 bone-fraction volume, got {volume.data.dtype}; segment it first")
+        raise BonesimError(
+            f"simulate needs a uint8 bone-fraction volume, got {volume.data.dtype}; segment it first"
+        )
     years = check_positive(years, name="years")
     save_every = check_positive(save_every, name="save_every")
     spinup_years = check_in_range(spinup_years, 0.0, 100.0, name="spinup_years")
-    n_days = int(math.ceil(years * DAYS_PER_YEAR))
+    n_days = math.ceil(years * DAYS_PER_YEAR)
     daily, table, scen_name, scen_toml = _resolve_daily(params, scenario, base_params, n_days)
     dt = daily[0].dt_days
-    n_spin = int(round(spinup_years * DAYS_PER_YEAR / dt))
-    n_main = max(1, int(round(years * DAYS_PER_YEAR / dt)))
+    n_spin = round(spinup_years * DAYS_PER_YEAR / dt)
+    n_main = max(1, round(years * DAYS_PER_YEAR / dt))
     total = n_spin + n_main
-    save_steps = max(1, int(round(save_every / dt)))
+    save_steps = max(1, round(save_every / dt))
     sched = Schedule(daily, volume.voxel_size_um, n_spin)
     be = resolve_backend(backend)
     config = {
@@ -319,9 +328,13 @@ def simulate(
         if part is None:
             raise BonesimError("resume=True needs `out` (the run's result file)")
         if not part.exists():
-            raise BonesimError(f"nothing to resume: no checkpoint {part} (the run completed or never started)")
+            raise BonesimError(
+                f"nothing to resume: no checkpoint {part} (the run completed or never started)"
+            )
         if out_path.exists() and not overwrite:
-            raise BonesimError(f"output file {out_path} exists; pass overwrite=True (--overwrite) to replace it")
+            raise BonesimError(
+                f"output file {out_path} exists; pass overwrite=True (--overwrite) to replace it"
+            )
         ck = _read_checkpoint(part, config)
         init = ck["state"]
         start = ck["step"]
@@ -355,7 +368,11 @@ def simulate(
             _create_partial(part, volume, config, table, scen_name, scen_toml, compression)
 
     state = be.upload(
-        init["bone"], init["phase"], init["timer"], init["resorbed_day"], init["formed_day"],
+        init["bone"],
+        init["phase"],
+        init["timer"],
+        init["resorbed_day"],
+        init["formed_day"],
         neighbourhood=sched.neighbourhood,
     )
     del init
@@ -397,8 +414,12 @@ def simulate(
             if interrupted():
                 if part is not None:
                     save(done, frame=False)
-                    log.warning("interrupted: checkpoint of step %d (day %g) written to %s", done,
-                                (done - n_spin) * dt, part)
+                    log.warning(
+                        "interrupted: checkpoint of step %d (day %g) written to %s",
+                        done,
+                        (done - n_spin) * dt,
+                        part,
+                    )
                 raise KeyboardInterrupt
             if n % CAL_EVERY == 0:
                 drain()
@@ -436,7 +457,9 @@ def simulate(
     if part is not None:
         with h5py.File(part, "a") as f:
             g = f.require_group("provenance")
-            g.attrs["command"] = command or f"bonesim.simulate(years={years}, seed={seed}, backend={backend!r})"
+            g.attrs["command"] = (
+                command or f"bonesim.simulate(years={years}, seed={seed}, backend={backend!r})"
+            )
             g.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
             g.attrs["host"] = socket.gethostname()
             g.attrs["device"] = be.device
@@ -483,8 +506,9 @@ def _sigint_flag():
 
 
 # ------------------------------------------------------------------ files --
-def _create_partial(part: Path, volume: Volume, config: dict, table: Mapping, name: str, toml: str,
-                    compression: str) -> None:
+def _create_partial(
+    part: Path, volume: Volume, config: dict, table: Mapping, name: str, toml: str, compression: str
+) -> None:
     shape = volume.shape
     with h5py.File(part, "w") as f:
         write_root_attrs(f, volume.voxel_size_um)
@@ -498,7 +522,9 @@ def _create_partial(part: Path, volume: Volume, config: dict, table: Mapping, na
         for nm in ("resorbed_day", "formed_day"):
             create_array(m, nm, shape=shape, dtype=np.int32, compression=compression, fillvalue=-1)
         se = f.create_group("series")
-        create_array(se, "bone", shape=(0, *shape), dtype=np.uint8, maxshape=(None, *shape), compression=compression)
+        create_array(
+            se, "bone", shape=(0, *shape), dtype=np.uint8, maxshape=(None, *shape), compression=compression
+        )
         create_array(se, "day", shape=(0,), dtype=np.float64, maxshape=(None,), compression=compression)
         t = f.create_group("tables")
         write_table(t, "physiology", table)
@@ -510,8 +536,19 @@ def _create_partial(part: Path, volume: Volume, config: dict, table: Mapping, na
         s.attrs["complete"] = False
 
 
-def _write_checkpoint(part: Path, st: Mapping[str, np.ndarray], done: int, day: float, sched: Schedule,
-                      metrics: _Metrics, n_frames: int, frame: bool, be: Any, seed: int, compression: str) -> None:
+def _write_checkpoint(
+    part: Path,
+    st: Mapping[str, np.ndarray],
+    done: int,
+    day: float,
+    sched: Schedule,
+    metrics: _Metrics,
+    n_frames: int,
+    frame: bool,
+    be: Any,
+    seed: int,
+    compression: str,
+) -> None:
     with h5py.File(part, "a") as f:
         if frame:
             sb, sd = f["series/bone"], f["series/day"]
@@ -544,8 +581,17 @@ def _read_checkpoint(part: Path, config: Mapping[str, Any]) -> dict[str, Any]:
         check_schema(f, part)
         s = f["state"]
         stored = read_json_attr(s, "config", {})
-        for key in ("seed", "table_digest", "neighbourhood", "footprint_radius_um", "dt_days", "spinup_steps",
-                    "save_steps", "shape", "voxel_size_um"):
+        for key in (
+            "seed",
+            "table_digest",
+            "neighbourhood",
+            "footprint_radius_um",
+            "dt_days",
+            "spinup_steps",
+            "save_steps",
+            "shape",
+            "voxel_size_um",
+        ):
             if stored.get(key) != config.get(key):
                 raise BonesimError(
                     f"cannot resume {part}: {key} differs (checkpoint {stored.get(key)!r}, now {config.get(key)!r}); "

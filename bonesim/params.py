@@ -124,7 +124,9 @@ class RemodelingParams:
         set_ = object.__setattr__
         set_(self, "acf_per_year", check_in_range(self.acf_per_year, 0.0, 50.0, name="acf_per_year"))
         set_(self, "erosion_depth_um", check_positive(self.erosion_depth_um, name="erosion_depth_um"))
-        set_(self, "footprint_radius_um", check_positive(self.footprint_radius_um, name="footprint_radius_um"))
+        set_(
+            self, "footprint_radius_um", check_positive(self.footprint_radius_um, name="footprint_radius_um")
+        )
         set_(self, "resorption_days", check_positive(self.resorption_days, name="resorption_days"))
         set_(self, "reversal_days", check_in_range(self.reversal_days, 0.0, 1e6, name="reversal_days"))
         set_(self, "mar_um_per_day", check_positive(self.mar_um_per_day, name="mar_um_per_day"))
@@ -247,7 +249,7 @@ def params_from_table(
     for i in range(t["day"].shape[0]):
         key = tuple(float(t[c][i]) for c in TABLE_COLUMNS)
         if key not in cache:
-            cache[key] = base.replace(**dict(zip(TABLE_COLUMNS, key)))
+            cache[key] = base.replace(**dict(zip(TABLE_COLUMNS, key, strict=False)))
         out.append(cache[key])
     return out
 
@@ -258,7 +260,7 @@ def constant_table(params: RemodelingParams, days: int) -> dict[str, np.ndarray]
     >>> constant_table(RemodelingParams(), 3)["acf_per_year"].tolist()
     [0.4, 0.4, 0.4]
     """
-    n = max(1, int(math.ceil(days)))
+    n = max(1, math.ceil(days))
     table = {"day": np.arange(n, dtype=np.float64)}
     for c in TABLE_COLUMNS:
         table[c] = np.full(n, float(getattr(params, c)))

@@ -45,8 +45,8 @@ def lateral_costs(params: RemodelingParams, voxel_size_um: float) -> tuple[int, 
     """
     rho = params.footprint_radius_um / voxel_size_um
     k = max(1, min(16, int(255 // max(rho, 1e-9))))
-    lat0 = min(255, int(round(rho * k)))
-    return lat0, k, int(round(k * math.sqrt(2))), int(round(k * math.sqrt(3)))
+    lat0 = min(255, round(rho * k))
+    return lat0, k, round(k * math.sqrt(2)), round(k * math.sqrt(3))
 
 
 def flat_footprint(lat0: int, costs: tuple[int, int, int], neighbourhood: int) -> int:
@@ -86,7 +86,9 @@ class Schedule:
         Steps run under ``daily[0]`` before day 0.
     """
 
-    def __init__(self, daily: Sequence[RemodelingParams], voxel_size_um: float, spinup_steps: int = 0) -> None:
+    def __init__(
+        self, daily: Sequence[RemodelingParams], voxel_size_um: float, spinup_steps: int = 0
+    ) -> None:
         if not daily:
             raise ValueError("`daily` needs at least one day of parameters")
         self.daily = list(daily)
@@ -130,13 +132,13 @@ class Schedule:
         key = id(p)
         if key not in self._cache:
             depth_vox = p.erosion_depth_um / self.h
-            depth = max(1, int(round(depth_vox * 255)))
+            depth = max(1, round(depth_vox * 255))
             # steps left for erosion after the one-step latency of each recruitment/hand-over
             steps = max(1.0, p.resorption_days / p.dt_days - math.ceil(depth_vox))
-            erode_q16 = int(round(depth / steps * _Q16))
-            form_q16 = int(round(p.mar_um_per_day * p.dt_days / self.h * 255 * _Q16))
-            rev = int(round(p.reversal_days / p.dt_days))
-            f_q16 = int(round(p.formation_efficiency * _Q16))
+            erode_q16 = round(depth / steps * _Q16)
+            form_q16 = round(p.mar_um_per_day * p.dt_days / self.h * 255 * _Q16)
+            rev = round(p.reversal_days / p.dt_days)
+            f_q16 = round(p.formation_efficiency * _Q16)
             self._cache[key] = (depth, erode_q16, form_q16, rev, f_q16)
         return self._cache[key]
 

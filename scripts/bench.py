@@ -23,8 +23,15 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     from bonesim.bench import run_bench
 
-    res = run_bench(a.shape, a.steps, backend=a.backend, baseline_shape=a.baseline_shape,
-                    baseline_steps=a.baseline_steps, numpy_shape=a.numpy_shape, numpy_steps=a.numpy_steps)
+    res = run_bench(
+        a.shape,
+        a.steps,
+        backend=a.backend,
+        baseline_shape=a.baseline_shape,
+        baseline_steps=a.baseline_steps,
+        numpy_shape=a.numpy_shape,
+        numpy_steps=a.numpy_steps,
+    )
     json.dump(res, sys.stdout, indent=2)
     print()
     return 0

@@ -15,8 +15,17 @@ def words_of(bone: np.ndarray) -> np.ndarray:
     return pack(bone, z, z.astype(np.uint16))
 
 
-def run_words(words, params: RemodelingParams, voxel_size_um: float, steps: int, *, seed: int = 0,
-              step_fn=None, start: int = 0, record=None):
+def run_words(
+    words,
+    params: RemodelingParams,
+    voxel_size_um: float,
+    steps: int,
+    *,
+    seed: int = 0,
+    step_fn=None,
+    start: int = 0,
+    record=None,
+):
     """Run ``steps`` steps of the NumPy rule (or ``step_fn``) on packed words with a calibrated schedule."""
     sched = Schedule([params], voxel_size_um)
     shape = words.shape
@@ -28,8 +37,9 @@ def run_words(words, params: RemodelingParams, voxel_size_um: float, steps: int,
             sched.calibrate()
         inp = sched.inputs(n, seed=seed)
         if step_fn is None:
-            words, c = step_block(words, inp, neighbourhood=params.neighbourhood,
-                                  resorbed_day=rmap, formed_day=fmap, map_day=n)
+            words, c = step_block(
+                words, inp, neighbourhood=params.neighbourhood, resorbed_day=rmap, formed_day=fmap, map_day=n
+            )
         else:
             words, c = step_fn(words, inp, rmap, fmap, n)
         sched.add_counters(c[None, :])
@@ -40,7 +50,18 @@ def run_words(words, params: RemodelingParams, voxel_size_um: float, steps: int,
 
 
 def inputs(**kw) -> StepInputs:
-    base = dict(act_thr=0, erode=64, depth=255 * 2, form=32, rev_steps=5, f_q16=65536, lat0=0,
-                cost1=16, cost2=23, cost3=28, key=0)
+    base = dict(
+        act_thr=0,
+        erode=64,
+        depth=255 * 2,
+        form=32,
+        rev_steps=5,
+        f_q16=65536,
+        lat0=0,
+        cost1=16,
+        cost2=23,
+        cost3=28,
+        key=0,
+    )
     base.update(kw)
     return StepInputs(**base)

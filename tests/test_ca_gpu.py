@@ -17,8 +17,15 @@ from bonesim.schedule import CAL_EVERY, Schedule
 
 pytestmark = pytest.mark.gpu
 
-FAST = RemodelingParams(acf_per_year=15.0, erosion_depth_um=60, footprint_radius_um=50, resorption_days=12,
-                        reversal_days=4, mar_um_per_day=3.0, formation_efficiency=0.9)
+FAST = RemodelingParams(
+    acf_per_year=15.0,
+    erosion_depth_um=60,
+    footprint_radius_um=50,
+    resorption_days=12,
+    reversal_days=4,
+    mar_um_per_day=3.0,
+    formation_efficiency=0.9,
+)
 
 
 def _bone(shape):
@@ -28,8 +35,14 @@ def _bone(shape):
 def _run(backend, bone, params, steps, seed):
     sched = Schedule([params], 20.0)
     z = np.zeros(bone.shape, np.uint8)
-    st = backend.upload(bone, z, z.astype(np.uint16), np.full(bone.shape, -1, np.int32),
-                        np.full(bone.shape, -1, np.int32), neighbourhood=params.neighbourhood)
+    st = backend.upload(
+        bone,
+        z,
+        z.astype(np.uint16),
+        np.full(bone.shape, -1, np.int32),
+        np.full(bone.shape, -1, np.int32),
+        neighbourhood=params.neighbourhood,
+    )
     snaps, rows = [], []
     for n in range(steps):
         if n % CAL_EVERY == 0:
@@ -53,7 +66,7 @@ def test_cupy_matches_numpy_bit_for_bit(shape, seed):
     bone = _bone(shape)
     a_snaps, a_rows = _run(NumpyBackend(), bone, FAST, 60, seed)
     b_snaps, b_rows = _run(CupyBackend(), bone, FAST, 60, seed)
-    for i, (a, b) in enumerate(zip(a_snaps, b_snaps)):
+    for i, (a, b) in enumerate(zip(a_snaps, b_snaps, strict=False)):
         for k in a:
             np.testing.assert_array_equal(a[k], b[k], err_msg=f"{k} after step {10 * i + 9}")
     np.testing.assert_array_equal(a_rows, b_rows)
@@ -68,7 +81,7 @@ def test_cupy_matches_numpy_6_neighbourhood():
     bone = _bone((33, 20, 40))
     a, ra = _run(NumpyBackend(), bone, p, 50, 5)
     b, rb = _run(CupyBackend(), bone, p, 50, 5)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         for k in x:
             np.testing.assert_array_equal(x[k], y[k])
     np.testing.assert_array_equal(ra, rb)

@@ -32,8 +32,18 @@ def _harness(neighbourhood: int, tmpdir: str):
         pytest.skip("no C++ compiler")
     so = Path(tmpdir) / f"remodel_host_n{neighbourhood}.so"
     subprocess.run(
-        [cxx, "-std=c++17", "-O2", "-shared", "-fPIC", f"-I{kernel_dir()}", f"-DBONESIM_NEIGH={neighbourhood}",
-         str(HARNESS), "-o", str(so)],
+        [
+            cxx,
+            "-std=c++17",
+            "-O2",
+            "-shared",
+            "-fPIC",
+            f"-I{kernel_dir()}",
+            f"-DBONESIM_NEIGH={neighbourhood}",
+            str(HARNESS),
+            "-o",
+            str(so),
+        ],
         check=True,
         capture_output=True,
     )
@@ -56,10 +66,26 @@ def host_step_fn(neighbourhood: int, tmpdir: str, halo: int = 0, origin=(0, 0, 0
         dst = np.empty(inner, np.uint32)
         cnt = np.zeros(6, np.uint64)
         prm = np.array(inp.as_tuple(), np.uint32)
-        fn(P(src.ctypes.data), P(pad.ctypes.data), P(dst.ctypes.data), P(rmap.ctypes.data), P(fmap.ctypes.data),
-           P(cnt.ctypes.data), ctypes.c_int(src.shape[0]), ctypes.c_int(src.shape[1]), ctypes.c_int(src.shape[2]),
-           ctypes.c_int(halo), i64(origin[0]), i64(origin[1]), i64(origin[2]), i64(g[0]), i64(g[1]), i64(g[2]),
-           ctypes.c_int(n), P(prm.ctypes.data))
+        fn(
+            P(src.ctypes.data),
+            P(pad.ctypes.data),
+            P(dst.ctypes.data),
+            P(rmap.ctypes.data),
+            P(fmap.ctypes.data),
+            P(cnt.ctypes.data),
+            ctypes.c_int(src.shape[0]),
+            ctypes.c_int(src.shape[1]),
+            ctypes.c_int(src.shape[2]),
+            ctypes.c_int(halo),
+            i64(origin[0]),
+            i64(origin[1]),
+            i64(origin[2]),
+            i64(g[0]),
+            i64(g[1]),
+            i64(g[2]),
+            ctypes.c_int(n),
+            P(prm.ctypes.data),
+        )
         return dst, cnt
 
     return step
@@ -78,14 +104,31 @@ def _phantom(shape, kind):
 def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("harness"))
     # fast turnover so that every phase and transition occurs within the run
-    params = RemodelingParams(acf_per_year=15.0, erosion_depth_um=60, footprint_radius_um=50, resorption_days=12,
-                              reversal_days=4, mar_um_per_day=3.0, formation_efficiency=0.9, neighbourhood=neigh)
+    params = RemodelingParams(
+        acf_per_year=15.0,
+        erosion_depth_um=60,
+        footprint_radius_um=50,
+        resorption_days=12,
+        reversal_days=4,
+        mar_um_per_day=3.0,
+        formation_efficiency=0.9,
+        neighbourhood=neigh,
+    )
     w0 = words_of(_phantom(shape, kind))
     seen_np, seen_c = [], []
-    wn, cn, rn, fn = run_words(w0, params, 20.0, 90, seed=seed, record=lambda n, w, c: seen_np.append(w.copy()))
-    wc, cc, rc, fc = run_words(w0, params, 20.0, 90, seed=seed, step_fn=host_step_fn(neigh, tmp),
-                               record=lambda n, w, c: seen_c.append(w.copy()))
-    for n, (a, b) in enumerate(zip(seen_np, seen_c)):
+    _wn, cn, rn, fn = run_words(
+        w0, params, 20.0, 90, seed=seed, record=lambda n, w, c: seen_np.append(w.copy())
+    )
+    _wc, cc, rc, fc = run_words(
+        w0,
+        params,
+        20.0,
+        90,
+        seed=seed,
+        step_fn=host_step_fn(neigh, tmp),
+        record=lambda n, w, c: seen_c.append(w.copy()),
+    )
+    for n, (a, b) in enumerate(zip(seen_np, seen_c, strict=False)):
         assert np.array_equal(a, b), f"state differs at step {n}"
     np.testing.assert_array_equal(cn, cc)
     np.testing.assert_array_equal(rn, rc)

@@ -76,7 +76,7 @@ def test_activation_rate_follows_threshold():
     thr = int(0.05 * 2**32)
     n = 0
     for step in range(10):
-        out, c = step_block(w, inputs(act_thr=thr, key=step + 1))
+        _out, c = step_block(w, inputs(act_thr=thr, key=step + 1))
         n += int(c[3])
     expected = 0.05 * 10 * 2 * 64 * 64
     assert abs(n - expected) < 4 * np.sqrt(expected)
@@ -96,7 +96,9 @@ def test_cavity_depth_reaches_E_within_resorption_period():
         log.append((bool(front[:, 24, 24].any()), int(np.count_nonzero(front)), (w & 0xFF).copy()))
 
     run_bmu(bone, (8, 24, 24), p, t_r + spread + 1, h=h, record=record)
-    assert log[t_r // 2][0] and not log[t_r - 1][0], "the seed column excavates until, and only until, day T_R"
+    assert log[t_r // 2][0] and not log[t_r - 1][0], (
+        "the seed column excavates until, and only until, day T_R"
+    )
     removed = bone.astype(int) - log[t_r - 1][2].astype(int)
     depth_vox = removed[:, 24, 24].sum() / 255
     assert abs(depth_vox - p.erosion_depth_um / h) <= 1.0
@@ -207,8 +209,14 @@ def test_many_bmus_on_a_sphere_restore_bone_at_f1():
 # ------------------------------------------------------------------ invariants
 def test_mass_accounting_exact_every_step():
     bone = phantom.gyroid((28, 28, 28), 20, phantom.gyroid_sheet_level_for(0.35), sheet=True)
-    p = RemodelingParams(acf_per_year=8, footprint_radius_um=60, formation_efficiency=0.8, resorption_days=15,
-                         reversal_days=5, mar_um_per_day=2.0)
+    p = RemodelingParams(
+        acf_per_year=8,
+        footprint_radius_um=60,
+        formation_efficiency=0.8,
+        resorption_days=15,
+        reversal_days=5,
+        mar_um_per_day=2.0,
+    )
     prev = [int(bone.astype(np.int64).sum())]
     seen = []
 
@@ -235,8 +243,15 @@ def test_same_seed_same_bits_other_seed_differs():
 @pytest.mark.parametrize(("axis", "cut", "neigh"), [(0, 11, 26), (1, 7, 6), (2, 13, 26)])
 def test_two_halves_with_halo_equal_whole_volume(axis, cut, neigh):
     bone = phantom.gyroid((22, 20, 26), 18, phantom.gyroid_sheet_level_for(0.4), sheet=True)
-    p = RemodelingParams(acf_per_year=10, footprint_radius_um=60, resorption_days=12, reversal_days=4,
-                         mar_um_per_day=3.0, formation_efficiency=0.9, neighbourhood=neigh)
+    p = RemodelingParams(
+        acf_per_year=10,
+        footprint_radius_um=60,
+        resorption_days=12,
+        reversal_days=4,
+        mar_um_per_day=3.0,
+        formation_efficiency=0.9,
+        neighbourhood=neigh,
+    )
     gshape = bone.shape
     halo = 1
 
@@ -255,8 +270,17 @@ def test_two_halves_with_halo_equal_whole_volume(axis, cut, neigh):
             sl = [slice(None)] * 3
             sl[axis] = slice(lo, hi)
             r, f = rmap[tuple(sl)].copy(), fmap[tuple(sl)].copy()
-            o, c = step_block(block, inp, neighbourhood=neigh, halo=halo, origin=tuple(origin),
-                              global_shape=gshape, resorbed_day=r, formed_day=f, map_day=n)
+            o, c = step_block(
+                block,
+                inp,
+                neighbourhood=neigh,
+                halo=halo,
+                origin=tuple(origin),
+                global_shape=gshape,
+                resorbed_day=r,
+                formed_day=f,
+                map_day=n,
+            )
             rmap[tuple(sl)], fmap[tuple(sl)] = r, f
             out.append(o)
             cnt += c
@@ -264,7 +288,7 @@ def test_two_halves_with_halo_equal_whole_volume(axis, cut, neigh):
 
     whole = run_words(words_of(bone), p, H, 70, seed=4)
     split = run_words(words_of(bone), p, H, 70, seed=4, step_fn=halves)
-    for a, b in zip(whole, split):
+    for a, b in zip(whole, split, strict=False):
         assert np.array_equal(a, b)
     assert ((whole[0] >> 8) & 3).any()
 

@@ -20,8 +20,14 @@ from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import read_table, write_volume
 from bonesim.params import RemodelingParams, constant_table
 
-FAST = RemodelingParams(acf_per_year=6, footprint_radius_um=60, resorption_days=15, reversal_days=5,
-                        mar_um_per_day=2.0, formation_efficiency=0.9)
+FAST = RemodelingParams(
+    acf_per_year=6,
+    footprint_radius_um=60,
+    resorption_days=15,
+    reversal_days=5,
+    mar_um_per_day=2.0,
+    formation_efficiency=0.9,
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,9 +39,11 @@ def vol() -> Volume:
 def _arrays(path: Path) -> dict[str, np.ndarray]:
     out = {}
     with h5py.File(path, "r") as f:
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset) and not name.startswith("provenance"):
                 out[name] = obj[...]
+
         f.visititems(visit)
     return out
 
@@ -162,7 +170,9 @@ def test_daily_table_drives_the_run(vol, tmp_path):
     table["formation_efficiency"][20:] = 0.5
     table["calcium_mM"] = np.full(60, 2.4)  # explanatory columns are kept
     out = tmp_path / "t.h5"
-    res = simulate(vol, table, base_params=FAST, years=60 / 365.25, spinup_years=0.05, out=out, backend="numpy")
+    res = simulate(
+        vol, table, base_params=FAST, years=60 / 365.25, spinup_years=0.05, out=out, backend="numpy"
+    )
     with h5py.File(out, "r") as f:
         phys = read_table(f["tables/physiology"])
     np.testing.assert_array_equal(phys["formation_efficiency"], table["formation_efficiency"])
@@ -191,13 +201,30 @@ def test_cli_simulate_params_and_resume(vol, tmp_path):
     toml = tmp_path / "p.toml"
     toml.write_text("[remodeling]\nacf_per_year = 6\nfootprint_radius_um = 60\nresorption_days = 15\n")
     out = tmp_path / "out.h5"
-    r = CliRunner().invoke(main, ["simulate", str(src), str(out), "--years", "0.1", "--spinup-years", "0.05",
-                                  "--params", str(toml), "--backend", "numpy", "--no-progress"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "simulate",
+            str(src),
+            str(out),
+            "--years",
+            "0.1",
+            "--spinup-years",
+            "0.05",
+            "--params",
+            str(toml),
+            "--backend",
+            "numpy",
+            "--no-progress",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "BV/TV" in r.output and out.exists()
     r = CliRunner().invoke(main, ["simulate", str(src), str(out), "--years", "0.1", "--backend", "numpy"])
     assert r.exit_code == 1 and "exists" in r.output and "Traceback" not in r.output
-    r = CliRunner().invoke(main, ["simulate", str(src), str(tmp_path / "o2.h5"), "--resume", "--backend", "numpy"])
+    r = CliRunner().invoke(
+        main, ["simulate", str(src), str(tmp_path / "o2.h5"), "--resume", "--backend", "numpy"]
+    )
     assert r.exit_code == 1 and "nothing to resume" in r.output
     bad = tmp_path / "bad.toml"
     bad.write_text("acf_per_yr = 1\n")

@@ -15,10 +15,21 @@ SOURCES = sorted(p.name for p in kernel_dir().glob("*.cu"))
 
 @pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
 @pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("defines", [[], ["-DBONESIM_NEIGH=6"], ["-DBONESIM_NEIGH=26", "-DBONESIM_BX=64", "-DBONESIM_BY=2"]])
+@pytest.mark.parametrize(
+    "defines", [[], ["-DBONESIM_NEIGH=6"], ["-DBONESIM_NEIGH=26", "-DBONESIM_BX=64", "-DBONESIM_BY=2"]]
+)
 def test_kernel_compiles_for_sm90(source, defines, tmp_path):
     r = subprocess.run(
-        [NVCC, "-std=c++17", "-arch=sm_90", "-ptx", *defines, str(kernel_dir() / source), "-o", str(tmp_path / "k.ptx")],
+        [
+            NVCC,
+            "-std=c++17",
+            "-arch=sm_90",
+            "-ptx",
+            *defines,
+            str(kernel_dir() / source),
+            "-o",
+            str(tmp_path / "k.ptx"),
+        ],
         capture_output=True,
         text=True,
     )

@@ -43,7 +43,9 @@ _M32 = 0xFFFFFFFF
 def pack(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
     """Pack the three state arrays into one uint32 word per voxel."""
     return (
-        bone.astype(np.uint32) | (phase.astype(np.uint32) << np.uint32(8)) | (timer.astype(np.uint32) << np.uint32(16))
+        bone.astype(np.uint32)
+        | (phase.astype(np.uint32) << np.uint32(8))
+        | (timer.astype(np.uint32) << np.uint32(16))
     )
 
 
@@ -143,8 +145,16 @@ class Backend(Protocol):
     name: str
     device: str
 
-    def upload(self, bone: np.ndarray, phase: np.ndarray, timer: np.ndarray,
-               resorbed_day: np.ndarray, formed_day: np.ndarray, *, neighbourhood: int) -> Any: ...
+    def upload(
+        self,
+        bone: np.ndarray,
+        phase: np.ndarray,
+        timer: np.ndarray,
+        resorbed_day: np.ndarray,
+        formed_day: np.ndarray,
+        *,
+        neighbourhood: int,
+    ) -> Any: ...
 
     def step(self, state: Any, inputs: StepInputs, *, step: int, map_day: int) -> None: ...
 

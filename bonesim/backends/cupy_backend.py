@@ -103,9 +103,21 @@ def launch_step(
         grid,
         BLOCK,
         (
-            src, dst, resorbed_day, formed_day, counters,
-            i32(nz), i32(ny), i32(nx), i32(halo),
-            i64(origin[0]), i64(origin[1]), i64(origin[2]), i64(g[0]), i64(g[1]), i64(g[2]),
+            src,
+            dst,
+            resorbed_day,
+            formed_day,
+            counters,
+            i32(nz),
+            i32(ny),
+            i32(nx),
+            i32(halo),
+            i64(origin[0]),
+            i64(origin[1]),
+            i64(origin[2]),
+            i64(g[0]),
+            i64(g[1]),
+            i64(g[2]),
             i32(map_day),
             *(u32(v) for v in inputs.as_tuple()),
         ),
@@ -159,8 +171,16 @@ class CupyBackend:
         if state.rows == RING:
             self._drain(state)
         with cupy.cuda.Device(self.device_id):
-            launch_step(state.cur, state.nxt, state.resorbed_day, state.formed_day, state.ring[state.rows], inputs,
-                        neighbourhood=state.neighbourhood, map_day=map_day)
+            launch_step(
+                state.cur,
+                state.nxt,
+                state.resorbed_day,
+                state.formed_day,
+                state.ring[state.rows],
+                inputs,
+                neighbourhood=state.neighbourhood,
+                map_day=map_day,
+            )
         state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
         state.rows += 1
 

@@ -52,14 +52,16 @@ def _tables(xp: Any) -> tuple[Any, Any, Any, Any]:
     return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1))
 
 
-def _padded(src: np.ndarray, halo: int, origin: tuple[int, int, int], gshape: tuple[int, int, int]) -> np.ndarray:
+def _padded(
+    src: np.ndarray, halo: int, origin: tuple[int, int, int], gshape: tuple[int, int, int]
+) -> np.ndarray:
     """The interior of ``src`` with exactly one voxel of neighbours around it (inert outside)."""
     inner = tuple(n - 2 * halo for n in src.shape)
     if min(inner) <= 0:
         raise ValueError(f"block {src.shape} with halo {halo} has no interior")
     pad = np.full(tuple(n + 2 for n in inner), INERT, dtype=np.uint32)
     dst_sl, src_sl = [], []
-    for n, h in zip(src.shape, (halo,) * 3):
+    for n, h in zip(src.shape, (halo,) * 3, strict=False):
         lo = 0 if h >= 1 else 1  # padded index whose local coordinate is 0 (or 1 if no halo)
         first_local = h - 1 + lo
         count = min(n - first_local, n - 2 * h + 2 - lo)
@@ -88,8 +90,12 @@ def _near_marrow(marrow: np.ndarray, neighbourhood: int) -> np.ndarray:
         b = a[:, :-2] | a[:, 1:-1] | a[:, 2:]
         return b[:-2] | b[1:-1] | b[2:]
     return (
-        m[:-2, 1:-1, 1:-1] | m[2:, 1:-1, 1:-1] | m[1:-1, :-2, 1:-1] | m[1:-1, 2:, 1:-1]
-        | m[1:-1, 1:-1, :-2] | m[1:-1, 1:-1, 2:]
+        m[:-2, 1:-1, 1:-1]
+        | m[2:, 1:-1, 1:-1]
+        | m[1:-1, :-2, 1:-1]
+        | m[1:-1, 2:, 1:-1]
+        | m[1:-1, 1:-1, :-2]
+        | m[1:-1, 1:-1, 2:]
     )
 
 
@@ -124,9 +130,7 @@ class _Gather:
         return self.pflat[self.pi + self.offs[d]].astype(np.int64)
 
 
-def rule(
-    words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np
-) -> tuple[Any, Any]:
+def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np) -> tuple[Any, Any]:
     """The per-voxel rule, vectorised: ``words`` [27, n] old neighbour words → (new words, event bits).
 
     A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
@@ -207,7 +211,9 @@ def rule(
         nbone = b - a
         nr = r + a
         floor = nr >= s.depth
-        res = xp.where(floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)))
+        res = xp.where(
+            floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
+        )
         out = xp.where(front, res, out)
 
         y = W.pick(d, xp)
@@ -245,7 +251,9 @@ def rule(
         for k in nb_idx:
             y = W.row(k)
             sup = sup | ((y & 0xFF) > 0)
-        budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(np.int64)
+        budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(
+            np.int64
+        )
         res = xp.where(
             ready & sup,
             word(b, 3, budget),
@@ -304,7 +312,7 @@ def step_block(
     interior = pad[1:-1, 1:-1, 1:-1]
     dst = np.ascontiguousarray(interior)
     pflat = pad.ravel()
-    PZ, PY, PX = pad.shape
+    _PZ, PY, PX = pad.shape
     offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
 
     bone = interior & _U32(0xFF)
@@ -327,7 +335,7 @@ def step_block(
     near_i = near.reshape(pad.shape)[1:-1, 1:-1, 1:-1]
 
     def linear(zyx: tuple[np.ndarray, ...]) -> np.ndarray:
-        gz_, gy_, gx_ = (np.asarray(c, np.int64) + o + halo for c, o in zip(zyx, origin))
+        gz_, gy_, gx_ = (np.asarray(c, np.int64) + o + halo for c, o in zip(zyx, origin, strict=False))
         return (gz_ * gshape[1] + gy_) * gshape[2] + gx_
 
     # activation draws for surface voxels

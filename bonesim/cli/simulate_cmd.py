@@ -25,23 +25,54 @@ def _load_scenario(name_or_path: str, years: float):
 @click.command()
 @click.argument("input_path", metavar="IN.h5", type=click.Path(dir_okay=False))
 @click.argument("output_path", metavar="OUT.h5", type=click.Path(dir_okay=False))
-@click.option("--years", type=float, default=10.0, show_default=True, help="Years simulated after the spin-up.")
-@click.option("--scenario", "scenario_name", metavar="NAME|FILE.toml", default=None,
-              help="Physiological scenario (a preset name or a TOML file) that drives the daily parameters.")
-@click.option("--params", "params_file", metavar="FILE.toml", type=click.Path(dir_okay=False), default=None,
-              help="Remodeling parameters (RemodelingParams fields, optionally under [remodeling]).")
+@click.option(
+    "--years", type=float, default=10.0, show_default=True, help="Years simulated after the spin-up."
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="NAME|FILE.toml",
+    default=None,
+    help="Physiological scenario (a preset name or a TOML file) that drives the daily parameters.",
+)
+@click.option(
+    "--params",
+    "params_file",
+    metavar="FILE.toml",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Remodeling parameters (RemodelingParams fields, optionally under [remodeling]).",
+)
 @click.option("--backend", type=click.Choice(["auto", "cupy", "numpy"]), default="auto", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the counter-based RNG.")
 @click.option("--save-every", type=float, default=30.0, show_default=True, help="Days between saved frames.")
-@click.option("--spinup-years", type=float, default=1.0, show_default=True,
-              help="Spin-up under the baseline parameters before day 0 (opens the remodeling space).")
+@click.option(
+    "--spinup-years",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Spin-up under the baseline parameters before day 0 (opens the remodeling space).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT.h5.partial.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
 @compression_option
 @user_errors
-def simulate(input_path, output_path, years, scenario_name, params_file, backend, seed, save_every, spinup_years,
-             resume, no_progress, overwrite, compression):
+def simulate(
+    input_path,
+    output_path,
+    years,
+    scenario_name,
+    params_file,
+    backend,
+    seed,
+    save_every,
+    spinup_years,
+    resume,
+    no_progress,
+    overwrite,
+    compression,
+):
     """Simulate bone remodeling of IN.h5 and write the result to OUT.h5.
 
     The run starts with a spin-up (default one year) under the baseline
@@ -69,28 +100,48 @@ def simulate(input_path, output_path, years, scenario_name, params_file, backend
     if not no_progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=round(years * 365.25), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True)
+        bar = tqdm(
+            total=round(years * 365.25), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True
+        )
 
     def progress(info):
         if bar is None:
             return
         bar.n = max(0, round(info["day"]))
-        bar.set_postfix_str(f"{info['steps_per_s']:.1f} d/s, {info['gvox_per_s']:.3f} Gvox/s"
-                            + (" (spin-up)" if info["day"] < 0 else ""), refresh=False)
+        bar.set_postfix_str(
+            f"{info['steps_per_s']:.1f} d/s, {info['gvox_per_s']:.3f} Gvox/s"
+            + (" (spin-up)" if info["day"] < 0 else ""),
+            refresh=False,
+        )
         bar.refresh()
 
     command = "bonesim simulate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bonesim simulate"
     try:
-        res = run(volume, params, years=years, backend=backend, seed=seed, save_every=save_every,
-                  out=output_path, overwrite=overwrite, spinup_years=spinup_years, resume=resume,
-                  progress=progress, scenario=scenario, base_params=base, compression=compression,
-                  command=command)
+        res = run(
+            volume,
+            params,
+            years=years,
+            backend=backend,
+            seed=seed,
+            save_every=save_every,
+            out=output_path,
+            overwrite=overwrite,
+            spinup_years=spinup_years,
+            resume=resume,
+            progress=progress,
+            scenario=scenario,
+            base_params=base,
+            compression=compression,
+            command=command,
+        )
     except KeyboardInterrupt:
         if bar is not None:
             bar.close()
         part = partial_path(output_path)
         if Path(part).exists():
-            click.echo(f"Interrupted; checkpoint in {part}. Continue with the same command and --resume.", err=True)
+            click.echo(
+                f"Interrupted; checkpoint in {part}. Continue with the same command and --resume.", err=True
+            )
         else:
             click.echo("Interrupted.", err=True)
         raise SystemExit(130) from None
