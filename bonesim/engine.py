@@ -455,7 +455,7 @@ def simulate(
     }
     table_m = metrics.table()
     if part is not None:
-        with h5py.File(part, "a") as f:
+        with _open_retry(part, "a") as f:
             g = f.require_group("provenance")
             g.attrs["command"] = (
                 command or f"bonesim.simulate(years={years}, seed={seed}, backend={backend!r})"
@@ -506,6 +506,18 @@ def _sigint_flag():
 
 
 # ------------------------------------------------------------------ files --
+def _open_retry(path: Path, mode: str, *, tries: int = 50, wait_s: float = 0.2) -> h5py.File:
+    """Open an HDF5 file, retrying while another process (a reader) holds its lock."""
+    for i in range(tries):
+        try:
+            return h5py.File(path, mode)
+        except BlockingIOError:
+            if i == tries - 1:
+                raise BonesimError(f"{path} stays locked by another process; close it and --resume") from None
+            time.sleep(wait_s)
+    raise AssertionError("unreachable")
+
+
 def _create_partial(
     part: Path, volume: Volume, config: dict, table: Mapping, name: str, toml: str, compression: str
 ) -> None:
@@ -549,7 +561,7 @@ def _write_checkpoint(
     seed: int,
     compression: str,
 ) -> None:
-    with h5py.File(part, "a") as f:
+    with _open_retry(part, "a") as f:
         if frame:
             sb, sd = f["series/bone"], f["series/day"]
             sb.resize(n_frames + 1, axis=0)
