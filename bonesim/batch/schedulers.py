@@ -16,10 +16,11 @@ imported only here and only when used.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from bonesim.batch.manifest import Run, Study
@@ -188,16 +189,32 @@ def run_on_cluster(
             log.info("distributed is not installed: using a concurrent.futures process pool")
             _run_process_pool(runs, run_fn, on_done, n)
             return
-    cluster = make_cluster(scheduler, study, workers=n, options=options)
-    try:
-        from distributed import Client
+    with _quiet_dask():
+        cluster = make_cluster(scheduler, study, workers=n, options=options)
+        try:
+            from distributed import Client
 
-        with Client(cluster) as client:
-            if scheduler == "slurm":
-                log.info("waiting for SLURM jobs to start workers (dashboard: %s)", client.dashboard_link)
-            run_with_client(client, runs, run_fn, on_done, gpu_resource=(scheduler == "slurm"))
+            with Client(cluster) as client:
+                if scheduler == "slurm":
+                    log.warning(
+                        "waiting for SLURM jobs to start workers (dashboard: %s)", client.dashboard_link
+                    )
+                run_with_client(client, runs, run_fn, on_done, gpu_resource=(scheduler == "slurm"))
+        finally:
+            cluster.close()
+
+
+@contextlib.contextmanager
+def _quiet_dask() -> Iterator[None]:
+    """Keep Dask's own INFO chatter (scheduler, nanny start/stop) out of the output unless -v asked for it."""
+    logger = logging.getLogger("distributed")
+    old = logger.level
+    if logging.getLogger().getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
     finally:
-        cluster.close()
+        logger.setLevel(old)
 
 
 def run_with_client(
