@@ -150,3 +150,17 @@ def test_kill_and_rerun(tmp_path):
     # the run killed mid-way left its checkpoint and was resumed
     for rid in interrupted:
         assert f"{rid} resume=True" in redone
+
+
+def test_progress_counts_every_run(tmp_path):
+    study = load_manifest(write_study(tmp_path, seeds=1))
+    run_study(study, workers=1, run_fn=fake_run, only=[0, 2], summarize=False)
+    seen = []
+    run_study(
+        study,
+        workers=1,
+        run_fn=fake_run,
+        summarize=False,
+        progress=lambda rec, n, total: seen.append((rec["status"], n, total)),
+    )
+    assert seen == [("skipped", 1, 4), ("skipped", 2, 4), ("done", 3, 4), ("done", 4, 4)]

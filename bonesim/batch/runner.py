@@ -312,6 +312,8 @@ def run_study(
     states = plan(study, only=only)
     todo = [r for r, s in states if s != "done"]
     records: list[dict[str, Any]] = []
+    total = len(states)
+    log.info("study %s: %d runs, %d finished, %d to do", study.name, total, total - len(todo), len(todo))
     for r, s in states:
         if s == "done":
             rec = {
@@ -322,11 +324,8 @@ def run_study(
                 "previous_status": "done",
             }
             records.append(rec)
-    total = len(states)
-    log.info("study %s: %d runs, %d finished, %d to do", study.name, total, total - len(todo), len(todo))
-    if progress:
-        for rec in records:
-            progress(rec, len(records), total)
+            if progress:
+                progress(rec, len(records), total)
 
     def _done(rec: dict[str, Any]) -> None:
         records.append(rec)
