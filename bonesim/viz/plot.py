@@ -138,8 +138,8 @@ def plot_metrics(
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colours = [f"C{i % 10}" for i in range(len(infos))]
-    for ax, (table, col, label) in zip(axes, panels):
-        for info, name, c in zip(infos, names, colours):
+    for ax, (table, col, label) in zip(axes, panels, strict=False):
+        for info, name, c in zip(infos, names, colours, strict=True):
             t = info.tables.get(table, {})
             if col not in t:
                 continue
