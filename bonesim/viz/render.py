@@ -162,7 +162,7 @@ def build_plotter(
     box = (0.0, nx * hmm, 0.0, ny * hmm, 0.0, nz * hmm)
     p.add_mesh(pv.Box(bounds=box).outline(), color=(0.55, 0.55, 0.55), line_width=1, name="box")
     if scale_bar:
-        _add_scale_bar(p, box)
+        _add_scale_bar(p, box, camera)
     if annotate:
         day = float(info.days[idx])
         bv = float(np.mean(bt, dtype=np.float64)) / 255.0
@@ -200,17 +200,21 @@ def build_plotter(
     return p
 
 
-def _add_scale_bar(p: Any, box: tuple[float, ...]) -> None:
+def _add_scale_bar(p: Any, box: tuple[float, ...], camera: str) -> None:
+    """A white bar of a round length in mm along x, just outside the box, facing the camera."""
     import pyvista as pv
 
     length = nice_length(box[1] - box[0])
-    off = 0.04 * max(box[1], box[3])
-    y, z = box[2] - off, box[4]
-    bar = pv.Line((box[0], y, z), (box[0] + length, y, z))
+    off = 0.04 * max(box[1], box[3], box[5])
+    if camera == "side":  # looking along y: put the bar under the box
+        start, label_at = (box[0], box[2], box[4] - off), (box[0] + length / 2, box[2], box[4] - 2.5 * off)
+    else:
+        start, label_at = (box[0], box[2] - off, box[4]), (box[0] + length / 2, box[2] - 2.5 * off, box[4])
+    bar = pv.Line(start, (start[0] + length, start[1], start[2]))
     p.add_mesh(bar, color="white", line_width=4, name="scale_bar")
     label = f"{length * 1000:g} µm" if length < 0.1 else f"{length:g} mm"
     p.add_point_labels(
-        [(box[0] + length / 2, y - 2.5 * off, z)],
+        [label_at],
         [label],
         font_size=12,
         text_color="white",
