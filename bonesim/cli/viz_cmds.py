@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import click
@@ -146,7 +147,7 @@ def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legen
     """
     from bonesim.viz import animate as animate_
 
-    with click.progressbar(length=1, label="rendering frames", file=click.get_text_stream("stderr")) as bar:
+    with click.progressbar(length=1, label="rendering frames", file=sys.stderr) as bar:
 
         def progress(done: int, total: int) -> None:
             bar.length = total

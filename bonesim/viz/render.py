@@ -44,7 +44,7 @@ def nice_length(extent_mm: float) -> float:
     """A round scale-bar length, at most ~30 % of ``extent_mm``.
 
     >>> nice_length(0.96), nice_length(5.12), nice_length(0.1)
-    (0.25, 1.0, 0.02)
+    (0.25, 1.0, 0.025)
     """
     target = 0.3 * extent_mm
     exp = math.floor(math.log10(target))
