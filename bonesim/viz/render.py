@@ -88,6 +88,7 @@ def build_plotter(
     size: tuple[int, int] = (800, 600),
     downsample: int | str = "auto",
     max_edge: int = 256,
+    max_triangles: int = 1_500_000,
     ghost: bool = True,
     perforations: bool = True,
     annotate: bool = True,
@@ -110,17 +111,39 @@ def build_plotter(
     else:
         raise ValueError(f"`downsample` must be 'auto' or an integer >= 1, got {downsample!r}")
     b0, bt, bmin = arrays
-    g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip)
 
-    def grid(arr: np.ndarray) -> Any:
-        img = pv.ImageData(dimensions=arr.shape[::-1], spacing=(g.spacing_mm,) * 3, origin=g.origin_mm)
+    def grid(arr: np.ndarray, origin: tuple[float, ...], spacing: float) -> Any:
+        img = pv.ImageData(dimensions=arr.shape[::-1], spacing=(spacing,) * 3, origin=origin)
         img.point_data["bone"] = arr.ravel()
         return img
 
-    current = grid(g.bt).contour([scene.BONE_LEVEL], scalars="bone", method="flying_edges")
+    def surface(arr: np.ndarray, origin: tuple[float, ...], spacing: float) -> Any:
+        return grid(arr, origin, spacing).contour(
+            [scene.BONE_LEVEL],
+            scalars="bone",
+            method="flying_edges",
+            compute_normals=True,
+            compute_scalars=False,
+        )
+
+    g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip)
+    current = surface(g.bt, g.origin_mm, g.spacing_mm)
+    if downsample == "auto" and current.n_cells > max_triangles:
+        # triangles scale with the square of the voxel edge: coarsen to fit the budget
+        k *= math.ceil(math.sqrt(current.n_cells / max_triangles))
+        log.info("%d triangles > max_triangles=%d: downsampling by %d", current.n_cells, max_triangles, k)
+        g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip)
+        current = surface(g.bt, g.origin_mm, g.spacing_mm)
     ghost_mesh = None
     if ghost and idx != 0:
-        ghost_mesh = grid(g.b0).contour([scene.BONE_LEVEL], scalars="bone", method="flying_edges")
+        # the translucent ghost is context: a coarser mesh when the scene is large
+        kg = 2 * k if downsample == "auto" and current.n_cells > max_triangles // 4 else k
+        if kg == k:
+            g0 = (g.b0, g.origin_mm, g.spacing_mm)
+        else:
+            gg = scene.prepare(b0, b0, b0, info.voxel_size_um, downsample=kg, clip=clip)
+            g0 = (gg.b0, gg.origin_mm, gg.spacing_mm)
+        ghost_mesh = surface(*g0)
 
     p = pv.Plotter(off_screen=True, window_size=(w, h))
     p.set_background(_rgb(BACKGROUND))
@@ -139,7 +162,6 @@ def build_plotter(
             clim=(-0.5, 2.5),
             interpolate_before_map=False,
             show_scalar_bar=False,
-            smooth_shading=True,
             specular=0.2,
             name="bone",
         )
@@ -268,8 +290,9 @@ def render_frame(
     out : path, optional
         Also save the image (PNG, JPEG, ... by extension).
     **kwargs
-        ``downsample`` ('auto' or an int), ``max_edge`` (auto-downsampling
-        bound, 256), ``history`` (count refilled cavities as formed, True),
+        ``downsample`` ('auto' or an int), ``max_edge`` and ``max_triangles``
+        (bounds of the 'auto' downsampling: longest edge 256 voxels, 1.5 M
+        surface triangles; software GL draws ~1 M triangles per second), ``history`` (count refilled cavities as formed, True),
         ``ghost``, ``perforations``, ``annotate``, ``legend``, ``scale_bar``
         (all True), ``tolerance`` (bone-fraction change that counts, 48),
         ``parallel`` (projection; default parallel for top/side).
