@@ -5,7 +5,7 @@ purpose, every kind of remodeling event with a known place and time:
 
 * a cavity that grows on the top face (resorption; never refilled);
 * a hole punched through the plate (perforation) from frame 2 on;
-* a layer of new bone under the bottom face (formation) from frame 1 on;
+* a disc of new bone on the top face (formation) from frame 1 on;
 * a cavity resorbed at frame 1 and refilled to the original surface at the
   last frame (bone that is "newly formed" although the surface is back).
 
@@ -60,7 +60,7 @@ def result_frames(shape=(32, 48, 48), frames: int = 4, *, loss: bool = True) -> 
                 b[_ball(shape, (top, *REFILL_YX), 3)] = 0
             hole_depth = PLATE_Z1 - PLATE_Z0 if t >= 2 else (PLATE_Z1 - PLATE_Z0) // 2
             b[_cylinder_z(shape, HOLE_YX, 3, PLATE_Z1 - hole_depth, PLATE_Z1)] = 0
-            b[_cylinder_z(shape, FORMED_YX, 5, PLATE_Z0 - 2, PLATE_Z0)] = 255
+            b[_cylinder_z(shape, FORMED_YX, 5, PLATE_Z1, PLATE_Z1 + 2)] = 255
         out.append(b)
     return out
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _results import CAVITY_YX, HOLE_YX, PLATE_Z1, REFILL_YX, result_frames, write_result
+from _results import CAVITY_YX, FORMED_YX, HOLE_YX, PLATE_Z1, REFILL_YX, result_frames, write_result
 from click.testing import CliRunner
 
 from bonesim.errors import BonesimError
@@ -59,7 +59,7 @@ def state_pixels(img: np.ndarray) -> dict[str, int]:
 
 
 # ------------------------------------------------ states, no OpenGL ------
-def _grids(t=-1, history=True):
+def _grids(t=-1, history=False):
     frames = result_frames()
     b0, bt = frames[0], frames[t]
     bmin = np.minimum.reduce(frames[: (t % len(frames)) + 1]) if history else np.minimum(b0, bt)
@@ -72,16 +72,18 @@ def _mm(zyx, g):
     return np.array([[(x + 0.5) * 0.02, (y + 0.5) * 0.02, (z + 0.5) * 0.02]])
 
 
-def test_point_states_mark_cavity_floor_and_refill():
+def test_point_states_mark_cavity_floor_formation_and_refill():
     g = _grids()
     # the cavity floor lies inside the initial plate: resorbed
     floor = _mm((PLATE_Z1 - 4.5, *CAVITY_YX), g)
     assert scene.point_states(floor, g)[0] == scene.RESORBED
-    # the refilled cavity is back at the initial surface but its bone is new: formed
+    # the top of the new disc lies where the first frame had marrow: formed
+    assert scene.point_states(_mm((PLATE_Z1 + 1.5, *FORMED_YX), g), g)[0] == scene.FORMED
+    # the refilled cavity is back at the initial surface: unchanged by net change,
+    # formed when the history of every frame counts
     refill = _mm((PLATE_Z1 - 0.5, REFILL_YX[0], REFILL_YX[1] + 0.3), g)
-    assert scene.point_states(refill, g)[0] == scene.FORMED
-    # without history the refill looks unchanged
-    assert scene.point_states(refill, _grids(history=False))[0] == scene.QUIESCENT
+    assert scene.point_states(refill, g)[0] == scene.QUIESCENT
+    assert scene.point_states(refill, _grids(history=True))[0] == scene.FORMED
     # far from every event: quiescent
     assert scene.point_states(_mm((PLATE_Z1 - 0.5, 24, 24), g), g)[0] == scene.QUIESCENT
 
@@ -256,3 +258,12 @@ def test_cli_commands(run_h5, tmp_path, pv_clean):
     assert res.exit_code == 0, res.output
     for cmd in ("render", "animate", "plot", "export"):
         assert "Examples:" in runner.invoke(main, [cmd, "--help"]).output
+
+
+def test_history_colours_refilled_cavity_as_formed(run_h5, pv_clean):
+    from bonesim.viz import render_frame
+
+    kw = dict(camera="top", size=(320, 240), legend=False, annotate=False)
+    net = state_pixels(render_frame(run_h5, -1, **kw))["formed"]
+    hist = state_pixels(render_frame(run_h5, -1, history=True, **kw))["formed"]
+    assert hist > net + 50, (net, hist)

@@ -95,6 +95,7 @@ def build_plotter(
     legend: bool = True,
     scale_bar: bool = True,
     tolerance: float = scene.TOLERANCE,
+    smooth: float = 0.6,
     parallel: bool | None = None,
 ) -> Any:
     """Make an off-screen ``pyvista.Plotter`` showing frame ``idx`` (arrays already read)."""
@@ -126,13 +127,13 @@ def build_plotter(
             compute_scalars=False,
         )
 
-    g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip)
+    g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
     current = surface(g.bt, g.origin_mm, g.spacing_mm)
     if downsample == "auto" and current.n_cells > max_triangles:
         # triangles scale with the square of the voxel edge: coarsen to fit the budget
         k *= math.ceil(math.sqrt(current.n_cells / max_triangles))
         log.info("%d triangles > max_triangles=%d: downsampling by %d", current.n_cells, max_triangles, k)
-        g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip)
+        g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
         current = surface(g.bt, g.origin_mm, g.spacing_mm)
     ghost_mesh = None
     if ghost and idx != 0:
@@ -141,16 +142,14 @@ def build_plotter(
         if kg == k:
             g0 = (g.b0, g.origin_mm, g.spacing_mm)
         else:
-            gg = scene.prepare(b0, b0, b0, info.voxel_size_um, downsample=kg, clip=clip)
+            gg = scene.prepare(b0, b0, b0, info.voxel_size_um, downsample=kg, clip=clip, smooth=smooth)
             g0 = (gg.b0, gg.origin_mm, gg.spacing_mm)
         ghost_mesh = surface(*g0)
 
     p = pv.Plotter(off_screen=True, window_size=(w, h))
     p.set_background(_rgb(BACKGROUND))
-    present: set[str] = set()
     if current.n_points:
         states = scene.point_states(current.points, g, tolerance)
-        present.update(scene.STATE_NAMES[s] for s in np.unique(states))
         current.point_data["state"] = states
         cmap = [_rgb(scene.COLOURS[n]) for n in scene.STATE_NAMES]
         from matplotlib.colors import ListedColormap
@@ -167,7 +166,6 @@ def build_plotter(
         )
     if ghost_mesh is not None and ghost_mesh.n_points:
         p.add_mesh(ghost_mesh, color=_rgb(scene.COLOURS["initial"]), opacity=0.22, name="initial")
-        present.add("initial")
         if perforations:
             mask = scene.perforated_points(ghost_mesh.points, g, tol=tolerance)
             if mask.any():
@@ -176,7 +174,6 @@ def build_plotter(
                     p.add_mesh(
                         holes, color=_rgb(scene.COLOURS["perforation"]), opacity=0.8, name="perforation"
                     )
-                    present.add("perforation")
 
     # the whole volume's box fixes the camera, whatever is clipped or rendered
     hmm = info.voxel_size_um / 1000.0
@@ -199,7 +196,7 @@ def build_plotter(
             "formed": "formed",
             "perforation": "perforation",
         }
-        entries = [[labels[n], _rgb(scene.COLOURS[n])] for n in order if n in present]
+        entries = [[labels[n], _rgb(scene.COLOURS[n])] for n in order]  # the same key on every frame
         if entries:
             p.add_legend(
                 entries,
@@ -229,9 +226,12 @@ def _add_scale_bar(p: Any, box: tuple[float, ...], camera: str) -> None:
     length = nice_length(box[1] - box[0])
     off = 0.04 * max(box[1], box[3], box[5])
     if camera == "side":  # looking along y: put the bar under the box
-        start, label_at = (box[0], box[2], box[4] - off), (box[0] + length / 2, box[2], box[4] - 2.5 * off)
-    else:
-        start, label_at = (box[0], box[2] - off, box[4]), (box[0] + length / 2, box[2] - 2.5 * off, box[4])
+        start, label_at = (box[0], box[2], box[4] - off), (box[0] + length / 2, box[2], box[4] - 3 * off)
+    elif camera == "top":
+        start, label_at = (box[0], box[2] - off, box[4]), (box[0] + length / 2, box[2] - 3 * off, box[4])
+    else:  # iso: the label below the bar on screen
+        start = (box[0], box[2] - off, box[4])
+        label_at = (box[0] + length / 2, box[2] - 2 * off, box[4] - 3 * off)
     bar = pv.Line(start, (start[0] + length, start[1], start[2]))
     p.add_mesh(bar, color="white", line_width=4, name="scale_bar")
     label = f"{length * 1000:g} µm" if length < 0.1 else f"{length:g} mm"
@@ -256,7 +256,7 @@ def render_plotter(result: str | os.PathLike | ResultInfo, frame: int = -1, **kw
 
     info = _as_info(result)
     idx = info.frame_index(frame)
-    history = kwargs.pop("history", True)
+    history = kwargs.pop("history", False)
     require_rendering()
     (_, arrays), *_ = list(_frame_states(info, [idx], history))
     return build_plotter(info, idx, arrays, **kwargs)
@@ -292,7 +292,9 @@ def render_frame(
     **kwargs
         ``downsample`` ('auto' or an int), ``max_edge`` and ``max_triangles``
         (bounds of the 'auto' downsampling: longest edge 256 voxels, 1.5 M
-        surface triangles; software GL draws ~1 M triangles per second), ``history`` (count refilled cavities as formed, True),
+        surface triangles; software GL draws ~1 M triangles per second), ``history`` (False: colour the net change from the first frame;
+        True: count cavities refilled since then as formed, reading every
+        frame up to ``frame``), ``smooth`` (Gaussian sigma in voxels, 0.6),
         ``ghost``, ``perforations``, ``annotate``, ``legend``, ``scale_bar``
         (all True), ``tolerance`` (bone-fraction change that counts, 48),
         ``parallel`` (projection; default parallel for top/side).
@@ -335,7 +337,7 @@ def iter_frames(
     result: str | os.PathLike | ResultInfo,
     frames: Sequence[int] | None = None,
     *,
-    history: bool = True,
+    history: bool = False,
     progress: Callable[[int, int], None] | None = None,
     **kwargs: Any,
 ) -> Iterator[np.ndarray]:

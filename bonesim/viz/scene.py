@@ -4,10 +4,11 @@ The bone surface is the 127.5 iso-level of the bone fraction (flying edges).
 Each point of the current surface gets a state by looking at the same place
 in earlier frames:
 
-* ``formed`` (green) — the point lies where, at some saved frame up to now,
-  there was marrow (the running minimum of the bone fraction is below the
-  surface level by more than ``tol``): bone was laid down here since the start,
-  including cavities refilled to their original surface;
+* ``formed`` (green) — the point lies where the first frame had marrow (its
+  bone fraction there is below the surface level by more than ``tol``): the
+  surface has advanced, bone was gained. With ``history`` the test uses the
+  running minimum over every saved frame up to now instead of the first
+  frame, so cavities refilled to their original surface count as formed too;
 * ``resorbed`` (red) — the point lies inside the first frame's bone by more than
   ``tol``: the surface has receded (a cavity floor or a thinned trabecula);
 * ``quiescent`` (ivory) otherwise.
@@ -124,16 +125,27 @@ def prepare(
     *,
     downsample: int = 1,
     clip: Sequence[float] | None = None,
+    smooth: float = 0.0,
 ) -> FrameGrids:
-    """Crop to ``clip``, block-average by ``downsample`` and pad with one layer of marrow.
+    """Crop to ``clip``, block-average by ``downsample``, pad with marrow, smooth.
 
     The padding closes the surface where bone meets the edge of the volume (or
-    of the clipping box), so cut faces look solid.
+    of the clipping box), so cut faces look solid. ``smooth`` is the sigma (in
+    output voxels) of a Gaussian filter that takes the staircase off binary
+    voxel data before contouring; 0 turns it off.
     """
     h = voxel_size_um / 1000.0
     sl = clip_slices(clip, b0.shape, h)
     k = int(downsample)
-    arrays = [np.pad(block_mean(a[sl], k), 1) for a in (b0, bt, bmin)]
+    done: dict[int, np.ndarray] = {}
+    arrays = []
+    for a in (b0, bt, bmin):
+        if id(a) not in done:
+            out = np.pad(block_mean(a[sl], k), 1)
+            if smooth > 0:
+                out = ndimage.gaussian_filter(out, smooth, mode="constant", truncate=3.0)
+            done[id(a)] = out
+        arrays.append(done[id(a)])
     offset = [s.start for s in sl]  # zyx, voxels
     origin_zyx = [(o - k / 2.0) * h for o in offset]
     return FrameGrids(*arrays, origin_mm=tuple(origin_zyx[::-1]), spacing_mm=k * h)  # type: ignore[arg-type]
