@@ -77,14 +77,16 @@ def write_result(
     physiology: bool = True,
     morphometry: bool = False,
     bvtv_scale: float = 1.0,
+    first_day: float = 0.0,
 ) -> Path:
     """Write the fixture result to ``path`` (overwriting) and return the path.
 
     ``bvtv_scale`` multiplies the metrics' BV/TV column so that overlaid
-    plots of two fixtures are distinguishable.
+    plots of two fixtures are distinguishable. A negative ``first_day`` makes
+    the first frames spin-up frames (stored before day 0).
     """
     vols = result_frames(shape, frames, loss=loss)
-    days = np.arange(frames, dtype=np.float64) * days_per_frame
+    days = first_day + np.arange(frames, dtype=np.float64) * days_per_frame
     series = np.stack(vols)
     resorbed = np.full(shape, -1, np.int32)
     formed = np.full(shape, -1, np.int32)
@@ -114,8 +116,8 @@ def write_result(
             conn_d_per_mm3=np.linspace(3.0, 2.5, frames),
             smi=np.linspace(0.5, 0.8, frames),
         )
-    ndays = int(days[-1]) + 1
-    d = np.arange(ndays, dtype=np.float64)
+    ndays = int(days[-1] - days[0]) + 1
+    d = days[0] + np.arange(ndays, dtype=np.float64)
     phys = {
         "day": d,
         "acf_per_year": 0.3 + 0.1 * d / ndays,

@@ -267,3 +267,14 @@ def test_history_colours_refilled_cavity_as_formed(run_h5, pv_clean):
     net = state_pixels(render_frame(run_h5, -1, **kw))["formed"]
     hist = state_pixels(render_frame(run_h5, -1, history=True, **kw))["formed"]
     assert hist > net + 50, (net, hist)
+
+
+def test_changes_are_measured_from_day_zero_after_spinup(tmp_path, pv_clean):
+    from bonesim.viz import render_frame
+
+    path = write_result(tmp_path / "spin.h5", first_day=-120.0)
+    info = load_info(path)
+    assert info.reference_index == 1 and info.days[1] == 0
+    kw = dict(camera="top", size=(320, 240), legend=False, annotate=False)
+    assert max(state_pixels(render_frame(path, 1, **kw)).values()) == 0  # day 0: nothing changed yet
+    assert state_pixels(render_frame(path, -1, **kw))["perforation"] > 20

@@ -44,6 +44,12 @@ class ResultInfo:
     def n_frames(self) -> int:
         return len(self.days)
 
+    @property
+    def reference_index(self) -> int:
+        """The frame that changes are measured from: the first at day >= 0 (after spin-up)."""
+        after = np.flatnonzero(self.days >= 0)
+        return int(after[0]) if after.size else 0
+
     def frame_index(self, frame: int) -> int:
         """Normalise ``frame`` (negative counts from the end); raise if out of range."""
         n = self.n_frames

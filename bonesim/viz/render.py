@@ -57,25 +57,29 @@ def nice_length(extent_mm: float) -> float:
 def _frame_states(info: ResultInfo, indices: Sequence[int], history: bool) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, (b0, bt, bmin))`` for increasing frame ``indices``.
 
-    With ``history`` the running minimum runs over every saved frame up to
-    the index (so refilled cavities count as formed bone); otherwise over the
-    first and the current frame only.
+    ``b0`` is the reference frame (the first saved frame at day >= 0, i.e.
+    after any stored spin-up). ``bmin`` is ``min(b0, bt)``, or with
+    ``history`` the running minimum over every saved frame from the
+    reference to the index (so refilled cavities count as formed bone).
     """
-    (b0,) = read_frames(info.path, [0])
-    bmin = b0.copy()
-    last = 0
+    ref = info.reference_index
+    (b0,) = read_frames(info.path, [ref])
+    running = b0.copy()
+    last = ref
     for idx in indices:
-        if idx < last:
-            raise ValueError("frames must be rendered in increasing order")
-        todo = list(range(last + 1, idx + 1)) if history else ([idx] if idx > 0 else [])
-        bt = b0
-        for j in todo:
-            (bt,) = read_frames(info.path, [j])
-            np.minimum(bmin, bt, out=bmin)
-        if not history:
+        (bt,) = (b0,) if idx == ref else read_frames(info.path, [idx])
+        if history and idx > ref:
+            if idx < last:
+                raise ValueError("frames must be rendered in increasing order")
+            for j in range(last + 1, idx):
+                (bj,) = read_frames(info.path, [j])
+                np.minimum(running, bj, out=running)
+            np.minimum(running, bt, out=running)
+            last = idx
+            bmin = running.copy()
+        else:
             bmin = np.minimum(b0, bt)
-        last = idx
-        yield idx, (b0, bt, bmin.copy() if history else bmin)
+        yield idx, (b0, bt, bmin)
 
 
 def build_plotter(
@@ -136,7 +140,7 @@ def build_plotter(
         g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
         current = surface(g.bt, g.origin_mm, g.spacing_mm)
     ghost_mesh = None
-    if ghost and idx != 0:
+    if ghost and idx != info.reference_index:
         # the translucent ghost is context: a coarser mesh when the scene is large
         kg = 2 * k if downsample == "auto" and current.n_cells > max_triangles // 4 else k
         if kg == k:
