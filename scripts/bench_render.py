@@ -1,7 +1,7 @@
 """Benchmark: render one frame of a 256³ result off-screen (software GL on CPU).
 
 Builds a two-frame result (a sheet gyroid at 20 µm and the same with ~200
-spherical cavities carved out), then times ``bonesim.viz.render_frame`` on the
+spherical cavities carved out and new bone on one corner), then times ``bonesim.viz.render_frame`` on the
 last frame. Prints JSON. The target (issue 6) is < 15 s on 2 CPU cores.
 
 Usage::
@@ -37,7 +37,12 @@ def make_result(path: Path, n: int, seed: int = 0) -> None:
         sl = tuple(slice(max(0, c - 6), c + 7) for c in (cz, cy, cx))
         ball = (z[sl[0]] - cz) ** 2 + (y[:, sl[1]] - cy) ** 2 + (x[..., sl[2]] - cx) ** 2 <= r * r
         b1[sl][ball] = 0
-    b1[n // 2 :, : n // 8, : n // 8] = np.maximum(b1[n // 2 :, : n // 8, : n // 8], 0)
+    # formation: a two-voxel layer of new bone on the surfaces of one corner block
+    from scipy import ndimage
+
+    m = n // 4
+    corner = b1[:m, :m, :m] > 0
+    b1[:m, :m, :m][ndimage.binary_dilation(corner, iterations=2) & ~corner] = 255
     with h5py.File(path, "w") as f:
         write_root_attrs(f, 20.0)
         create_array(f.create_group("volume"), "bone", b0)

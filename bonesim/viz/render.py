@@ -131,14 +131,17 @@ def build_plotter(
             compute_scalars=False,
         )
 
+    if downsample == "auto":
+        # triangles scale with the square of the voxel edge: coarsen to fit the budget
+        # (counted on the unsmoothed current frame, which is cheap)
+        probe_g = scene.prepare(bt, bt, bt, info.voxel_size_um, downsample=k, clip=clip)
+        n_tri = surface(probe_g.bt, probe_g.origin_mm, probe_g.spacing_mm).n_cells
+        if n_tri > max_triangles:
+            k *= math.ceil(math.sqrt(n_tri / max_triangles))
+            log.info("%d triangles > max_triangles=%d: downsampling by %d", n_tri, max_triangles, k)
+        del probe_g
     g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
     current = surface(g.bt, g.origin_mm, g.spacing_mm)
-    if downsample == "auto" and current.n_cells > max_triangles:
-        # triangles scale with the square of the voxel edge: coarsen to fit the budget
-        k *= math.ceil(math.sqrt(current.n_cells / max_triangles))
-        log.info("%d triangles > max_triangles=%d: downsampling by %d", current.n_cells, max_triangles, k)
-        g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
-        current = surface(g.bt, g.origin_mm, g.spacing_mm)
     ghost_mesh = None
     if ghost and idx != info.reference_index:
         # the translucent ghost is context: a coarser mesh when the scene is large
