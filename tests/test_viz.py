@@ -278,3 +278,15 @@ def test_changes_are_measured_from_day_zero_after_spinup(tmp_path, pv_clean):
     kw = dict(camera="top", size=(320, 240), legend=False, annotate=False)
     assert max(state_pixels(render_frame(path, 1, **kw)).values()) == 0  # day 0: nothing changed yet
     assert state_pixels(render_frame(path, -1, **kw))["perforation"] > 20
+
+
+def test_plain_volume_file_renders_without_states(tmp_path, pv_clean):
+    from bonesim.io.hdf5 import write_volume
+    from bonesim.phantom import plate
+    from bonesim.viz import render_frame
+    from bonesim.volume import Volume
+
+    path = write_volume(tmp_path / "plate.h5", Volume(plate((24, 32, 32), thickness=6), 20.0))
+    img = render_frame(path, 0, size=(160, 120), legend=False, annotate=False, downsample=2)
+    assert img.shape == (120, 160, 3) and img.std() > 10
+    assert max(state_pixels(img).values()) == 0

@@ -84,11 +84,11 @@ def block_mean(arr: np.ndarray, k: int) -> np.ndarray:
     >>> block_mean(np.arange(8, dtype=np.uint8).reshape(2, 2, 2), 2)
     array([[[3.5]]], dtype=float32)
     """
-    a = np.asarray(arr, dtype=np.float32)
     if k == 1:
-        return a
+        return np.asarray(arr, dtype=np.float32)
+    a = np.asarray(arr)
     z, y, x = (n // k for n in a.shape)
-    a = a[: z * k, : y * k, : x * k]
+    a = a[: z * k, : y * k, : x * k]  # a view: no full-size float copy of large volumes
     return a.reshape(z, k, y, k, x, k).mean(axis=(1, 3, 5), dtype=np.float32)
 
 
