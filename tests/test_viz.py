@@ -290,3 +290,26 @@ def test_plain_volume_file_renders_without_states(tmp_path, pv_clean):
     img = render_frame(path, 0, size=(160, 120), legend=False, annotate=False, downsample=2)
     assert img.shape == (120, 160, 3) and img.std() > 10
     assert max(state_pixels(img).values()) == 0
+
+
+def test_engine_result_renders_bone_loss(tmp_path, pv_clean):
+    """End to end: a real (small) simulation with a formation deficit, first vs last frame."""
+    from bonesim.engine import simulate
+    from bonesim.params import RemodelingParams
+    from bonesim.phantom import gyroid, gyroid_sheet_level_for
+    from bonesim.viz import plot_metrics, render_frame
+    from bonesim.volume import Volume
+
+    vol = Volume(gyroid((40, 40, 40), 40, gyroid_sheet_level_for(0.4), sheet=True), 25.0)
+    params = RemodelingParams(acf_per_year=2.0, formation_efficiency=0.5)
+    res = simulate(
+        vol, params, years=0.4, spinup_years=0, backend="numpy", save_every=50, out=tmp_path / "r.h5"
+    )
+    assert res.metrics["bv_tv"][-1] < res.metrics["bv_tv"][0]
+    kw = dict(camera="iso", size=(320, 240), legend=False, annotate=False)
+    first, last = render_frame(res.path, 0, **kw), render_frame(res.path, -1, **kw)
+    assert max(state_pixels(first).values()) == 0
+    assert state_pixels(last)["resorbed"] > 20
+    assert (np.abs(first.astype(int) - last.astype(int)).sum(axis=2) > 30).mean() > 0.005
+    fig = plot_metrics(res.path, which="metrics")
+    assert len(fig.axes[0].lines) == 1 and len(fig.axes[0].lines[0].get_xdata()) == len(res.metrics["day"])
