@@ -145,20 +145,19 @@ def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legen
       bonesim animate run.h5 -o run.mp4
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
     """
+    from bonesim.io.hdf5 import check_input_file
     from bonesim.viz import animate as animate_
+    from bonesim.viz._result import load_info
 
-    with click.progressbar(length=1, label="rendering frames", file=sys.stderr) as bar:
-
-        def progress(done: int, total: int) -> None:
-            bar.length = total
-            bar.update(1)
-
+    check_input_file(result)
+    n = load_info(result).n_frames
+    with click.progressbar(length=n, label=f"rendering {n} frames", file=sys.stderr) as bar:
         animate_(
             result,
             out,
             fps=fps,
             overwrite=overwrite,
-            progress=progress,
+            progress=lambda done, total: bar.update(1),
             **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
         )
     click.echo(f"wrote {out}")
