@@ -76,6 +76,9 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     target = check_output_path(path, overwrite=overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
@@ -130,7 +133,9 @@ def create_array(
     assert shape is not None
     kwargs: dict[str, Any] = {}
     if len(shape) >= 2 or maxshape is not None:
-        chunks = chunk_shape(tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape, strict=False)))
+        chunks = chunk_shape(
+            tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape, strict=False))
+        )
         if maxshape is not None and len(shape) == 1:
             chunks = (1024,)
         kwargs.update(chunks=chunks, **compression_kwargs(compression))
