@@ -22,7 +22,6 @@ import json
 import logging
 import os
 import socket
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -81,8 +80,8 @@ def _status_file(run: Run) -> Path:
 def _write_status(run: Run, record: dict[str, Any]) -> None:
     p = _status_file(run)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    with os.fdopen(fd, "w") as fh:
+    tmp = p.with_name(f".{p.name}.{socket.gethostname()}.{os.getpid()}.tmp")  # umask permissions
+    with open(tmp, "w") as fh:
         json.dump(record, fh, indent=1, default=str)
     os.replace(tmp, p)
 
