@@ -131,3 +131,20 @@ def test_dask_cuda_missing_message(tmp_path, monkeypatch):
     res = CliRunner().invoke(main, ["batch", str(manifest), "--scheduler", "dask-cuda"])
     assert res.exit_code == 1
     assert "--scheduler dask-cuda needs the dask-cuda package, which is not installed" in res.output
+
+
+def test_slurm_cluster_accepts_options(tmp_path):
+    """SLURMCluster takes the manifest's options (no job is submitted: the cluster is never scaled)."""
+    jobqueue = pytest.importorskip("dask_jobqueue")
+    from bonesim.batch.schedulers import slurm_cluster_kwargs
+
+    study = load_manifest(write_study(tmp_path, seeds=1, extra=SLURM))
+    cluster = jobqueue.SLURMCluster(
+        **slurm_cluster_kwargs(study), scheduler_options={"dashboard_address": None}
+    )
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH --gres=gpu:h100:1" in script and "module load cuda/12.4" in script
+    assert "--resources GPU=1" in script
