@@ -15,6 +15,7 @@ Usage::
     PYTHONPATH=. python scripts/bench_batch.py --runs 16 --shape 96 --years 0.5 --workers 4
     PYTHONPATH=. python scripts/bench_batch.py --skip-study --chunk-shape 1024 --chunk 512 --steps 32 \\
         --chunk-backend cupy
+    PYTHONPATH=. python scripts/bench_batch.py --skip-study --skip-chunked --largest
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ def bench_chunked(args, root: Path) -> dict:
 
     n = args.chunk_shape
     t = time.perf_counter()
-    vol = Volume(phantom.gyroid((n, n, n), max(8, n // 8), level=0.6), voxel_size_um=20)
+    vol = (
+        tiled_gyroid(n) if n % 64 == 0 else Volume(phantom.gyroid((n, n, n), 64, level=0.6), voxel_size_um=20)
+    )
     t_phantom = time.perf_counter() - t
     kw = {
         "years": args.steps / DAYS_PER_YEAR,
@@ -201,6 +204,50 @@ def bench_chunked(args, root: Path) -> dict:
     }
 
 
+def tiled_gyroid(n: int, period: int = 64):
+    """An n³ gyroid built by tiling one period (n a multiple of ``period``): cheap for huge volumes."""
+    from bonesim import Volume, phantom
+
+    cell = phantom.gyroid((period, period, period), period, level=0.6)
+    reps = n // period
+    return Volume(np.tile(cell, (reps, reps, reps)), voxel_size_um=20)
+
+
+def bench_largest(args) -> dict:
+    """The largest cube (multiple of 64) whose state fits the free GPU memory, simulated for a few steps."""
+    import cupy
+
+    from bonesim import engine
+
+    free, total = cupy.cuda.runtime.memGetInfo()
+    per_voxel = 16  # bytes on the device: 2 state words + 2 int32 maps (see bonesim.backends.cupy_backend)
+    n = int((free * args.largest_fill / per_voxel) ** (1 / 3)) // 64 * 64
+    t = time.perf_counter()
+    vol = tiled_gyroid(n)
+    t_build = time.perf_counter() - t
+    kw = {
+        "years": args.largest_steps / engine.DAYS_PER_YEAR,
+        "spinup_years": 0.0,
+        "save_every": 1e6,
+        "backend": "cupy",
+        "seed": 0,
+    }
+    t = time.perf_counter()
+    res = engine.simulate(vol, **kw)
+    wall = time.perf_counter() - t
+    return {
+        "shape": n,
+        "voxels": n**3,
+        "gpu_free_gib": round(free / 2**30, 1),
+        "gpu_total_gib": round(total / 2**30, 1),
+        "steps": args.largest_steps,
+        "build_s": round(t_build, 1),
+        "wall_s": round(wall, 2),
+        "engine_timings": res.timings,
+        "device": res.device,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--runs", type=int, default=16)
@@ -225,6 +272,9 @@ def main() -> None:
     p.add_argument("--chunk-backend", default="numpy", choices=["numpy", "cupy"])
     p.add_argument("--chunk-workers", type=int, default=None)
     p.add_argument("--keep", action="store_true", help="keep the temporary study folders")
+    p.add_argument("--largest", action="store_true", help="also simulate the largest cube that fits the GPU")
+    p.add_argument("--largest-fill", type=float, default=0.85, help="fraction of free GPU memory to fill")
+    p.add_argument("--largest-steps", type=int, default=16)
     args = p.parse_args()
 
     result: dict = {"device": device_info()}
@@ -234,6 +284,8 @@ def main() -> None:
             result["study"] = bench_study(args, root)
         if not args.skip_chunked:
             result["chunked"] = bench_chunked(args, root)
+        if args.largest:
+            result["largest"] = bench_largest(args)
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
