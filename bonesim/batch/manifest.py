@@ -16,7 +16,7 @@ Example manifest::
     backend = "auto"                # auto | cupy | numpy
     # chunks = 256                  # step volumes in chunks with halos (larger than the GPU)
     seeds = 4                       # or a list: [0, 1, 7]
-    scenarios = ["healthy_adult", "postmenopausal", "my_scenario.toml"]
+    scenarios = ["healthy-adult", "postmenopausal", "my_scenario.toml"]
 
     [[inputs]]
     file = "data/sample.h5"         # name defaults to the file stem
