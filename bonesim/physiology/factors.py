@@ -80,43 +80,43 @@ class FactorParams:
     # age [calibrated to Riggs 2008 young-adult spine rates and lifetime split]
     age_peak_years: float = 25.0
     age_ramp_years: float = 5.0
-    age_aoba_female: float = 0.12  # A_OBa step after peak bone mass, women
-    age_aoba_male: float = 0.06  # men
+    age_aoba_female: float = 0.082  # A_OBa step after peak bone mass, women
+    age_aoba_male: float = 0.0475  # men
     age_aoba_slope: float = 0.0015  # per year after 50, both sexes
     age_abs_slope: float = 0.003  # per year after 50 [calibrated, spec]
     # estrogen [calibrated]
-    p_rankl_estrogen: float = 150.0  # pM/day at the full menopausal deficit
-    estrogen_sustained: float = 0.5  # fraction of the RANKL rise that does not adapt
-    estrogen_adapt_days: float = 600.0  # adaptation time constant
+    p_rankl_estrogen: float = 615.0  # pM/day at the full menopausal deficit
+    estrogen_sustained: float = 0.08  # fraction of the RANKL rise that does not adapt
+    estrogen_adapt_days: float = 790.0  # adaptation time constant
     # glucocorticoid [calibrated]; x = dose / (dose + gc_d50)
     gc_d50_mg: float = 7.5
     gc_dobp: float = 0.35
-    gc_aoba: float = 0.5
+    gc_aoba: float = 0.17
     gc_opg: float = 0.5
-    gc_p_rankl: float = 400.0
-    gc_adapt_days: float = 90.0
+    gc_p_rankl: float = 4100.0
+    gc_adapt_days: float = 130.0
     gc_mar: float = 0.4
     gc_abs: float = 0.3
-    gc_renal: float = 0.008
+    gc_renal: float = 0.005
     gc_gland: float = 0.175  # Martonova 2023: time-averaged PTH x0.9 at their dose [code]
     # vitamin D [assumed]
     k25_ng_ml: float = 3.0
     # thyroid [assumed]
-    thyroid_aoba: float = 0.1
+    thyroid_aoba: float = 0.05
     # alcohol, smoking, eating disorder [assumed]
     alcohol_abs: float = 0.03  # per unit/day
     alcohol_vd: float = 0.03
-    alcohol_aoba: float = 0.03
+    alcohol_aoba: float = 0.006
     smoking_abs: float = 0.10  # per 20 cigarettes/day
     smoking_vd: float = 0.10
-    smoking_aoba: float = 0.05
+    smoking_aoba: float = 0.02
     smoking_estrogen: float = 0.10
     ed_estrogen: float = 0.7
     ed_calcium: float = 0.48
     ed_abs: float = 0.2
     ed_vd: float = 0.33
-    ed_aoba: float = 0.15
-    ed_p_rankl: float = 50.0
+    ed_aoba: float = 0.08
+    ed_p_rankl: float = 0.0
 
 
 FACTOR_PARAMS = FactorParams()
