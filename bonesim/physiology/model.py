@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.integrate import solve_ivp
@@ -51,7 +52,7 @@ from bonesim.physiology.cells import CELL_PARAMS, CellInputs, cell_rhs, quasi_st
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
 from bonesim.physiology.scenario import Scenario, load_scenario
 
-__all__ = ["CA_COLUMNS", "PTH_GAMMA", "run_physiology"]
+__all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenario_table"]
 
 log = logging.getLogger(__name__)
 
@@ -169,11 +170,9 @@ def _missing_depth(acf, e_um, res, rev, form, f) -> np.ndarray:
     perm = np.zeros(n + lmax + 2)
     ok = done_day <= n - 1
     np.add.at(perm, np.clip(done_day[ok], -1, None) + 1, deficit[ok])  # index 0 collects pre-day-0
+    # cohorts finished before day 0 land in index 0 and are dropped: only changes from day 0 count
     perm_cum = np.cumsum(perm)[1 : n + 1]
-    perm_cum -= perm_cum[0] if False else 0.0
-    # cohorts finished before day 0 are not counted (only changes from day 0 matter)
-    pre = np.zeros(n)
-    return missing + perm_cum - pre
+    return missing + perm_cum
 
 
 def run_physiology(
@@ -250,6 +249,9 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
     rho_oc = oca_q / _CELL0[2]
     rho_ob = oba_q / _CELL0[1]
     f_eff = rho_ob / rho_oc
+    if np.any((f_eff < 0.0) | (f_eff > 1.5)):
+        log.warning("formation efficiency outside [0, 1.5] clipped (min %.3f, max %.3f)", f_eff.min(), f_eff.max())
+        f_eff = np.clip(f_eff, 0.0, 1.5)
     acf = rem["acf0_per_year"] * rho_oc
     e_um = np.full(day.shape, rem["erosion_depth_um"])
     res = rem["resorption_days"] * inp["resorption_mult"]
@@ -289,3 +291,36 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
         "bv_rel": bv_rel,
         "bv_rel_balance": bv_bal,
     }
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """A scenario with its daily table, as the CA engine takes it (``simulate(..., scenario=obj)``).
+
+    Attributes
+    ----------
+    name : str
+        Scenario name (stored in ``/scenario`` attrs).
+    toml : str
+        The full resolved scenario TOML (stored in ``/scenario`` attrs).
+    table : dict of str to ndarray
+        The daily parameter table of :func:`run_physiology`.
+    scenario : Scenario
+    """
+
+    name: str
+    toml: str
+    table: dict[str, np.ndarray]
+    scenario: Scenario
+
+
+def scenario_table(name_or_path: str | Scenario, years: float, *, spinup_years: float = 0.0) -> ScenarioTable:
+    """Load a scenario and run the physiology for ``years``: the object ``bonesim simulate`` passes on.
+
+    >>> st = scenario_table("healthy-adult", 0.1)
+    >>> st.name, len(st.table["day"]), st.toml.startswith('name = "healthy-adult"')
+    ('healthy-adult', 38, True)
+    """
+    scn = load_scenario(name_or_path)
+    table = run_physiology(scn, years, spinup_years=spinup_years)
+    return ScenarioTable(scn.name, scn.to_toml(), table, scn)
