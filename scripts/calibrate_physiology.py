@@ -22,7 +22,7 @@ GROUPS = {
         ["p_rankl_estrogen", "estrogen_adapt_days"],
         ["meno-before-fmp", "meno-first-2y", "meno-2-7y", "meno-10y", "meno-transmeno", "meno-acf"],
     ),
-    "gc": (["gc_aoba", "gc_p_rankl", "gc_adapt_days"], ["gc-year1", "gc-later"]),
+    "gc": (["gc_aoba", "gc_aoba_early", "gc_adapt_days"], ["gc-year1", "gc-later"]),
     "aging": (
         ["age_aoba_female", "age_aoba_male", "age_aoba_slope"],
         ["aging-woman-young", "aging-man-young", "aging-woman-before50", "aging-man-before50"],

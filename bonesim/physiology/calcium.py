@@ -1,10 +1,10 @@
 """Calcium-PTH-calcitriol loop (module B): a reduced Peterson & Riggs (2010) model.
 
-Eight states in the units of the original (mmol, pmol, litres, **hours**):
+Nine states in the units of the original (mmol, pmol, litres, **hours**):
 ``P`` plasma calcium (mmol), ``PTH`` plasma PTH (pmol), ``S`` parathyroid gland
 pool, ``PTmax`` gland capacity, ``B`` calcitriol (pmol), ``AOH`` renal
 1-alpha-hydroxylase, ``R`` calcitriol-dependent gut transport, ``T`` calcium in the
-gut (mmol). Equations and parameter values are those of OpenBoneMin
+gut (mmol), ``Q`` the rapidly exchangeable bone calcium pool (mmol). Equations and parameter values are those of OpenBoneMin
 (``inst/OpenBoneMin.cpp``, Metrum Research Group, the code of Peterson & Riggs 2010
 with the estrogen kidney term of Riggs et al. 2012) [code].
 
@@ -15,6 +15,10 @@ calcium fluxes J14/J15. Changes from OpenBoneMin (documented in docs/physiology.
 
 * the osteoclast- and osteoblast-dependent fractions of the bone fluxes use one
   fraction ``F_BONE`` so that balanced turnover (rho_OC = rho_OB) has no net flux;
+* the cell-independent (passive) part of the bone-to-plasma flux comes from the
+  exchangeable pool ``Q`` (~100 mmol, Peterson & Riggs) instead of a constant, so a
+  raised plasma calcium fills that pool within days instead of draining calcium into
+  bone for ever (without it, primary hyperparathyroidism *lowered* urinary calcium);
 * the renal estrogen term is weighted (``renal_estrogen_weight``): with full weight
   it nearly doubled urinary calcium after menopause in the prototype;
 * the constant of the maximal tubular reabsorption is solved so that the nominal
@@ -39,7 +43,7 @@ from scipy.optimize import brentq
 
 __all__ = ["CA_PARAMS", "CALCIUM_STATES", "CalciumInputs", "CalciumParams", "calcium_rhs", "calcium_steady_state"]
 
-CALCIUM_STATES = ("P", "PTH", "S", "PTmax", "B", "AOH", "R", "T")
+CALCIUM_STATES = ("P", "PTH", "S", "PTmax", "B", "AOH", "R", "T", "Q")
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,7 @@ class CalciumParams:
     ctriol_gam: float = 12.5033
     PTout: float = 1.604e-4  # 1/h, gland capacity (tau ~ 260 d)
     oral_ca0: float = 24.055 / 24.0  # mmol/h (964 mg/d)
+    Q0: float = 100.0  # mmol, exchangeable bone calcium (Peterson & Riggs 2010)
     max_tm_est_kid: float = 0.923737
     renal_estrogen_weight: float = 0.25  # [calibrated] see module docstring
 
@@ -153,13 +158,12 @@ _T0 = gut_t0()
 
 def fluxes(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS, reabs_const: float | None = None):
     """Calcium fluxes in mmol/h: dict with absorption J40, urine J27, bone J14, J15 and gut uptake."""
-    P, PTH, S, PTmax, B, AOH, R, T = y
-    t66, t60, ctriol50 = _DERIVED
+    P, PTH, S, PTmax, B, AOH, R, T, Q = y
     ca, pthc, c8 = P / p.V1, PTH / p.V1, B / p.V1
     ca0, pthc0 = p.ca0, p.pthc0
-    # bone (module A drives the cell-dependent fractions)
+    # bone (module A drives the cell-dependent fractions; the passive part exchanges with Q)
     t15 = p.CaDay / (ca0 * p.V1 * 24.0)
-    j14 = p.CaDay / 24.0 * ((1.0 - p.F_BONE) + p.F_BONE * inp.rho_oc)
+    j14 = p.CaDay / 24.0 * ((1.0 - p.F_BONE) * Q / p.Q0 + p.F_BONE * inp.rho_oc)
     j15 = t15 * P * (1.0 - p.F_BONE) + t15 * p.P0 * p.F_BONE * inp.rho_ob
     # kidney
     gfr = p.GFR0
@@ -188,11 +192,13 @@ def calcium_rhs(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS):
     >>> bool(np.max(np.abs(d / calcium_steady_state())) < 1e-14)
     True
     """
-    P, PTH, S, PTmax, B, AOH, R, T = y
+    P, PTH, S, PTmax, B, AOH, R, T, Q = y
     t66, t60, ctriol50 = _DERIVED
     ca, pthc, c8 = P / p.V1, PTH / p.V1, B / p.V1
     f = fluxes(y, inp, p)
     dP = f["j14"] - f["j15"] - f["j27"] + f["j40"]
+    t15 = p.CaDay / (p.ca0 * p.V1 * 24.0)
+    dQ = t15 * P * (1.0 - p.F_BONE) - p.CaDay / 24.0 * (1.0 - p.F_BONE) * Q / p.Q0
     dT = f["uptake"] - f["j40"]
     # calcitriol-dependent gut transport R
     hill = c8 / (p.T35 + c8)
@@ -213,15 +219,16 @@ def calcium_rhs(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS):
     dPTmax = p.PTout * (ctriol_eff - PTmax)
     # calcitriol: 1-alpha-hydroxylase driven by PTH, limited by 25(OH)D substrate
     g = p.alph_oh_gam
+    pthc = np.maximum(pthc, 0.0)
     t68 = t66 * pthc**g / (p.T67**g + pthc**g)
     dAOH = p.T65 * t68 * inp.f_vd - p.T64 * AOH
     dB = AOH - p.T69 * B
-    return np.array([dP, dPTH, dS, dPTmax, dB, dAOH, dR, dT])
+    return np.array([dP, dPTH, dS, dPTmax, dB, dAOH, dR, dT, dQ])
 
 
 def _solve_reabs_const(p: CalciumParams = CA_PARAMS) -> float:
     """Constant of ReabsMax making urine = absorption at the nominal state (OpenBoneMin: 0.149997)."""
-    y0 = np.array([p.P0, p.PTH0, 0.5, 1.0, p.B0, p.T69 * p.B0, 0.5, _T0])
+    y0 = np.array([p.P0, p.PTH0, 0.5, 1.0, p.B0, p.T69 * p.B0, 0.5, _T0, p.Q0])
     inp = CalciumInputs()
     return brentq(
         lambda c: fluxes(y0, inp, p, reabs_const=c)["j27"] - fluxes(y0, inp, p, reabs_const=c)["j40"],
@@ -235,10 +242,10 @@ _REABS_CONST = _solve_reabs_const()
 
 
 def calcium_steady_state(p: CalciumParams = CA_PARAMS) -> np.ndarray:
-    """The healthy nominal steady state (P, PTH, S, PTmax, B, AOH, R, T).
+    """The healthy nominal steady state (P, PTH, S, PTmax, B, AOH, R, T, Q).
 
     >>> y = calcium_steady_state()
     >>> round(float(y[0] / 14), 3), round(float(y[1] / 14), 3), round(float(y[4] / 14), 1)
     (2.35, 3.85, 90.0)
     """
-    return np.array([p.P0, p.PTH0, 0.5, 1.0, p.B0, p.T69 * p.B0, 0.5, _T0])
+    return np.array([p.P0, p.PTH0, 0.5, 1.0, p.B0, p.T69 * p.B0, 0.5, _T0, p.Q0])

@@ -91,10 +91,11 @@ class FactorParams:
     # glucocorticoid [calibrated]; x = dose / (dose + gc_d50)
     gc_d50_mg: float = 7.5
     gc_dobp: float = 0.35
-    gc_aoba: float = 0.17
+    gc_aoba: float = 0.142
     gc_opg: float = 0.5
-    gc_p_rankl: float = 4100.0
-    gc_adapt_days: float = 130.0
+    gc_p_rankl: float = 300.0
+    gc_aoba_early: float = 1.44  # adapting part of the osteoblast apoptosis rise
+    gc_adapt_days: float = 127.0
     gc_mar: float = 0.4
     gc_abs: float = 0.3
     gc_renal: float = 0.005
@@ -123,7 +124,9 @@ FACTOR_PARAMS = FactorParams()
 
 
 def _on(t, start_days, stop_days):
-    return ((t >= start_days) & (t < stop_days)).astype(float) if np.ndim(t) else float(start_days <= t < stop_days)
+    """1 inside the window (start, stop], else 0: a factor starting at day 0 is off *on* day 0,
+    so day 0 (the baseline the CA spins up under) is the state before the factor."""
+    return ((t > start_days) & (t <= stop_days)).astype(float) if np.ndim(t) else float(start_days < t <= stop_days)
 
 
 class Forcing:
@@ -235,7 +238,7 @@ class Forcing:
         )
         a_oba = (
             age_aoba
-            * (1.0 + p.gc_aoba * x_gc)
+            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(0.0, x_gc - adapt_gc))
             * (1.0 + p.thyroid_aoba * (theta - 1.0))
             * (1.0 + p.alcohol_aoba * units)
             * (1.0 + p.smoking_aoba * cig)

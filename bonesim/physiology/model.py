@@ -1,7 +1,7 @@
 """The coupled systemic model and its daily parameter table for the CA.
 
-Thirteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
-:mod:`~bonesim.physiology.cells`), the calcium-PTH-calcitriol loop (eight states;
+Fourteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
+:mod:`~bonesim.physiology.cells`), the calcium-PTH-calcitriol loop (nine states;
 Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation states
 (the part of the estrogen-loss and glucocorticoid RANKL rise that fades with time,
 :mod:`~bonesim.physiology.factors`). All states are integrated relative to the healthy
@@ -73,13 +73,13 @@ PTH_GAMMA = 0.5
 
 _CELL0 = np.array(quasi_steady_cells(CellInputs()), dtype=float)
 _CA0 = calcium_steady_state()
-_N_CELL, _N_CA = 3, 8
+_N_CELL, _N_CA = 3, 9
 _N = _N_CELL + _N_CA + 2
 
 
 def _cell_inputs(inp: dict, pth_rel) -> CellInputs:
     return CellInputs(
-        pth_rel=pth_rel**PTH_GAMMA,
+        pth_rel=np.maximum(pth_rel, 0.0) ** PTH_GAMMA,
         p_rankl=inp["p_rankl"],
         d_obp=inp["d_obp"],
         a_oba=inp["a_oba"],
