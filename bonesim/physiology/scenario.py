@@ -181,10 +181,13 @@ class Scenario:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, origin: str = "", _seen: tuple[str, ...] = ()) -> Scenario:
         """Build and validate a scenario from a parsed TOML mapping (``include`` resolved)."""
-        for k in data:
+        for k, v in data.items():
             if k not in _TOP and k not in SCHEMA:
-                allowed = ", ".join(sorted(_TOP | set(SCHEMA)))
-                raise BonesimError(f"{origin}unknown scenario key `{k}`; allowed: {allowed}")
+                if isinstance(v, Mapping):
+                    allowed = ", ".join(sorted(SCHEMA))
+                    raise BonesimError(f"{origin}unknown scenario section `{k}`; allowed sections: {allowed}")
+                allowed = ", ".join(sorted(_TOP))
+                raise BonesimError(f"{origin}unknown scenario key `{k}`; allowed top-level keys: {allowed}")
         values = _defaults()
         include = data.get("include", [])
         if isinstance(include, str):
