@@ -36,12 +36,12 @@ def main(group: str) -> None:
     x0 = np.array([getattr(FACTOR_PARAMS, n) for n in names], dtype=float)
 
     def resid(x):
-        p = dataclasses.replace(FACTOR_PARAMS, **dict(zip(names, x * x0)))
+        p = dataclasses.replace(FACTOR_PARAMS, **dict(zip(names, x * x0, strict=True)))
         res, _ = evaluate(targets, params=p)
         return [(r.value - r.target.target) / r.target.tolerance for r in res]
 
     sol = least_squares(resid, np.ones_like(x0), bounds=(0.05, 20), diff_step=0.02, max_nfev=60)
-    fitted = dict(zip(names, (sol.x * x0).tolist()))
+    fitted = dict(zip(names, (sol.x * x0).tolist(), strict=True))
     print(json.dumps({"fitted": fitted, "residuals_in_tolerances": list(np.round(sol.fun, 3))}, indent=1))
 
 

@@ -6,16 +6,21 @@ import numpy as np
 import pytest
 
 from bonesim.errors import BonesimError
-from bonesim.physiology import CA_COLUMNS, Scenario, list_scenarios, load_scenario, run_physiology, scenario_table
+from bonesim.physiology import (
+    CA_COLUMNS,
+    Scenario,
+    list_scenarios,
+    load_scenario,
+    run_physiology,
+    scenario_table,
+)
 from bonesim.physiology.calcium import CalciumInputs, calcium_rhs, calcium_steady_state
 from bonesim.physiology.calibration import evaluate, load_targets, resolve_spec
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 
-Y = 365  # rows per year (approximately; index helper below)
-
 
 def at(table, years):
-    return int(round(years * 365.25))
+    return round(years * 365.25)
 
 
 def rate(table, t0, t1, col="bv_rel"):
@@ -30,8 +35,17 @@ def healthy():
 
 @pytest.fixture(scope="module")
 def runs():
-    names = ["vitamin-d-deficiency", "low-calcium-diet", "glucocorticoid", "hyperthyroid",
-             "primary-hyperparathyroidism", "alcohol", "smoking", "anorexia", "postmenopausal"]
+    names = [
+        "vitamin-d-deficiency",
+        "low-calcium-diet",
+        "glucocorticoid",
+        "hyperthyroid",
+        "primary-hyperparathyroidism",
+        "alcohol",
+        "smoking",
+        "anorexia",
+        "postmenopausal",
+    ]
     return {n: run_physiology(n, 8 if n in ("anorexia", "postmenopausal") else 3) for n in names}
 
 
@@ -48,14 +62,18 @@ def test_quasi_steady_cells_vectorised_and_steady():
     inp = CellInputs(pth_rel=np.array([0.8, 1.0, 1.5]), p_rankl=np.array([0.0, 100.0, 300.0]))
     obp, oba, oca = quasi_steady_cells(inp)
     d = cell_rhs(obp, oba, oca, inp)
-    for x, ref in zip(d, (obp, oba, oca)):
+    for x, ref in zip(d, (obp, oba, oca), strict=True):
         assert np.all(np.abs(x / ref) < 1e-9)
     assert np.all(np.diff(oca) > 0)  # more PTH and RANKL -> more osteoclasts
 
 
 def test_calcium_nominal_steady_state():
     y = calcium_steady_state()
-    assert y[0] / 14 == pytest.approx(2.35) and y[1] / 14 == pytest.approx(3.85) and y[4] / 14 == pytest.approx(90)
+    assert (
+        y[0] / 14 == pytest.approx(2.35)
+        and y[1] / 14 == pytest.approx(3.85)
+        and y[4] / 14 == pytest.approx(90)
+    )
     assert np.max(np.abs(calcium_rhs(y, CalciumInputs()) / y)) < 1e-14
 
 
@@ -68,7 +86,9 @@ def test_healthy_steady_state_exact(healthy):
             continue
         drift = np.max(np.abs(v / v[0] - 1))
         assert drift < 1e-6, (k, drift)
-    assert healthy["acf_per_year"][0] == pytest.approx(0.30) and healthy["formation_efficiency"][0] == pytest.approx(1)
+    assert healthy["acf_per_year"][0] == pytest.approx(0.30) and healthy["formation_efficiency"][
+        0
+    ] == pytest.approx(1)
     assert 0.2 <= healthy["acf_per_year"][0] <= 0.5
 
 
@@ -120,7 +140,9 @@ def test_glucocorticoid_lowers_formation_raises_urine(runs):
 def test_thyroid_shortens_remodeling_period(runs):
     t = runs["hyperthyroid"]
     assert t["remodeling_period_days"][-1] < 0.6 * t["remodeling_period_days"][0]
-    assert t["resorption_days"][-1] < t["resorption_days"][0] and t["reversal_days"][-1] < t["reversal_days"][0]
+    assert (
+        t["resorption_days"][-1] < t["resorption_days"][0] and t["reversal_days"][-1] < t["reversal_days"][0]
+    )
     assert t["acf_per_year"][-1] > t["acf_per_year"][0] and t["formation_efficiency"][-1] < 1
     assert t["bv_rel"][-1] < 1
 
@@ -190,9 +212,20 @@ def test_spinup_starts_from_the_sustained_state():
 
 # --- scenarios ---------------------------------------------------------------------------------------------
 def test_presets_present():
-    required = {"healthy-adult", "aging-man", "aging-woman", "postmenopausal", "vitamin-d-deficiency",
-                "low-calcium-diet", "glucocorticoid", "hyperthyroid", "primary-hyperparathyroidism", "alcohol",
-                "smoking", "anorexia"}
+    required = {
+        "healthy-adult",
+        "aging-man",
+        "aging-woman",
+        "postmenopausal",
+        "vitamin-d-deficiency",
+        "low-calcium-diet",
+        "glucocorticoid",
+        "hyperthyroid",
+        "primary-hyperparathyroidism",
+        "alcohol",
+        "smoking",
+        "anorexia",
+    }
     assert required <= set(list_scenarios())
 
 
@@ -209,13 +242,19 @@ def test_toml_round_trip(name, tmp_path):
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ('[thyroid]\nlevel = 9.0', "`thyroid.level` must be in [0.3, 4], got 9.0"),
-        ('[thyroid]\nlevl = 1.0', "unknown scenario key `thyroid.levl`; allowed keys in [thyroid]: level, start_years"),
-        ('[thyriod]\nlevel = 1.0', "unknown scenario section `thyriod`"),
+        ("[thyroid]\nlevel = 9.0", "`thyroid.level` must be in [0.3, 4], got 9.0"),
+        (
+            "[thyroid]\nlevl = 1.0",
+            "unknown scenario key `thyroid.levl`; allowed keys in [thyroid]: level, start_years",
+        ),
+        ("[thyriod]\nlevel = 1.0", "unknown scenario section `thyriod`"),
         ('[subject]\nsex = "other"', "`subject.sex` must be one of 'female', 'male', got 'other'"),
-        ('[subject]\naging = 1', "`subject.aging` must be true or false"),
+        ("[subject]\naging = 1", "`subject.aging` must be true or false"),
         ('[diet]\ncalcium_mg_per_day = "lots"', "`diet.calcium_mg_per_day` must be a number in [100, 3000]"),
-        ('[glucocorticoid]\ndose_mg_per_day = -5', "`glucocorticoid.dose_mg_per_day` must be in [0, 80], got -5"),
+        (
+            "[glucocorticoid]\ndose_mg_per_day = -5",
+            "`glucocorticoid.dose_mg_per_day` must be in [0, 80], got -5",
+        ),
         ("colour = 'red'", "unknown scenario key `colour`"),
         ("[subject\n", "invalid TOML"),
     ],
@@ -235,9 +274,15 @@ def test_composition_include_and_plus(tmp_path):
     both = load_scenario("postmenopausal+glucocorticoid")
     assert both["menopause"]["enabled"] and both["glucocorticoid"]["dose_mg_per_day"] == 10.0
     p = tmp_path / "mine.toml"
-    p.write_text('name = "mine"\ninclude = ["postmenopausal", "vitamin-d-deficiency"]\n[vitamin_d]\nlevel_ng_ml = 12.0\n')
+    p.write_text(
+        'name = "mine"\ninclude = ["postmenopausal", "vitamin-d-deficiency"]\n[vitamin_d]\nlevel_ng_ml = 12.0\n'
+    )
     mine = load_scenario(str(p))
-    assert mine.name == "mine" and mine["menopause"]["age_years"] == 51.0 and mine["vitamin_d"]["level_ng_ml"] == 12
+    assert (
+        mine.name == "mine"
+        and mine["menopause"]["age_years"] == 51.0
+        and mine["vitamin_d"]["level_ng_ml"] == 12
+    )
     # effects compose: menopause + glucocorticoid loses more than either alone
     pm, gc, pg = (run_physiology(s, 3)["bv_rel"][-1] for s in ("postmenopausal", "glucocorticoid", both))
     assert pg < min(pm, gc)
@@ -268,7 +313,14 @@ def test_run_physiology_argument_checks():
 def test_targets_file_complete():
     rows = load_targets()
     ids = {r.id for r in rows}
-    assert {"healthy-10y", "aging-woman-young", "aging-man-young", "meno-first-2y", "gc-year1", "vitd-pth"} <= ids
+    assert {
+        "healthy-10y",
+        "aging-woman-young",
+        "aging-man-young",
+        "meno-first-2y",
+        "gc-year1",
+        "vitd-pth",
+    } <= ids
     for r in rows:
         assert r.source and r.evidence in {"lit-verified", "lit-memory", "assumed", "unverified"}
         assert r.tolerance > 0 and r.kind in {"calibration", "check", "info"}
@@ -277,6 +329,8 @@ def test_targets_file_complete():
 
 def test_calibration_targets_within_tolerance():
     results, patterns = evaluate()
-    failed = [(r.target.id, round(r.value, 3)) for r in results if r.target.kind == "calibration" and not r.passed]
+    failed = [
+        (r.target.id, round(r.value, 3)) for r in results if r.target.kind == "calibration" and not r.passed
+    ]
     assert not failed
     assert all(ok for _, ok in patterns), patterns

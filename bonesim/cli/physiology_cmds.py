@@ -26,12 +26,21 @@ def _yearly_rows(table, step_years: float = 1.0):
     from bonesim.physiology.factors import DAYS_PER_YEAR
 
     n = len(table["day"])
-    idx = sorted({min(n - 1, int(round(k * step_years * DAYS_PER_YEAR))) for k in range(int(n / DAYS_PER_YEAR / step_years) + 2)})
+    idx = sorted(
+        {
+            min(n - 1, round(k * step_years * DAYS_PER_YEAR))
+            for k in range(int(n / DAYS_PER_YEAR / step_years) + 2)
+        }
+    )
     return idx
 
 
 def _summary(table) -> str:
-    head = "  year " + " ".join(f"{lbl:>{len(fmt.format(0.0))}}" for _, lbl, fmt in _SUMMARY_COLUMNS) + "  rate%/yr"
+    head = (
+        "  year "
+        + " ".join(f"{lbl:>{len(fmt.format(0.0))}}" for _, lbl, fmt in _SUMMARY_COLUMNS)
+        + "  rate%/yr"
+    )
     lines = [head]
     prev = None
     for i in _yearly_rows(table):
@@ -99,27 +108,44 @@ def show(name: str, years: float) -> None:
     _, x_gc = f.drives(t)
     inp = f.inputs(t, np.zeros_like(t), np.zeros_like(t))
     click.echo("# input time course (adaptation states at 0)")
-    click.echo(f"{'year':>5} {'age':>6} {'estrogen':>8} {'GC_effect':>9} {'thyroid':>7} {'gland':>6} "
-               f"{'25OHD_eff':>9} {'Ca_mg/d':>8} {'abs_mult':>8} {'A_OBa_x':>7}")
+    click.echo(
+        f"{'year':>5} {'age':>6} {'estrogen':>8} {'GC_effect':>9} {'thyroid':>7} {'gland':>6} "
+        f"{'25OHD_eff':>9} {'Ca_mg/d':>8} {'abs_mult':>8} {'A_OBa_x':>7}"
+    )
+    cols = {k: np.broadcast_to(np.asarray(inp[k], dtype=float), t.shape) for k in inp}
+    gc = np.broadcast_to(np.asarray(x_gc, dtype=float), t.shape)
     for i, ti in enumerate(t):
-        g = lambda k: float(np.broadcast_to(inp[k], t.shape)[i])  # noqa: E731
         click.echo(
-            f"{ti / DAYS_PER_YEAR:5.0f} {float(f.age(ti)):6.1f} {g('estrogen'):8.3f} {float(np.broadcast_to(x_gc, t.shape)[i]):9.3f} "
-            f"{g('d_ocp'):7.2f} {g('gland'):6.2f} {g('vitamin_d_eff_ng_ml'):9.1f} "
-            f"{g('oral_ca') * 24 * 964 / 24.055:8.0f} {g('abs_mult'):8.3f} {g('a_oba'):7.3f}"
+            f"{ti / DAYS_PER_YEAR:5.0f} {float(f.age(ti)):6.1f} {cols['estrogen'][i]:8.3f} {gc[i]:9.3f} "
+            f"{cols['d_ocp'][i]:7.2f} {cols['gland'][i]:6.2f} {cols['vitamin_d_eff_ng_ml'][i]:9.1f} "
+            f"{cols['oral_ca'][i] * 24 * 964 / 24.055:8.0f} {cols['abs_mult'][i]:8.3f} {cols['a_oba'][i]:7.3f}"
         )
 
 
 @click.command()
 @click.argument("name")
 @click.option("--years", type=float, required=True, help="Simulated years from day 0.")
-@click.option("--spinup-years", type=float, default=0.0, show_default=True,
-              help="Years under the day-0 inputs before day 0 (start from the state they sustain).")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the daily table as CSV.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), default=None,
-              help="Write a PNG/PDF plot of the main columns (needs matplotlib).")
+@click.option(
+    "--spinup-years",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Years under the day-0 inputs before day 0 (start from the state they sustain).",
+)
+@click.option(
+    "--csv", "csv_path", type=click.Path(dir_okay=False), default=None, help="Write the daily table as CSV."
+)
+@click.option(
+    "--plot",
+    "plot_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Write a PNG/PDF plot of the main columns (needs matplotlib).",
+)
 @user_errors
-def physiology(name: str, years: float, spinup_years: float, csv_path: str | None, plot_path: str | None) -> None:
+def physiology(
+    name: str, years: float, spinup_years: float, csv_path: str | None, plot_path: str | None
+) -> None:
     """Run the systemic physiology of a scenario and print a yearly summary.
 
     NAME is a preset name, a TOML file, or presets joined by '+'. The daily
@@ -172,7 +198,7 @@ def plot_table(table, path: str, title: str = "") -> None:
         ("bv_rel", "BV / BV(0)"),
     ]
     fig, axes = plt.subplots(3, 2, figsize=(10, 8), sharex=True)
-    for ax, (col, label) in zip(axes.flat, panels):
+    for ax, (col, label) in zip(axes.flat, panels, strict=True):
         ax.plot(years, table[col])
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -186,16 +212,37 @@ def plot_table(table, path: str, title: str = "") -> None:
 
 @click.command()
 @click.option("--scenario", "scenario", default=None, help="Only the targets of this preset.")
-@click.option("--level", type=click.Choice(["physiology", "ca", "all"]), default="all", show_default=True,
-              help="physiology: the model's bone-volume prediction; ca: the scenarios through the CA engine.")
-@click.option("--backend", type=click.Choice(["auto", "numpy", "cupy"]), default="auto", show_default=True,
-              help="CA backend for the CA-level runs.")
-@click.option("--volume", "volume_path", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="bonesim HDF5 volume for the CA-level runs (default: a gyroid-sheet phantom).")
-@click.option("--years", type=float, default=None,
-              help="Years of each CA-level run (default: as in data/reference/ca_checks.csv).")
+@click.option(
+    "--level",
+    type=click.Choice(["physiology", "ca", "all"]),
+    default="all",
+    show_default=True,
+    help="physiology: the model's bone-volume prediction; ca: the scenarios through the CA engine.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "numpy", "cupy"]),
+    default="auto",
+    show_default=True,
+    help="CA backend for the CA-level runs.",
+)
+@click.option(
+    "--volume",
+    "volume_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="bonesim HDF5 volume for the CA-level runs (default: a gyroid-sheet phantom).",
+)
+@click.option(
+    "--years",
+    type=float,
+    default=None,
+    help="Years of each CA-level run (default: as in data/reference/ca_checks.csv).",
+)
 @user_errors
-def validate(scenario: str | None, level: str, backend: str, volume_path: str | None, years: float | None) -> None:
+def validate(
+    scenario: str | None, level: str, backend: str, volume_path: str | None, years: float | None
+) -> None:
     """Compare the simulator with clinical rates (data/reference/clinical_rates.csv).
 
     Prints simulated vs target per period with PASS/FAIL. Exit status 1 if a
@@ -231,7 +278,10 @@ def validate(scenario: str | None, level: str, backend: str, volume_path: str | 
                 failed = True
         else:
             res = ca_validation.run_ca_checks(
-                scenario=scenario, backend=backend, volume_path=volume_path, years=years,
+                scenario=scenario,
+                backend=backend,
+                volume_path=volume_path,
+                years=years,
                 progress=lambda msg: click.echo(f"  {msg}", err=True),
             )
             click.echo(ca_validation.format_ca_results(res))

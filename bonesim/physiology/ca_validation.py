@@ -10,7 +10,7 @@ healthy run* on the same volume and seed, the control the CA prototype needed
 (DESIGN.md, "Expected loss"): a small phantom drifts a little even at balance.
 
 The default volume is a sheet gyroid (plate-like, fully connected) of 64^3 voxels at
-20 um with ~200 um thick sheets, thick enough not to be perforated at f = 1 with
+20 um with ~250 um thick sheets (BV/TV 0.6), thick enough not to be perforated at f = 1 with
 E = 50 um (DESIGN.md, "Thin structures").
 
 References
@@ -86,20 +86,28 @@ def load_ca_checks(path=None) -> list[CACheck]:
     with open(path, newline="", encoding="utf-8") as fh:
         return [
             CACheck(
-                id=r["id"], scenario=r["scenario"], years=float(r["years"]), quantity=r["quantity"],
-                t0_years=float(r["t0_years"]), t1_years=float(r["t1_years"]), target=r["target"],
-                tolerance=float(r["tolerance"]), unit=r["unit"], source=r["source"], note=r.get("note", "") or "",
+                id=r["id"],
+                scenario=r["scenario"],
+                years=float(r["years"]),
+                quantity=r["quantity"],
+                t0_years=float(r["t0_years"]),
+                t1_years=float(r["t1_years"]),
+                target=r["target"],
+                tolerance=float(r["tolerance"]),
+                unit=r["unit"],
+                source=r["source"],
+                note=r.get("note", "") or "",
             )
             for r in csv.DictReader(fh)
         ]
 
 
-def default_phantom(size: int = 64, voxel_size_um: float = 20.0, bvtv: float = 0.5):
-    """Sheet-gyroid phantom: period = ``size`` voxels; at 64^3, 20 um, BV/TV 0.5 the sheets are ~200 um thick.
+def default_phantom(size: int = 64, voxel_size_um: float = 20.0, bvtv: float = 0.6):
+    """Sheet-gyroid phantom: period = ``size`` voxels; at 64^3, 20 um, BV/TV 0.6 the sheets are ~250 um thick.
 
-    >>> v = default_phantom(32, bvtv=0.5)
+    >>> v = default_phantom(32)
     >>> v.shape, round(v.bv_tv, 1)
-    ((32, 32, 32), 0.5)
+    ((32, 32, 32), 0.6)
     """
     from bonesim.phantom import gyroid, gyroid_sheet_level_for
     from bonesim.volume import Volume
@@ -163,7 +171,11 @@ def run_ca_checks(
         if progress:
             progress(f"CA run: {spec}, {y:g} years on {volume.shape} voxels at {volume.voxel_size_um:g} um")
         res = simulate(
-            volume, years=y, backend=backend, seed=seed, save_every=30,
+            volume,
+            years=y,
+            backend=backend,
+            seed=seed,
+            save_every=30,
             scenario=ScenarioTable(scn.name, scn.to_toml(), table, scn),
         )
         series[spec] = (np.asarray(res.metrics["day"], float), np.asarray(res.metrics["bv_tv"], float))
@@ -186,8 +198,10 @@ def run_ca_checks(
 
 def format_ca_results(results: list[CAResult]) -> str:
     """Plain-text table of the CA-level checks."""
-    lines = [f"{'check':<22} {'scenario':<34} {'period':>9} {'CA raw':>8} {'CA net':>8} {'physiol':>8} "
-             f"{'target':>15}  status"]
+    lines = [
+        f"{'check':<22} {'scenario':<34} {'period':>9} {'CA raw':>8} {'CA net':>8} {'physiol':>8} "
+        f"{'target':>15}  status"
+    ]
     for r in results:
         c = r.check
         tgt = f"{r.target:7.3f} ± {c.tolerance:<4g}"

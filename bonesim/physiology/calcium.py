@@ -41,7 +41,14 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import brentq
 
-__all__ = ["CA_PARAMS", "CALCIUM_STATES", "CalciumInputs", "CalciumParams", "calcium_rhs", "calcium_steady_state"]
+__all__ = [
+    "CALCIUM_STATES",
+    "CA_PARAMS",
+    "CalciumInputs",
+    "CalciumParams",
+    "calcium_rhs",
+    "calcium_steady_state",
+]
 
 CALCIUM_STATES = ("P", "PTH", "S", "PTmax", "B", "AOH", "R", "T", "Q")
 
@@ -158,7 +165,7 @@ _T0 = gut_t0()
 
 def fluxes(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS, reabs_const: float | None = None):
     """Calcium fluxes in mmol/h: dict with absorption J40, urine J27, bone J14, J15 and gut uptake."""
-    P, PTH, S, PTmax, B, AOH, R, T, Q = y
+    P, PTH, _, _, B, _, R, T, Q = y
     ca, pthc, c8 = P / p.V1, PTH / p.V1, B / p.V1
     ca0, pthc0 = p.ca0, p.pthc0
     # bone (module A drives the cell-dependent fractions; the passive part exchanges with Q)
@@ -192,7 +199,7 @@ def calcium_rhs(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS):
     >>> bool(np.max(np.abs(d / calcium_steady_state())) < 1e-14)
     True
     """
-    P, PTH, S, PTmax, B, AOH, R, T, Q = y
+    P, PTH, S, PTmax, B, AOH, R, _, Q = y
     t66, t60, ctriol50 = _DERIVED
     ca, pthc, c8 = P / p.V1, PTH / p.V1, B / p.V1
     f = fluxes(y, inp, p)

@@ -42,7 +42,16 @@ from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParam
 from bonesim.physiology.model import run_physiology
 from bonesim.physiology.scenario import Scenario, load_scenario
 
-__all__ = ["PATTERNS", "Target", "TargetResult", "evaluate", "format_results", "load_targets", "period_rate", "resolve_spec"]
+__all__ = [
+    "PATTERNS",
+    "Target",
+    "TargetResult",
+    "evaluate",
+    "format_results",
+    "load_targets",
+    "period_rate",
+    "resolve_spec",
+]
 
 
 @dataclass(frozen=True)
@@ -135,7 +144,7 @@ def resolve_spec(spec: str) -> Scenario:
 
 
 def _idx(t_years: float) -> int:
-    return int(round(t_years * DAYS_PER_YEAR))
+    return round(t_years * DAYS_PER_YEAR)
 
 
 def period_rate(bv: np.ndarray, t0: float, t1: float) -> float:
@@ -144,7 +153,11 @@ def period_rate(bv: np.ndarray, t0: float, t1: float) -> float:
 
 
 def quantity(
-    table: dict[str, np.ndarray], name: str, t0: float, t1: float, reference: dict[str, np.ndarray] | None = None
+    table: dict[str, np.ndarray],
+    name: str,
+    t0: float,
+    t1: float,
+    reference: dict[str, np.ndarray] | None = None,
 ) -> float:
     """Evaluate one calibration quantity (see module docstring) on a daily table.
 
@@ -172,14 +185,24 @@ def quantity(
 
 # qualitative patterns required by the issue: (description, function of the results by id)
 PATTERNS: list[tuple[str, Callable[[dict[str, float]], bool]]] = [
-    ("aging woman loses more than aging man (20->90 and 25->45)",
-     lambda v: v["aging-woman-20-90"] < v["aging-man-20-90"] and v["aging-woman-young"] < v["aging-man-young"]),
-    ("menopause: loss fastest in the first 2 yr after FMP, slower before, slowest 2-7 yr after",
-     lambda v: v["meno-first-2y"] < v["meno-before-fmp"] < v["meno-2-7y"] < 0),
-    ("glucocorticoid: year-1 loss faster than the later yearly rate",
-     lambda v: v["gc-year1"] < v["gc-later"] < 0),
-    ("vitamin-D deficiency raises PTH and turnover",
-     lambda v: v["vitd-pth"] > 1.05 and v["vitd-turnover"] > 1.0),
+    (
+        "aging woman loses more than aging man (20->90 and 25->45)",
+        lambda v: (
+            v["aging-woman-20-90"] < v["aging-man-20-90"] and v["aging-woman-young"] < v["aging-man-young"]
+        ),
+    ),
+    (
+        "menopause: loss fastest in the first 2 yr after FMP, slower before, slowest 2-7 yr after",
+        lambda v: v["meno-first-2y"] < v["meno-before-fmp"] < v["meno-2-7y"] < 0,
+    ),
+    (
+        "glucocorticoid: year-1 loss faster than the later yearly rate",
+        lambda v: v["gc-year1"] < v["gc-later"] < 0,
+    ),
+    (
+        "vitamin-D deficiency raises PTH and turnover",
+        lambda v: v["vitd-pth"] > 1.05 and v["vitd-turnover"] > 1.0,
+    ),
 ]
 
 
@@ -224,7 +247,8 @@ def evaluate(
         tables[spec] = run_physiology(resolve_spec(spec), yrs, params=params)
     ref = run_physiology("healthy-adult", 1.0 / DAYS_PER_YEAR, params=params)
     results = [
-        TargetResult(t, quantity(tables[t.scenario], t.quantity, t.t0_years, t.t1_years, ref)) for t in targets
+        TargetResult(t, quantity(tables[t.scenario], t.quantity, t.t0_years, t.t1_years, ref))
+        for t in targets
     ]
     by_id = {r.target.id: r.value for r in results}
     pats: list[tuple[str, bool | None]] = []

@@ -126,7 +126,11 @@ FACTOR_PARAMS = FactorParams()
 def _on(t, start_days, stop_days):
     """1 inside the window (start, stop], else 0: a factor starting at day 0 is off *on* day 0,
     so day 0 (the baseline the CA spins up under) is the state before the factor."""
-    return ((t > start_days) & (t <= stop_days)).astype(float) if np.ndim(t) else float(start_days < t <= stop_days)
+    return (
+        ((t > start_days) & (t <= stop_days)).astype(float)
+        if np.ndim(t)
+        else float(start_days < t <= stop_days)
+    )
 
 
 class Forcing:
@@ -140,7 +144,9 @@ class Forcing:
         If given, every input is evaluated at this time whatever ``t`` (spin-up).
     """
 
-    def __init__(self, scenario: Scenario, params: FactorParams = FACTOR_PARAMS, freeze_at: float | None = None):
+    def __init__(
+        self, scenario: Scenario, params: FactorParams = FACTOR_PARAMS, freeze_at: float | None = None
+    ):
         self.s = scenario
         self.p = params
         self.freeze_at = freeze_at

@@ -40,6 +40,7 @@ References
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +49,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
-from bonesim.physiology.cells import CELL_PARAMS, CellInputs, cell_rhs, quasi_steady_cells
+from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
 from bonesim.physiology.scenario import Scenario, load_scenario
 
@@ -114,29 +115,37 @@ def _rhs(t: float, z: np.ndarray, forcing: Forcing, p: FactorParams) -> np.ndarr
     return np.concatenate([dcell, dca, dadapt])
 
 
-def _integrate(forcing: Forcing, p: FactorParams, z0: np.ndarray, t0: float, t1: float, t_eval: np.ndarray | None):
-    """Integrate piecewise between the input breakpoints; return (t, z) at t_eval (or end)."""
+def _integrate(
+    forcing: Forcing, p: FactorParams, z0: np.ndarray, t0: float, t1: float, t_eval: np.ndarray | None
+):
+    """Integrate piecewise between the input breakpoints; return (t, z) at ``t_eval`` (or at ``t1``)."""
     edges = [t0, *[b for b in forcing.breakpoints(t1) if t0 < b < t1], t1]
     ts, zs = [], []
     z = z0
-    for a, b in zip(edges[:-1], edges[1:]):
-        if t_eval is not None:
-            sel = t_eval[(t_eval >= a) & ((t_eval < b) | ((b == t1) & (t_eval <= b)))]
-        else:
-            sel = None
+    for a, b in itertools.pairwise(edges):
+        sel = (
+            np.empty(0)
+            if t_eval is None
+            else t_eval[(t_eval >= a) & ((t_eval < b) | (b == t1) & (t_eval <= b))]
+        )
+        times = np.union1d(sel, [b])
         sol = solve_ivp(
-            _rhs, (a, b), z, method="LSODA", t_eval=sel, args=(forcing, p), rtol=1e-9, atol=1e-12,
+            _rhs,
+            (a, b),
+            z,
+            method="LSODA",
+            t_eval=times,
+            args=(forcing, p),
+            rtol=1e-9,
+            atol=1e-12,
             max_step=60.0,
         )
         if not sol.success:  # pragma: no cover - numerical failure is a bug
             raise RuntimeError(f"physiology ODE failed at t={sol.t[-1]:.1f} d: {sol.message}")
-        if sel is not None and len(sel):
-            ts.append(sol.t)
-            zs.append(sol.y)
-        z = sol.y[:, -1] if sel is None or not len(sel) or sol.t[-1] != b else sol.y[:, -1]
-        if sel is not None and len(sel) and sol.t[-1] != b:
-            z = solve_ivp(_rhs, (sol.t[-1], b), sol.y[:, -1], method="LSODA", args=(forcing, p),
-                          rtol=1e-9, atol=1e-12, max_step=60.0).y[:, -1]
+        keep = np.isin(sol.t, sel)
+        ts.append(sol.t[keep])
+        zs.append(sol.y[:, keep])
+        z = sol.y[:, -1]
     if t_eval is None:
         return np.array([t1]), z[:, None]
     return np.concatenate(ts), np.concatenate(zs, axis=1)
@@ -222,7 +231,7 @@ def run_physiology(
         raise ValueError(f"`years` must be in (0, 120], got {years!r}")
     if not (0 <= float(spinup_years) <= 50):
         raise ValueError(f"`spinup_years` must be in [0, 50], got {spinup_years!r}")
-    n_days = int(round(years * DAYS_PER_YEAR))
+    n_days = round(years * DAYS_PER_YEAR)
     forcing = Forcing(scn, params)
     z0 = np.ones(_N)
     z0[-2:] = 0.0
@@ -232,7 +241,7 @@ def run_physiology(
         _, z = _integrate(frozen, params, z0, -spinup_years * DAYS_PER_YEAR, 0.0, None)
         z0 = z[:, -1]
     day = np.arange(n_days + 1, dtype=float)
-    t, z = _integrate(forcing, params, z0, 0.0, float(n_days), day)
+    _, z = _integrate(forcing, params, z0, 0.0, float(n_days), day)
     if progress:
         progress(1.0)
     return _table(scn, forcing, day, z)
@@ -245,12 +254,14 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
     inp = forcing.inputs(day, z[-2], z[-1])
     inp = {k: np.broadcast_to(np.asarray(v, dtype=float), day.shape) for k, v in inp.items()}
     pth_rel = ca[1] / _CA0[1]
-    obp_q, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel))
+    _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel))
     rho_oc = oca_q / _CELL0[2]
     rho_ob = oba_q / _CELL0[1]
     f_eff = rho_ob / rho_oc
     if np.any((f_eff < 0.0) | (f_eff > 1.5)):
-        log.warning("formation efficiency outside [0, 1.5] clipped (min %.3f, max %.3f)", f_eff.min(), f_eff.max())
+        log.warning(
+            "formation efficiency outside [0, 1.5] clipped (min %.3f, max %.3f)", f_eff.min(), f_eff.max()
+        )
         f_eff = np.clip(f_eff, 0.0, 1.5)
     acf = rem["acf0_per_year"] * rho_oc
     e_um = np.full(day.shape, rem["erosion_depth_um"])
@@ -261,7 +272,9 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
     bs_bv_um = rem["bs_bv_per_mm"] / 1000.0
     missing = _missing_depth(acf, e_um, res, rev, form, f_eff)
     bv_rel = np.exp(-bs_bv_um * (missing - missing[0]))
-    balance = np.concatenate([[0.0], np.cumsum(0.5 * (acf[1:] * (1 - f_eff[1:]) + acf[:-1] * (1 - f_eff[:-1])))])
+    balance = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (acf[1:] * (1 - f_eff[1:]) + acf[:-1] * (1 - f_eff[:-1])))]
+    )
     bv_bal = np.exp(-bs_bv_um * e_um * balance / DAYS_PER_YEAR)
     fl = fluxes(ca, _ca_inputs(inp, cells[2], cells[1]))
     V1 = CA_PARAMS.V1

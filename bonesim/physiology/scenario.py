@@ -93,7 +93,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "enabled": Key(False, doc="estrogen falls at menopause (female subjects only)"),
         "age_years": Key(51.0, 35.0, 65.0, "years", "age at the final menstrual period (FMP)"),
         "transition_years": Key(2.0, 0.25, 8.0, "years", "duration of the estrogen fall (10 % to 90 %)"),
-        "postmenopausal_estrogen": Key(0.2, 0.0, 1.0, "", "estrogen after menopause, relative to premenopausal"),
+        "postmenopausal_estrogen": Key(
+            0.2, 0.0, 1.0, "", "estrogen after menopause, relative to premenopausal"
+        ),
     },
     "glucocorticoid": {
         "dose_mg_per_day": Key(0.0, 0.0, 80.0, "mg/day", "oral prednisolone-equivalent dose"),
@@ -123,7 +125,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stop_years": _stop(),
     },
     "parathyroid": {
-        "gland_activity": Key(1.0, 0.2, 10.0, "", "PTH secretion multiplier G (>1 primary hyperparathyroidism)"),
+        "gland_activity": Key(
+            1.0, 0.2, 10.0, "", "PTH secretion multiplier G (>1 primary hyperparathyroidism)"
+        ),
         "start_years": _start(),
         "stop_years": _stop(),
     },
@@ -133,7 +137,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "resorption_days": Key(35.0, 5.0, 120.0, "days", "healthy resorption period"),
         "reversal_days": Key(20.0, 1.0, 100.0, "days", "healthy reversal period"),
         "mar_um_per_day": Key(0.6, 0.1, 3.0, "um/day", "healthy mineral apposition rate"),
-        "bs_bv_per_mm": Key(13.33, 1.0, 60.0, "1/mm", "bone surface / volume of the trabecular bone (2/Tb.Th)"),
+        "bs_bv_per_mm": Key(
+            13.33, 1.0, 60.0, "1/mm", "bone surface / volume of the trabecular bone (2/Tb.Th)"
+        ),
     },
 }
 _TOP = {"name", "description", "include"}
@@ -157,7 +163,9 @@ def _check_sections(data: Mapping[str, Any], origin: str) -> dict[str, dict[str,
         for k, v in body.items():
             if k not in SCHEMA[sec]:
                 allowed = ", ".join(sorted(SCHEMA[sec]))
-                raise BonesimError(f"{origin}unknown scenario key `{sec}.{k}`; allowed keys in [{sec}]: {allowed}")
+                raise BonesimError(
+                    f"{origin}unknown scenario key `{sec}.{k}`; allowed keys in [{sec}]: {allowed}"
+                )
             out[sec][k] = SCHEMA[sec][k].check(f"{sec}.{k}", v)
     return out
 
@@ -222,7 +230,9 @@ class Scenario:
             for k, v in body.items():
                 if v != SCHEMA[sec][k].default:
                     values[sec][k] = v
-        return Scenario(f"{self.name}+{other.name}", f"{self.description} + {other.description}".strip(" +"), values)
+        return Scenario(
+            f"{self.name}+{other.name}", f"{self.description} + {other.description}".strip(" +"), values
+        )
 
     __add__ = combine
 
@@ -239,8 +249,14 @@ class Scenario:
         for sec, keys in SCHEMA.items():
             lines += ["", f"[{sec}]"]
             for k, key in keys.items():
-                rng = f"one of {', '.join(key.choices)}" if key.choices else (
-                    "true/false" if isinstance(key.default, bool) else f"[{key.lo:g}, {key.hi:g}] {key.unit}".strip()
+                rng = (
+                    f"one of {', '.join(key.choices)}"
+                    if key.choices
+                    else (
+                        "true/false"
+                        if isinstance(key.default, bool)
+                        else f"[{key.lo:g}, {key.hi:g}] {key.unit}".strip()
+                    )
                 )
                 lines.append(f"{k} = {_toml_value(self.values[sec][k])}  # {key.doc}; {rng}")
         return "\n".join(lines) + "\n"
