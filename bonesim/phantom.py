@@ -71,7 +71,7 @@ def gyroid_field(shape: tuple[int, int, int], period: float) -> np.ndarray:
     check_positive(period, name="period")
     k = 2 * np.pi / period
     z, y, x = (np.arange(n, dtype=np.float64)[s] * k for n, s in zip(
-        shape, [(slice(None), None, None), (None, slice(None), None), (None, None, slice(None))]
+        shape, [(slice(None), None, None), (None, slice(None), None), (None, None, slice(None))], strict=False
     ))
     return np.sin(x) * np.cos(y) + np.sin(y) * np.cos(z) + np.sin(z) * np.cos(x)
 
