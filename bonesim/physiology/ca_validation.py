@@ -132,11 +132,11 @@ def default_phantom(size: int = 64, voxel_size_um: float = 20.0, bvtv: float = 0
 def bs_bv_per_mm(volume) -> float:
     """Bone surface / bone volume (1/mm) of a bone-fraction volume: marching-cubes area at 127.5.
 
-    >>> from bonesim.phantom import plate
-    >>> from bonesim.volume import Volume
     The mesh spans voxel centres, so a surface crossing the box is (n-1)/n short in each
     direction: a 200 um plate in a 40^3 box gives 9.5 /mm instead of 2/200 um = 10 /mm.
 
+    >>> from bonesim.phantom import plate
+    >>> from bonesim.volume import Volume
     >>> round(bs_bv_per_mm(Volume(plate((40, 40, 40), thickness=10), voxel_size_um=20)), 1)
     9.5
     """
