@@ -72,6 +72,8 @@ class CAResult:
     target: float
     bs_bv_per_mm: float = float("nan")
     scale: float = 1.0
+    t0_years: float = 0.0
+    t1_years: float = 0.0
 
     @property
     def value(self) -> float:
@@ -220,8 +222,10 @@ def run_ca_checks(
     for c in checks:
         y = run_years[c.scenario]
         t0, t1 = min(c.t0_years, y), min(c.t1_years, y)
+        if (t0, t1) != (c.t0_years, c.t1_years) and c.target != "phys":
+            continue  # a clinical target needs its own period; the run is too short (``years`` override)
         if t1 <= t0:
-            continue
+            t0, t1 = 0.0, y
         days, bv = series[c.scenario]
         raw = _quantity(days, bv, c.quantity, t0, t1)
         hd, hb = series["healthy-adult"]
@@ -229,9 +233,9 @@ def run_ca_checks(
         pt = phys[c.scenario]
         pval = _quantity(pt["day"], pt["bv_rel"], c.quantity, t0, t1)
         if c.target == "phys":
-            out.append(CAResult(c, raw, net, pval, pval, bs_bv, 1.0))
+            out.append(CAResult(c, raw, net, pval, pval, bs_bv, 1.0, t0, t1))
         else:
-            out.append(CAResult(c, raw, net, pval, float(c.target), bs_bv, scale[c.scenario]))
+            out.append(CAResult(c, raw, net, pval, float(c.target), bs_bv, scale[c.scenario], t0, t1))
     return out
 
 
@@ -252,7 +256,7 @@ def format_ca_results(results: list[CAResult]) -> str:
         tol = f"{c.tolerance:.0%}" if c.check_relative else f"{c.tolerance:<4g}"
         tgt = f"{r.target:7.3f} ± {tol}"
         lines.append(
-            f"{c.id:<22} {c.scenario[:34]:<34} {c.t0_years:>4g}-{c.t1_years:<4g} {r.ca_raw:8.3f} {r.ca_net:8.3f} "
+            f"{c.id:<22} {c.scenario[:34]:<34} {r.t0_years:>4g}-{r.t1_years:<4g} {r.ca_raw:8.3f} {r.ca_net:8.3f} "
             f"{r.physiology:8.3f} {r.value:8.3f} {tgt:>15}  {'PASS' if r.passed else 'FAIL'}  {c.unit}"
         )
     return "\n".join(lines)
