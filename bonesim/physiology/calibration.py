@@ -262,12 +262,12 @@ def evaluate(
 
 def format_results(results: list[TargetResult], patterns: list[tuple[str, bool | None]] | None = None) -> str:
     """A plain-text table: id, scenario, period, simulated, target +- tolerance, status."""
-    lines = [f"{'target':<22} {'scenario':<28} {'period (yr)':>11} {'simulated':>10} {'target':>16}  status"]
+    lines = [f"{'target':<22} {'scenario':<40} {'period (yr)':>11} {'simulated':>10} {'target':>16}  status"]
     for r in results:
         t = r.target
         status = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
         lines.append(
-            f"{t.id:<22} {t.scenario[:28]:<28} {t.t0_years:>5g}-{t.t1_years:<5g} {r.value:>10.3f} "
+            f"{t.id:<22} {t.scenario[:40]:<40} {t.t0_years:>5g}-{t.t1_years:<5g} {r.value:>10.3f} "
             f"{t.target:>8.3g} ± {t.tolerance:<5.3g}  {status}  {t.unit}"
         )
     for desc, ok in patterns or []:
