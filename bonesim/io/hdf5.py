@@ -161,6 +161,12 @@ def read_json_attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:
 
 
 # ----------------------------------------------------------------- open ----
+def _register_filters() -> None:
+    """Register the hdf5plugin filters (zstd, blosc) if installed, so such files read back."""
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401
+
+
 @contextlib.contextmanager
 def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a bonesim HDF5 file read-only after checking its schema.
@@ -173,6 +179,7 @@ def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
         An HDF5 file without bonesim attributes, or of a newer schema.
     """
     p = check_input_file(path)
+    _register_filters()
     if not h5py.is_hdf5(p):
         raise BonesimError(f"{p} is not an HDF5 file (or it is truncated/corrupt)")
     try:
