@@ -231,8 +231,15 @@ def _voronoi_distances(
     return face, edge, draw
 
 
-def _voronoi_bone(face: np.ndarray, edge: np.ndarray, plates: np.ndarray, half_um: float) -> np.ndarray:
-    return (plates & (face < half_um)) | (edge < half_um)
+#: Plates are fenestrated: they fill a band this much wider (× cell size) than the rods along the face's edges.
+PLATE_BAND = 0.05
+
+
+def _voronoi_bone(
+    face: np.ndarray, edge: np.ndarray, plates: np.ndarray, half_um: float, rim_um: float
+) -> np.ndarray:
+    """Rods on every cell edge; on selected faces a plate band ``rim_um`` wide along the edges."""
+    return (plates & (face < half_um) & (edge < half_um + rim_um)) | (edge < half_um)
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -246,11 +253,11 @@ def _largest_component(mask: np.ndarray) -> np.ndarray:
     return labels == int(np.argmax(sizes))
 
 
-def _bisect_half(face, edge, plates, bvtv, lo, hi, iters=30) -> float:
+def _bisect_half(face, edge, plates, bvtv, lo, hi, rim, iters=30) -> float:
     """Half-thickness (µm) whose Voronoi bone has volume fraction ``bvtv`` (monotone in it)."""
     for _ in range(iters):
         mid = 0.5 * (lo + hi)
-        if _voronoi_bone(face, edge, plates, mid).mean() < bvtv:
+        if _voronoi_bone(face, edge, plates, mid, rim).mean() < bvtv:
             lo = mid
         else:
             hi = mid
@@ -265,16 +272,25 @@ def trabecular(
     tb_th_um: float | None = None,
     plate_fraction: float = 0.5,
 ) -> np.ndarray:
-    """A trabecular-like bone network: plates and rods on a random Voronoi foam.
+    """A trabecular-like bone network: rods and fenestrated plates on a random foam.
 
-    Seeds of a Poisson process cut space into Voronoi cells (the marrow
-    spaces). Every cell edge carries a rod and a random ``plate_fraction`` of
-    the cell faces carry a plate, both ``tb_th_um`` thick, so that marrow
-    stays connected through the open faces as in real trabecular bone. The
-    cell size is chosen so that this thickness gives the target BV/TV; a
-    final bisection of the thickness (a few %) hits BV/TV exactly, and only
-    the largest 26-connected bone component is kept (one connected bone
-    phase).
+    Seeds on a randomly rotated, jittered body-centred cubic lattice cut
+    space into irregular, roughly equal Voronoi cells (the marrow spaces; a
+    disordered Kelvin foam). Every cell edge carries a rod of diameter
+    ``tb_th_um``; a random ``plate_fraction`` of the cell faces also carry a
+    plate ``tb_th_um`` thick that fills a band of 0.2 × the cell size along
+    the face's edges and leaves a hole in its middle (a fenestrated plate,
+    so marrow stays connected as in real trabecular bone). The cell size is
+    chosen so that this thickness gives the target BV/TV (two coarse
+    trials; BV/TV depends on thickness/cell size only); a final bisection of
+    the thickness (a few %) hits BV/TV, counting only the largest
+    26-connected bone component, which is all that is kept (one connected
+    bone phase); the few voxel-sized marrow pockets sealed off by the
+    discretisation are filled (one 6-connected marrow space).
+
+    Measured with a simple max-sphere thickness (tests/_thickness.py) on
+    96³ volumes at 30 µm, seed 0, defaults: BV/TV 0.15 / 0.20 / 0.25 give
+    Tb.Th ≈ 180 µm and Tb.Sp ≈ 1.0 / 0.8 / 0.6 mm (see docs/import.md).
 
     Parameters
     ----------
@@ -335,20 +351,30 @@ def trabecular(
     step = max(1, min(shape) // 32)
     for _ in range(2):
         face, edge, draw = _voronoi_distances(shape, vs, cell, seed, step=step)
-        half = _bisect_half(face, edge, draw < plate_fraction, bvtv, 0.0, 4.0 * cell)
+        half = _bisect_half(face, edge, draw < plate_fraction, bvtv, 0.0, 4.0 * cell, PLATE_BAND * cell)
         cell *= th / (half * 2.0)
     face, edge, draw = _voronoi_distances(shape, vs, cell, seed)
     plates = draw < plate_fraction
-    half = _bisect_half(face, edge, plates, bvtv, 0.0, 4.0 * cell)
+    rim = PLATE_BAND * cell
+    half = _bisect_half(face, edge, plates, bvtv, 0.0, 4.0 * cell, rim)
     # The largest component grows monotonically with the thickness: refine on it.
     lo, hi = half, half
-    while _largest_component(_voronoi_bone(face, edge, plates, hi)).mean() < bvtv and hi < 4 * cell:
+    while _largest_component(_voronoi_bone(face, edge, plates, hi, rim)).mean() < bvtv and hi < 4 * cell:
         hi *= 1.05
     for _ in range(12):
         mid = 0.5 * (lo + hi)
-        if _largest_component(_voronoi_bone(face, edge, plates, mid)).mean() < bvtv:
+        if _largest_component(_voronoi_bone(face, edge, plates, mid, rim)).mean() < bvtv:
             lo = mid
         else:
             hi = mid
-    bone = _largest_component(_voronoi_bone(face, edge, plates, hi))
+    candidates = [_largest_component(_voronoi_bone(face, edge, plates, h, rim)) for h in (lo, hi)]
+    bone = min(candidates, key=lambda m: abs(float(m.mean()) - bvtv))
+    # Voxel-sized marrow pockets sealed off by the discretisation become bone: one marrow space.
+    from scipy import ndimage
+
+    labels, n = ndimage.label(~bone)
+    if n > 1:
+        sizes = np.bincount(labels.ravel())
+        sizes[0] = 0
+        bone = labels != int(np.argmax(sizes))
     return _as_bone(bone)
