@@ -8,7 +8,7 @@ from scipy import ndimage
 
 from bonesim import phantom as ph
 
-from ._thickness import mean_local_thickness
+from _thickness import mean_local_thickness  # tests/ is on sys.path (pytest rootdir import)
 
 
 # ------------------------------------------------- the thickness check ----
