@@ -70,9 +70,14 @@ def gyroid_field(shape: tuple[int, int, int], period: float) -> np.ndarray:
     """The gyroid function sin(kx)cos(ky) + sin(ky)cos(kz) + sin(kz)cos(kx), k = 2π/period."""
     check_positive(period, name="period")
     k = 2 * np.pi / period
-    z, y, x = (np.arange(n, dtype=np.float64)[s] * k for n, s in zip(
-        shape, [(slice(None), None, None), (None, slice(None), None), (None, None, slice(None))]
-    ))
+    z, y, x = (
+        np.arange(n, dtype=np.float64)[s] * k
+        for n, s in zip(
+            shape,
+            [(slice(None), None, None), (None, slice(None), None), (None, None, slice(None))],
+            strict=True,
+        )
+    )
     return np.sin(x) * np.cos(y) + np.sin(y) * np.cos(z) + np.sin(z) * np.cos(x)
 
 
@@ -104,9 +109,7 @@ def gyroid_sheet_level_for(bvtv: float) -> float:
     return float(np.quantile(g, bvtv))
 
 
-def lattice(
-    shape: tuple[int, int, int], nodes: int, bar_width: int, margin: int | None = None
-) -> np.ndarray:
+def lattice(shape: tuple[int, int, int], nodes: int, bar_width: int, margin: int | None = None) -> np.ndarray:
     """A cubic wire frame of ``nodes``³ nodes joined by square bars ``bar_width`` wide.
 
     The frame sits inside the volume with ``margin`` voxels of marrow around

@@ -48,7 +48,6 @@ def test_version():
 
 
 # -------------------------------------------------------- phantom/info ----
-@pytest.mark.slow
 def test_phantom_128_then_info_shows_bvtv(tmp_path):
     """The issue's done-when: phantom --shape 128 --bvtv 0.2 then info shows BV/TV 0.20 +- 0.01."""
     out = tmp_path / "out.h5"
@@ -89,7 +88,15 @@ def test_info_lists_series_tables_state(tmp_path):
         f["maps/resorbed_day"] = np.full((8, 8, 8), -1, np.int32)
     r = run("info", p)
     assert r.exit_code == 0, r.output
-    for text in ("2 frames", "365", "metrics: 2 rows", "bv_tv", "state", "resorbed_day", "BV/TV       1.0000"):
+    for text in (
+        "2 frames",
+        "365",
+        "metrics: 2 rows",
+        "bv_tv",
+        "state",
+        "resorbed_day",
+        "BV/TV       1.0000",
+    ):
         assert text in r.output, r.output
     r = run("info", p, "--json")
     assert '"frames": 2' in r.output

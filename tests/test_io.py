@@ -179,7 +179,7 @@ def test_xdmf_sidecar(tmp_path, vol):
     assert times == [0.0, 30.0]
     topo = next(root.iter("Topology"))
     assert topo.get("Dimensions") == "11 13 15"  # cell data: points = voxels + 1
-    spacing = list(root.iter("Geometry"))[0].findall("DataItem")[1].text.split()
+    spacing = next(root.iter("Geometry")).findall("DataItem")[1].text.split()
     assert [float(s) for s in spacing] == [0.0195] * 3
 
 

@@ -186,7 +186,9 @@ def _threshold(value: str) -> str | float:
 @click.command(name="import")
 @click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
 @click.argument("out", type=click.Path(dir_okay=True, path_type=Path))
-@click.option("--voxel-size", type=float, default=None, help="Voxel edge in um (needed if the file has none).")
+@click.option(
+    "--voxel-size", type=float, default=None, help="Voxel edge in um (needed if the file has none)."
+)
 @click.option(
     "--format",
     "fmt",

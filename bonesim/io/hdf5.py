@@ -108,7 +108,7 @@ def chunk_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     if len(shape) == 0 or 0 in shape:
         return None
     if len(shape) == 4:
-        return (1,) + tuple(min(CHUNK_EDGE, n) for n in shape[1:])
+        return (1, *(min(CHUNK_EDGE, n) for n in shape[1:]))
     return tuple(min(CHUNK_EDGE, n) for n in shape)
 
 
@@ -130,7 +130,9 @@ def create_array(
     assert shape is not None
     kwargs: dict[str, Any] = {}
     if len(shape) >= 2 or maxshape is not None:
-        chunks = chunk_shape(tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape)))
+        chunks = chunk_shape(
+            tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape, strict=True))
+        )
         if maxshape is not None and len(shape) == 1:
             chunks = (1024,)
         kwargs.update(chunks=chunks, **compression_kwargs(compression))

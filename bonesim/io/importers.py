@@ -195,9 +195,7 @@ def _resolve_voxel_size(
             log.warning("%s: file spacing %s um overridden by voxel_size_um=%g", p, spacing_um, given)
         return given, "argument"
     if spacing_um is None or not all(np.isfinite(s) and s > 0 for s in spacing_um):
-        raise BonesimError(
-            f"{p} carries no voxel size; give it with voxel_size_um= (CLI: --voxel-size UM)"
-        )
+        raise BonesimError(f"{p} carries no voxel size; give it with voxel_size_um= (CLI: --voxel-size UM)")
     if not np.allclose(spacing_um, spacing_um[0], rtol=_ISO_RTOL):
         zyx = ", ".join(f"{s:.4g}" for s in spacing_um)
         raise BonesimError(
@@ -213,7 +211,7 @@ def _crop_slices(crop: Crop | None, shape: tuple[int, ...]) -> tuple[slice, slic
     if len(crop) != 3:
         raise BonesimError(f"`crop` needs three ranges (z, y, x), got {crop!r}")
     out = []
-    for axis, (c, n) in enumerate(zip(crop, shape)):
+    for axis, (c, n) in enumerate(zip(crop, shape, strict=True)):
         start, stop = (c.start, c.stop) if isinstance(c, slice) else c
         start = 0 if start is None else int(start)
         stop = n if stop is None else int(stop)
@@ -306,7 +304,9 @@ def _read_tiff(p: Path, progress: Any) -> tuple[np.ndarray, Any, dict]:
 _UNIT_UM = {"um": 1.0, "µm": 1.0, "\\u00b5m": 1.0, "micron": 1.0, "microns": 1.0, "mm": 1e3, "nm": 1e-3}
 
 
-def _tiff_spacing(path: Path, tifffile: Any, z_from_spacing: bool = True) -> tuple[float, float, float] | None:
+def _tiff_spacing(
+    path: Path, tifffile: Any, z_from_spacing: bool = True
+) -> tuple[float, float, float] | None:
     """Voxel size from ImageJ metadata (unit, spacing) and resolution tags; None if absent."""
     with tifffile.TiffFile(path) as tif:
         ij = tif.imagej_metadata or {}
@@ -412,7 +412,9 @@ def _read_dicom(p: Path, progress: Any) -> tuple[np.ndarray, Any, dict]:
             dz = np.diff([position(s) for s in slices])
             sz = float(np.median(dz)) * 1000.0
         else:
-            sz = float(getattr(first, "SpacingBetweenSlices", getattr(first, "SliceThickness", 0)) or 0) * 1000
+            sz = (
+                float(getattr(first, "SpacingBetweenSlices", getattr(first, "SliceThickness", 0)) or 0) * 1000
+            )
         spacing = (sz, sy, sx)
     return data, spacing, {"slices": len(slices)}
 

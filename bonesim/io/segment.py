@@ -172,5 +172,7 @@ def segment(
     if keep == "specks":
         info["min_speck_voxels"] = int(min_speck_voxels)
     out = Volume(bone, volume.voxel_size_um, {**volume.metadata, "segmentation": info})
-    log.info("segmented at %.4g (%s): BV/TV %.4f, %d components, %d removed", t, method, out.bv_tv, n, removed)
+    log.info(
+        "segmented at %.4g (%s): BV/TV %.4f, %d components, %d removed", t, method, out.bv_tv, n, removed
+    )
     return out
