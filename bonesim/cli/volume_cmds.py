@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from bonesim.cli._common import compression_option, overwrite_option, user_errors
+from bonesim.errors import BonesimError
 
 PHANTOM_KINDS = ("trabecular", "plate", "rod", "sphere", "gyroid", "lattice")
 
@@ -18,11 +19,11 @@ def _shape(value: str) -> tuple[int, int, int]:
     try:
         dims = [int(p) for p in parts]
     except ValueError:
-        raise click.BadParameter(f"expected N or Z,Y,X, got {value!r}") from None
+        raise BonesimError(f"--shape expects N or Z,Y,X, got {value!r}") from None
     if len(dims) == 1:
         dims *= 3
     if len(dims) != 3 or min(dims) < 4:
-        raise click.BadParameter(f"expected N or Z,Y,X with every size >= 4, got {value!r}")
+        raise BonesimError(f"--shape expects N or Z,Y,X with every size >= 4, got {value!r}")
     return tuple(dims)  # type: ignore[return-value]
 
 
@@ -180,7 +181,7 @@ def _threshold(value: str) -> str | float:
     try:
         return float(value)
     except ValueError:
-        raise click.BadParameter(f"expected 'otsu' or a number, got {value!r}") from None
+        raise BonesimError(f"--threshold expects 'otsu' or a number, got {value!r}") from None
 
 
 @click.command(name="import")
@@ -253,13 +254,27 @@ def import_(
     from bonesim.io.segment import segment
 
     check_output_path(out, overwrite=overwrite)  # fail before the (long) read
-    grey = import_volume(
-        input_path,
-        voxel_size_um=voxel_size,
-        fmt=fmt,
-        crop=parse_crop(crop) if crop else None,
-        downsample=downsample,
-    )
+    bar: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in bar:
+            from tqdm import tqdm
+
+            bar["bar"] = tqdm(total=total, unit="slice", desc="reading", leave=False, disable=None)
+        bar["bar"].update(done - bar["bar"].n)
+
+    try:
+        grey = import_volume(
+            input_path,
+            voxel_size_um=voxel_size,
+            fmt=fmt,
+            crop=parse_crop(crop) if crop else None,
+            downsample=downsample,
+            progress=progress,
+        )
+    finally:
+        if "bar" in bar:
+            bar["bar"].close()
     bone = segment(
         grey,
         _threshold(threshold),
