@@ -198,3 +198,15 @@ def test_zstd_reads_back_in_a_fresh_process(tmp_path, vol):
     env = {**os.environ, "PYTHONPATH": str(Path(bonesim.__file__).resolve().parents[1])}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
     assert int(out.stdout) == int(vol.data.sum(dtype=np.int64))
+
+
+def test_output_gets_umask_permissions(tmp_path, vol):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        write_volume(tmp_path / "v.h5", vol)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "v.h5").stat().st_mode) == 0o644  # not mkstemp's private 0600
