@@ -62,3 +62,35 @@ def test_validate_one_scenario():
     r = run("validate", "--level", "physiology", "--scenario", "glucocorticoid")
     assert r.exit_code == 0, r.output
     assert "gc-year1" in r.output and "meno" not in r.output
+
+
+def test_simulate_with_scenario_stores_table(tmp_path):
+    from bonesim.physiology import ca_validation
+
+    if not ca_validation.engine_available():
+        pytest.skip("bonesim.engine not available")
+    import h5py
+
+    from bonesim.io.hdf5 import write_volume
+
+    src, out = tmp_path / "in.h5", tmp_path / "run.h5"
+    write_volume(src, ca_validation.default_phantom(24))
+    r = run(
+        "simulate",
+        str(src),
+        str(out),
+        "--scenario",
+        "postmenopausal+glucocorticoid",
+        "--years",
+        "0.1",
+        "--backend",
+        "numpy",
+        "--spinup-years",
+        "0.05",
+    )
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "postmenopausal+glucocorticoid"
+        assert "dose_mg_per_day = 10.0" in f["scenario"].attrs["toml"]
+        assert f["tables/physiology/day"].shape[0] >= 37
+        assert "pth_pM" in f["tables/physiology"]
