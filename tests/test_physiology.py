@@ -334,3 +334,26 @@ def test_calibration_targets_within_tolerance():
     ]
     assert not failed
     assert all(ok for _, ok in patterns), patterns
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_scenarios_within_ranges_stay_finite(seed):
+    from bonesim.physiology import SCHEMA
+
+    rng = np.random.default_rng(seed)
+    body: dict = {}
+    for sec, keys in SCHEMA.items():
+        body[sec] = {}
+        for k, key in keys.items():
+            if isinstance(key.default, bool):
+                body[sec][k] = bool(rng.integers(2))
+            elif isinstance(key.default, str):
+                body[sec][k] = str(rng.choice(key.choices))
+            else:
+                hi = min(key.hi, 3.0) if k in ("start_years", "stop_years") else key.hi
+                body[sec][k] = float(rng.choice([key.lo, hi, rng.uniform(key.lo, hi)]))
+    t = run_physiology(Scenario.from_dict({"name": "random", **body}), 2)
+    for k, v in t.items():
+        assert np.all(np.isfinite(v)), k
+    assert np.all((t["formation_efficiency"] >= 0) & (t["formation_efficiency"] <= 1.5))
+    assert np.all(t["acf_per_year"] > 0) and np.all((t["calcium_mM"] > 1.5) & (t["calcium_mM"] < 3.5))
