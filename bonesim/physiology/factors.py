@@ -17,8 +17,9 @@ estrogen (menopause)   (i) RANKL production P_RANKL rises with the estrogen     
                        deficit, partly adapting over years; (ii) renal Ca       [code], Riggs 2012 tmEST [code],
                        reabsorption capacity tmEST falls                        [calibrated] to SWAN/Han 1997
 glucocorticoid         OB differentiation D_OBp down, OB apoptosis A_OBa up,    Compston 2018 (mechanisms),
-                       OPG down, an early RANKL burst that adapts (fast loss    Martonova 2023 PTH [code],
-                       in the first months), MAR down, gut absorption down,     [calibrated] to Compston 2018
+                       with an early part that adapts (fast loss in the first   Martonova 2023 PTH [code],
+                       months), OPG down, small adapting RANKL rise, MAR down,  [calibrated] to Compston 2018
+                       gut absorption down,
                        renal reabsorption down (hypercalciuria), PTH x0.9
 vitamin D 25(OH)D      substrate of renal 1-alpha-hydroxylase: f_VD =           [assumed] K25 = 3 ng/mL
                        D/(D+K25) normalised at 30 ng/mL -> calcitriol ->
@@ -26,13 +27,13 @@ vitamin D 25(OH)D      substrate of renal 1-alpha-hydroxylase: f_VD =           
 dietary calcium        oral calcium input of the gut compartment                Peterson & Riggs 2010
 thyroid hormone        OC recruitment D_OCp x theta; phases shortened (resorption Mosekilde 1990, Eriksen 1985
                        and reversal / theta, MAR x theta); OB apoptosis x       [assumed]
-                       (1 + 0.1 (theta-1)): faster cycle, incomplete formation
+                       (1 + 0.05 (theta-1)): faster cycle, incomplete formation
 alcohol                gut Ca absorption down, 25(OH)D down, OB apoptosis up    Turner 2000, Kanis 2005 [assumed]
 smoking                gut Ca absorption down, 25(OH)D down, OB apoptosis up,   Krall 1999, Kanis 2005 [assumed]
                        anti-estrogenic in women
 eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
-                       (low IGF-1), RANKL up
+                       (low IGF-1); the RANKL rise comes through estrogen
 primary HPT            parathyroid secretion x G (continuous excess, catabolic) Peterson & Riggs 2010 [code]
 =====================  =======================================================  ===========================
 
@@ -57,6 +58,11 @@ References
    Lancet 2:535-537 (1970).
 .. [10] Han ZH, Palnitkar S, Rao DS, et al. Effects of ethnicity and age or menopause on the
    remodeling and turnover of iliac bone. J Bone Miner Res 12:498-508 (1997).
+.. [11] Weinstein RS, Jilka RL, Parfitt AM, Manolagas SC. Inhibition of osteoblastogenesis and
+   promotion of apoptosis of osteoblasts and osteocytes by glucocorticoids. J Clin Invest
+   102:274-282 (1998).
+.. [12] Greendale GA, Sowers M, Han W, et al. Bone mineral density loss in relation to the final
+   menstrual period in a multiethnic cohort (SWAN). J Bone Miner Res 27:111-118 (2012).
 """
 
 from __future__ import annotations
@@ -117,7 +123,7 @@ class FactorParams:
     ed_abs: float = 0.2
     ed_vd: float = 0.33
     ed_aoba: float = 0.08
-    ed_p_rankl: float = 0.0
+    ed_p_rankl: float = 0.0  # 50 in the prototype; with the estrogen term it double-counted (loss 5.6 %/yr)
 
 
 FACTOR_PARAMS = FactorParams()
