@@ -3,7 +3,7 @@
 Fourteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
 :mod:`~bonesim.physiology.cells`), the calcium-PTH-calcitriol loop (nine states;
 Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation states
-(the part of the estrogen-loss and glucocorticoid RANKL rise that fades with time,
+(the parts of the estrogen-loss RANKL rise and of the early glucocorticoid effects that fade with time,
 :mod:`~bonesim.physiology.factors`). All states are integrated relative to the healthy
 steady state, which is solved to machine precision, so a healthy scenario stays put.
 
