@@ -234,9 +234,12 @@ def evaluate(
     """
     targets = load_targets() if targets is None else targets
     if scenario is not None:
+        have = sorted({t.scenario.split("[")[0] for t in targets})
         targets = [t for t in targets if t.scenario.split("[")[0] == scenario]
         if not targets:
-            raise BonesimError(f"no clinical target for scenario {scenario!r}")
+            raise BonesimError(
+                f"no clinical target for scenario {scenario!r}; targets exist for: {', '.join(have)}"
+            )
     years: dict[str, float] = {}
     for t in targets:
         years[t.scenario] = max(years.get(t.scenario, 0.0), t.t1_years)
