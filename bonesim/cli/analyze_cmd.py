@@ -51,7 +51,9 @@ def analyze(result: str, csv_path: str | None, frames: str, backend: str, no_wri
         bar.update(done - bar.n)
 
     try:
-        table = run(result, frames=frames, csv=csv_path, progress=progress, write=not no_write, backend=backend)
+        table = run(
+            result, frames=frames, csv=csv_path, progress=progress, write=not no_write, backend=backend
+        )
     finally:
         bar.close()
     last = {k: v[-1] for k, v in table.items()}

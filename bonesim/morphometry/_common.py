@@ -27,6 +27,15 @@ def as_fraction_volume(volume: Volume | np.ndarray, voxel_size_um: float | None 
     >>> as_fraction_volume(np.ones((2, 2, 2), bool), 10).data.max()
     np.uint8(255)
     """
+    if voxel_size_um is not None and np.ndim(voxel_size_um) > 0:
+        sizes = np.ravel(voxel_size_um)
+        if sizes.size and np.all(sizes == sizes[0]):
+            voxel_size_um = float(sizes[0])
+        else:
+            raise ValueError(
+                f"anisotropic voxels are not supported (`voxel_size_um` = {tuple(sizes.tolist())}); "
+                "resample the volume to isotropic voxels first"
+            )
     if isinstance(volume, Volume):
         if voxel_size_um is not None and float(voxel_size_um) != volume.voxel_size_um:
             raise ValueError(

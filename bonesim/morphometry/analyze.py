@@ -102,7 +102,7 @@ def analyze(
         if "tables/metrics" in f:
             cols = list(f["tables/metrics"])
             metrics_rows = int(f["tables/metrics"][cols[0]].shape[0]) if cols else 0
-        for k, (i, day) in enumerate(zip(idx, days)):
+        for k, (i, day) in enumerate(zip(idx, days, strict=True)):
             data = f["volume/bone"][...] if i is None else f["series/bone"][i]
             m = morphometry(Volume(data, vs), backend=backend)
             rows.append({"frame": -1 if i is None else i, "day": float(day), **m})
@@ -110,7 +110,10 @@ def analyze(
             if progress is not None:
                 progress(k + 1, len(idx))
     names = ["frame", "day", *METRIC_COLUMNS, *EXTRA_COLUMNS]
-    table = {c: np.array([r.get(c, np.nan) for r in rows], dtype=np.int64 if c == "frame" else np.float64) for c in names}
+    table = {
+        c: np.array([r.get(c, np.nan) for r in rows], dtype=np.int64 if c == "frame" else np.float64)
+        for c in names
+    }
     if write:
         _write_back(Path(path), table, n_series, metrics_rows)
     if csv is not None:

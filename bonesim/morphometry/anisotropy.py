@@ -28,11 +28,7 @@ import numpy as np
 DA_MAX = 1000.0
 
 DIRECTIONS = [
-    (dz, dy, dx)
-    for dz in (-1, 0, 1)
-    for dy in (-1, 0, 1)
-    for dx in (-1, 0, 1)
-    if (dz, dy, dx) > (0, 0, 0)
+    (dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) > (0, 0, 0)
 ]
 
 
@@ -41,8 +37,8 @@ def intercept_densities(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     m = np.asarray(mask, bool)
     dirs, pl = [], []
     for d in DIRECTIONS:
-        sc = tuple(slice(0, n - o) if o >= 0 else slice(-o, n) for o, n in zip(d, m.shape))
-        sn = tuple(slice(o, n) if o >= 0 else slice(0, n + o) for o, n in zip(d, m.shape))
+        sc = tuple(slice(0, n - o) if o >= 0 else slice(-o, n) for o, n in zip(d, m.shape, strict=True))
+        sn = tuple(slice(o, n) if o >= 0 else slice(0, n + o) for o, n in zip(d, m.shape, strict=True))
         a, b = m[sc], m[sn]
         length = float(np.sqrt(sum(o * o for o in d)))
         pl.append(np.count_nonzero(a != b) / max(a.size, 1) / length)
@@ -54,7 +50,14 @@ def fabric_tensor(mask: np.ndarray) -> np.ndarray:
     """The fitted quadratic form M (3×3, zyx) with P_L(v)² = vᵀ M v (in 1/voxel²)."""
     v, pl = intercept_densities(mask)
     a = np.stack(
-        [v[:, 0] ** 2, v[:, 1] ** 2, v[:, 2] ** 2, 2 * v[:, 0] * v[:, 1], 2 * v[:, 0] * v[:, 2], 2 * v[:, 1] * v[:, 2]],
+        [
+            v[:, 0] ** 2,
+            v[:, 1] ** 2,
+            v[:, 2] ** 2,
+            2 * v[:, 0] * v[:, 1],
+            2 * v[:, 0] * v[:, 2],
+            2 * v[:, 1] * v[:, 2],
+        ],
         axis=1,
     )
     q, *_ = np.linalg.lstsq(a, pl**2, rcond=None)

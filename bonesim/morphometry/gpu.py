@@ -99,7 +99,9 @@ def local_thickness_squared(mask: Any, *, as_cupy: bool = False) -> Any:
     if nc:
         blocks = (nc * 32 + _THREADS - 1) // _THREADS
         _kernel("bonesim_morph_paint_balls_warp")(
-            (blocks,), (_THREADS,), (cz, cy, cx, cd, np.int64(nc), out, np.int32(nz), np.int32(ny), np.int32(nx))
+            (blocks,),
+            (_THREADS,),
+            (cz, cy, cx, cd, np.int64(nc), out, np.int32(nz), np.int32(ny), np.int32(nx)),
         )
     out[~m] = 0
     return out if as_cupy else cp.asnumpy(out)

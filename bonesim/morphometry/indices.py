@@ -120,7 +120,7 @@ def morphometry(
 
     gpu = None
     if backend == "gpu":
-        from bonesim.morphometry import gpu as gpu  # noqa: PLC0415
+        from bonesim.morphometry import gpu as gpu
 
     def do_bv_tv() -> None:
         out["bv_tv"] = gpu.bone_volume_fraction(data) if gpu else basic.bone_volume_fraction(data)

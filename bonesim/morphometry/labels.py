@@ -50,7 +50,7 @@ def _drop_small(mask: np.ndarray, min_cluster: int) -> np.ndarray:
     except ImportError:  # pragma: no cover - cc3d is in the morph extra
         from scipy import ndimage
 
-        lab, n = ndimage.label(mask)
+        lab, _ = ndimage.label(mask)
         sizes = np.bincount(lab.ravel())
         keep = sizes >= min_cluster
         keep[0] = False

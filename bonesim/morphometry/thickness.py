@@ -47,11 +47,7 @@ log = logging.getLogger(__name__)
 
 # the 13 "forward" neighbour offsets; with their negatives, all 26
 _HALF26 = [
-    (dz, dy, dx)
-    for dz in (-1, 0, 1)
-    for dy in (-1, 0, 1)
-    for dx in (-1, 0, 1)
-    if (dz, dy, dx) > (0, 0, 0)
+    (dz, dy, dx) for dz in (-1, 0, 1) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dz, dy, dx) > (0, 0, 0)
 ]
 
 
@@ -111,7 +107,7 @@ def _ridge_numpy(d2: np.ndarray, need: np.ndarray) -> np.ndarray:
     for off in _HALF26:
         cls = sum(o * o for o in off)
         sc, sn = [], []
-        for o, n in zip(off, (nz, ny, nx)):
+        for o, n in zip(off, (nz, ny, nx), strict=True):
             sc.append(slice(0, n - o) if o >= 0 else slice(-o, n))
             sn.append(slice(o, n) if o >= 0 else slice(0, n + o))
         sc, sn = tuple(sc), tuple(sn)
@@ -352,7 +348,7 @@ def brute_force_thickness_squared(mask: np.ndarray) -> np.ndarray:
     d2 = edt_squared(mask)
     out = np.zeros(mask.shape, np.int32)
     zz, yy, xx = np.indices(mask.shape)
-    for c in zip(*np.nonzero(mask)):
+    for c in zip(*np.nonzero(mask), strict=True):
         dc = d2[c]
         ball = (zz - c[0]) ** 2 + (yy - c[1]) ** 2 + (xx - c[2]) ** 2 < dc
         np.maximum(out, np.where(ball, dc, 0).astype(np.int32), out=out)

@@ -61,10 +61,7 @@ def euler_boundary_corrected(mask: np.ndarray) -> float:
     """
     m = np.asarray(mask, bool)
     chi = euler_3d(m)
-    nz, ny, nx = m.shape
-    faces = sum(
-        _euler_2d(f) for f in (m[0], m[-1], m[:, 0], m[:, -1], m[:, :, 0], m[:, :, -1])
-    )
+    faces = sum(_euler_2d(f) for f in (m[0], m[-1], m[:, 0], m[:, -1], m[:, :, 0], m[:, :, -1]))
     edges = 0
     for i in (0, -1):
         for j in (0, -1):
