@@ -205,6 +205,13 @@ def _numba_kernel():
         return x
 
     @numba.njit(cache=True, nogil=True, inline="always")
+    def _find_row(rnxt, z, y):  # pragma: no cover - compiled
+        while rnxt[z, y] != y:
+            rnxt[z, y] = rnxt[z, rnxt[z, y]]
+            y = rnxt[z, y]
+        return y
+
+    @numba.njit(cache=True, nogil=True, inline="always")
     def _isqrt_below(v):  # pragma: no cover - compiled
         # largest r >= 0 with r*r < v (v >= 1)
         r = int(np.sqrt(float(v)))
@@ -215,9 +222,11 @@ def _numba_kernel():
         return r
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def paint(out, nxt, cz, cy, cx, cd, nslab):  # pragma: no cover - compiled
-        # centres come in decreasing cd: the first ball to reach a voxel holds its maximum,
-        # so every voxel is written once and rows skip painted runs via `nxt`.
+    def paint(out, nxt, rcnt, rnxt, cz, cy, cx, cd, nslab):  # pragma: no cover - compiled
+        # Centres come in decreasing cd: the first ball to reach a voxel holds its maximum, so
+        # every voxel is written once. `nxt` skips painted runs within a row (voxels of the other
+        # phase start as painted: strict balls never hold them); `rcnt`/`rnxt` skip rows with
+        # nothing left to paint. Slabs of z are independent: no write races.
         nz, ny, nx = out.shape
         slab = (nz + nslab - 1) // nslab
         for s in numba.prange(nslab):
@@ -238,7 +247,8 @@ def _numba_kernel():
                     ry = _isqrt_below(rem)
                     ya = max(0, yc - ry)
                     yb = min(ny - 1, yc + ry)
-                    for y in range(ya, yb + 1):
+                    y = _find_row(rnxt, z, ya)
+                    while y <= yb:
                         rx = _isqrt_below(rem - (y - yc) * (y - yc))
                         xa = max(0, xc - rx)
                         xb = min(nx - 1, xc + rx)
@@ -246,7 +256,11 @@ def _numba_kernel():
                         while x <= xb:
                             out[z, y, x] = d
                             nxt[z, y, x] = x + 1
+                            rcnt[z, y] -= 1
                             x = _find(nxt, z, y, x + 1)
+                        if rcnt[z, y] == 0:
+                            rnxt[z, y] = y + 1
+                        y = _find_row(rnxt, z, y + 1)
         return out
 
     _NUMBA_KERNEL = paint
@@ -295,8 +309,13 @@ def local_thickness_squared(mask: np.ndarray, *, engine: str = "auto") -> np.nda
         nz, ny, nx = mask.shape
         nxt = np.empty((nz, ny, nx + 1), np.int32)
         nxt[...] = np.arange(nx + 1, dtype=np.int32)
+        nxt[:, :, :nx] += ~mask  # the other phase counts as painted
+        rcnt = np.count_nonzero(mask, axis=2).astype(np.int32)
+        rnxt = np.empty((nz, ny + 1), np.int32)
+        rnxt[...] = np.arange(ny + 1, dtype=np.int32)
+        rnxt[:, :ny] += rcnt == 0
         nslab = max(1, min(nz, 2 * (os.cpu_count() or 1)))
-        kernel(out, nxt, cz[order], cy[order], cx[order], cd[order], nslab)
+        kernel(out, nxt, rcnt, rnxt, cz[order], cy[order], cx[order], cd[order], nslab)
     else:
         out = _paint_numpy(mask.shape, np.stack([cz, cy, cx], axis=1), cd)
     out[~mask] = 0
