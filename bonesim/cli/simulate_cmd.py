@@ -1,0 +1,154 @@
+"""``bonesim simulate``: run the remodeling CA on a bone volume."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bonesim.cli._common import compression_option, overwrite_option, user_errors
+from bonesim.errors import BonesimError
+
+
+def _load_scenario(name_or_path: str, years: float):
+    try:
+        from bonesim.physiology import scenario_table
+    except ImportError:
+        raise BonesimError(
+            "--scenario needs the physiology module (bonesim.physiology.scenario_table), which this "
+            "installation lacks; use --params FILE.toml for constant parameters"
+        ) from None
+    return scenario_table(name_or_path, years)
+
+
+@click.command()
+@click.argument("input_path", metavar="IN.h5", type=click.Path(dir_okay=False))
+@click.argument("output_path", metavar="OUT.h5", type=click.Path(dir_okay=False))
+@click.option(
+    "--years", type=float, default=10.0, show_default=True, help="Years simulated after the spin-up."
+)
+@click.option(
+    "--scenario",
+    "scenario_name",
+    metavar="NAME|FILE.toml",
+    default=None,
+    help="Physiological scenario (a preset name or a TOML file) that drives the daily parameters.",
+)
+@click.option(
+    "--params",
+    "params_file",
+    metavar="FILE.toml",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Remodeling parameters (RemodelingParams fields, optionally under [remodeling]).",
+)
+@click.option("--backend", type=click.Choice(["auto", "cupy", "numpy"]), default="auto", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the counter-based RNG.")
+@click.option("--save-every", type=float, default=30.0, show_default=True, help="Days between saved frames.")
+@click.option(
+    "--spinup-years",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Spin-up under the baseline parameters before day 0 (opens the remodeling space).",
+)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT.h5.partial.")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+@overwrite_option
+@compression_option
+@user_errors
+def simulate(
+    input_path,
+    output_path,
+    years,
+    scenario_name,
+    params_file,
+    backend,
+    seed,
+    save_every,
+    spinup_years,
+    resume,
+    no_progress,
+    overwrite,
+    compression,
+):
+    """Simulate bone remodeling of IN.h5 and write the result to OUT.h5.
+
+    The run starts with a spin-up (default one year) under the baseline
+    parameters, stored before day 0; frames, remodeling maps, metrics and the
+    daily parameters are written to OUT.h5 (schema 1). Ctrl-C writes a
+    checkpoint to OUT.h5.partial; --resume continues from it, bit for bit.
+
+    \b
+    Examples:
+      bonesim simulate bone.h5 run.h5 --years 5
+      bonesim simulate bone.h5 run.h5 --params low_f.toml --backend numpy --seed 3
+      bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
+      bonesim simulate bone.h5 run.h5 --years 5 --resume
+    """
+    from bonesim.engine import partial_path
+    from bonesim.engine import simulate as run
+    from bonesim.io.hdf5 import read_volume
+    from bonesim.params import RemodelingParams
+
+    volume = read_volume(input_path)
+    base = RemodelingParams.from_toml(params_file) if params_file else None
+    scenario = _load_scenario(scenario_name, years) if scenario_name else None
+    params = None if scenario is not None else (base or RemodelingParams())
+    bar = None
+    if not no_progress:
+        from tqdm import tqdm
+
+        bar = tqdm(
+            total=round(years * 365.25), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True
+        )
+
+    def progress(info):
+        if bar is None:
+            return
+        bar.n = max(0, round(info["day"]))
+        bar.set_postfix_str(
+            f"{info['steps_per_s']:.1f} d/s, {info['gvox_per_s']:.3f} Gvox/s"
+            + (" (spin-up)" if info["day"] < 0 else ""),
+            refresh=False,
+        )
+        bar.refresh()
+
+    command = "bonesim simulate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bonesim simulate"
+    try:
+        res = run(
+            volume,
+            params,
+            years=years,
+            backend=backend,
+            seed=seed,
+            save_every=save_every,
+            out=output_path,
+            overwrite=overwrite,
+            spinup_years=spinup_years,
+            resume=resume,
+            progress=progress,
+            scenario=scenario,
+            base_params=base,
+            compression=compression,
+            command=command,
+        )
+    except KeyboardInterrupt:
+        if bar is not None:
+            bar.close()
+        part = partial_path(output_path)
+        if Path(part).exists():
+            click.echo(
+                f"Interrupted; checkpoint in {part}. Continue with the same command and --resume.", err=True
+            )
+        else:
+            click.echo("Interrupted.", err=True)
+        raise SystemExit(130) from None
+    if bar is not None:
+        bar.close()
+    m = res.metrics
+    click.echo(
+        f"{res.path}: {len(m['day'])} frames over {m['day'][-1]:g} days on {res.backend} ({res.device}); "
+        f"BV/TV {m['bv_tv'][0]:.4f} -> {m['bv_tv'][-1]:.4f}; {res.timings['gvox_per_s']:.4f} Gvox/s"
+    )

@@ -1,0 +1,220 @@
+// bonesim remodeling CA: the per-voxel rule of one step (see docs/model.md).
+//
+// State: one 32-bit word per voxel,
+//   bits  0-7   bone   mineralised fraction 0..255
+//   bits  8-15  phase byte: bits 0-1 phase (0 quiescent, 1 resorbing,
+//               2 reversal, 3 forming); bits 2-7 a payload whose meaning
+//               depends on the phase (see below)
+//   bits 16-31  timer  16-bit field whose meaning depends on the phase
+// Phase byte / timer layouts:
+//   Q  quiescent   payload 0, timer 0 (marrow if bone == 0)
+//   R  resorbing   bit 2 = top (a front recruited on the surface), bits 3-7 =
+//                  direction code d of its column (0..26, 13 = none)
+//        front     bone > 0: erodes; timer = removed so far (top: lateral
+//                  budget << 8 | removed, removed <= 255)
+//        handover  bone == 0, timer > 0: emptied, passes the column on to d
+//        passive   bone == 0, timer == 0: emptied voxel above the column front
+//   V  reversal    bits 2-7 = steps spent in reversal; timer = bone removed by the column
+//   F  forming     timer = bone still to lay down (formation budget)
+// A neighbour outside the global volume reads as BONESIM_INERT: neither
+// marrow nor bone nor part of a BMU (the outer boundary is inert).
+//
+// The rule reads only the old words of the voxel and its 26 neighbours, so
+// the update is order-free (double buffered), chunkable with a 1-voxel halo,
+// and identical in CUDA, in this header compiled for the host, and in the
+// NumPy backend (bonesim/backends/numpy_backend.py mirrors it line by line).
+#ifndef BONESIM_REMODEL_RULES_CUH
+#define BONESIM_REMODEL_RULES_CUH
+
+#include "common.cuh"
+
+#ifndef BONESIM_NEIGH
+#define BONESIM_NEIGH 26
+#endif
+
+#define BS_PH_Q 0u
+#define BS_PH_R 1u
+#define BS_PH_V 2u
+#define BS_PH_F 3u
+#define BS_TOP 4u
+#define BONESIM_INERT 0x00000400u
+
+#define BS_EV_RECRUIT 1u
+#define BS_EV_SEED 2u
+#define BS_EV_SURFACE 4u
+#define BS_EV_PERF 8u
+
+// Host-computed integer inputs of one step (no floats in the rule).
+struct BsStep {
+    bs_u32 act_thr;    // activation: hash < act_thr
+    bs_u32 erode;      // bone units a resorbing front removes this step
+    bs_u32 depth;      // bone units one column removes in total (erosion depth E)
+    bs_u32 form;       // bone units a forming front lays down this step
+    bs_u32 rev_steps;  // reversal duration in steps (<= 62)
+    bs_u32 f_q16;      // formation efficiency, 16.16 fixed point
+    bs_u32 lat0;       // lateral budget of a new seed (footprint radius L)
+    bs_u32 cost1, cost2, cost3;  // lateral cost of a face / edge / corner step
+    bs_u32 key;        // hash key of this step
+};
+
+BONESIM_HD bool bs_in_neigh(int k) {
+#if BONESIM_NEIGH == 6
+    return k == 4 || k == 10 || k == 12 || k == 14 || k == 16 || k == 22;
+#else
+    return k != 13;
+#endif
+}
+
+BONESIM_HD bs_u32 bs_word(bs_u32 bone, bs_u32 pbyte, bs_u32 timer) {
+    return bone | (pbyte << 8) | (timer << 16);
+}
+
+BONESIM_HD int bs_sign(int v) { return (v > 0) - (v < 0); }
+
+// Two column directions meet head-on when they are at least 120 degrees apart
+// (cos <= -1/2). A looser test (any obtuse angle) fires where the quantised
+// inward normals of a curved surface converge, and perforates spheres.
+BONESIM_HD bool bs_head_on(int a, int b) {
+    const int d = bs_dot(a, b);
+    return d < 0 && 4 * d * d >= bs_norm1(a) * bs_norm1(b);
+}
+
+// One voxel, one step. `nb(k)` returns the old word of neighbour k (13 = self).
+template <class Nb>
+BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_u32 idx_lo, bs_u32* ev) {
+    const bs_u32 w = nb(13);
+    const bs_u32 b = w & 0xFFu;
+    const bs_u32 pb = (w >> 8) & 0xFFu;
+    const bs_u32 t = w >> 16;
+    *ev = 0u;
+
+    if (pb == 0u) {  // ------------------------------------------- quiescent
+        if (b == 0u) return w;  // marrow
+        // surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of offsets)
+        int sz = 0, sy = 0, sx = 0;
+        bool surf = false;
+        for (int k = 0; k < 27; ++k) {
+            if (!bs_in_neigh(k)) continue;
+            if ((nb(k) & 0xFFFFu) == 0u) {
+                surf = true;
+                sz += bs_dz(k);
+                sy += bs_dy(k);
+                sx += bs_dx(k);
+            }
+        }
+        if (surf) *ev |= BS_EV_SURFACE;
+        // 1. a column front above emptied and hands its column on to this voxel
+        int best = -1;
+        bs_u32 bt = 0u;
+        for (int k = 0; k < 27; ++k) {
+            if (k == 13) continue;
+            const bs_u32 y = nb(k);
+            const bs_u32 ypb = (y >> 8) & 0xFFu;
+            if ((ypb & 3u) == BS_PH_R && (y & 0xFFu) == 0u && (y >> 16) > bt && (int)(ypb >> 3) == 26 - k) {
+                bt = y >> 16;
+                best = k;
+            }
+        }
+        if (best >= 0) return bs_word(b, BS_PH_R | ((bs_u32)(26 - best) << 3), bt);
+        if (!surf) return w;
+        const int d = (1 - bs_sign(sz)) * 9 + (1 - bs_sign(sy)) * 3 + (1 - bs_sign(sx));
+        // 2. lateral recruitment into the footprint of a neighbouring top front on the same side
+        int bestc = 0;
+        for (int k = 0; k < 27; ++k) {
+            if (!bs_in_neigh(k)) continue;
+            const bs_u32 y = nb(k);
+            const bs_u32 ypb = (y >> 8) & 0xFFu;
+            if ((ypb & 3u) != BS_PH_R || (ypb & BS_TOP) == 0u) continue;
+            const int lat = (int)(y >> 24);
+            if (lat == 0 || bs_dot((int)(ypb >> 3), d) <= 0) continue;
+            const int n1 = bs_norm1(k);
+            const int cost = (int)(n1 == 1 ? s.cost1 : (n1 == 2 ? s.cost2 : s.cost3));
+            const int c = lat - cost;
+            if (c > bestc) bestc = c;
+        }
+        if (bestc > 0) {
+            *ev |= BS_EV_RECRUIT;
+            return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), (bs_u32)bestc << 8);
+        }
+        // 3. activation of a new BMU
+        if (bs_voxel_hash(s.key, idx_hi, idx_lo) < s.act_thr) {
+            *ev |= BS_EV_RECRUIT | BS_EV_SEED;
+            return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), s.lat0 << 8);
+        }
+        return w;
+    }
+
+    const bs_u32 ph = pb & 3u;
+    if (ph == BS_PH_R) {  // ------------------------------------------ resorbing
+        const bs_u32 d = pb >> 3;
+        if (b > 0u) {  // front: erode
+            const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
+            const bs_u32 room = s.depth > r ? s.depth - r : 0u;
+            const bs_u32 a = bs_min(b, bs_min(s.erode, room));
+            const bs_u32 nbone = b - a;
+            const bs_u32 nr = r + a;
+            if (nr >= s.depth) return bs_word(nbone, BS_PH_V, nr);      // floor: depth reached
+            if (nbone == 0u) return bs_word(0u, BS_PH_R | (d << 3), nr);  // emptied: hand over
+            return bs_word(nbone, pb, nr);                               // keep eroding (lateral budget spent)
+        }
+        if (t > 0u) {  // handover: the next voxel along the column takes it, or the column ends
+            if (d == 13u) {  // no direction: marrow on opposite sides, cut through
+                *ev |= BS_EV_PERF;
+                return bs_word(0u, BS_PH_F, 0u);
+            }
+            const bs_u32 y = nb((int)d);
+            const bs_u32 ypb = (y >> 8) & 0xFFu;
+            const bs_u32 yb = y & 0xFFu;
+            if (ypb == 0u) {
+                if (yb == 0u) {  // straight ahead is marrow: perforation, not refilled
+                    *ev |= BS_EV_PERF;
+                    return bs_word(0u, BS_PH_F, 0u);
+                }
+                return w;  // bone ahead is taking the column over this step
+            }
+            if ((ypb & 3u) == BS_PH_R) {
+                if (yb > 0u && (ypb & BS_TOP) == 0u && (ypb >> 3) == d) return bs_word(0u, BS_PH_R | (d << 3), 0u);
+                if (bs_head_on((int)(ypb >> 3), (int)d)) {  // a cavity coming head-on
+                    *ev |= BS_EV_PERF;
+                    return bs_word(0u, BS_PH_F, 0u);
+                }
+            }
+            return bs_word(0u, BS_PH_V, t);  // blocked: this voxel is the floor
+        }
+        // passive: wait until the voxel below has refilled, then take over its budget
+        const bs_u32 y = nb((int)d);
+        const bs_u32 ypb = (y >> 8) & 0xFFu;
+        if ((ypb & 3u) == BS_PH_F && ((y & 0xFFu) == 255u || (y >> 16) == 0u)) return bs_word(0u, BS_PH_F, y >> 16);
+        if (ypb == 0u) return bs_word(0u, BS_PH_F, 0u);  // column gone (safety)
+        return w;
+    }
+
+    if (ph == BS_PH_V) {  // ------------------------------------------- reversal
+        // formation starts after the reversal delay where there is bone to build on: the
+        // floor itself, or any neighbour holding bone (quiescent, or a neighbouring floor)
+        bs_u32 c = (pb >> 2) + 1u;
+        if (c > 63u) c = 63u;
+        if (c >= s.rev_steps) {
+            bool sup = b > 0u;
+            for (int k = 0; k < 27 && !sup; ++k) {
+                if (!bs_in_neigh(k)) continue;
+                const bs_u32 y = nb(k);
+                if ((y & 0xFFu) > 0u) sup = true;  // any mineralised neighbour to build on
+            }
+            if (sup) {
+                bs_u64 budget = ((bs_u64)t * (bs_u64)s.f_q16) >> 16;
+                if (budget > 65535ull) budget = 65535ull;
+                return bs_word(b, BS_PH_F, (bs_u32)budget);
+            }
+            if (c >= 63u) return bs_word(b, BS_PH_F, 0u);  // nothing to build on: abandoned
+        }
+        return bs_word(b, BS_PH_V | (c << 2), t);
+    }
+
+    // -------------------------------------------------------------- forming
+    if (b == 255u || t == 0u) return b;  // refilled or budget spent: quiescent
+    const bs_u32 a = bs_min(s.form, bs_min(255u - b, t));
+    return bs_word(b + a, BS_PH_F, t - a);
+}
+
+#endif  // BONESIM_REMODEL_RULES_CUH

@@ -1,0 +1,60 @@
+// Host harness for the CPU parity test: applies bonesim_rule from
+// kernels/remodel_rules.cuh -- the very code the CUDA kernel runs -- to every
+// voxel of a block, with the kernel's neighbour staging (inert outside the
+// global volume) and counters. Built by tests/test_ca_parity.py with g++.
+#include "remodel_rules.cuh"
+
+struct HostNb {
+    const bs_u32* pad;
+    bs_i64 base, sz, sy;
+    bs_u32 operator()(int k) const { return pad[base + bs_dz(k) * sz + bs_dy(k) * sy + bs_dx(k)]; }
+};
+
+extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
+                                  bs_u64* counters, int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy,
+                                  bs_i64 ox, bs_i64 gz, bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
+    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
+    const int PZ = iz_n + 2, PY = iy_n + 2, PX = ix_n + 2;
+    for (int tz = 0; tz < PZ; ++tz)
+        for (int ty = 0; ty < PY; ++ty)
+            for (int tx = 0; tx < PX; ++tx) {
+                const int lz = tz - 1 + halo, ly = ty - 1 + halo, lx = tx - 1 + halo;
+                const bs_i64 qz = oz + lz, qy = oy + ly, qx = ox + lx;
+                bs_u32 v = BONESIM_INERT;
+                if (lz >= 0 && lz < nz && ly >= 0 && ly < ny && lx >= 0 && lx < nx && qz >= 0 && qz < gz &&
+                    qy >= 0 && qy < gy && qx >= 0 && qx < gx)
+                    v = src[((bs_i64)lz * ny + ly) * nx + lx];
+                pad[((bs_i64)tz * PY + ty) * PX + tx] = v;
+            }
+    BsStep s;
+    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
+    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
+    for (int c = 0; c < 6; ++c) counters[c] = 0;
+    for (int iz = 0; iz < iz_n; ++iz)
+        for (int iy = 0; iy < iy_n; ++iy)
+            for (int ix = 0; ix < ix_n; ++ix) {
+                HostNb nb;
+                nb.pad = pad;
+                nb.sz = (bs_i64)PY * PX;
+                nb.sy = PX;
+                nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
+                const bs_u32 w = nb(13);
+                const bs_i64 lin = ((oz + iz + halo) * gy + (oy + iy + halo)) * gx + (ox + ix + halo);
+                bs_u32 ev = 0;
+                const bs_u32 nw = bonesim_rule(nb, s, (bs_u32)((bs_u64)lin >> 32), (bs_u32)lin, &ev);
+                const bs_i64 o = ((bs_i64)iz * iy_n + iy) * ix_n + ix;
+                dst[o] = nw;
+                const bs_u32 ob = w & 0xFFu, nbn = nw & 0xFFu;
+                if (nbn < ob) {
+                    counters[0] += ob - nbn;
+                    if (map_day >= 0 && rmap[o] < 0) rmap[o] = map_day;
+                } else if (nbn > ob) {
+                    counters[1] += nbn - ob;
+                    if (map_day >= 0) fmap[o] = map_day;
+                }
+                counters[2] += (ev & BS_EV_RECRUIT) ? 1 : 0;
+                counters[3] += (ev & BS_EV_SEED) ? 1 : 0;
+                counters[4] += (ev & BS_EV_SURFACE) ? 1 : 0;
+                counters[5] += (ev & BS_EV_PERF) ? 1 : 0;
+            }
+}
