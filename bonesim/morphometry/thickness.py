@@ -76,28 +76,48 @@ def edt_squared(mask: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     return np.rint(d2).astype(np.int32)
 
 
-def _need_table(dmax: int) -> np.ndarray:
-    """``need[k, D]``: the smallest squared radius a neighbour at squared offset k (1, 2, 3) needs
-    for its lattice ball to hold the whole lattice ball ``{q : |q|² < D}``.
+def _need_table(dmax: int, offsets: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """``need[k, D]``: the smallest squared radius a centre at offset ``offsets[k]`` needs for its
+    lattice ball to hold the whole lattice ball ``{q : |q|² < D}``.
 
-    need = max over the ball of |q - o|², plus 1 (strict inequality); by the ball's cubic
-    symmetry one offset per class suffices. Computed for all D at once: lattice points sorted
-    by |q|², a running max of |q|² - 2 q·o.
+    need = max over the ball of |q - o|², plus 1 (strict inequality). Computed for all D at
+    once: lattice points sorted by |q|², a running max of |q|² - 2 q·o. Without ``offsets``
+    the rows are indexed by the squared length 1, 2, 3 of a 26-neighbour offset (by the ball's
+    cubic symmetry one offset per class suffices).
     """
-    r = int(np.ceil(np.sqrt(max(dmax, 1)))) + 1
+    if offsets is None:
+        table = _need_table(dmax, [(0, 0, 1), (0, 1, 1), (1, 1, 1)])
+        return np.concatenate([np.zeros((1, dmax + 1), np.int64), table])
+    reach = max((max(abs(c) for c in o) for o in offsets), default=1)
+    r = int(np.ceil(np.sqrt(max(dmax, 1)))) + reach
     g = np.arange(-r, r + 1)
     qz, qy, qx = (a.ravel() for a in np.meshgrid(g, g, g, indexing="ij"))
     n2 = qz * qz + qy * qy + qx * qx
     order = np.argsort(n2, kind="stable")
-    n2s = n2[order]
-    d = np.arange(dmax + 1)
-    k = np.searchsorted(n2s, d, side="left")  # points with |q|² < D
-    need = np.zeros((4, dmax + 1), np.int64)
-    for cls, o in ((1, (0, 0, 1)), (2, (0, 1, 1)), (3, (1, 1, 1))):
-        dot = qz[order] * o[0] + qy[order] * o[1] + qx[order] * o[2]
-        run = np.maximum.accumulate(n2s - 2 * dot)
-        need[cls] = np.where(k > 0, run[np.maximum(k - 1, 0)] + cls + 1, 0)
+    n2s, qz, qy, qx = n2[order], qz[order], qy[order], qx[order]
+    k = np.searchsorted(n2s, np.arange(dmax + 1), side="left")  # points with |q|² < D
+    need = np.zeros((len(offsets), dmax + 1), np.int64)
+    for i, o in enumerate(offsets):
+        run = np.maximum.accumulate(n2s - 2 * (qz * o[0] + qy * o[1] + qx * o[2]))
+        need[i] = np.where(k > 0, run[np.maximum(k - 1, 0)] + o[0] ** 2 + o[1] ** 2 + o[2] ** 2 + 1, 0)
     return need
+
+
+#: Reach (in voxels, Chebyshev) of the second, wider containment test of the Numba ridge.
+RIDGE_REACH = 3
+
+
+def _far_offsets(reach: int = RIDGE_REACH) -> list[tuple[int, int, int]]:
+    """Offsets with 2 <= max|o_i| <= reach, nearest first (one per symmetry class is not enough
+    here: the test reads the neighbour's own D, so every offset is listed)."""
+    offs = [
+        (dz, dy, dx)
+        for dz in range(-reach, reach + 1)
+        for dy in range(-reach, reach + 1)
+        for dx in range(-reach, reach + 1)
+        if max(abs(dz), abs(dy), abs(dx)) >= 2
+    ]
+    return sorted(offs, key=lambda o: (o[0] ** 2 + o[1] ** 2 + o[2] ** 2, o))
 
 
 def _ridge_numpy(d2: np.ndarray, need: np.ndarray) -> np.ndarray:
@@ -158,8 +178,29 @@ def _numba_ridge():
                     keep[z, y, x] = ok
         return keep
 
-    _NUMBA_RIDGE = ridge
-    return ridge
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def ridge_far(d2, keep, cz, cy, cx, offs, cls, need):  # pragma: no cover - compiled
+        # second pass over the survivors of the 26-neighbour test: the balls of centres
+        # 2..RIDGE_REACH voxels away (offs sorted nearest first, cls = row of `need`)
+        nz, ny, nx = d2.shape
+        for i in numba.prange(cz.shape[0]):
+            z = cz[i]
+            y = cy[i]
+            x = cx[i]
+            d = d2[z, y, x]
+            for j in range(offs.shape[0]):
+                zz = z + offs[j, 0]
+                yy = y + offs[j, 1]
+                xx = x + offs[j, 2]
+                if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                    continue
+                if d2[zz, yy, xx] >= need[cls[j], d]:
+                    keep[z, y, x] = False
+                    break
+        return keep
+
+    _NUMBA_RIDGE = (ridge, ridge_far)
+    return _NUMBA_RIDGE
 
 
 def distance_ridge(d2: np.ndarray, *, engine: str = "auto") -> np.ndarray:
@@ -174,11 +215,22 @@ def distance_ridge(d2: np.ndarray, *, engine: str = "auto") -> np.ndarray:
     [[[0, 0, 1, 0, 0]]]
     """
     d2 = np.ascontiguousarray(d2, dtype=np.int32)
-    need = _need_table(int(d2.max()))
-    kernel = _numba_ridge() if engine in ("auto", "numba") else None
-    if kernel is not None:
-        return kernel(d2, need, np.zeros(d2.shape, bool))
-    return _ridge_numpy(d2, need)
+    need = _need_table(int(d2.max()))  # rows 1, 2, 3: squared length of a 26-neighbour offset
+    kernels = _numba_ridge() if engine in ("auto", "numba") else None
+    if kernels is None:
+        return _ridge_numpy(d2, need)
+    ridge, ridge_far = kernels
+    keep = ridge(d2, need, np.zeros(d2.shape, bool))
+    if RIDGE_REACH >= 2 and keep.any():
+        offs = _far_offsets()
+        # need depends on the offset only through its sorted absolute components
+        classes = sorted({tuple(sorted(abs(c) for c in o)) for o in offs})
+        index = {c: i for i, c in enumerate(classes)}
+        cls = np.array([index[tuple(sorted(abs(c) for c in o))] for o in offs], np.int64)
+        need_far = _need_table(int(d2.max()), classes)
+        cz, cy, cx = np.nonzero(keep)
+        keep = ridge_far(d2, keep, cz, cy, cx, np.array(offs, np.int64), cls, need_far)
+    return keep
 
 
 # ------------------------------------------------------------------ painting ----
