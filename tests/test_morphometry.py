@@ -393,3 +393,22 @@ def test_analyze_engine_result(tmp_path):
         g = f["tables/metrics"]
         assert g["tb_th_um"].shape == (n,) and np.isfinite(g["tb_th_um"][...]).all()
         np.testing.assert_allclose(g["bv_tv"][...], engine_bv_tv, atol=1e-12)  # same definition
+
+
+def test_gpu_backend_without_cupy_says_so():
+    from conftest import gpu_available
+
+    if gpu_available():
+        pytest.skip("a GPU is present")
+    try:
+        import cupy  # noqa: F401
+
+        pytest.skip("CuPy is installed")
+    except ImportError:
+        pass
+    from bonesim.errors import BonesimError
+
+    with pytest.raises(BonesimError, match="needs CuPy"):
+        morphometry(phantom.plate((8, 8, 8), 2), voxel_size_um=H, backend="gpu")
+    with pytest.raises(ValueError, match="`backend` must be one of"):
+        morphometry(phantom.plate((8, 8, 8), 2), voxel_size_um=H, backend="cuda")
