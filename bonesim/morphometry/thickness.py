@@ -13,13 +13,19 @@ largest lattice ball around c containing only Ω voxels). Then
 Exact and fast:
 
 1. squared EDT with the ``edt`` package (multi-threaded, exact integers);
-2. drop every centre whose ball lies inside a neighbour's ball
-   (``sqrt D(n) >= sqrt D(c) + |n - c|`` for one of the 26 neighbours — an
-   exact pruning: it removes no lattice point from the union of balls and
-   never a larger value); what remains is the distance ridge;
-3. paint the ridge balls (integer arithmetic, row by row) into the output
-   with a max, in a Numba kernel parallel over z-slabs (no write races);
-   without Numba a vectorised NumPy version paints one radius class at a time.
+2. drop every centre whose lattice ball lies inside the lattice ball of a
+   centre n nearby: ``D(n) >= need(D(c), n - c)`` with ``need`` tabulated
+   once for all D (:func:`_need_table`), first for the 26 neighbours, then
+   (Numba path) for every offset up to :data:`RIDGE_REACH` voxels away. Such
+   an n has ``D(n) > D(c)``, so the pruning is exact: no value changes.
+   BoneJ's continuous test ``sqrt D(n) >= sqrt D(c) + |n - c|`` keeps 81 % of
+   the bone voxels of the real sample; this one keeps 20 %;
+3. paint the ridge balls in decreasing D (integer arithmetic, row by row):
+   the first ball to reach a voxel holds its maximum, so each voxel is
+   written once; per-row "next unpainted voxel" pointers (union-find with
+   path halving) skip painted runs; z-slabs run in parallel in a Numba
+   kernel without write races. Without Numba a vectorised NumPy version
+   paints one radius class at a time (exact, slow).
 
 The outside of the volume counts as neither structure nor background (the
 EDT ignores the border), so a plate cut by the volume faces keeps its
