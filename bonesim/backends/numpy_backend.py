@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from bonesim.backends.base import (
 log = logging.getLogger(__name__)
 
 _U32 = np.uint32
+_LITTLE = sys.byteorder == "little"
 # direction code k -> offset component, defined for all 5-bit codes like the C helpers
 _DZ = np.array([k // 9 - 1 for k in range(32)], dtype=np.int64)
 _DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
@@ -315,18 +317,27 @@ def step_block(
     _PZ, PY, PX = pad.shape
     offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
 
-    bone = interior & _U32(0xFF)
-    pbyte = (interior >> _U32(8)) & _U32(0xFF)
-    qbone = (pbyte == 0) & (bone != 0)
-    marrow = (pad & _U32(0xFFFF)) == 0
+    # byte views of the packed words (little-endian: byte 0 bone, byte 1 phase, bytes 2-3 timer)
+    if _LITTLE:
+        pb4 = pad.view(np.uint8).reshape(*pad.shape, 4)
+        pbone, pph, plat = pb4[..., 0], pb4[..., 1], pb4[..., 3]
+        marrow = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 0] == 0
+        ptimer_nz = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 1] != 0
+    else:  # pragma: no cover - big-endian hosts
+        pbone = (pad & _U32(0xFF)).astype(np.uint8)
+        pph = ((pad >> _U32(8)) & _U32(0xFF)).astype(np.uint8)
+        plat = (pad >> _U32(24)).astype(np.uint8)
+        marrow = (pad & _U32(0xFFFF)) == 0
+        ptimer_nz = (pad >> _U32(16)) != 0
+    pbyte = pph[1:-1, 1:-1, 1:-1]
+    qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
     surface = qbone & _near_marrow(marrow, neighbourhood)
     n_surface = int(np.count_nonzero(surface))
 
     # sources that can recruit bone next to them: fresh top fronts and emptied fronts
-    pph = (pad >> _U32(8)) & _U32(0xFF)
-    is_r = (pph & _U32(3)) == 1
-    src_top = is_r & ((pph & _U32(4)) != 0) & ((pad >> _U32(24)) != 0)
-    src_hand = is_r & ((pad & _U32(0xFF)) == 0) & ((pad >> _U32(16)) != 0)
+    is_r = (pph & np.uint8(3)) == 1
+    src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
+    src_hand = is_r & (pbone == 0) & ptimer_nz
     near = np.zeros(pad.size, bool)
     sidx = np.flatnonzero(src_top | src_hand)
     if sidx.size:
