@@ -323,6 +323,7 @@ def simulate(
     out_path = Path(out) if out is not None else None
     part = partial_path(out_path) if out_path is not None else None
     t_io = 0.0
+    create_partial = False
 
     if resume:
         if part is None:
@@ -365,7 +366,7 @@ def simulate(
                     f"an interrupted run exists in {part}: pass resume=True (--resume) to continue it "
                     "or overwrite=True (--overwrite) to start over"
                 )
-            _create_partial(part, volume, config, table, scen_name, scen_toml, compression)
+            create_partial = True
 
     state = be.upload(
         init["bone"],
@@ -376,6 +377,8 @@ def simulate(
         neighbourhood=sched.neighbourhood,
     )
     del init
+    if create_partial:  # only once the state is on the device: a failed upload leaves no stale checkpoint
+        _create_partial(part, volume, config, table, scen_name, scen_toml, compression)
     rows_from = start  # step index of the first counter row not read yet
 
     def drain() -> None:
