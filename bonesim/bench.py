@@ -238,6 +238,7 @@ def run_bench(
     baseline_steps: int = 3,
     numpy_shape: int = 64,
     numpy_steps: int = 20,
+    copy_bytes: int = 2**30,
 ) -> dict[str, Any]:
     """Run the benchmark; GPU parts only when CuPy and a device work (or ``backend='cupy'``)."""
     from bonesim.backends import _cupy_problem
@@ -259,7 +260,7 @@ def run_bench(
 
         out["device"] = CupyBackend().device
         out["cupy"] = cupy.__version__
-        copy = copy_bandwidth()
+        copy = copy_bandwidth(copy_bytes)
         out["copy_GBps"] = copy
         out["cupy_results"] = []
         for n in shapes or [512, 1024]:
