@@ -105,23 +105,26 @@ def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
                 )
                 assert r.returncode == 0, r.stderr
                 compiled.append(open(src + ".ptx").read())
-            self.fn = _harness(neigh, tmpdir)
+            dims = ",".join(code.split(f"#define BONESIM_{a} ")[1].split()[0] for a in ("BX", "BY", "BZ"))
+            self.fn = _harness(neigh, tmpdir, dims)  # the kernel's block logic, emulated on the host
+            self.block = tuple(int(d) for d in dims.split(","))
 
         def get_function(self, name):
-            fn = self.fn
+            fn, bdims = self.fn, self.block
 
             def launch(grid, block, args):
                 src, dst, rmap, fmap, counters = args[:5]
                 nz, ny, nx, halo = (int(v) for v in args[5:9])
+                inner = (nx - 2 * halo, ny - 2 * halo, nz - 2 * halo)
+                assert tuple(block) == bdims
+                assert tuple(grid) == tuple(-(-n // b) for n, b in zip(inner, bdims, strict=True))
                 o = [int(v) for v in args[9:15]]
                 map_day = int(args[15])
                 prm = np.array([int(v) for v in args[16:]], np.uint32)
-                pad = np.empty((nz - 2 * halo + 2, ny - 2 * halo + 2, nx - 2 * halo + 2), np.uint32)
                 cnt = np.zeros(6, np.uint64)
                 P, i64 = ctypes.c_void_p, ctypes.c_longlong
                 fn(
                     P(src.ctypes.data),
-                    P(pad.ctypes.data),
                     P(dst.ctypes.data),
                     P(rmap.ctypes.data),
                     P(fmap.ctypes.data),
