@@ -225,7 +225,7 @@ def simulate(
     params: RemodelingParams | Mapping[str, Any] | None = None,
     *,
     years: float,
-    backend: str = "auto",
+    backend: Any = "auto",
     seed: int = 0,
     save_every: float = 30,
     out: str | os.PathLike | None = None,
@@ -251,7 +251,8 @@ def simulate(
         Default: ``scenario.table`` if a scenario is given, else healthy defaults.
     years : float
         Simulated time after the spin-up.
-    backend : {'auto', 'numpy', 'cupy'}
+    backend : {'auto', 'numpy', 'cupy'} or backend object
+        A name for :func:`bonesim.backends.resolve_backend`, or a backend it returned.
     seed : int
         Seed of the counter-based RNG; same seed, same bits on every backend.
     save_every : float
@@ -302,7 +303,7 @@ def simulate(
     total = n_spin + n_main
     save_steps = max(1, round(save_every / dt))
     sched = Schedule(daily, volume.voxel_size_um, n_spin)
-    be = resolve_backend(backend)
+    be = resolve_backend(backend) if isinstance(backend, str) else backend
     config = {
         "seed": int(seed),
         "table_digest": _table_digest(table),

@@ -92,10 +92,16 @@ def simulate(
     from bonesim.io.hdf5 import read_volume
     from bonesim.params import RemodelingParams
 
+    from bonesim.backends import resolve_backend
+
     volume = read_volume(input_path)
     base = RemodelingParams.from_toml(params_file) if params_file else None
     scenario = _load_scenario(scenario_name, years) if scenario_name else None
     params = None if scenario is not None else (base or RemodelingParams())
+    be = resolve_backend(backend)
+    click.echo(
+        f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
+    )
     bar = None
     if not no_progress:
         from tqdm import tqdm
@@ -121,7 +127,7 @@ def simulate(
             volume,
             params,
             years=years,
-            backend=backend,
+            backend=be,
             seed=seed,
             save_every=save_every,
             out=output_path,
