@@ -188,3 +188,25 @@ def test_kernel_block_logic_on_a_chunk_with_halo(tmp_path_factory):
 
     split = run_words(words_of(bone), params, 20.0, 40, seed=1, step_fn=chunked)
     np.testing.assert_array_equal(whole[0], split[0])
+
+
+def test_chunk_beyond_2_32_voxels_hashes_both_index_words(tmp_path_factory):
+    """A chunk of a volume with more than 2**32 voxels: NumPy and the C rule agree, and the high word matters."""
+    from bonesim.backends.base import voxel_hash
+    from tests.ca_helpers import inputs
+
+    tmp = str(tmp_path_factory.mktemp("big"))
+    g = (8, 65536, 65540)  # 3.4e10 voxels
+    origin = (2, 1000, 2000)  # global linear indices ~ 8.6e9 > 2**32
+    w = words_of(phantom.plate((6, 10, 12), 2, axis=0))
+    inp = inputs(act_thr=2**31, key=12345)
+    a, ca = step_block(w, inp, halo=1, origin=origin, global_shape=g)
+    maps = [np.full((4, 8, 10), -1, np.int32) for _ in range(2)]
+    b, cb = host_step_fn(26, tmp, halo=1, origin=origin, global_shape=g)(w, inp, *maps, -1)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ca, cb)
+    assert 0 < ca[3] < ca[4], "about half the surface activates"
+    lin = np.array([3 * 65536 * 65540 + 7], np.int64)
+    assert voxel_hash(1, lin)[0] != voxel_hash(1, lin % 2**32)[0]
+    with pytest.raises(ValueError, match="outside"):
+        step_block(w, inp, halo=1, origin=(5, 0, 0), global_shape=g)

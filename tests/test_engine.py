@@ -252,3 +252,14 @@ def test_cli_help_has_examples():
 
     r = CliRunner().invoke(main, ["simulate", "--help"])
     assert r.exit_code == 0 and "Examples:" in r.output and "--resume" in r.output
+
+
+def test_two_day_steps_and_6_neighbourhood(vol):
+    p = FAST.replace(dt_days=2.0, neighbourhood=6)
+    res = simulate(vol, p, years=0.2, spinup_years=0.05, save_every=10, backend="numpy", seed=2)
+    m = res.metrics
+    assert m["day"][0] == 0 and np.all(np.diff(m["day"])[:-1] == 10)
+    assert m["day"][-1] == pytest.approx(2 * round(0.2 * 365.25 / 2))
+    assert m["bone_removed"].sum() > 0
+    rmap = res.state["resorbed_day"]
+    assert rmap.max() <= m["day"][-1] and (rmap[rmap >= 0] % 2 == 0).all()

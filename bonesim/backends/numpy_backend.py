@@ -310,6 +310,13 @@ def step_block(
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
     gshape = tuple(global_shape) if global_shape is not None else inner
+    for ax in range(3):
+        lo = origin[ax] + halo
+        if lo < 0 or lo + inner[ax] > gshape[ax]:
+            raise ValueError(
+                f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
+                f"global volume {gshape}"
+            )
     pad = _padded(src, halo, tuple(origin), gshape)
     interior = pad[1:-1, 1:-1, 1:-1]
     dst = np.ascontiguousarray(interior)

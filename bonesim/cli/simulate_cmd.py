@@ -87,12 +87,11 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
       bonesim simulate bone.h5 run.h5 --years 5 --resume
     """
+    from bonesim.backends import resolve_backend
     from bonesim.engine import partial_path
     from bonesim.engine import simulate as run
     from bonesim.io.hdf5 import read_volume
     from bonesim.params import RemodelingParams
-
-    from bonesim.backends import resolve_backend
 
     volume = read_volume(input_path)
     base = RemodelingParams.from_toml(params_file) if params_file else None
