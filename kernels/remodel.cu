@@ -19,13 +19,17 @@
 #define BONESIM_NSLOT 256
 #endif
 #define BONESIM_NCOUNT 8
+// resident blocks per SM the register allocation must allow (4 x 512 threads = full occupancy)
+#ifndef BONESIM_MIN_BLOCKS
+#define BONESIM_MIN_BLOCKS 2
+#endif
 
 __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, o);
     return v;
 }
 
-extern "C" __global__ void __launch_bounds__(BS_NTHREADS)
+extern "C" __global__ void __launch_bounds__(BS_NTHREADS, BONESIM_MIN_BLOCKS)
 BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
     bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
@@ -56,6 +60,7 @@ BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
 
     // counters: warp sums, one shared atomic per warp, one global atomic per block and counter
     const int lane = tid & 31;
+#pragma unroll
     for (int k = 0; k < 6; ++k) {
         const bs_u32 v = bs_warp_sum(c[k]);
         if (lane == 0 && v) atomicAdd(&bsum[k], v);

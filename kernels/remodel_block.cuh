@@ -64,6 +64,7 @@ struct BsTileNb {
 // surface, perforated).
 BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
                                int ty, int tx, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
+    BS_UNROLL
     for (int i = 0; i < 6; ++i) c[i] = 0u;
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     const int iz = z0 + tz, iy = y0 + ty, ix = x0 + tx;

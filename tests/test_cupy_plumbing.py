@@ -238,10 +238,18 @@ def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
     from bonesim.bench import run_bench
 
     res = run_bench(
-        [24], 3, baseline_shape=20, baseline_steps=2, numpy_shape=16, numpy_steps=2, copy_bytes=2**20
+        [24],
+        3,
+        baseline_shape=20,
+        baseline_steps=2,
+        numpy_shape=16,
+        numpy_steps=2,
+        copy_bytes=2**20,
+        tune_min_blocks=(2, 3),
     )
     assert "FakeGPU" in res["device"] and res["copy_GBps"] > 0
     r = res["cupy_results"][0]
     assert r["shape"] == [24, 24, 24] and r["bytes_per_voxel_step"] == 8 and r["ratio_to_copy"] > 0
     assert res["naive_baseline"]["same_bits_as_fused"] is True
     assert res["numpy"]["mvox_per_s"] > 0
+    assert [t["min_blocks"] for t in res["tune_min_blocks"]] == [2, 3]

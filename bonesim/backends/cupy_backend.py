@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: Thread-block shape (x, y, z) of the step kernel.
 BLOCK = (32, 4, 4)
+#: Blocks per SM the kernel's register budget must allow (__launch_bounds__); 2 compiles
+#: without spills on sm_90 (50 registers), 3-4 trade spills for occupancy (see bench --min-blocks).
+MIN_BLOCKS = 2
 #: Counter slots per step (spread the block atomics) and counters per slot (kernels/remodel.cu).
 NSLOT, NCOUNT = 256, 8
 #: Steps of counters kept on the device between reads.
@@ -51,7 +54,9 @@ def check_fits(shape: tuple[int, ...], free_bytes: int, total_bytes: int | None 
 
 
 @functools.cache
-def _module(neighbourhood: int, block: tuple[int, int, int], device_id: int) -> Any:
+def _module(
+    neighbourhood: int, block: tuple[int, int, int], device_id: int, min_blocks: int = MIN_BLOCKS
+) -> Any:
     """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
     import cupy
 
@@ -59,6 +64,7 @@ def _module(neighbourhood: int, block: tuple[int, int, int], device_id: int) -> 
     defines = (
         f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
         f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
+        f"#define BONESIM_MIN_BLOCKS {min_blocks}\n"
     )
     code = defines + (kdir / "remodel.cu").read_text()
     with cupy.cuda.Device(device_id):
@@ -82,6 +88,7 @@ def launch_step(
     origin: tuple[int, int, int] = (0, 0, 0),
     global_shape: tuple[int, int, int] | None = None,
     map_day: int = -1,
+    min_blocks: int = MIN_BLOCKS,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
 
@@ -95,7 +102,9 @@ def launch_step(
     nz, ny, nx = src.shape
     inner = (nz - 2 * halo, ny - 2 * halo, nx - 2 * halo)
     g = tuple(global_shape) if global_shape is not None else inner
-    fn = _module(neighbourhood, BLOCK, cupy.cuda.Device().id).get_function(kernel_name(neighbourhood))
+    fn = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks).get_function(
+        kernel_name(neighbourhood)
+    )
     bx, by, bz = BLOCK
     grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + bz - 1) // bz)
     i32, i64, u32 = np.int32, np.int64, np.uint32
@@ -162,7 +171,9 @@ class CupyBackend:
             rmap = cupy.asarray(np.ascontiguousarray(resorbed_day, np.int32))
             fmap = cupy.asarray(np.ascontiguousarray(formed_day, np.int32))
             ring = cupy.zeros((RING, NSLOT, NCOUNT), cupy.uint64)
-            _module(neighbourhood, BLOCK, self.device_id)  # compile now, not inside the timed loop
+            _module(
+                neighbourhood, BLOCK, self.device_id, MIN_BLOCKS
+            )  # compile now, not inside the timed loop
         return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
 
     def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
