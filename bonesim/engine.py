@@ -306,7 +306,12 @@ def simulate(
     be = resolve_backend(backend) if isinstance(backend, str) else backend
     config = {
         "seed": int(seed),
-        "table_digest": _table_digest(table),
+        # constant parameters: their values (so a resumed run may ask for more years); tables: the table
+        "table_digest": _table_digest(
+            {k: np.atleast_1d(np.float64(v)) for k, v in daily[0].to_dict().items()}
+            if isinstance(params, RemodelingParams) or (params is None and scenario is None)
+            else table
+        ),
         "neighbourhood": sched.neighbourhood,
         "footprint_radius_um": daily[0].footprint_radius_um,
         "dt_days": dt,
@@ -347,10 +352,11 @@ def simulate(
         prev_bone = ck["prev_bone"]
         if start > total:
             raise BonesimError(f"checkpoint is at step {start}, beyond the {total} steps asked for")
-        with h5py.File(part, "a") as f:  # drop a frame half-written when the run was killed
+        with _open_retry(part, "a") as f:  # drop a frame half-written when the run was killed
             for nm in ("series/bone", "series/day"):
                 if f[nm].shape[0] > n_frames:
                     f[nm].resize(n_frames, axis=0)
+            write_table(f["tables"], "physiology", table)  # the run may now be longer
         log.info("resuming %s at step %d of %d", part, start, total)
     else:
         init = {

@@ -120,6 +120,12 @@ def test_resume_after_ctrl_c_equals_one_run(vol, tmp_path):
         simulate(vol, FAST, out=two, resume=True, **{**kw, "seed": 10})
     simulate(vol, FAST, out=two, resume=True, **kw)
     a, b = _arrays(one), _arrays(two)
+    # a resumed run may be asked for more years than it started with
+    three = tmp_path / "three.h5"
+    with pytest.raises(KeyboardInterrupt):
+        simulate(vol, FAST, out=three, progress=interrupt, **kw)
+    longer = simulate(vol, FAST, out=three, resume=True, **{**kw, "years": 0.3})
+    assert longer.metrics["day"][-1] == pytest.approx(round(0.3 * 365.25))
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
