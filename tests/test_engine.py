@@ -269,3 +269,22 @@ def test_two_day_steps_and_6_neighbourhood(vol):
     assert m["bone_removed"].sum() > 0
     rmap = res.state["resorbed_day"]
     assert rmap.max() <= m["day"][-1] and (rmap[rmap >= 0] % 2 == 0).all()
+
+
+def test_scenario_object_is_stored(vol, tmp_path):
+    from types import SimpleNamespace
+
+    table = constant_table(FAST, 40)
+    table["formation_efficiency"][10:] = 0.8
+    table["estrogen"] = np.linspace(1, 0.5, 40)
+    scen = SimpleNamespace(name="test-menopause", toml='name = "test-menopause"\n', table=table)
+    out = tmp_path / "s.h5"
+    simulate(
+        vol, scenario=scen, base_params=FAST, years=40 / 365.25, spinup_years=0.02, out=out, backend="numpy"
+    )
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "test-menopause"
+        assert "test-menopause" in f["scenario"].attrs["toml"]
+        phys = read_table(f["tables/physiology"])
+    np.testing.assert_array_equal(phys["estrogen"], table["estrogen"])
+    np.testing.assert_array_equal(phys["formation_efficiency"], table["formation_efficiency"])
