@@ -5,7 +5,8 @@
 // one-voxel halo; neighbours outside the global volume read as the inert
 // word. Each thread then applies bonesim_rule (remodel_rules.cuh) to its voxel
 // and writes the new word to the other buffer (ping-pong, never copied).
-// Marrow voxels (the majority) return after reading only themselves.
+// Marrow voxels (the majority) return after reading only themselves, full
+// bone amid full quiescent bone after an AND/OR over its neighbours.
 // Per-step counters (bone removed/added, recruited, seeds, surface voxels,
 // perforations) are reduced per warp and per block and added to one of
 // NSLOT slots to keep atomics uncontended; remodeling maps are written only

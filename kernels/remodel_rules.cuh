@@ -96,6 +96,16 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
 
     if (pb == 0u) {  // ------------------------------------------- quiescent
         if (b == 0u) return w;  // marrow
+        if (b == 255u) {  // fast path: full bone amid full quiescent bone cannot change (no marrow, no BMU)
+            bs_u32 all = 0xFFFFFFFFu, any = 0u;
+            BS_UNROLL
+            for (int k = 0; k < 27; ++k) {
+                const bs_u32 y = nb(k);
+                all &= y;
+                any |= y;
+            }
+            if (all == 0xFFu && any == 0xFFu) return w;
+        }
         // one pass over the neighbours (each read once):
         //  - surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of offsets)
         //  - column hand-over: a neighbour whose emptied column front points at this voxel
