@@ -59,6 +59,8 @@ def test_healthy_steady_state_and_loss_at_f095():
     t = m1["day"] / DAYS_PER_YEAR
     slope = np.polyfit(t, m1["bv_tv"], 1)[0] / m1["bv_tv"].mean()
     assert abs(slope) < 0.005, f"BV/TV drifts {100 * slope:.2f} %/yr at f = 1"
+    end_to_end = (m1["bv_tv"][-1] / m1["bv_tv"][0] - 1) / years
+    assert abs(end_to_end) < 0.005, f"BV/TV changed {100 * end_to_end:.2f} %/yr from day 0 to the end"
     assert m1["perforated"].sum() == 0
     # f = 0.95: loss net of the f = 1 run ≈ Ac.f · BS/BV · E · (1 - f) per year, as a fraction of BV
     loss = (m1["bv_tv"][-1] - m95["bv_tv"][-1]) - (m1["bv_tv"][0] - m95["bv_tv"][0])
