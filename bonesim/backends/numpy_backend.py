@@ -309,6 +309,9 @@ def step_block(
     """
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
+    for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
+        if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
+            raise ValueError(f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)")
     gshape = tuple(global_shape) if global_shape is not None else inner
     for ax in range(3):
         lo = origin[ax] + halo
@@ -390,7 +393,6 @@ def step_block(
     counters[2] = int(np.count_nonzero(ev & EV_RECRUIT))
     counters[3] = int(np.count_nonzero(ev & EV_SEED))
     counters[5] = int(np.count_nonzero(ev & EV_PERF))
-    assert int(np.count_nonzero(ev & EV_SURFACE)) <= n_surface
     if map_day >= 0:
         if resorbed_day is not None:
             rflat = resorbed_day.reshape(-1)
