@@ -311,7 +311,9 @@ def step_block(
     inner = tuple(n - 2 * halo for n in src.shape)
     for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
         if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
-            raise ValueError(f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)")
+            raise ValueError(
+                f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
+            )
     gshape = tuple(global_shape) if global_shape is not None else inner
     for ax in range(3):
         lo = origin[ax] + halo
