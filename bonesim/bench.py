@@ -78,7 +78,11 @@ def copy_bandwidth(nbytes: int = 2**30, repeats: int = 10) -> float:
 
 
 def bench_cupy(
-    shape: tuple[int, int, int], steps: int, warmup: int = 32, min_blocks: int | None = None
+    shape: tuple[int, int, int],
+    steps: int,
+    warmup: int = 32,
+    min_blocks: int | None = None,
+    variant: str = "tile",
 ) -> dict[str, Any]:
     """Time ``steps`` fused steps at ``shape`` after ``warmup`` steps."""
     import cupy
@@ -94,12 +98,12 @@ def bench_cupy(
     cnt = cupy.zeros((NSLOT, NCOUNT), cupy.uint64)
     inputs = [sched.inputs(n, seed=0) for n in range(warmup + steps)]
     for n in range(warmup):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
         cur, nxt = nxt, cur
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
     for n in range(warmup, warmup + steps):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
         cur, nxt = nxt, cur
     stop.record()
     stop.synchronize()
@@ -118,6 +122,7 @@ def bench_cupy(
         "effective_GBps": gv * BYTES_PER_VOXEL_STEP,
         "active_bmu_voxels": active,
         "min_blocks_per_sm": mb,
+        "kernel": variant,
     }
 
 
@@ -269,10 +274,11 @@ def run_bench(
         out["copy_GBps"] = copy
         out["cupy_results"] = []
         for n in shapes or [512, 1024]:
-            r = bench_cupy((n, n, n), steps)
-            r["copy_GBps"] = copy
-            r["ratio_to_copy"] = r["effective_GBps"] / copy
-            out["cupy_results"].append(r)
+            for variant in ("tile", "zm"):
+                r = bench_cupy((n, n, n), steps, variant=variant)
+                r["copy_GBps"] = copy
+                r["ratio_to_copy"] = r["effective_GBps"] / copy
+                out["cupy_results"].append(r)
         if tune_min_blocks:  # occupancy vs register spills, at the first shape
             n = (shapes or [512])[0]
             out["tune_min_blocks"] = [

@@ -72,3 +72,63 @@ BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
         atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + tid, (bs_u64)bsum[tid]);
     }
 }
+
+// z-marching variant (see remodel_block.cuh): grid (ceil(X/ZBX), ceil(Y/ZBY), ceil(Z/ZCHUNK)).
+extern "C" __global__ void __launch_bounds__(BS_ZNTHREADS)
+BONESIM_CAT(bonesim_remodel_step_zm_n, BONESIM_NEIGH)(
+    const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
+    bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
+    bs_u64* __restrict__ counters,
+    int nz, int ny, int nx, int halo,
+    bs_i64 oz, bs_i64 oy, bs_i64 ox, bs_i64 gz, bs_i64 gy, bs_i64 gx,
+    int map_day,
+    bs_u32 act_thr, bs_u32 erode, bs_u32 depth, bs_u32 form, bs_u32 rev_steps,
+    bs_u32 f_q16, bs_u32 lat0, bs_u32 cost1, bs_u32 cost2, bs_u32 cost3, bs_u32 key)
+{
+    __shared__ bs_u32 ring[3 * BS_ZPLANE];
+    __shared__ bs_u32 bsum[BONESIM_NCOUNT];
+
+    BsGeom g;
+    g.nz = nz; g.ny = ny; g.nx = nx; g.halo = halo;
+    g.oz = oz; g.oy = oy; g.ox = ox; g.gz = gz; g.gy = gy; g.gx = gx;
+    BsStep s;
+    s.act_thr = act_thr; s.erode = erode; s.depth = depth; s.form = form; s.rev_steps = rev_steps;
+    s.f_q16 = f_q16; s.lat0 = lat0; s.cost1 = cost1; s.cost2 = cost2; s.cost3 = cost3; s.key = key;
+
+    const int iz_n = nz - 2 * halo;
+    const int y0 = blockIdx.y * BONESIM_ZBY, x0 = blockIdx.x * BONESIM_ZBX;
+    const int zbeg = blockIdx.z * BONESIM_ZCHUNK;
+    const int zend = min(zbeg + BONESIM_ZCHUNK, iz_n);
+    const int tid = threadIdx.y * BONESIM_ZBX + threadIdx.x;
+    if (tid < BONESIM_NCOUNT) bsum[tid] = 0u;
+    for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) {
+        ring[i] = bs_plane_value(src, g, zbeg - 1, y0, x0, i);
+        ring[BS_ZPLANE + i] = bs_plane_value(src, g, zbeg, y0, x0, i);
+    }
+    bs_u32 acc[6] = {0u, 0u, 0u, 0u, 0u, 0u};
+    BsRingNb nb;
+    nb.ring = ring;
+    nb.base = (threadIdx.y + 1) * BS_ZTX + threadIdx.x + 1;
+    for (int z = zbeg; z < zend; ++z) {
+        bs_ring_slots(z - zbeg, nb.slot);
+        for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS)
+            ring[nb.slot[2] + i] = bs_plane_value(src, g, z + 1, y0, x0, i);
+        __syncthreads();
+        bs_u32 c[6];
+        bs_apply_voxel(nb, g, s, z, y0 + threadIdx.y, x0 + threadIdx.x, dst, rmap, fmap, map_day, c);
+#pragma unroll
+        for (int k = 0; k < 6; ++k) acc[k] += c[k];
+        __syncthreads();  // everyone is done with plane z-1 before it is overwritten
+    }
+    const int lane = tid & 31;
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+        const bs_u32 v = bs_warp_sum(acc[k]);
+        if (lane == 0 && v) atomicAdd(&bsum[k], v);
+    }
+    __syncthreads();
+    if (tid < 6 && bsum[tid]) {
+        const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+        atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + tid, (bs_u64)bsum[tid]);
+    }
+}

@@ -58,20 +58,17 @@ struct BsTileNb {
     }
 };
 
-// Thread (tz, ty, tx) of the block at (z0, y0, x0): apply the rule to its voxel
-// (if inside the interior), write the new word and the maps, and return its
-// contributions to the counters in c[0..5] (removed, added, recruited, seeds,
-// surface, perforated).
-BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
-                               int ty, int tx, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
+// Apply the rule to interior voxel (iz, iy, ix), whose neighbours `nb` reads:
+// write the new word and the maps, and return its contributions to the
+// counters in c[0..5] (removed, added, recruited, seeds, surface, perforated).
+// Voxels beyond the interior (threads of partial blocks) do nothing.
+template <class Nb>
+BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, int iz, int iy, int ix, bs_u32* dst,
+                               bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
     BS_UNROLL
     for (int i = 0; i < 6; ++i) c[i] = 0u;
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
-    const int iz = z0 + tz, iy = y0 + ty, ix = x0 + tx;
     if (iz >= iz_n || iy >= iy_n || ix >= ix_n) return;
-    BsTileNb nb;
-    nb.tile = tile;
-    nb.base = ((tz + 1) * BS_TY + ty + 1) * BS_TX + tx + 1;
     const bs_u32 w = nb(13);
     const bs_i64 lin = ((g.oz + iz + g.halo) * g.gy + (g.oy + iy + g.halo)) * g.gx + (g.ox + ix + g.halo);
     bs_u32 ev = 0u;
@@ -90,6 +87,66 @@ BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep
     c[3] = (ev & BS_EV_SEED) ? 1u : 0u;
     c[4] = (ev & BS_EV_SURFACE) ? 1u : 0u;
     c[5] = (ev & BS_EV_PERF) ? 1u : 0u;
+}
+
+// Thread (tz, ty, tx) of the 3-D tile block at (z0, y0, x0).
+BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
+                               int ty, int tx, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
+    BsTileNb nb;
+    nb.tile = tile;
+    nb.base = ((tz + 1) * BS_TY + ty + 1) * BS_TX + tx + 1;
+    bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, dst, rmap, fmap, map_day, c);
+}
+
+// ---------------------------------------------------------------------------
+// z-marching variant: a block of ZBX x ZBY threads owns a column of the volume
+// ZCHUNK planes deep and streams through it, keeping three (ZBY+2, ZBX+2)
+// planes in a ring: each plane is staged once per block instead of the 3-D
+// tile's (BZ+2)/BZ, and counters are reduced once per column.
+#ifndef BONESIM_ZBX
+#define BONESIM_ZBX 32
+#endif
+#ifndef BONESIM_ZBY
+#define BONESIM_ZBY 8
+#endif
+#ifndef BONESIM_ZCHUNK
+#define BONESIM_ZCHUNK 16
+#endif
+#define BS_ZTX (BONESIM_ZBX + 2)
+#define BS_ZTY (BONESIM_ZBY + 2)
+#define BS_ZPLANE (BS_ZTY * BS_ZTX)
+#define BS_ZNTHREADS (BONESIM_ZBX * BONESIM_ZBY)
+
+// Cell i of the plane at interior z coordinate iz (-1 .. iz_n) of the column at (y0, x0).
+BONESIM_HD bs_u32 bs_plane_value(const bs_u32* src, const BsGeom& g, int iz, int y0, int x0, int i) {
+    const int tx = i % BS_ZTX, ty = i / BS_ZTX;
+    const int lz = iz + g.halo, ly = y0 + ty - 1 + g.halo, lx = x0 + tx - 1 + g.halo;
+    const bs_i64 qz = g.oz + lz, qy = g.oy + ly, qx = g.ox + lx;
+    if (lz >= 0 && lz < g.nz && ly >= 0 && ly < g.ny && lx >= 0 && lx < g.nx && qz >= 0 && qz < g.gz && qy >= 0 &&
+        qy < g.gy && qx >= 0 && qx < g.gx) {
+#if defined(__CUDA_ARCH__)
+        return __ldg(src + ((bs_i64)lz * g.ny + ly) * g.nx + lx);
+#else
+        return src[((bs_i64)lz * g.ny + ly) * g.nx + lx];
+#endif
+    }
+    return BONESIM_INERT;
+}
+
+struct BsRingNb {
+    const bs_u32* ring;
+    int slot[3];  // word offsets of the planes z-1, z, z+1 in the ring
+    int base;
+    BONESIM_HD bs_u32 operator()(int k) const {
+        return ring[slot[bs_dz(k) + 1] + base + bs_dy(k) * BS_ZTX + bs_dx(k)];
+    }
+};
+
+// Ring slot offsets for step j of a column (plane z = zbeg + j).
+BONESIM_HD void bs_ring_slots(int j, int slot[3]) {
+    slot[0] = (j % 3) * BS_ZPLANE;
+    slot[1] = ((j + 1) % 3) * BS_ZPLANE;
+    slot[2] = ((j + 2) % 3) * BS_ZPLANE;
 }
 
 #endif  // BONESIM_REMODEL_BLOCK_CUH

@@ -28,29 +28,35 @@ HARNESS = Path(__file__).parent / "harness" / "remodel_host.cpp"
 
 @functools.cache
 def _harness(neighbourhood: int, tmpdir: str, blocks: str = ""):
-    """The host-compiled rule; ``blocks='BX,BY,BZ'`` gives the kernel's block emulation with that block shape."""
+    """The host-compiled rule.
+
+    ``blocks='BX,BY,BZ'`` gives the 3-D tile kernel's block emulation with that block
+    shape, ``blocks='zm:ZBX,ZBY,ZCHUNK'`` the z-marching kernel's; '' the plain per-voxel loop.
+    """
     cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if cxx is None:
         pytest.skip("no C++ compiler")
-    so = Path(tmpdir) / f"remodel_host_n{neighbourhood}.so"
-    subprocess.run(
-        [
-            cxx,
-            "-std=c++17",
-            "-O2",
-            "-shared",
-            "-fPIC",
-            f"-I{kernel_dir()}",
-            f"-DBONESIM_NEIGH={neighbourhood}",
-            str(HARNESS),
-            "-o",
-            str(so),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    zm = blocks.startswith("zm:")
+    names = ("ZBX", "ZBY", "ZCHUNK") if zm else ("BX", "BY", "BZ")
+    vals = (blocks[3:] if zm else blocks).split(",") if blocks else []
+    dims = [f"-DBONESIM_{a}={v}" for a, v in zip(names, vals, strict=False)]
+    tag = blocks.replace(",", "x").replace(":", "_")
+    so = Path(tmpdir) / f"remodel_host_n{neighbourhood}{tag}.so"
+    cmd = [
+        cxx,
+        "-std=c++17",
+        "-O2",
+        "-shared",
+        "-fPIC",
+        f"-I{kernel_dir()}",
+        f"-DBONESIM_NEIGH={neighbourhood}",
+    ]
+    subprocess.run([*cmd, *dims, str(HARNESS), "-o", str(so)], check=True, capture_output=True)
     lib = ctypes.CDLL(str(so))
-    fn = lib.bonesim_host_step_blocks if blocks else lib.bonesim_host_step
+    if not blocks:
+        fn = lib.bonesim_host_step
+    else:
+        fn = lib.bonesim_host_step_zm if zm else lib.bonesim_host_step_blocks
     fn.restype = None
     return fn
 
@@ -143,7 +149,13 @@ def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_fact
 
 
 @pytest.mark.parametrize(
-    ("blocks", "shape", "neigh"), [("32,4,4", (13, 11, 37), 26), ("8,2,3", (17, 9, 21), 6)]
+    ("blocks", "shape", "neigh"),
+    [
+        ("32,4,4", (13, 11, 37), 26),
+        ("8,2,3", (17, 9, 21), 6),
+        ("zm:32,8,16", (37, 11, 35), 26),  # z-marching variant: ring of three planes, partial columns
+        ("zm:8,4,5", (17, 9, 21), 6),
+    ],
 )
 def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory):
     """The kernel's tiling (remodel_block.cuh), emulated block by block on the host, gives the NumPy bits."""
@@ -165,7 +177,8 @@ def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory)
         np.testing.assert_array_equal(x, y)
 
 
-def test_kernel_block_logic_on_a_chunk_with_halo(tmp_path_factory):
+@pytest.mark.parametrize("blocks", ["32,4,4", "zm:32,8,16"])
+def test_kernel_block_logic_on_a_chunk_with_halo(blocks, tmp_path_factory):
     """A block with a halo and a global origin (as an HPC chunk runner would pass it) gives the whole volume's bits."""
     tmp = str(tmp_path_factory.mktemp("chunk"))
     params = RemodelingParams(
@@ -174,7 +187,7 @@ def test_kernel_block_logic_on_a_chunk_with_halo(tmp_path_factory):
     bone = _phantom((20, 18, 22), "gyroid")
     g = bone.shape
     whole = run_words(words_of(bone), params, 20.0, 40, seed=1)
-    inner = host_step_fn(26, tmp, halo=1, origin=(7 - 1, -1, -1), global_shape=g, blocks="32,4,4")
+    inner = host_step_fn(26, tmp, halo=1, origin=(7 - 1, -1, -1), global_shape=g, blocks=blocks)
 
     def chunked(words, inp, rmap, fmap, n):
         lo, hi = 7, 15  # the middle chunk from the block emulation, the rest from NumPy

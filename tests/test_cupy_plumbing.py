@@ -105,19 +105,28 @@ def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
                 )
                 assert r.returncode == 0, r.stderr
                 compiled.append(open(src + ".ptx").read())
-            dims = ",".join(code.split(f"#define BONESIM_{a} ")[1].split()[0] for a in ("BX", "BY", "BZ"))
-            self.fn = _harness(neigh, tmpdir, dims)  # the kernel's block logic, emulated on the host
-            self.block = tuple(int(d) for d in dims.split(","))
+
+            def define(a):
+                return int(code.split(f"#define BONESIM_{a} ")[1].split()[0])
+
+            self.neigh, self.tmpdir = neigh, tmpdir
+            self.tile = tuple(define(a) for a in ("BX", "BY", "BZ"))
+            self.zm = tuple(define(a) for a in ("ZBX", "ZBY", "ZCHUNK"))
 
         def get_function(self, name):
-            fn, bdims = self.fn, self.block
+            zm = name.startswith("bonesim_remodel_step_zm_n")
+            dims = self.zm if zm else self.tile
+            tag = ("zm:" if zm else "") + ",".join(map(str, dims))
+            fn = _harness(self.neigh, self.tmpdir, tag)  # the kernel's block logic, emulated on the host
+            bdims = (dims[0], dims[1], 1) if zm else dims
+            per_block = (dims[0], dims[1], dims[2]) if zm else dims
 
             def launch(grid, block, args):
                 src, dst, rmap, fmap, counters = args[:5]
                 nz, ny, nx, halo = (int(v) for v in args[5:9])
                 inner = (nx - 2 * halo, ny - 2 * halo, nz - 2 * halo)
                 assert tuple(block) == bdims
-                assert tuple(grid) == tuple(-(-n // b) for n, b in zip(inner, bdims, strict=True))
+                assert tuple(grid) == tuple(-(-n // b) for n, b in zip(inner, per_block, strict=True))
                 o = [int(v) for v in args[9:15]]
                 map_day = int(args[15])
                 prm = np.array([int(v) for v in args[16:]], np.uint32)
@@ -139,7 +148,7 @@ def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
                 )
                 counters[3 % counters.shape[0], :6] += cnt  # any slot: the backend sums them
 
-            assert name.startswith("bonesim_remodel_step_n")
+            assert name.startswith(("bonesim_remodel_step_n", "bonesim_remodel_step_zm_n"))
             return launch
 
     cp.RawModule = RawModule
@@ -253,3 +262,24 @@ def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
     assert res["naive_baseline"]["same_bits_as_fused"] is True
     assert res["numpy"]["mvox_per_s"] > 0
     assert [t["min_blocks"] for t in res["tune_min_blocks"]] == [2, 3]
+    assert [r["kernel"] for r in res["cupy_results"]] == ["tile", "zm"]
+
+
+def test_zm_kernel_variant_equals_numpy(fake_cupy):
+    from bonesim.backends.cupy_backend import CupyBackend
+
+    bone = phantom.gyroid((37, 20, 30), 16, phantom.gyroid_sheet_level_for(0.4), sheet=True)
+    vol = Volume(bone, 20.0)
+    kw = dict(years=0.15, spinup_years=0.05, save_every=9, seed=6)
+    a = simulate(vol, FAST, backend="numpy", **kw)
+    b = simulate(vol, FAST, backend=CupyBackend(variant="zm"), **kw)
+    for k in a.state:
+        np.testing.assert_array_equal(a.state[k], b.state[k], err_msg=k)
+    np.testing.assert_array_equal(a.metrics["recruited"], b.metrics["recruited"])
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_gpu_parity_test_body_on_the_stand_in(fake_cupy, variant):
+    from tests import test_ca_gpu
+
+    test_ca_gpu.test_cupy_matches_numpy_bit_for_bit((37, 29, 45), 1, variant)
