@@ -114,7 +114,7 @@ def test_resume_after_ctrl_c_equals_one_run(vol, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         simulate(vol, FAST, out=two, progress=interrupt, **kw)
     assert not two.exists() and partial_path(two).exists()
-    with h5py.File(partial_path(two), "r") as f:
+    with h5py.File(partial_path(two) / "checkpoint.h5", "r") as f:
         assert f["state"].attrs["step"] == 80
     with pytest.raises(BonesimError, match="differs"):
         simulate(vol, FAST, out=two, resume=True, **{**kw, "seed": 10})
@@ -154,7 +154,7 @@ def test_resume_after_sigkill_equals_one_run(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
         try:
-            with h5py.File(part, "r", locking=False) as f:  # never block the writer
+            with h5py.File(part / "checkpoint.h5", "r", locking=False) as f:  # never block the writer
                 step = int(f["state"].attrs["step"])
         except (OSError, KeyError):
             continue
