@@ -60,9 +60,7 @@ class Volume:
         if data.dtype == bool:
             data = data.astype(np.uint8) * np.uint8(BONE_FULL)
         object.__setattr__(self, "data", data)
-        object.__setattr__(
-            self, "voxel_size_um", check_positive(self.voxel_size_um, name="voxel_size_um")
-        )
+        object.__setattr__(self, "voxel_size_um", check_positive(self.voxel_size_um, name="voxel_size_um"))
         object.__setattr__(self, "metadata", dict(self.metadata))
 
     @property

@@ -1,0 +1,244 @@
+"""``bonesim render | animate | plot | export``: thin wrappers over :mod:`bonesim.viz`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from bonesim.cli._common import overwrite_option, user_errors
+
+_result_arg = click.argument("result", type=click.Path(dir_okay=False, path_type=Path))
+_camera_option = click.option(
+    "--camera",
+    type=click.Choice(["iso", "top", "side"]),
+    default="iso",
+    show_default=True,
+    help="Camera preset.",
+)
+
+
+def _size(value: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in value.lower().split("x"))
+    except ValueError:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 800x600, got {value!r}") from None
+    return w, h
+
+
+def _clip(value: str | None) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    try:
+        box = tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected six numbers x0,x1,y0,y1,z0,z1 in mm, got {value!r}") from None
+    if len(box) != 6:
+        raise click.BadParameter(f"expected six numbers x0,x1,y0,y1,z0,z1 in mm, got {value!r}")
+    return box
+
+
+def _downsample(value: str) -> int | str:
+    if value == "auto":
+        return "auto"
+    try:
+        return int(value)
+    except ValueError:
+        raise click.BadParameter(f"expected 'auto' or an integer, got {value!r}") from None
+
+
+_render_options = [
+    _camera_option,
+    click.option("--size", default="800x600", show_default=True, help="Image size WIDTHxHEIGHT in pixels."),
+    click.option(
+        "--clip", default=None, metavar="X0,X1,Y0,Y1,Z0,Z1", help="Keep only this box (mm) to look inside."
+    ),
+    click.option(
+        "--downsample",
+        default="auto",
+        show_default=True,
+        help="Block-average factor, or 'auto' (edge <= 256).",
+    ),
+    click.option("--no-ghost", is_flag=True, help="Do not draw the initial surface (nor perforations)."),
+    click.option("--no-legend", is_flag=True, help="No legend, text or scale bar."),
+]
+
+
+def _with(options):
+    def deco(f):
+        for opt in reversed(options):
+            f = opt(f)
+        return f
+
+    return deco
+
+
+def _render_kwargs(camera, size, clip, downsample, no_ghost, no_legend) -> dict:
+    return dict(
+        camera=camera,
+        size=_size(size),
+        clip=_clip(clip),
+        downsample=_downsample(downsample),
+        ghost=not no_ghost,
+        legend=not no_legend,
+        annotate=not no_legend,
+        scale_bar=not no_legend,
+    )
+
+
+@click.command()
+@_result_arg
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Image file (.png, .jpg).",
+)
+@click.option("--frame", default=-1, show_default=True, help="Saved frame; negative counts from the end.")
+@_with(_render_options)
+@overwrite_option
+@user_errors
+def render(result, out, frame, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+    """Render one saved frame of RESULT off-screen (bone surface coloured by remodeling).
+
+    Colours relative to the first frame: translucent grey = initial surface,
+    ivory = unchanged bone, red = resorbed, green = newly formed, magenta =
+    perforation (bone gone all the way through).
+
+    \b
+    Examples:
+      bonesim render run.h5 -o last.png
+      bonesim render run.h5 --frame 0 --camera top -o first.png
+      bonesim render run.h5 --clip 0,1,0,0.5,0,1 --size 1200x900 -o inside.png
+    """
+    from bonesim.io.hdf5 import check_input_file, check_output_path
+    from bonesim.viz import render_frame
+
+    check_input_file(result)
+    check_output_path(out, overwrite=overwrite)
+    render_frame(
+        result, frame, out=out, **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend)
+    )
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@_result_arg
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Animation (.gif or .mp4).",
+)
+@click.option("--fps", default=4.0, show_default=True, help="Frames per second.")
+@_with(_render_options)
+@overwrite_option
+@user_errors
+def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+    """Animate every saved frame of RESULT to a GIF or MP4 (one camera, same colours).
+
+    \b
+    Examples:
+      bonesim animate run.h5 -o run.mp4
+      bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
+    """
+    from bonesim.io.hdf5 import check_input_file
+    from bonesim.viz import animate as animate_
+    from bonesim.viz._result import load_info
+
+    check_input_file(result)
+    n = load_info(result).n_frames
+    with click.progressbar(length=n, label=f"rendering {n} frames", file=sys.stderr) as bar:
+        animate_(
+            result,
+            out,
+            fps=fps,
+            overwrite=overwrite,
+            progress=lambda done, total: bar.update(1),
+            **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
+        )
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@click.argument("results", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "-o",
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Figure (.png, .pdf, .svg).",
+)
+@click.option(
+    "--which",
+    type=click.Choice(["all", "metrics", "physiology"]),
+    default="all",
+    show_default=True,
+    help="Panel group.",
+)
+@click.option("--columns", default=None, help="Comma-separated columns to plot instead (e.g. bv_tv,pth_pM).")
+@click.option(
+    "--label", "labels", multiple=True, help="Legend entry per RESULT (repeat; default scenario names)."
+)
+@click.option("--title", default=None, help="Figure title.")
+@overwrite_option
+@user_errors
+def plot(results, out, which, columns, labels, title, overwrite):
+    """Plot BV/TV, morphometry and daily physiology of one or more RESULTS over time.
+
+    \b
+    Examples:
+      bonesim plot run.h5 -o run.png
+      bonesim plot healthy.h5 postmenopausal.h5 -o compare.png --which metrics
+      bonesim plot run.h5 --columns bv_tv,pth_pM,estrogen -o hormones.pdf
+    """
+    from bonesim.io.hdf5 import check_input_file, check_output_path
+    from bonesim.viz import plot_metrics
+
+    for r in results:
+        check_input_file(r)
+    check_output_path(out, overwrite=overwrite)
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    plot_metrics(list(results), out, which=which, columns=cols, labels=list(labels) or None, title=title)
+    click.echo(f"wrote {out}")
+
+
+@click.command()
+@_result_arg
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), help="VTK image file (.vti).")
+@click.option("--frame", default=-1, show_default=True, help="Saved frame; negative counts from the end.")
+@click.option(
+    "--xdmf", is_flag=True, help="(Re)write the XDMF sidecar RESULT.xdmf for ParaView (all frames)."
+)
+@overwrite_option
+@user_errors
+def export(result, out, frame, xdmf, overwrite):
+    """Export a frame of RESULT for ParaView: a .vti file and/or the XDMF sidecar.
+
+    The .vti holds cell arrays bone, bone_initial, change and the
+    resorbed_day/formed_day maps, in mm. The XDMF sidecar describes every
+    saved frame in place (no copy) as a time series.
+
+    \b
+    Examples:
+      bonesim export run.h5 -o last.vti
+      bonesim export run.h5 --frame 0 -o first.vti --overwrite
+      bonesim export run.h5 --xdmf
+    """
+    from bonesim.viz import export_vti
+
+    if out is None and not xdmf:
+        raise click.UsageError("give -o FILE.vti and/or --xdmf")
+    if out is not None:
+        export_vti(result, out, frame, overwrite=overwrite)
+        click.echo(f"wrote {out}")
+    if xdmf:
+        from bonesim.io.hdf5 import open_bonesim
+        from bonesim.io.xdmf import write_xdmf
+
+        with open_bonesim(result):
+            pass
+        click.echo(f"wrote {write_xdmf(result)}")

@@ -1,0 +1,163 @@
+"""Matplotlib plots of result tables: indices over time and daily physiology, overlaid."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bonesim.errors import BonesimError
+from bonesim.viz._result import ResultInfo, load_info
+
+#: (table, candidate column names, axis label); the first present name is plotted.
+METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("metrics", ("bv_tv",), "BV/TV"),
+    ("metrics", ("bs_bv_per_mm",), "BS/BV (1/mm)"),
+    ("metrics", ("tb_th_um",), "Tb.Th (µm)"),
+    ("metrics", ("tb_sp_um",), "Tb.Sp (µm)"),
+    ("metrics", ("tb_n_per_mm",), "Tb.N (1/mm)"),
+    ("metrics", ("conn_d_per_mm3",), "Conn.D (1/mm³)"),
+    ("metrics", ("smi",), "SMI"),
+    ("metrics", ("da",), "DA"),
+)
+PHYSIOLOGY_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("physiology", ("pth_pM", "pth_pmol_l", "pth"), "PTH (pM)"),
+    ("physiology", ("calcium_mM", "calcium_mmol_l", "calcium"), "Ca²⁺ (mM)"),
+    ("physiology", ("calcitriol_pM", "calcitriol_pmol_l", "calcitriol"), "calcitriol (pM)"),
+    ("physiology", ("estrogen", "estrogen_rel", "estradiol_pg_ml", "estradiol"), "estrogen"),
+    ("physiology", ("acf_per_year",), "Ac.f (1/yr)"),
+    ("physiology", ("formation_efficiency",), "formation efficiency"),
+)
+GROUPS = ("metrics", "physiology", "all")
+
+
+def _panels(
+    infos: Sequence[ResultInfo], which: str, columns: Sequence[str] | None
+) -> list[tuple[str, str, str]]:
+    """(table, column, label) of every panel that at least one result can fill."""
+    if columns:
+        out = []
+        for col in columns:
+            table = next(
+                (t for i in infos for t in ("metrics", "physiology") if col in i.tables.get(t, {})), None
+            )
+            if table is None:
+                raise BonesimError(f"no result has a column {col!r} in /tables/metrics or /tables/physiology")
+            out.append((table, col, col))
+        return out
+    spec = {
+        "metrics": METRIC_PANELS,
+        "physiology": PHYSIOLOGY_PANELS,
+        "all": METRIC_PANELS + PHYSIOLOGY_PANELS,
+    }
+    if which not in spec:
+        raise ValueError(f"`which` must be one of {', '.join(repr(g) for g in GROUPS)}, got {which!r}")
+    out = []
+    for table, names, label in spec[which]:
+        for name in names:
+            if any(name in i.tables.get(table, {}) for i in infos):
+                out.append((table, name, label))
+                break
+    return out
+
+
+def _labels(infos: Sequence[ResultInfo]) -> list[str]:
+    names = [i.scenario for i in infos]
+    if len(set(names)) < len(names):
+        return [f"{i.scenario} ({i.path.stem})" for i in infos]
+    return names
+
+
+def plot_metrics(
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    out: str | os.PathLike | None = None,
+    *,
+    which: str = "all",
+    columns: Sequence[str] | None = None,
+    labels: Sequence[str] | None = None,
+    size: tuple[float, float] | None = None,
+    dpi: int = 120,
+    title: str | None = None,
+) -> Any:
+    """Plot indices and daily physiology of one or more results against time (years).
+
+    One panel per quantity, one line per result file that has it: BV/TV and
+    any morphometry columns of ``/tables/metrics`` (BS/BV, Tb.Th, Tb.Sp,
+    Tb.N, Conn.D, SMI, DA); PTH, calcium, calcitriol, estrogen, Ac.f and
+    formation efficiency from ``/tables/physiology`` when present.
+
+    Parameters
+    ----------
+    paths : path or sequence of paths
+        Result files to overlay (e.g. one per scenario).
+    out : path, optional
+        Save the figure here (PNG, PDF, SVG by extension).
+    which : {'all', 'metrics', 'physiology'}
+        Which panel group to draw (ignored when ``columns`` is given).
+    columns : sequence of str, optional
+        Exactly these columns (looked up in metrics, then physiology).
+    labels : sequence of str, optional
+        Legend entries, one per path (default: scenario names).
+    size : (width, height) in inches, optional
+    dpi : int
+    title : str, optional
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure (not attached to pyplot; nothing global is changed).
+
+    Examples
+    --------
+    >>> fig = plot_metrics(["healthy.h5", "postmenopausal.h5"], "compare.png")  # doctest: +SKIP
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    if not paths:
+        raise ValueError("`paths` must name at least one result file")
+    infos = [load_info(p) for p in paths]
+    names = list(labels) if labels is not None else _labels(infos)
+    if len(names) != len(infos):
+        raise ValueError(f"`labels` has {len(names)} entries for {len(infos)} files")
+    panels = _panels(infos, which, columns)
+    if not panels:
+        raise BonesimError(
+            "nothing to plot: the files have no /tables/metrics or /tables/physiology columns "
+            f"for which={which!r}"
+        )
+    ncols = 1 if len(panels) == 1 else (2 if len(panels) <= 4 else 3)
+    nrows = math.ceil(len(panels) / ncols)
+    fig = Figure(figsize=size or (4.2 * ncols, 2.8 * nrows + 0.6), dpi=dpi, layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    colours = [f"C{i % 10}" for i in range(len(infos))]
+    for ax, (table, col, label) in zip(axes, panels, strict=False):
+        for info, name, c in zip(infos, names, colours, strict=True):
+            t = info.tables.get(table, {})
+            if col not in t:
+                continue
+            day = t.get("day", np.arange(len(t[col]), dtype=float))
+            ax.plot(np.asarray(day, float) / 365.25, np.asarray(t[col], float), color=c, label=name, lw=1.5)
+        ax.set_ylabel(label)
+        ax.set_xlabel("time (years)")
+        ax.grid(alpha=0.3)
+    for ax in axes[len(panels) :]:
+        ax.set_visible(False)
+    handles, leg = axes[0].get_legend_handles_labels()
+    if len(infos) > 1 or title is None:
+        fig.legend(handles, leg, loc="outside upper center", ncols=min(4, len(infos)), frameon=False)
+    if title:
+        fig.suptitle(title)
+    if out is not None:
+        try:
+            fig.savefig(Path(out))
+        except (OSError, ValueError) as exc:
+            raise BonesimError(f"cannot write plot {out}: {exc}") from None
+    return fig
