@@ -53,7 +53,7 @@ def _load_scenario(name_or_path: str, years: float):
     show_default=True,
     help="Spin-up under the baseline parameters before day 0 (opens the remodeling space).",
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT.h5.partial.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its folder OUT.h5.partial/.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
 @compression_option
@@ -78,7 +78,7 @@ def simulate(
     The run starts with a spin-up (default one year) under the baseline
     parameters, stored before day 0; frames, remodeling maps, metrics and the
     daily parameters are written to OUT.h5 (schema 1). Ctrl-C writes a
-    checkpoint to OUT.h5.partial; --resume continues from it, bit for bit.
+    checkpoint in the folder OUT.h5.partial/; --resume continues from it, bit for bit.
 
     \b
     Examples:
