@@ -71,6 +71,17 @@ BONESIM_HD bool bs_in_neigh(int k) {
 #endif
 }
 
+// Bone units a column along direction d removes: E is measured along the
+// column, whose voxels are |d| = sqrt(norm1) voxel edges apart, so a diagonal
+// column removes depth/sqrt(2) or depth/sqrt(3) (16.16 fixed point). Oblique
+// surfaces carry sqrt(2)/sqrt(3) times more surface voxels per area, so the
+// volume resorbed per area of surface is E in every orientation.
+BONESIM_HD bs_u32 bs_column_depth(bs_u32 depth, int d) {
+    const int n = bs_norm1(d);
+    const bs_u32 k = n == 3 ? 37837u : (n == 2 ? 46341u : 65536u);
+    return (bs_u32)(((bs_u64)depth * (bs_u64)k) >> 16);
+}
+
 BONESIM_HD bs_u32 bs_word(bs_u32 bone, bs_u32 pbyte, bs_u32 timer) {
     return bone | (pbyte << 8) | (timer << 16);
 }
@@ -166,11 +177,12 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
         const bs_u32 d = pb >> 3;
         if (b > 0u) {  // front: erode
             const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
-            const bs_u32 room = s.depth > r ? s.depth - r : 0u;
+            const bs_u32 dep = bs_column_depth(s.depth, (int)d);
+            const bs_u32 room = dep > r ? dep - r : 0u;
             const bs_u32 a = bs_min(b, bs_min(s.erode, room));
             const bs_u32 nbone = b - a;
             const bs_u32 nr = r + a;
-            if (nr >= s.depth) return bs_word(nbone, BS_PH_V, nr);      // floor: depth reached
+            if (nr >= dep) return bs_word(nbone, BS_PH_V, nr);          // floor: depth reached
             if (nbone == 0u) return bs_word(0u, BS_PH_R | (d << 3), nr);  // emptied: hand over
             return bs_word(nbone, pb, nr);                               // keep eroding (lateral budget spent)
         }

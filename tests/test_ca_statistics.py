@@ -37,9 +37,13 @@ def test_realised_acf_within_10_percent(h):
 
 
 def _mc_bs_bv(bone: np.ndarray, h: float) -> float:
+    """BS/BV [1/µm] from the marching-cubes surface at 127.5, without the faces cut by the box.
+
+    The box faces are not bone surface: the CA's outer boundary is inert and never remodels.
+    """
     from skimage import measure
 
-    verts, faces, *_ = measure.marching_cubes(np.pad(bone, 1).astype(np.float32), 127.5, spacing=(h, h, h))
+    verts, faces, *_ = measure.marching_cubes(bone.astype(np.float32), 127.5, spacing=(h, h, h))
     return measure.mesh_surface_area(verts, faces) / (bone.sum(dtype=np.int64) / 255 * h**3)
 
 

@@ -48,10 +48,14 @@ _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 
 
+#: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
+_COLUMN_DEPTH_Q16 = np.array([65536, 65536, 46341, 37837], dtype=np.int64)
+
+
 @functools.cache
-def _tables(xp: Any) -> tuple[Any, Any, Any, Any]:
+def _tables(xp: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Direction-code lookup tables as arrays of module ``xp``."""
-    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1))
+    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1, _COLUMN_DEPTH_Q16))
 
 
 def _padded(
@@ -139,7 +143,7 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
     ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``.
     """
-    DZ, DY, DX, N1 = _tables(xp)
+    DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
     def dot(a: Any, b: Any) -> Any:
         return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
@@ -208,11 +212,12 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
         d = xp.where(is_r, pb >> 3, 13)
         front = is_r & (b > 0)
         r = xp.where((pb & 4) != 0, t & 0xFF, t)
-        room = xp.where(s.depth > r, s.depth - r, 0)
+        dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
+        room = xp.where(dep > r, dep - r, 0)
         a = xp.minimum(b, xp.minimum(s.erode, room))
         nbone = b - a
         nr = r + a
-        floor = nr >= s.depth
+        floor = nr >= dep
         res = xp.where(
             floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
         )
