@@ -238,19 +238,39 @@ def test_cli_simulate_params_and_resume(vol, tmp_path):
     assert r.exit_code == 1 and "acf_per_yr" in r.output
 
 
-def test_cli_scenario_needs_physiology(vol, tmp_path):
+def test_cli_scenario(vol, tmp_path):
+    """--scenario goes through bonesim.physiology.scenario_table (or says clearly that it is missing)."""
     from bonesim.cli import main
 
-    try:
-        from bonesim.physiology import scenario_table  # noqa: F401
-
-        pytest.skip("physiology module present")
-    except ImportError:
-        pass
     src = tmp_path / "in.h5"
     write_volume(src, vol, xdmf=False)
-    r = CliRunner().invoke(main, ["simulate", str(src), str(tmp_path / "o.h5"), "--scenario", "healthy"])
-    assert r.exit_code == 1 and "physiology" in r.output and "Traceback" not in r.output
+    out = tmp_path / "o.h5"
+    args = [
+        "simulate",
+        str(src),
+        str(out),
+        "--scenario",
+        "healthy-adult",
+        "--years",
+        "0.05",
+        "--spinup-years",
+        "0.02",
+        "--backend",
+        "numpy",
+        "--no-progress",
+    ]
+    r = CliRunner().invoke(main, args)
+    try:
+        from bonesim.physiology import scenario_table  # noqa: F401
+    except ImportError:
+        assert r.exit_code == 1 and "physiology" in r.output and "Traceback" not in r.output
+        return
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "healthy-adult"
+        assert "acf_per_year" in f["tables/physiology"]
+    r = CliRunner().invoke(main, [*args[:4], "no-such-scenario", *args[5:]])
+    assert r.exit_code == 1 and "Traceback" not in r.output
 
 
 def test_cli_help_has_examples():
