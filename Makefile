@@ -8,13 +8,14 @@ DEMO   ?= demo-out
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed-run
 
-.PHONY: help venv install demo test test-fast test-gpu bench lint format wheel-check clean
+.PHONY: help venv install demo test test-fast test-gpu bench validate lint format clean
 
 help:
 	@echo "make demo      simulate a phantom on CPU, render it and plot its BV/TV ($(DEMO)/)"
 	@echo "make test      install [dev,viz,io,morph,hpc] into $(VENV) and run pytest"
 	@echo "make test-gpu  GPU tests only (needs CuPy and a CUDA device)"
 	@echo "make bench     scripts/bench.py (JSON on stdout)"
+	@echo "make validate  clinical calibration table (bonesim validate)"
 	@echo "make lint      ruff"
 
 $(VENV)/bin/python:
@@ -46,6 +47,9 @@ test-gpu:
 
 bench:
 	PYTHONPATH=. $(PYTHON) scripts/bench.py
+
+validate: $(STAMP_RUN)
+	$(BONESIM) validate
 
 lint: $(STAMP_DEV)
 	$(VENV)/bin/ruff check bonesim tests scripts

@@ -33,6 +33,8 @@ _API: dict[str, str] = {
     "Scenario": "bonesim.physiology",
     "load_scenario": "bonesim.physiology",
     "run_physiology": "bonesim.physiology",
+    "list_scenarios": "bonesim.physiology",
+    "scenario_table": "bonesim.physiology",
     # morphometry
     "analyze": "bonesim.morphometry",
     "morphometry": "bonesim.morphometry",

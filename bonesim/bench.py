@@ -77,12 +77,19 @@ def copy_bandwidth(nbytes: int = 2**30, repeats: int = 10) -> float:
     return 2 * nbytes * repeats / secs / 1e9
 
 
-def bench_cupy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> dict[str, Any]:
+def bench_cupy(
+    shape: tuple[int, int, int],
+    steps: int,
+    warmup: int = 32,
+    min_blocks: int | None = None,
+    variant: str = "tile",
+) -> dict[str, Any]:
     """Time ``steps`` fused steps at ``shape`` after ``warmup`` steps."""
     import cupy
 
-    from bonesim.backends.cupy_backend import NCOUNT, NSLOT, launch_step
+    from bonesim.backends.cupy_backend import MIN_BLOCKS, NCOUNT, NSLOT, launch_step
 
+    mb = MIN_BLOCKS if min_blocks is None else min_blocks
     sched = _schedule()
     cur = _gpu_gyroid(shape).astype(cupy.uint32)  # phase 0, timer 0
     nxt = cupy.empty_like(cur)
@@ -91,12 +98,12 @@ def bench_cupy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> dic
     cnt = cupy.zeros((NSLOT, NCOUNT), cupy.uint64)
     inputs = [sched.inputs(n, seed=0) for n in range(warmup + steps)]
     for n in range(warmup):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
         cur, nxt = nxt, cur
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
     for n in range(warmup, warmup + steps):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
         cur, nxt = nxt, cur
     stop.record()
     stop.synchronize()
@@ -114,6 +121,8 @@ def bench_cupy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> dic
         "bytes_per_voxel_step": BYTES_PER_VOXEL_STEP,
         "effective_GBps": gv * BYTES_PER_VOXEL_STEP,
         "active_bmu_voxels": active,
+        "min_blocks_per_sm": mb,
+        "kernel": variant,
     }
 
 
@@ -238,6 +247,8 @@ def run_bench(
     baseline_steps: int = 3,
     numpy_shape: int = 64,
     numpy_steps: int = 20,
+    copy_bytes: int = 2**30,
+    tune_min_blocks: tuple[int, ...] = (),
 ) -> dict[str, Any]:
     """Run the benchmark; GPU parts only when CuPy and a device work (or ``backend='cupy'``)."""
     from bonesim.backends import _cupy_problem
@@ -259,14 +270,21 @@ def run_bench(
 
         out["device"] = CupyBackend().device
         out["cupy"] = cupy.__version__
-        copy = copy_bandwidth()
+        copy = copy_bandwidth(copy_bytes)
         out["copy_GBps"] = copy
         out["cupy_results"] = []
         for n in shapes or [512, 1024]:
-            r = bench_cupy((n, n, n), steps)
-            r["copy_GBps"] = copy
-            r["ratio_to_copy"] = r["effective_GBps"] / copy
-            out["cupy_results"].append(r)
+            for variant in ("tile", "zm"):
+                r = bench_cupy((n, n, n), steps, variant=variant)
+                r["copy_GBps"] = copy
+                r["ratio_to_copy"] = r["effective_GBps"] / copy
+                out["cupy_results"].append(r)
+        if tune_min_blocks:  # occupancy vs register spills, at the first shape
+            n = (shapes or [512])[0]
+            out["tune_min_blocks"] = [
+                {"min_blocks": mb, "gvox_per_s": bench_cupy((n, n, n), steps, min_blocks=mb)["gvox_per_s"]}
+                for mb in tune_min_blocks
+            ]
         if baseline_shape:
             b = bench_naive((baseline_shape,) * 3, baseline_steps)
             fused = bench_cupy((baseline_shape,) * 3, steps)

@@ -5,11 +5,15 @@ constant :class:`~bonesim.params.RemodelingParams` or a daily parameter table
 (what ``bonesim.physiology`` produces), on the NumPy or CuPy backend, and
 writes a schema-1 result file (see ``docs/simulate.md``).
 
-While it runs, the output is built in ``OUT.partial`` beside ``OUT`` and
-renamed onto ``OUT`` when the run completes. The partial file is also the
-checkpoint: it is closed between save points, its ``/state`` is refreshed at
-every save point and on Ctrl-C, and ``resume=True`` continues from it, bit for
-bit as one unbroken run.
+While it runs, the run lives in the folder ``OUT.partial`` beside ``OUT``:
+``input.h5`` (the input volume, the daily parameters, the run's
+configuration), one ``frame_NNNNN.h5`` per saved frame and ``checkpoint.h5``
+(the CA state, maps, metrics and the integer schedule state). Every one of
+these files is written to a temporary name and renamed into place, so a run
+killed at any instant (SIGKILL, node failure) leaves a consistent
+checkpoint. The checkpoint is refreshed at every save point and on Ctrl-C;
+``resume=True`` continues from it, bit for bit as one unbroken run. When the
+run completes, ``OUT`` is assembled (again atomically) and the folder removed.
 
 >>> import numpy as np
 >>> from bonesim import Volume, phantom
@@ -26,6 +30,7 @@ import hashlib
 import logging
 import math
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Mapping
@@ -42,8 +47,8 @@ from bonesim.backends import COUNTERS, resolve_backend
 from bonesim.backends.base import PH_F, PH_R, PH_V
 from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import (
+    atomic_output,
     check_output_path,
-    check_schema,
     create_array,
     read_json_attr,
     read_table,
@@ -106,7 +111,7 @@ class SimulationResult:
 
 
 def partial_path(out: str | os.PathLike) -> Path:
-    """The in-progress result and checkpoint file of ``out``: ``OUT.partial`` beside it."""
+    """The folder of an in-progress run writing ``out``: ``OUT.partial`` beside it."""
     p = Path(out)
     return p.with_name(p.name + ".partial")
 
@@ -225,7 +230,7 @@ def simulate(
     params: RemodelingParams | Mapping[str, Any] | None = None,
     *,
     years: float,
-    backend: str = "auto",
+    backend: Any = "auto",
     seed: int = 0,
     save_every: float = 30,
     out: str | os.PathLike | None = None,
@@ -251,7 +256,8 @@ def simulate(
         Default: ``scenario.table`` if a scenario is given, else healthy defaults.
     years : float
         Simulated time after the spin-up.
-    backend : {'auto', 'numpy', 'cupy'}
+    backend : {'auto', 'numpy', 'cupy'} or backend object
+        A name for :func:`bonesim.backends.resolve_backend`, or a backend it returned.
     seed : int
         Seed of the counter-based RNG; same seed, same bits on every backend.
     save_every : float
@@ -302,10 +308,15 @@ def simulate(
     total = n_spin + n_main
     save_steps = max(1, round(save_every / dt))
     sched = Schedule(daily, volume.voxel_size_um, n_spin)
-    be = resolve_backend(backend)
+    be = resolve_backend(backend) if isinstance(backend, str) else backend
     config = {
         "seed": int(seed),
-        "table_digest": _table_digest(table),
+        # constant parameters: their values (so a resumed run may ask for more years); tables: the table
+        "table_digest": _table_digest(
+            {k: np.atleast_1d(np.float64(v)) for k, v in daily[0].to_dict().items()}
+            if isinstance(params, RemodelingParams) or (params is None and scenario is None)
+            else table
+        ),
         "neighbourhood": sched.neighbourhood,
         "footprint_radius_um": daily[0].footprint_radius_um,
         "dt_days": dt,
@@ -323,6 +334,7 @@ def simulate(
     out_path = Path(out) if out is not None else None
     part = partial_path(out_path) if out_path is not None else None
     t_io = 0.0
+    create_partial = False
 
     if resume:
         if part is None:
@@ -345,10 +357,10 @@ def simulate(
         prev_bone = ck["prev_bone"]
         if start > total:
             raise BonesimError(f"checkpoint is at step {start}, beyond the {total} steps asked for")
-        with h5py.File(part, "a") as f:  # drop a frame half-written when the run was killed
-            for nm in ("series/bone", "series/day"):
-                if f[nm].shape[0] > n_frames:
-                    f[nm].resize(n_frames, axis=0)
+        for extra in part.glob("frame_*.h5"):  # a frame written after the last checkpoint
+            if int(extra.stem.split("_")[1]) >= n_frames:
+                extra.unlink()
+        _write_input(part, volume, config, table, scen_name, scen_toml, compression)  # the run may be longer
         log.info("resuming %s at step %d of %d", part, start, total)
     else:
         init = {
@@ -365,7 +377,7 @@ def simulate(
                     f"an interrupted run exists in {part}: pass resume=True (--resume) to continue it "
                     "or overwrite=True (--overwrite) to start over"
                 )
-            _create_partial(part, volume, config, table, scen_name, scen_toml, compression)
+            create_partial = True
 
     state = be.upload(
         init["bone"],
@@ -376,6 +388,14 @@ def simulate(
         neighbourhood=sched.neighbourhood,
     )
     del init
+    if create_partial:  # only once the state is on the device: a failed upload leaves no stale checkpoint
+        if part.exists():
+            shutil.rmtree(part) if part.is_dir() else part.unlink()
+        part.mkdir()
+        _write_input(part, volume, config, table, scen_name, scen_toml, compression)
+        first_checkpoint = True
+    else:
+        first_checkpoint = False
     rows_from = start  # step index of the first counter row not read yet
 
     def drain() -> None:
@@ -397,7 +417,9 @@ def simulate(
             metrics.frame_row(day, st, prev_bone, dt)
             prev_bone = st["bone"].copy()
         if part is not None:
-            _write_checkpoint(part, st, done, day, sched, metrics, n_frames, frame, be, seed, compression)
+            if frame:
+                _write_frame(part, n_frames, st["bone"], day, compression)
+            _write_checkpoint(part, st, done, day, sched, metrics, n_frames + frame, be, seed, compression)
         if frame:
             n_frames += 1
         t_io += time.perf_counter() - t0
@@ -408,6 +430,8 @@ def simulate(
     nvox = math.prod(shape)
     done = start
     with _sigint_flag() as interrupted:
+        if first_checkpoint and start != n_spin:
+            save(start, frame=False)  # a run killed during its spin-up can resume too
         if start == n_spin and n_frames == 0:
             final_state = save(start, frame=True)  # day-0 frame of a run without spin-up
         for n in range(start, total):
@@ -430,6 +454,8 @@ def simulate(
             done = n + 1
             if done >= n_spin and ((done - n_spin) % save_steps == 0 or done == total):
                 final_state = save(done, frame=True)
+            elif part is not None and done < n_spin and done % save_steps == 0:
+                save(done, frame=False)  # checkpoints during the spin-up
             if progress is not None and (done % CAL_EVERY == 0 or done == total):
                 el = max(time.perf_counter() - t_start, 1e-9)
                 progress(
@@ -455,18 +481,28 @@ def simulate(
     }
     table_m = metrics.table()
     if part is not None:
-        with _open_retry(part, "a") as f:
-            g = f.require_group("provenance")
-            g.attrs["command"] = (
-                command or f"bonesim.simulate(years={years}, seed={seed}, backend={backend!r})"
-            )
-            g.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-            g.attrs["host"] = socket.gethostname()
-            g.attrs["device"] = be.device
-            g.attrs["backend"] = be.name
-            write_json_attr(g, "timings", timings)
-            f["state"].attrs["complete"] = True
-        os.replace(part, out_path)
+        provenance = {
+            "command": command or f"bonesim.simulate(years={years}, seed={seed}, backend={be.name!r})",
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "host": socket.gethostname(),
+            "device": be.device,
+            "backend": be.name,
+        }
+        _assemble(
+            part,
+            out_path,
+            final_state,
+            done,
+            seed,
+            be,
+            table_m,
+            n_frames,
+            provenance,
+            timings,
+            overwrite=overwrite,
+            compression=compression,
+        )
+        shutil.rmtree(part)
         with contextlib.suppress(Exception):
             from bonesim.io.xdmf import write_xdmf
 
@@ -506,46 +542,49 @@ def _sigint_flag():
 
 
 # ------------------------------------------------------------------ files --
-def _open_retry(path: Path, mode: str, *, tries: int = 50, wait_s: float = 0.2) -> h5py.File:
-    """Open an HDF5 file, retrying while another process (a reader) holds its lock."""
-    for i in range(tries):
-        try:
-            return h5py.File(path, mode)
-        except BlockingIOError:
-            if i == tries - 1:
-                raise BonesimError(f"{path} stays locked by another process; close it and --resume") from None
-            time.sleep(wait_s)
-    raise AssertionError("unreachable")
+@contextlib.contextmanager
+def _atomic_h5(path: Path):
+    """An HDF5 file written under a temporary name and renamed onto ``path`` when closed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
 
 
-def _create_partial(
+def _write_input(
     part: Path, volume: Volume, config: dict, table: Mapping, name: str, toml: str, compression: str
 ) -> None:
-    shape = volume.shape
-    with h5py.File(part, "w") as f:
+    with _atomic_h5(part / "input.h5") as f:
         write_root_attrs(f, volume.voxel_size_um)
         g = f.create_group("volume")
         ds = create_array(g, "bone", volume.data, compression=compression)
         write_json_attr(ds, "metadata", volume.metadata)
-        s = f.create_group("state")
-        for nm, dt in (("bone", np.uint8), ("phase", np.uint8), ("timer", np.uint16)):
-            create_array(s, nm, shape=shape, dtype=dt, compression=compression)
-        m = f.create_group("maps")
-        for nm in ("resorbed_day", "formed_day"):
-            create_array(m, nm, shape=shape, dtype=np.int32, compression=compression, fillvalue=-1)
-        se = f.create_group("series")
-        create_array(
-            se, "bone", shape=(0, *shape), dtype=np.uint8, maxshape=(None, *shape), compression=compression
-        )
-        create_array(se, "day", shape=(0,), dtype=np.float64, maxshape=(None,), compression=compression)
-        t = f.create_group("tables")
-        write_table(t, "physiology", table)
+        write_json_attr(f, "config", config)
+        write_table(f.create_group("tables"), "physiology", table)
         sc = f.create_group("scenario")
         sc.attrs["name"] = name
         sc.attrs["toml"] = toml
-        write_json_attr(s, "config", config)
-        s.attrs["step"] = -1
-        s.attrs["complete"] = False
+
+
+def _write_frame(part: Path, index: int, bone: np.ndarray, day: float, compression: str) -> None:
+    with _atomic_h5(part / f"frame_{index:05d}.h5") as f:
+        create_array(f, "bone", bone, compression=compression)
+        f.attrs["day"] = float(day)
+
+
+def _write_state(f: h5py.File, st: Mapping[str, np.ndarray], compression: str) -> h5py.Group:
+    s = f.create_group("state")
+    for nm in ("bone", "phase", "timer"):
+        create_array(s, nm, st[nm], compression=compression)
+    m = f.create_group("maps")
+    for nm in ("resorbed_day", "formed_day"):
+        create_array(m, nm, st[nm], compression=compression)
+    return s
 
 
 def _write_checkpoint(
@@ -556,76 +595,127 @@ def _write_checkpoint(
     sched: Schedule,
     metrics: _Metrics,
     n_frames: int,
-    frame: bool,
     be: Any,
     seed: int,
     compression: str,
 ) -> None:
-    with _open_retry(part, "a") as f:
-        if frame:
-            sb, sd = f["series/bone"], f["series/day"]
-            sb.resize(n_frames + 1, axis=0)
-            sd.resize(n_frames + 1, axis=0)
-            sb[n_frames] = st["bone"]
-            sd[n_frames] = day
-            write_table(f["tables"], "metrics", metrics.table())
-        s = f["state"]
-        for nm in ("bone", "phase", "timer"):
-            s[nm][...] = st[nm]
-        for nm in ("resorbed_day", "formed_day"):
-            f["maps"][nm][...] = st[nm]
+    with _atomic_h5(part / "checkpoint.h5") as f:
+        s = _write_state(f, st, compression)
+        write_table(f.create_group("tables"), "metrics", metrics.table())
+        s.attrs["step"] = int(done)
         s.attrs["day"] = float(day)
         s.attrs["seed"] = int(seed)
         s.attrs["backend"] = be.name
         s.attrs["device"] = be.device
         write_json_attr(s, "schedule", sched.get_state())
         write_json_attr(s, "metrics_acc", metrics.get_state())
-        s.attrs["n_frames"] = n_frames + (1 if frame else 0)
-        s.attrs["step"] = int(done)  # written last: marks the checkpoint complete
+        s.attrs["n_frames"] = int(n_frames)
 
 
 def _read_checkpoint(part: Path, config: Mapping[str, Any]) -> dict[str, Any]:
     try:
-        f = h5py.File(part, "r")
-    except OSError as exc:
-        raise BonesimError(f"checkpoint {part} is unreadable ({exc}); start over with --overwrite") from None
+        with h5py.File(part / "input.h5", "r") as f:
+            stored = read_json_attr(f, "config", {})
+        f = h5py.File(part / "checkpoint.h5", "r")
+    except (OSError, FileNotFoundError) as exc:
+        raise BonesimError(
+            f"checkpoint in {part} is missing or unreadable ({exc}); start over with --overwrite"
+        ) from None
+    for key in (
+        "seed",
+        "table_digest",
+        "neighbourhood",
+        "footprint_radius_um",
+        "dt_days",
+        "spinup_steps",
+        "save_steps",
+        "shape",
+        "voxel_size_um",
+    ):
+        if stored.get(key) != config.get(key):
+            f.close()
+            raise BonesimError(
+                f"cannot resume {part}: {key} differs (checkpoint {stored.get(key)!r}, now {config.get(key)!r}); "
+                "resume with the same input, parameters and options, or start over with --overwrite"
+            )
     with f:
-        check_schema(f, part)
         s = f["state"]
-        stored = read_json_attr(s, "config", {})
-        for key in (
-            "seed",
-            "table_digest",
-            "neighbourhood",
-            "footprint_radius_um",
-            "dt_days",
-            "spinup_steps",
-            "save_steps",
-            "shape",
-            "voxel_size_um",
-        ):
-            if stored.get(key) != config.get(key):
-                raise BonesimError(
-                    f"cannot resume {part}: {key} differs (checkpoint {stored.get(key)!r}, now {config.get(key)!r}); "
-                    "resume with the same input, parameters and options, or start over with --overwrite"
-                )
-        step = int(s.attrs["step"])
-        if step < 0:
-            raise BonesimError(f"checkpoint {part} holds no state yet; start over with --overwrite")
         n_frames = int(s.attrs["n_frames"])
         state = {nm: s[nm][...] for nm in ("bone", "phase", "timer")}
         state.update({nm: f["maps"][nm][...] for nm in ("resorbed_day", "formed_day")})
-        rows: list[dict[str, float]] = []
-        if "tables/metrics" in f:
-            t = read_table(f["tables/metrics"])
-            rows = [{k: float(t[k][i]) for k in t} for i in range(min(n_frames, len(t["day"])))]
-        prev = f["series/bone"][n_frames - 1] if n_frames > 0 else None
-        return {
+        t = read_table(f["tables/metrics"])
+        rows = [{k: float(t[k][i]) for k in t} for i in range(len(t["day"]))] if t else []
+        out = {
             "state": state,
-            "step": step,
+            "step": int(s.attrs["step"]),
             "schedule": read_json_attr(s, "schedule"),
             "metrics_acc": read_json_attr(s, "metrics_acc"),
-            "rows": rows,
+            "rows": rows[:n_frames],
             "n_frames": n_frames,
-            "prev_bone": prev,
         }
+    prev = None
+    if n_frames > 0:
+        with h5py.File(part / f"frame_{n_frames - 1:05d}.h5", "r") as fr:
+            prev = fr["bone"][...]
+    out["prev_bone"] = prev
+    return out
+
+
+def _assemble(
+    part: Path,
+    out: Path,
+    st: Mapping[str, np.ndarray],
+    done: int,
+    seed: int,
+    be: Any,
+    metrics: Mapping[str, np.ndarray],
+    n_frames: int,
+    provenance: Mapping[str, Any],
+    timings: Mapping[str, Any],
+    *,
+    overwrite: bool,
+    compression: str,
+) -> None:
+    """Write the schema-1 result file from the run folder (atomically)."""
+    with (
+        atomic_output(out, overwrite=overwrite) as tmp,
+        h5py.File(tmp, "w") as f,
+        h5py.File(part / "input.h5", "r") as inp,
+    ):
+        for k, v in inp.attrs.items():
+            if k != "config":
+                f.attrs[k] = v
+        inp.copy(inp["volume"], f, "volume")
+        inp.copy(inp["scenario"], f, "scenario")
+        s = _write_state(f, st, compression)
+        s.attrs["step"] = int(done)
+        s.attrs["day"] = float(metrics["day"][-1]) if len(metrics["day"]) else 0.0
+        s.attrs["seed"] = int(seed)
+        s.attrs["backend"] = be.name
+        s.attrs["device"] = be.device
+        s.attrs["config"] = inp.attrs["config"]
+        s.attrs["n_frames"] = int(n_frames)
+        s.attrs["complete"] = True
+        shape = st["bone"].shape
+        se = f.create_group("series")
+        sb = create_array(
+            se,
+            "bone",
+            shape=(n_frames, *shape),
+            dtype=np.uint8,
+            maxshape=(None, *shape),
+            compression=compression,
+        )
+        days = np.empty(n_frames, np.float64)
+        for i in range(n_frames):
+            with h5py.File(part / f"frame_{i:05d}.h5", "r") as fr:
+                sb[i] = fr["bone"][...]
+                days[i] = float(fr.attrs["day"])
+        create_array(se, "day", days, maxshape=(None,), compression=compression)
+        t = f.create_group("tables")
+        write_table(t, "metrics", metrics)
+        inp.copy(inp["tables/physiology"], t, "physiology")
+        g = f.create_group("provenance")
+        for k, v in provenance.items():
+            g.attrs[k] = v
+        write_json_attr(g, "timings", dict(timings))

@@ -39,6 +39,12 @@
 #define BS_TOP 4u
 #define BONESIM_INERT 0x00000400u
 
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define BS_UNROLL _Pragma("unroll")
+#else
+#define BS_UNROLL
+#endif
+
 #define BS_EV_RECRUIT 1u
 #define BS_EV_SEED 2u
 #define BS_EV_SURFACE 4u
@@ -63,6 +69,17 @@ BONESIM_HD bool bs_in_neigh(int k) {
 #else
     return k != 13;
 #endif
+}
+
+// Bone units a column along direction d removes: E is measured along the
+// column, whose voxels are |d| = sqrt(norm1) voxel edges apart, so a diagonal
+// column removes depth/sqrt(2) or depth/sqrt(3) (16.16 fixed point). Oblique
+// surfaces carry sqrt(2)/sqrt(3) times more surface voxels per area, so the
+// volume resorbed per area of surface is E in every orientation.
+BONESIM_HD bs_u32 bs_column_depth(bs_u32 depth, int d) {
+    const int n = bs_norm1(d);
+    const bs_u32 k = n == 3 ? 37837u : (n == 2 ? 46341u : 65536u);
+    return (bs_u32)(((bs_u64)depth * (bs_u64)k) >> 16);
 }
 
 BONESIM_HD bs_u32 bs_word(bs_u32 bone, bs_u32 pbyte, bs_u32 timer) {
@@ -90,36 +107,47 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
 
     if (pb == 0u) {  // ------------------------------------------- quiescent
         if (b == 0u) return w;  // marrow
-        // surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of offsets)
+        if (b == 255u) {  // fast path: full bone amid full quiescent bone cannot change (no marrow, no BMU)
+            bs_u32 all = 0xFFFFFFFFu, any = 0u;
+            BS_UNROLL
+            for (int k = 0; k < 27; ++k) {
+                const bs_u32 y = nb(k);
+                all &= y;
+                any |= y;
+            }
+            if (all == 0xFFu && any == 0xFFu) return w;
+        }
+        // one pass over the neighbours (each read once):
+        //  - surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of offsets)
+        //  - column hand-over: a neighbour whose emptied column front points at this voxel
         int sz = 0, sy = 0, sx = 0;
         bool surf = false;
+        int best = -1;
+        bs_u32 bt = 0u;
+        BS_UNROLL
         for (int k = 0; k < 27; ++k) {
-            if (!bs_in_neigh(k)) continue;
-            if ((nb(k) & 0xFFFFu) == 0u) {
+            if (k == 13) continue;
+            const bs_u32 y = nb(k);
+            if (bs_in_neigh(k) && (y & 0xFFFFu) == 0u) {
                 surf = true;
                 sz += bs_dz(k);
                 sy += bs_dy(k);
                 sx += bs_dx(k);
             }
-        }
-        if (surf) *ev |= BS_EV_SURFACE;
-        // 1. a column front above emptied and hands its column on to this voxel
-        int best = -1;
-        bs_u32 bt = 0u;
-        for (int k = 0; k < 27; ++k) {
-            if (k == 13) continue;
-            const bs_u32 y = nb(k);
             const bs_u32 ypb = (y >> 8) & 0xFFu;
             if ((ypb & 3u) == BS_PH_R && (y & 0xFFu) == 0u && (y >> 16) > bt && (int)(ypb >> 3) == 26 - k) {
                 bt = y >> 16;
                 best = k;
             }
         }
+        if (surf) *ev |= BS_EV_SURFACE;
+        // 1. a column front above emptied and hands its column on to this voxel
         if (best >= 0) return bs_word(b, BS_PH_R | ((bs_u32)(26 - best) << 3), bt);
         if (!surf) return w;
         const int d = (1 - bs_sign(sz)) * 9 + (1 - bs_sign(sy)) * 3 + (1 - bs_sign(sx));
         // 2. lateral recruitment into the footprint of a neighbouring top front on the same side
         int bestc = 0;
+        BS_UNROLL
         for (int k = 0; k < 27; ++k) {
             if (!bs_in_neigh(k)) continue;
             const bs_u32 y = nb(k);
@@ -149,11 +177,12 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
         const bs_u32 d = pb >> 3;
         if (b > 0u) {  // front: erode
             const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
-            const bs_u32 room = s.depth > r ? s.depth - r : 0u;
+            const bs_u32 dep = bs_column_depth(s.depth, (int)d);
+            const bs_u32 room = dep > r ? dep - r : 0u;
             const bs_u32 a = bs_min(b, bs_min(s.erode, room));
             const bs_u32 nbone = b - a;
             const bs_u32 nr = r + a;
-            if (nr >= s.depth) return bs_word(nbone, BS_PH_V, nr);      // floor: depth reached
+            if (nr >= dep) return bs_word(nbone, BS_PH_V, nr);          // floor: depth reached
             if (nbone == 0u) return bs_word(0u, BS_PH_R | (d << 3), nr);  // emptied: hand over
             return bs_word(nbone, pb, nr);                               // keep eroding (lateral budget spent)
         }
@@ -196,7 +225,8 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
         if (c > 63u) c = 63u;
         if (c >= s.rev_steps) {
             bool sup = b > 0u;
-            for (int k = 0; k < 27 && !sup; ++k) {
+            BS_UNROLL
+            for (int k = 0; k < 27; ++k) {
                 if (!bs_in_neigh(k)) continue;
                 const bs_u32 y = nb(k);
                 if ((y & 0xFFu) > 0u) sup = true;  // any mineralised neighbour to build on

@@ -20,6 +20,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--baseline-steps", type=int, default=3)
     ap.add_argument("--numpy-shape", type=int, default=64, help="0 skips the NumPy measurement")
     ap.add_argument("--numpy-steps", type=int, default=20)
+    ap.add_argument(
+        "--tune-min-blocks",
+        type=int,
+        nargs="*",
+        default=[],
+        help="also time these __launch_bounds__ minimum blocks per SM",
+    )
     a = ap.parse_args(argv)
     from bonesim.bench import run_bench
 
@@ -31,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         baseline_steps=a.baseline_steps,
         numpy_shape=a.numpy_shape,
         numpy_steps=a.numpy_steps,
+        tune_min_blocks=tuple(a.tune_min_blocks),
     )
     json.dump(res, sys.stdout, indent=2)
     print()

@@ -114,12 +114,18 @@ def test_resume_after_ctrl_c_equals_one_run(vol, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         simulate(vol, FAST, out=two, progress=interrupt, **kw)
     assert not two.exists() and partial_path(two).exists()
-    with h5py.File(partial_path(two), "r") as f:
+    with h5py.File(partial_path(two) / "checkpoint.h5", "r") as f:
         assert f["state"].attrs["step"] == 80
     with pytest.raises(BonesimError, match="differs"):
         simulate(vol, FAST, out=two, resume=True, **{**kw, "seed": 10})
     simulate(vol, FAST, out=two, resume=True, **kw)
     a, b = _arrays(one), _arrays(two)
+    # a resumed run may be asked for more years than it started with
+    three = tmp_path / "three.h5"
+    with pytest.raises(KeyboardInterrupt):
+        simulate(vol, FAST, out=three, progress=interrupt, **kw)
+    longer = simulate(vol, FAST, out=three, resume=True, **{**kw, "years": 0.3})
+    assert longer.metrics["day"][-1] == pytest.approx(round(0.3 * 365.25))
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
@@ -148,7 +154,7 @@ def test_resume_after_sigkill_equals_one_run(tmp_path):
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)
         try:
-            with h5py.File(part, "r", locking=False) as f:  # never block the writer
+            with h5py.File(part / "checkpoint.h5", "r", locking=False) as f:  # never block the writer
                 step = int(f["state"].attrs["step"])
         except (OSError, KeyError):
             continue
@@ -232,19 +238,39 @@ def test_cli_simulate_params_and_resume(vol, tmp_path):
     assert r.exit_code == 1 and "acf_per_yr" in r.output
 
 
-def test_cli_scenario_needs_physiology(vol, tmp_path):
+def test_cli_scenario(vol, tmp_path):
+    """--scenario goes through bonesim.physiology.scenario_table (or says clearly that it is missing)."""
     from bonesim.cli import main
 
-    try:
-        from bonesim.physiology import scenario_table  # noqa: F401
-
-        pytest.skip("physiology module present")
-    except ImportError:
-        pass
     src = tmp_path / "in.h5"
     write_volume(src, vol, xdmf=False)
-    r = CliRunner().invoke(main, ["simulate", str(src), str(tmp_path / "o.h5"), "--scenario", "healthy"])
-    assert r.exit_code == 1 and "physiology" in r.output and "Traceback" not in r.output
+    out = tmp_path / "o.h5"
+    args = [
+        "simulate",
+        str(src),
+        str(out),
+        "--scenario",
+        "healthy-adult",
+        "--years",
+        "0.05",
+        "--spinup-years",
+        "0.02",
+        "--backend",
+        "numpy",
+        "--no-progress",
+    ]
+    r = CliRunner().invoke(main, args)
+    try:
+        from bonesim.physiology import scenario_table  # noqa: F401
+    except ImportError:
+        assert r.exit_code == 1 and "physiology" in r.output and "Traceback" not in r.output
+        return
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "healthy-adult"
+        assert "acf_per_year" in f["tables/physiology"]
+    r = CliRunner().invoke(main, [*args[:4], "no-such-scenario", *args[5:]])
+    assert r.exit_code == 1 and "Traceback" not in r.output
 
 
 def test_cli_help_has_examples():
@@ -252,3 +278,33 @@ def test_cli_help_has_examples():
 
     r = CliRunner().invoke(main, ["simulate", "--help"])
     assert r.exit_code == 0 and "Examples:" in r.output and "--resume" in r.output
+
+
+def test_two_day_steps_and_6_neighbourhood(vol):
+    p = FAST.replace(dt_days=2.0, neighbourhood=6)
+    res = simulate(vol, p, years=0.2, spinup_years=0.05, save_every=10, backend="numpy", seed=2)
+    m = res.metrics
+    assert m["day"][0] == 0 and np.all(np.diff(m["day"])[:-1] == 10)
+    assert m["day"][-1] == pytest.approx(2 * round(0.2 * 365.25 / 2))
+    assert m["bone_removed"].sum() > 0
+    rmap = res.state["resorbed_day"]
+    assert rmap.max() <= m["day"][-1] and (rmap[rmap >= 0] % 2 == 0).all()
+
+
+def test_scenario_object_is_stored(vol, tmp_path):
+    from types import SimpleNamespace
+
+    table = constant_table(FAST, 40)
+    table["formation_efficiency"][10:] = 0.8
+    table["estrogen"] = np.linspace(1, 0.5, 40)
+    scen = SimpleNamespace(name="test-menopause", toml='name = "test-menopause"\n', table=table)
+    out = tmp_path / "s.h5"
+    simulate(
+        vol, scenario=scen, base_params=FAST, years=40 / 365.25, spinup_years=0.02, out=out, backend="numpy"
+    )
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "test-menopause"
+        assert "test-menopause" in f["scenario"].attrs["toml"]
+        phys = read_table(f["tables/physiology"])
+    np.testing.assert_array_equal(phys["estrogen"], table["estrogen"])
+    np.testing.assert_array_equal(phys["formation_efficiency"], table["formation_efficiency"])

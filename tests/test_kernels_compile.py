@@ -36,12 +36,18 @@ def test_kernel_compiles_for_sm90(source, defines, tmp_path):
     assert r.returncode == 0, r.stderr
     ptx = (tmp_path / "k.ptx").read_text()
     neigh = next((d.split("=")[1] for d in defines if "NEIGH" in d), "26")
-    assert f"bonesim_remodel_step_n{neigh}" in ptx
+    expected = {
+        "remodel.cu": [f"bonesim_remodel_step_n{neigh}", f"bonesim_remodel_step_zm_n{neigh}"],
+        "morphometry.cu": ["bonesim_morph_ridge_n26", "bonesim_morph_paint_balls_warp"],
+    }
+    assert source in expected, f"add the kernels of {source} to this test"
+    for name in expected[source]:
+        assert name in ptx
 
 
 def test_every_macro_has_a_default():
     import re
 
     text = "\n".join(p.read_text() for p in kernel_dir().glob("*.cu*"))
-    for macro in set(re.findall(r"\bBONESIM_(?:NEIGH|BX|BY|BZ|NSLOT)\b", text)):
+    for macro in set(re.findall(r"\bBONESIM_(?:NEIGH|BX|BY|BZ|NSLOT|MIN_BLOCKS|ZBX|ZBY|ZCHUNK)\b", text)):
         assert f"#ifndef {macro}" in text, f"{macro} has no #ifndef default"

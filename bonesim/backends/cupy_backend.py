@@ -22,8 +22,17 @@ from bonesim.errors import BonesimError
 
 log = logging.getLogger(__name__)
 
-#: Thread-block shape (x, y, z) of the step kernel.
+#: Thread-block shape (x, y, z) of the 3-D tile step kernel.
 BLOCK = (32, 4, 4)
+#: Thread-block shape (x, y) and planes per block of the z-marching step kernel.
+ZBLOCK, ZCHUNK = (32, 8), 16
+#: Kernel variants: "tile" (3-D shared tile per block, the default) and "zm" (z-marching
+#: three-plane ring); both give the same bits (tests/test_ca_parity.py), bench times both.
+VARIANTS = ("tile", "zm")
+DEFAULT_VARIANT = "tile"
+#: Blocks per SM the kernel's register budget must allow (__launch_bounds__); 2 compiles
+#: without spills on sm_90 (50 registers), 3-4 trade spills for occupancy (see bench --min-blocks).
+MIN_BLOCKS = 2
 #: Counter slots per step (spread the block atomics) and counters per slot (kernels/remodel.cu).
 NSLOT, NCOUNT = 256, 8
 #: Steps of counters kept on the device between reads.
@@ -51,7 +60,9 @@ def check_fits(shape: tuple[int, ...], free_bytes: int, total_bytes: int | None 
 
 
 @functools.cache
-def _module(neighbourhood: int, block: tuple[int, int, int], device_id: int) -> Any:
+def _module(
+    neighbourhood: int, block: tuple[int, int, int], device_id: int, min_blocks: int = MIN_BLOCKS
+) -> Any:
     """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
     import cupy
 
@@ -59,14 +70,20 @@ def _module(neighbourhood: int, block: tuple[int, int, int], device_id: int) -> 
     defines = (
         f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
         f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
+        f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
+        f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
     )
     code = defines + (kdir / "remodel.cu").read_text()
     with cupy.cuda.Device(device_id):
         return cupy.RawModule(code=code, options=("-std=c++17", f"-I{kdir}"))
 
 
-def kernel_name(neighbourhood: int) -> str:
-    return f"bonesim_remodel_step_n{neighbourhood}"
+def kernel_name(neighbourhood: int, variant: str = DEFAULT_VARIANT) -> str:
+    if variant == "tile":
+        return f"bonesim_remodel_step_n{neighbourhood}"
+    if variant == "zm":
+        return f"bonesim_remodel_step_zm_n{neighbourhood}"
+    raise ValueError(f"`variant` must be one of {', '.join(map(repr, VARIANTS))}, got {variant!r}")
 
 
 def launch_step(
@@ -82,6 +99,8 @@ def launch_step(
     origin: tuple[int, int, int] = (0, 0, 0),
     global_shape: tuple[int, int, int] | None = None,
     map_day: int = -1,
+    min_blocks: int = MIN_BLOCKS,
+    variant: str = DEFAULT_VARIANT,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
 
@@ -95,13 +114,20 @@ def launch_step(
     nz, ny, nx = src.shape
     inner = (nz - 2 * halo, ny - 2 * halo, nx - 2 * halo)
     g = tuple(global_shape) if global_shape is not None else inner
-    fn = _module(neighbourhood, BLOCK, cupy.cuda.Device().id).get_function(kernel_name(neighbourhood))
-    bx, by, bz = BLOCK
-    grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + bz - 1) // bz)
+    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks)
+    fn = mod.get_function(kernel_name(neighbourhood, variant))
+    if variant == "zm":
+        bx, by = ZBLOCK
+        block: tuple[int, int, int] = (bx, by, 1)
+        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + ZCHUNK - 1) // ZCHUNK)
+    else:
+        bx, by, bz = BLOCK
+        block = BLOCK
+        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + bz - 1) // bz)
     i32, i64, u32 = np.int32, np.int64, np.uint32
     fn(
         grid,
-        BLOCK,
+        block,
         (
             src,
             dst,
@@ -143,9 +169,11 @@ class CupyBackend:
 
     name = "cupy"
 
-    def __init__(self, device_id: int | None = None) -> None:
+    def __init__(self, device_id: int | None = None, variant: str = DEFAULT_VARIANT) -> None:
         import cupy
 
+        kernel_name(26, variant)  # validates the variant
+        self.variant = variant
         self.device_id = cupy.cuda.Device().id if device_id is None else int(device_id)
         props = cupy.cuda.runtime.getDeviceProperties(self.device_id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
@@ -162,7 +190,9 @@ class CupyBackend:
             rmap = cupy.asarray(np.ascontiguousarray(resorbed_day, np.int32))
             fmap = cupy.asarray(np.ascontiguousarray(formed_day, np.int32))
             ring = cupy.zeros((RING, NSLOT, NCOUNT), cupy.uint64)
-            _module(neighbourhood, BLOCK, self.device_id)  # compile now, not inside the timed loop
+            _module(
+                neighbourhood, BLOCK, self.device_id, MIN_BLOCKS
+            )  # compile now, not inside the timed loop
         return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
 
     def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
@@ -180,6 +210,7 @@ class CupyBackend:
                 inputs,
                 neighbourhood=state.neighbourhood,
                 map_day=map_day,
+                variant=self.variant,
             )
         state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
         state.rows += 1

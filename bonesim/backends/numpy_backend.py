@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from bonesim.backends.base import (
 log = logging.getLogger(__name__)
 
 _U32 = np.uint32
+_LITTLE = sys.byteorder == "little"
 # direction code k -> offset component, defined for all 5-bit codes like the C helpers
 _DZ = np.array([k // 9 - 1 for k in range(32)], dtype=np.int64)
 _DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
@@ -46,10 +48,14 @@ _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 
 
+#: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
+_COLUMN_DEPTH_Q16 = np.array([65536, 65536, 46341, 37837], dtype=np.int64)
+
+
 @functools.cache
-def _tables(xp: Any) -> tuple[Any, Any, Any, Any]:
+def _tables(xp: Any) -> tuple[Any, Any, Any, Any, Any]:
     """Direction-code lookup tables as arrays of module ``xp``."""
-    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1))
+    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1, _COLUMN_DEPTH_Q16))
 
 
 def _padded(
@@ -137,7 +143,7 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
     ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``.
     """
-    DZ, DY, DX, N1 = _tables(xp)
+    DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
     def dot(a: Any, b: Any) -> Any:
         return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
@@ -206,11 +212,12 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
         d = xp.where(is_r, pb >> 3, 13)
         front = is_r & (b > 0)
         r = xp.where((pb & 4) != 0, t & 0xFF, t)
-        room = xp.where(s.depth > r, s.depth - r, 0)
+        dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
+        room = xp.where(dep > r, dep - r, 0)
         a = xp.minimum(b, xp.minimum(s.erode, room))
         nbone = b - a
         nr = r + a
-        floor = nr >= s.depth
+        floor = nr >= dep
         res = xp.where(
             floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
         )
@@ -307,7 +314,19 @@ def step_block(
     """
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
+    for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
+        if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
+            raise ValueError(
+                f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
+            )
     gshape = tuple(global_shape) if global_shape is not None else inner
+    for ax in range(3):
+        lo = origin[ax] + halo
+        if lo < 0 or lo + inner[ax] > gshape[ax]:
+            raise ValueError(
+                f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
+                f"global volume {gshape}"
+            )
     pad = _padded(src, halo, tuple(origin), gshape)
     interior = pad[1:-1, 1:-1, 1:-1]
     dst = np.ascontiguousarray(interior)
@@ -315,18 +334,27 @@ def step_block(
     _PZ, PY, PX = pad.shape
     offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
 
-    bone = interior & _U32(0xFF)
-    pbyte = (interior >> _U32(8)) & _U32(0xFF)
-    qbone = (pbyte == 0) & (bone != 0)
-    marrow = (pad & _U32(0xFFFF)) == 0
+    # byte views of the packed words (little-endian: byte 0 bone, byte 1 phase, bytes 2-3 timer)
+    if _LITTLE:
+        pb4 = pad.view(np.uint8).reshape(*pad.shape, 4)
+        pbone, pph, plat = pb4[..., 0], pb4[..., 1], pb4[..., 3]
+        marrow = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 0] == 0
+        ptimer_nz = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 1] != 0
+    else:  # pragma: no cover - big-endian hosts
+        pbone = (pad & _U32(0xFF)).astype(np.uint8)
+        pph = ((pad >> _U32(8)) & _U32(0xFF)).astype(np.uint8)
+        plat = (pad >> _U32(24)).astype(np.uint8)
+        marrow = (pad & _U32(0xFFFF)) == 0
+        ptimer_nz = (pad >> _U32(16)) != 0
+    pbyte = pph[1:-1, 1:-1, 1:-1]
+    qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
     surface = qbone & _near_marrow(marrow, neighbourhood)
     n_surface = int(np.count_nonzero(surface))
 
     # sources that can recruit bone next to them: fresh top fronts and emptied fronts
-    pph = (pad >> _U32(8)) & _U32(0xFF)
-    is_r = (pph & _U32(3)) == 1
-    src_top = is_r & ((pph & _U32(4)) != 0) & ((pad >> _U32(24)) != 0)
-    src_hand = is_r & ((pad & _U32(0xFF)) == 0) & ((pad >> _U32(16)) != 0)
+    is_r = (pph & np.uint8(3)) == 1
+    src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
+    src_hand = is_r & (pbone == 0) & ptimer_nz
     near = np.zeros(pad.size, bool)
     sidx = np.flatnonzero(src_top | src_hand)
     if sidx.size:
@@ -372,7 +400,6 @@ def step_block(
     counters[2] = int(np.count_nonzero(ev & EV_RECRUIT))
     counters[3] = int(np.count_nonzero(ev & EV_SEED))
     counters[5] = int(np.count_nonzero(ev & EV_PERF))
-    assert int(np.count_nonzero(ev & EV_SURFACE)) <= n_surface
     if map_day >= 0:
         if resorbed_day is not None:
             rflat = resorbed_day.reshape(-1)

@@ -53,7 +53,7 @@ def _load_scenario(name_or_path: str, years: float):
     show_default=True,
     help="Spin-up under the baseline parameters before day 0 (opens the remodeling space).",
 )
-@click.option("--resume", is_flag=True, help="Continue an interrupted run from OUT.h5.partial.")
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its folder OUT.h5.partial/.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
 @compression_option
@@ -78,7 +78,7 @@ def simulate(
     The run starts with a spin-up (default one year) under the baseline
     parameters, stored before day 0; frames, remodeling maps, metrics and the
     daily parameters are written to OUT.h5 (schema 1). Ctrl-C writes a
-    checkpoint to OUT.h5.partial; --resume continues from it, bit for bit.
+    checkpoint in the folder OUT.h5.partial/; --resume continues from it, bit for bit.
 
     \b
     Examples:
@@ -87,6 +87,7 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
       bonesim simulate bone.h5 run.h5 --years 5 --resume
     """
+    from bonesim.backends import resolve_backend
     from bonesim.engine import partial_path
     from bonesim.engine import simulate as run
     from bonesim.io.hdf5 import read_volume
@@ -96,6 +97,10 @@ def simulate(
     base = RemodelingParams.from_toml(params_file) if params_file else None
     scenario = _load_scenario(scenario_name, years) if scenario_name else None
     params = None if scenario is not None else (base or RemodelingParams())
+    be = resolve_backend(backend)
+    click.echo(
+        f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
+    )
     bar = None
     if not no_progress:
         from tqdm import tqdm
@@ -121,7 +126,7 @@ def simulate(
             volume,
             params,
             years=years,
-            backend=backend,
+            backend=be,
             seed=seed,
             save_every=save_every,
             out=output_path,

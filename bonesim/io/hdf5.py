@@ -76,12 +76,13 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterat
     target = check_output_path(path, overwrite=overwrite)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
     os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; outputs get the usual permissions
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        # mkstemp makes the file private (0600); give the result the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_path, 0o666 & ~umask)
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -111,7 +112,7 @@ def chunk_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     if len(shape) == 0 or 0 in shape:
         return None
     if len(shape) == 4:
-        return (1, *tuple(min(CHUNK_EDGE, n) for n in shape[1:]))
+        return (1, *(min(CHUNK_EDGE, n) for n in shape[1:]))
     return tuple(min(CHUNK_EDGE, n) for n in shape)
 
 
@@ -134,7 +135,7 @@ def create_array(
     kwargs: dict[str, Any] = {}
     if len(shape) >= 2 or maxshape is not None:
         chunks = chunk_shape(
-            tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape, strict=False))
+            tuple(1 if m is None else s for s, m in zip(shape, maxshape or shape, strict=True))
         )
         if maxshape is not None and len(shape) == 1:
             chunks = (1024,)
@@ -166,6 +167,12 @@ def read_json_attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:
 
 
 # ----------------------------------------------------------------- open ----
+def _register_filters() -> None:
+    """Register the hdf5plugin filters (zstd, blosc) if installed, so such files read back."""
+    with contextlib.suppress(ImportError):
+        import hdf5plugin  # noqa: F401
+
+
 @contextlib.contextmanager
 def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open a bonesim HDF5 file read-only after checking its schema.
@@ -178,6 +185,7 @@ def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
         An HDF5 file without bonesim attributes, or of a newer schema.
     """
     p = check_input_file(path)
+    _register_filters()
     if not h5py.is_hdf5(p):
         raise BonesimError(f"{p} is not an HDF5 file (or it is truncated/corrupt)")
     try:

@@ -64,7 +64,7 @@ def write_xdmf(h5path: str | os.PathLike) -> Path:
             s = f["series/bone"]
             days = f["series/day"][...] if "series/day" in f else range(s.shape[0])
             frames = []
-            _t, z, y, x = s.shape
+            _, z, y, x = s.shape
             for i, day in enumerate(days):
                 body = (
                     '      <Attribute Name="bone" AttributeType="Scalar" Center="Cell">\n'

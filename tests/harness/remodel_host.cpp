@@ -1,8 +1,10 @@
-// Host harness for the CPU parity test: applies bonesim_rule from
-// kernels/remodel_rules.cuh -- the very code the CUDA kernel runs -- to every
-// voxel of a block, with the kernel's neighbour staging (inert outside the
-// global volume) and counters. Built by tests/test_ca_parity.py with g++.
-#include "remodel_rules.cuh"
+// Host harness for the CPU parity tests. bonesim_host_step applies bonesim_rule
+// from kernels/remodel_rules.cuh -- the very code the CUDA kernel runs -- to
+// every voxel, with the kernel's neighbour staging (inert outside the global
+// volume) and counters. bonesim_host_step_blocks emulates the kernel's thread
+// blocks with the shared block logic of kernels/remodel_block.cuh: per block,
+// stage the tile, then run every thread's voxel. Built by the tests with g++.
+#include "remodel_block.cuh"
 
 struct HostNb {
     const bs_u32* pad;
@@ -56,5 +58,69 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 counters[3] += (ev & BS_EV_SEED) ? 1 : 0;
                 counters[4] += (ev & BS_EV_SURFACE) ? 1 : 0;
                 counters[5] += (ev & BS_EV_PERF) ? 1 : 0;
+            }
+}
+
+extern "C" void bonesim_host_step_blocks(const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
+                                         bs_u64* counters, int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy,
+                                         bs_i64 ox, bs_i64 gz, bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
+    BsGeom g;
+    g.nz = nz; g.ny = ny; g.nx = nx; g.halo = halo;
+    g.oz = oz; g.oy = oy; g.ox = ox; g.gz = gz; g.gy = gy; g.gx = gx;
+    BsStep s;
+    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
+    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
+    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
+    static bs_u32 tile[BS_TILE];
+    for (int c = 0; c < 6; ++c) counters[c] = 0;
+    for (int z0 = 0; z0 < iz_n; z0 += BONESIM_BZ)
+        for (int y0 = 0; y0 < iy_n; y0 += BONESIM_BY)
+            for (int x0 = 0; x0 < ix_n; x0 += BONESIM_BX) {
+                for (int i = 0; i < BS_TILE; ++i) tile[i] = bs_tile_value(src, g, z0, y0, x0, i);
+                for (int tz = 0; tz < BONESIM_BZ; ++tz)
+                    for (int ty = 0; ty < BONESIM_BY; ++ty)
+                        for (int tx = 0; tx < BONESIM_BX; ++tx) {
+                            bs_u32 c[6];
+                            bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, dst, rmap, fmap, map_day, c);
+                            for (int k = 0; k < 6; ++k) counters[k] += c[k];
+                        }
+            }
+}
+
+// Emulation of the z-marching kernel: per column block, the three-plane ring
+// is filled and advanced exactly as on the GPU, then every thread's voxel runs.
+extern "C" void bonesim_host_step_zm(const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, bs_u64* counters,
+                                     int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy, bs_i64 ox, bs_i64 gz,
+                                     bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
+    BsGeom g;
+    g.nz = nz; g.ny = ny; g.nx = nx; g.halo = halo;
+    g.oz = oz; g.oy = oy; g.ox = ox; g.gz = gz; g.gy = gy; g.gx = gx;
+    BsStep s;
+    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
+    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
+    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
+    static bs_u32 ring[3 * BS_ZPLANE];
+    for (int c = 0; c < 6; ++c) counters[c] = 0;
+    for (int zbeg = 0; zbeg < iz_n; zbeg += BONESIM_ZCHUNK)
+        for (int y0 = 0; y0 < iy_n; y0 += BONESIM_ZBY)
+            for (int x0 = 0; x0 < ix_n; x0 += BONESIM_ZBX) {
+                const int zend = zbeg + BONESIM_ZCHUNK < iz_n ? zbeg + BONESIM_ZCHUNK : iz_n;
+                for (int i = 0; i < BS_ZPLANE; ++i) {
+                    ring[i] = bs_plane_value(src, g, zbeg - 1, y0, x0, i);
+                    ring[BS_ZPLANE + i] = bs_plane_value(src, g, zbeg, y0, x0, i);
+                }
+                for (int z = zbeg; z < zend; ++z) {
+                    BsRingNb nb;
+                    nb.ring = ring;
+                    bs_ring_slots(z - zbeg, nb.slot);
+                    for (int i = 0; i < BS_ZPLANE; ++i) ring[nb.slot[2] + i] = bs_plane_value(src, g, z + 1, y0, x0, i);
+                    for (int ty = 0; ty < BONESIM_ZBY; ++ty)
+                        for (int tx = 0; tx < BONESIM_ZBX; ++tx) {
+                            nb.base = (ty + 1) * BS_ZTX + tx + 1;
+                            bs_u32 c[6];
+                            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, dst, rmap, fmap, map_day, c);
+                            for (int k = 0; k < 6; ++k) counters[k] += c[k];
+                        }
+                }
             }
 }

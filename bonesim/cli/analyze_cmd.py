@@ -1,0 +1,68 @@
+"""``bonesim analyze``: morphometry of every saved frame of a result file."""
+
+from __future__ import annotations
+
+import click
+
+from bonesim.cli._common import user_errors
+
+
+@click.command()
+@click.argument("result", type=click.Path(dir_okay=False))
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Also write the table as CSV.")
+@click.option(
+    "--frames",
+    type=click.Choice(["all", "last"]),
+    default="all",
+    show_default=True,
+    help="Analyse every saved frame or only the last one.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["cpu", "gpu"]),
+    default="cpu",
+    show_default=True,
+    help="gpu: BV/TV, Tb.Th and Tb.Sp with CuPy.",
+)
+@click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
+@user_errors
+def analyze(result: str, csv_path: str | None, frames: str, backend: str, no_write: bool) -> None:
+    """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI and DA of RESULT.
+
+    The columns are added to /tables/metrics of a simulation result (one row
+    per saved frame), or written to /tables/morphometry of a plain volume
+    file. The file is updated in place; nothing else in it changes.
+
+    \b
+    Examples:
+      bonesim analyze run.h5
+      bonesim analyze run.h5 --frames last --csv run_morphometry.csv
+      bonesim analyze bone.h5 --no-write --csv bone.csv
+    """
+    from tqdm import tqdm
+
+    from bonesim.morphometry import analyze as run
+
+    bar = tqdm(total=None, unit="frame", desc="analyze", disable=None)
+
+    def progress(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        table = run(
+            result, frames=frames, csv=csv_path, progress=progress, write=not no_write, backend=backend
+        )
+    finally:
+        bar.close()
+    last = {k: v[-1] for k, v in table.items()}
+    click.echo(
+        f"{len(table['frame'])} frame(s) analysed; last (day {last['day']:g}): "
+        f"BV/TV {last['bv_tv']:.4f}, BS/BV {last['bs_bv_per_mm']:.2f}/mm, "
+        f"Tb.Th {last['tb_th_um']:.1f} µm, Tb.Sp {last['tb_sp_um']:.1f} µm, "
+        f"Tb.N {last['tb_n_per_mm']:.3f}/mm, Conn.D {last['conn_d_per_mm3']:.2f}/mm³, "
+        f"SMI {last['smi']:.2f}, DA {last['da']:.2f}"
+    )
+    if csv_path:
+        click.echo(f"wrote {csv_path}")

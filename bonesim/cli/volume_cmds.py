@@ -1,0 +1,294 @@
+"""``bonesim info``, ``bonesim phantom`` and ``bonesim import``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from bonesim.cli._common import compression_option, overwrite_option, user_errors
+from bonesim.errors import BonesimError
+
+PHANTOM_KINDS = ("trabecular", "plate", "rod", "sphere", "gyroid", "lattice")
+
+
+def _shape(value: str) -> tuple[int, int, int]:
+    parts = [p for p in value.replace("x", ",").split(",") if p.strip()]
+    try:
+        dims = [int(p) for p in parts]
+    except ValueError:
+        raise BonesimError(f"--shape expects N or Z,Y,X, got {value!r}") from None
+    if len(dims) == 1:
+        dims *= 3
+    if len(dims) != 3 or min(dims) < 4:
+        raise BonesimError(f"--shape expects N or Z,Y,X with every size >= 4, got {value!r}")
+    return tuple(dims)  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------- info ----
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@user_errors
+def info(file: Path, as_json: bool) -> None:
+    """Summarise a bonesim HDF5 FILE: shape, voxel size, BV/TV, schema, contents.
+
+    \b
+    Examples:
+      bonesim info bone.h5
+      bonesim info run.h5 --json | python -m json.tool
+    """
+    from bonesim.io.hdf5 import describe
+
+    d = describe(file)
+    if as_json:
+        click.echo(json.dumps(d, indent=2, default=str))
+        return
+    lines = [f"{d['path']}  (bonesim schema {d['schema']}, written by bonesim {d['bonesim_version']})"]
+    if "shape" in d:
+        z, y, x = d["shape"]
+        vs = d["voxel_size_um"]
+        lines.append(f"  volume      {z} x {y} x {x} voxels (z, y, x) at {vs:g} um")
+        lines.append(f"  size        {z * vs / 1000:.3g} x {y * vs / 1000:.3g} x {x * vs / 1000:.3g} mm")
+        lines.append(f"  BV/TV       {d['bv_tv']:.4f}")
+        seg = d.get("metadata", {}).get("segmentation")
+        src = d.get("metadata", {}).get("source")
+        kind = d.get("metadata", {}).get("phantom")
+        if src:
+            lines.append(f"  source      {src}")
+        if seg:
+            lines.append(
+                f"  segmented   threshold {seg['threshold']:.4g} ({seg['method']}), sigma {seg['sigma']}, "
+                f"keep {seg['keep']}"
+            )
+        if kind:
+            lines.append(f"  phantom     {kind}")
+    else:
+        lines.append(f"  voxel size  {d['voxel_size_um']:g} um (no /volume/bone)")
+    if "frames" in d:
+        days = d["days"]
+        span = f", days {days[0]:g} .. {days[1]:g}" if days else ""
+        last = f", last BV/TV {d['bv_tv_last']:.4f}" if "bv_tv_last" in d else ""
+        lines.append(f"  series      {d['frames']} frames{span}{last}")
+    for name, t in d.get("tables", {}).items():
+        lines.append(f"  table       {name}: {t['rows']} rows; {', '.join(t['columns'])}")
+    if "state" in d:
+        attrs = d.get("state_attrs", {})
+        extra = ", ".join(f"{k}={attrs[k]}" for k in ("step", "day", "seed", "backend") if k in attrs)
+        lines.append(f"  state       {', '.join(d['state'])}" + (f" ({extra})" if extra else ""))
+    if "maps" in d:
+        lines.append(f"  maps        {', '.join(d['maps'])}")
+    if "scenario" in d:
+        lines.append(f"  scenario    {d['scenario']}")
+    if "provenance" in d and "command" in d["provenance"]:
+        lines.append(f"  command     {d['provenance']['command']}")
+    click.echo("\n".join(lines))
+
+
+# -------------------------------------------------------------- phantom ----
+@click.command()
+@click.argument("out", type=click.Path(dir_okay=True, path_type=Path))
+@click.option("--kind", type=click.Choice(PHANTOM_KINDS), default="trabecular", show_default=True)
+@click.option("--shape", "shape_text", default="128", show_default=True, help="N (a cube) or Z,Y,X voxels.")
+@click.option("--voxel-size", type=float, default=20.0, show_default=True, help="Voxel edge in um.")
+@click.option("--bvtv", type=float, default=0.2, show_default=True, help="Target BV/TV (trabecular).")
+@click.option("--tb-th", type=float, default=None, help="Trabecular thickness in um (trabecular; 200).")
+@click.option(
+    "--plate-fraction", type=float, default=0.5, show_default=True, help="Share of plates (trabecular)."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--size", type=float, default=None, help="Plate thickness / rod diameter / sphere radius in um."
+)
+@click.option("--period", type=float, default=None, help="Gyroid period in um (default 1/4 of the box).")
+@click.option("--nodes", type=int, default=3, show_default=True, help="Lattice nodes per axis.")
+@overwrite_option
+@compression_option
+@user_errors
+def phantom(
+    out: Path,
+    kind: str,
+    shape_text: str,
+    voxel_size: float,
+    bvtv: float,
+    tb_th: float | None,
+    plate_fraction: float,
+    seed: int,
+    size: float | None,
+    period: float | None,
+    nodes: int,
+    overwrite: bool,
+    compression: str,
+) -> None:
+    """Write a synthetic bone volume to OUT (schema-1 HDF5 + .xdmf sidecar).
+
+    \b
+    trabecular: a plate/rod foam with target BV/TV and thickness (seeded);
+    plate, rod, sphere: one analytic shape of --size um;
+    gyroid: a gyroid network at --bvtv; lattice: a wire frame of --nodes^3.
+
+    \b
+    Examples:
+      bonesim phantom bone.h5 --shape 128 --bvtv 0.2 --voxel-size 20
+      bonesim phantom thin.h5 --shape 96 --tb-th 150 --plate-fraction 0.2 --seed 3
+      bonesim phantom plate.h5 --kind plate --shape 64 --size 200
+    """
+    from bonesim import phantom as ph
+    from bonesim._validation import check_positive
+    from bonesim.io.hdf5 import check_output_path, write_volume
+    from bonesim.volume import Volume
+
+    shape = _shape(shape_text)
+    vs = check_positive(voxel_size, name="voxel-size")
+    check_output_path(out, overwrite=overwrite)
+    meta: dict[str, Any] = {"phantom": kind, "seed": seed}
+    if kind == "trabecular":
+        data = ph.trabecular(shape, vs, bvtv=bvtv, seed=seed, tb_th_um=tb_th, plate_fraction=plate_fraction)
+        meta.update(bvtv_target=bvtv, tb_th_um=tb_th or 200.0, plate_fraction=plate_fraction)
+    elif kind in ("plate", "rod", "sphere"):
+        size_um = check_positive(size if size is not None else 200.0, name="size")
+        n = size_um / vs
+        if kind == "plate":
+            data = ph.plate(shape, max(1, round(n)))
+        elif kind == "rod":
+            data = ph.rod(shape, n)
+        else:
+            data = ph.sphere(shape, n)
+        meta["size_um"] = size_um
+    elif kind == "gyroid":
+        per = (period / vs) if period else min(shape) / 4
+        level = ph.gyroid_sheet_level_for(bvtv)
+        data = ph.gyroid(shape, per, level, sheet=True)
+        meta.update(period_um=per * vs, sheet_level=level)
+    elif kind == "lattice":
+        width = max(1, round((size or 100.0) / vs))
+        data = ph.lattice(shape, nodes, width)
+        meta.update(nodes=nodes, bar_width_vox=width, loops=ph.lattice_loops(nodes))
+    else:  # pragma: no cover - click.Choice guards
+        raise click.BadParameter(f"unknown kind {kind!r}")
+    vol = Volume(data, vs, meta)
+    write_volume(out, vol, overwrite=overwrite, compression=compression)
+    z, y, x = shape
+    click.echo(f"wrote {out}: {kind} {z}x{y}x{x} at {vs:g} um, BV/TV {vol.bv_tv:.4f}")
+
+
+# --------------------------------------------------------------- import ----
+def _threshold(value: str) -> str | float:
+    if value.lower() == "otsu":
+        return "otsu"
+    try:
+        return float(value)
+    except ValueError:
+        raise BonesimError(f"--threshold expects 'otsu' or a number, got {value!r}") from None
+
+
+@click.command(name="import")
+@click.argument("input_path", metavar="INPUT", type=click.Path(path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=True, path_type=Path))
+@click.option(
+    "--voxel-size", type=float, default=None, help="Voxel edge in um (needed if the file has none)."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tiff", "npy", "mhd", "nifti", "dicom", "scanco"]),
+    default=None,
+    help="Force a reader (default: from the file name or folder contents).",
+)
+@click.option("--threshold", default="otsu", show_default=True, help="'otsu' or a grey value.")
+@click.option("--sigma", type=float, default=None, help="Gaussian smoothing before thresholding (voxels).")
+@click.option(
+    "--keep",
+    type=click.Choice(["largest", "specks", "all"]),
+    default="largest",
+    show_default=True,
+    help="largest component only, drop specks < --min-speck voxels, or keep all.",
+)
+@click.option("--min-speck", type=int, default=64, show_default=True)
+@click.option(
+    "--partial-volume",
+    nargs=2,
+    type=float,
+    default=None,
+    metavar="MARROW BONE",
+    help="Sub-voxel bone fraction from grey values between these levels.",
+)
+@click.option("--crop", default=None, help="z0:z1,y0:y1,x0:x1 in voxels of the input.")
+@click.option("--downsample", type=int, default=1, show_default=True, help="Average N^3 blocks.")
+@click.option("--keep-grey", is_flag=True, help="Also store the grey values as /volume/grey.")
+@overwrite_option
+@compression_option
+@user_errors
+def import_(
+    input_path: Path,
+    out: Path,
+    voxel_size: float | None,
+    fmt: str | None,
+    threshold: str,
+    sigma: float | None,
+    keep: str,
+    min_speck: int,
+    partial_volume: tuple[float, float] | None,
+    crop: str | None,
+    downsample: int,
+    keep_grey: bool,
+    overwrite: bool,
+    compression: str,
+) -> None:
+    """Import a micro-CT image INPUT, segment it, and write bone volume OUT.
+
+    INPUT is a multi-page TIFF or a folder of TIFF slices, .npy, .mhd/.mha,
+    .nii/.nii.gz, a folder of DICOM slices, or a Scanco .aim/.isq
+    (needs aimio-py). Bone is the bright phase.
+
+    \b
+    Examples:
+      bonesim import data/lhdl_3155_D_4_bc/slices sample.h5 --voxel-size 19.5 --sigma 1 --threshold 63
+      bonesim import scan.nii.gz bone.h5 --threshold otsu --crop 0:128,0:128,0:128
+      bonesim import scan.aim bone.h5 --sigma 0.8 --downsample 2 --keep specks
+    """
+    from bonesim.io.hdf5 import check_output_path, write_volume
+    from bonesim.io.importers import import_volume, parse_crop
+    from bonesim.io.segment import segment
+
+    check_output_path(out, overwrite=overwrite)  # fail before the (long) read
+    bar: dict[str, Any] = {}
+
+    def progress(done: int, total: int) -> None:
+        if "bar" not in bar:
+            from tqdm import tqdm
+
+            bar["bar"] = tqdm(total=total, unit="slice", desc="reading", leave=False, disable=None)
+        bar["bar"].update(done - bar["bar"].n)
+
+    try:
+        grey = import_volume(
+            input_path,
+            voxel_size_um=voxel_size,
+            fmt=fmt,
+            crop=parse_crop(crop) if crop else None,
+            downsample=downsample,
+            progress=progress,
+        )
+    finally:
+        if "bar" in bar:
+            bar["bar"].close()
+    bone = segment(
+        grey,
+        _threshold(threshold),
+        sigma=sigma,
+        min_speck_voxels=min_speck,
+        keep=keep,
+        partial_volume=tuple(partial_volume) if partial_volume else None,
+    )
+    write_volume(
+        out, bone, overwrite=overwrite, compression=compression, grey=grey.data if keep_grey else None
+    )
+    seg = bone.metadata["segmentation"]
+    z, y, x = bone.shape
+    click.echo(
+        f"wrote {out}: {z}x{y}x{x} at {bone.voxel_size_um:g} um, threshold {seg['threshold']:.4g} "
+        f"({seg['method']}), BV/TV {bone.bv_tv:.4f}"
+    )

@@ -1,0 +1,294 @@
+"""Factors: each scenario input mapped onto the parameters of the cell and calcium modules.
+
+Every factor acts through a stated mechanism on named model parameters; the
+coefficients are in :class:`FactorParams`, each marked **[code]** (read in the
+source of a published model), **[lit]** (a published value), **[assumed]** (a
+first-pass choice) or **[calibrated]** (fitted to the clinical targets in
+``data/reference/clinical_rates.csv``). The table below is repeated, with more
+detail, in ``docs/physiology.md``.
+
+=====================  =======================================================  ===========================
+factor (input)         mechanism -> model parameter                             source
+=====================  =======================================================  ===========================
+age (``aging``)        osteoblast lifespan falls after peak bone mass (~25 yr):  Riggs 2008 (rates), Bullamore
+                       A_OBa x (1 + k_sex ramp); intestinal Ca absorption       1970 (absorption) [calibrated]
+                       falls after 50: abs x (1 - 0.003 (age-50))
+estrogen (menopause)   (i) RANKL production P_RANKL rises with the estrogen      Martinez-Reina 2019 form
+                       deficit, partly adapting over years; (ii) renal Ca       [code], Riggs 2012 tmEST [code],
+                       reabsorption capacity tmEST falls                        [calibrated] to SWAN/Han 1997
+glucocorticoid         OB differentiation D_OBp down, OB apoptosis A_OBa up,    Compston 2018 (mechanisms),
+                       with an early part that adapts (fast loss in the first   Martonova 2023 PTH [code],
+                       months), OPG down, small adapting RANKL rise, MAR down,  [calibrated] to Compston 2018
+                       gut absorption down,
+                       renal reabsorption down (hypercalciuria), PTH x0.9
+vitamin D 25(OH)D      substrate of renal 1-alpha-hydroxylase: f_VD =           [assumed] K25 = 3 ng/mL
+                       D/(D+K25) normalised at 30 ng/mL -> calcitriol ->
+                       active Ca absorption -> plasma Ca -> PTH
+dietary calcium        oral calcium input of the gut compartment                Peterson & Riggs 2010
+thyroid hormone        OC recruitment D_OCp x theta; phases shortened (resorption Mosekilde 1990, Eriksen 1985
+                       and reversal / theta, MAR x theta); OB apoptosis x       [assumed]
+                       (1 + 0.05 (theta-1)): faster cycle, incomplete formation
+alcohol                gut Ca absorption down, 25(OH)D down, OB apoptosis up    Turner 2000, Kanis 2005 [assumed]
+smoking                gut Ca absorption down, 25(OH)D down, OB apoptosis up,   Krall 1999, Kanis 2005 [assumed]
+                       anti-estrogenic in women
+eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
+                       down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
+                       (low IGF-1); the RANKL rise comes through estrogen
+primary HPT            parathyroid secretion x G (continuous excess, catabolic) Peterson & Riggs 2010 [code]
+=====================  =======================================================  ===========================
+
+References
+----------
+.. [1] Riggs BL, Melton LJ, Robb RA, et al. A population-based assessment of rates of bone
+   loss at multiple skeletal sites. J Bone Miner Res 23:205-214 (2008).
+.. [2] Martinez-Reina J, Pivonka P. Effects of long-term treatment of denosumab on bone
+   mineral density: insights from an in-silico model of bone mineralization. Bone
+   125:87-95 (2019) (estrogen-loss RANKL term, bone-models 0.1.0 [code]).
+.. [3] Compston J. Glucocorticoid-induced osteoporosis: an update. Endocrine 61:7-16 (2018).
+.. [4] Martonova D, et al. Effects of PTH glandular and external dosing patterns on bone
+   cell activity using a two-state receptor model. Front Bioeng Biotechnol (2023); bone-models [code].
+.. [5] Mosekilde L, Eriksen EF, Charles P. Effects of thyroid hormones on bone and mineral
+   metabolism. Endocrinol Metab Clin North Am 19:35-63 (1990).
+.. [6] Kanis JA, et al. Smoking and fracture risk: a meta-analysis. Osteoporos Int 16:155
+   (2005); Alcohol intake as a risk factor for fracture. Osteoporos Int 16:737 (2005).
+.. [7] Krall EA, Dawson-Hughes B. Smoking increases bone loss and decreases intestinal calcium
+   absorption. J Bone Miner Res 14:215-220 (1999).
+.. [8] Misra M, Klibanski A. Anorexia nervosa and bone. J Endocrinol 221:R163-R176 (2014).
+.. [9] Bullamore JR, Wilkinson R, Gallagher JC, et al. Effect of age on calcium absorption.
+   Lancet 2:535-537 (1970).
+.. [10] Han ZH, Palnitkar S, Rao DS, et al. Effects of ethnicity and age or menopause on the
+   remodeling and turnover of iliac bone. J Bone Miner Res 12:498-508 (1997).
+.. [11] Weinstein RS, Jilka RL, Parfitt AM, Manolagas SC. Inhibition of osteoblastogenesis and
+   promotion of apoptosis of osteoblasts and osteocytes by glucocorticoids. J Clin Invest
+   102:274-282 (1998).
+.. [12] Greendale GA, Sowers M, Han W, et al. Bone mineral density loss in relation to the final
+   menstrual period in a multiethnic cohort (SWAN). J Bone Miner Res 27:111-118 (2012).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bonesim.physiology.calcium import CA_PARAMS
+from bonesim.physiology.scenario import Scenario
+
+__all__ = ["FACTOR_PARAMS", "FactorParams", "Forcing"]
+
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class FactorParams:
+    """Coefficients of the factor -> parameter map (see the module table for sources)."""
+
+    # age [calibrated to Riggs 2008 young-adult spine rates and lifetime split]
+    age_peak_years: float = 25.0
+    age_ramp_years: float = 5.0
+    age_aoba_female: float = 0.082  # A_OBa step after peak bone mass, women
+    age_aoba_male: float = 0.0475  # men
+    age_aoba_slope: float = 0.0015  # per year after 50, both sexes
+    age_abs_slope: float = 0.003  # per year after 50 [calibrated, spec]
+    # estrogen [calibrated]
+    p_rankl_estrogen: float = 615.0  # pM/day at the full menopausal deficit
+    estrogen_sustained: float = 0.08  # fraction of the RANKL rise that does not adapt
+    estrogen_adapt_days: float = 790.0  # adaptation time constant
+    # glucocorticoid [calibrated]; x = dose / (dose + gc_d50)
+    gc_d50_mg: float = 7.5
+    gc_dobp: float = 0.35
+    gc_aoba: float = 0.142
+    gc_opg: float = 0.5
+    gc_p_rankl: float = 300.0
+    gc_aoba_early: float = 1.44  # adapting part of the osteoblast apoptosis rise
+    gc_adapt_days: float = 127.0
+    gc_mar: float = 0.4
+    gc_abs: float = 0.3
+    gc_renal: float = 0.005
+    gc_gland: float = 0.175  # Martonova 2023: time-averaged PTH x0.9 at their dose [code]
+    # vitamin D [assumed]
+    k25_ng_ml: float = 3.0
+    # thyroid [assumed]
+    thyroid_aoba: float = 0.05
+    # alcohol, smoking, eating disorder [assumed]
+    alcohol_abs: float = 0.03  # per unit/day
+    alcohol_vd: float = 0.03
+    alcohol_aoba: float = 0.006
+    smoking_abs: float = 0.10  # per 20 cigarettes/day
+    smoking_vd: float = 0.10
+    smoking_aoba: float = 0.02
+    smoking_estrogen: float = 0.10
+    ed_estrogen: float = 0.7
+    ed_calcium: float = 0.48
+    ed_abs: float = 0.2
+    ed_vd: float = 0.33
+    ed_aoba: float = 0.08
+    ed_p_rankl: float = 0.0  # 50 in the prototype; with the estrogen term it double-counted (loss 5.6 %/yr)
+
+
+FACTOR_PARAMS = FactorParams()
+
+
+def _on(t, start_days, stop_days):
+    """1 inside the window (start, stop], else 0: a factor starting at day 0 is off *on* day 0,
+    so day 0 (the baseline the CA spins up under) is the state before the factor."""
+    return (
+        ((t > start_days) & (t <= stop_days)).astype(float)
+        if np.ndim(t)
+        else float(start_days < t <= stop_days)
+    )
+
+
+class Forcing:
+    """The scenario's inputs as functions of time ``t`` (days from day 0; scalars or arrays).
+
+    Parameters
+    ----------
+    scenario : Scenario
+    params : FactorParams
+    freeze_at : float, optional
+        If given, every input is evaluated at this time whatever ``t`` (spin-up).
+    """
+
+    def __init__(
+        self, scenario: Scenario, params: FactorParams = FACTOR_PARAMS, freeze_at: float | None = None
+    ):
+        self.s = scenario
+        self.p = params
+        self.freeze_at = freeze_at
+        sub, men = scenario["subject"], scenario["menopause"]
+        self.age0 = sub["age_years"]
+        self.female = sub["sex"] == "female"
+        self.aging = sub["aging"]
+        self.menopause = men["enabled"] and self.female
+        self.fmp_days = (men["age_years"] - self.age0) * DAYS_PER_YEAR
+        # logistic width so that 10 % -> 90 % of the fall takes transition_years
+        self.meno_width = men["transition_years"] * DAYS_PER_YEAR / (2.0 * np.log(9.0))
+        self.e_post = men["postmenopausal_estrogen"]
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _t(self, t):
+        return self.freeze_at if self.freeze_at is not None else t
+
+    def _window(self, section, t):
+        sec = self.s[section]
+        return _on(t, sec["start_years"] * DAYS_PER_YEAR, sec["stop_years"] * DAYS_PER_YEAR)
+
+    def breakpoints(self, t_end: float) -> list[float]:
+        """Times (days) where an input jumps: the integrator restarts there."""
+        if self.freeze_at is not None:
+            return []
+        out = []
+        for sec in ("glucocorticoid", "thyroid", "eating_disorder", "parathyroid"):
+            for k in ("start_years", "stop_years"):
+                d = self.s[sec][k] * DAYS_PER_YEAR
+                if 0.0 < d < t_end:
+                    out.append(d)
+        return sorted(set(out))
+
+    # -- inputs ----------------------------------------------------------------------------
+    def age(self, t):
+        """Age in years."""
+        return self.age0 + self._t(t) / DAYS_PER_YEAR
+
+    def estrogen(self, t):
+        """Relative estrogen E (1 premenopausal; menopause, smoking, eating disorder lower it)."""
+        t = self._t(t)
+        e = np.ones_like(np.asarray(t, dtype=float))
+        if self.menopause:
+            z = np.clip((t - self.fmp_days) / self.meno_width, -60, 60)
+            e = self.e_post + (1.0 - self.e_post) / (1.0 + np.exp(z))
+        if self.female:
+            p = self.p
+            cig = min(self.s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
+            e = e * (1.0 - p.smoking_estrogen * cig)
+            sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+            e = e * (1.0 - p.ed_estrogen * sev)
+        return e
+
+    def drives(self, t):
+        """Targets of the adaptation states: estrogen deficit d_E and glucocorticoid effect x_gc."""
+        t = self._t(t)
+        d_e = (1.0 - self.estrogen(t)) / 0.8
+        dose = self.s["glucocorticoid"]["dose_mg_per_day"]
+        x_gc = dose / (dose + self.p.gc_d50_mg) * self._window("glucocorticoid", t)
+        return d_e, x_gc
+
+    def thyroid(self, t):
+        lvl = self.s["thyroid"]["level"]
+        w = self._window("thyroid", self._t(t))
+        return 1.0 + (lvl - 1.0) * w
+
+    def inputs(self, t, adapt_e, adapt_gc):
+        """All inputs at time ``t`` given the adaptation states: a dict of floats/arrays.
+
+        Keys: cell-module multipliers (``pth_gamma`` is applied in the model), calcium-module
+        inputs, and the phase modifiers ``resorption_mult``, ``reversal_mult``, ``mar_mult``.
+        """
+        p = self.p
+        s = self.s
+        t = self._t(t)
+        age = self.age(t)
+        d_e, x_gc = self.drives(t)
+        theta = self.thyroid(t)
+        units = s["alcohol"]["units_per_day"]
+        cig = min(s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
+        sev = s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+        # age
+        if self.aging:
+            ramp = np.clip((age - (p.age_peak_years - p.age_ramp_years)) / p.age_ramp_years, 0.0, 1.0)
+            k = p.age_aoba_female if self.female else p.age_aoba_male
+            age_aoba = 1.0 + k * ramp + p.age_aoba_slope * np.maximum(0.0, age - 50.0)
+            age_abs = np.maximum(0.5, 1.0 - p.age_abs_slope * np.maximum(0.0, age - 50.0))
+        else:
+            age_aoba, age_abs = 1.0, 1.0
+        # RANKL: estrogen deficit (partly adapting), glucocorticoid burst (adapting), eating disorder
+        p_rankl = (
+            p.p_rankl_estrogen * np.maximum(0.0, d_e - (1.0 - p.estrogen_sustained) * adapt_e)
+            + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
+            + p.ed_p_rankl * sev
+        )
+        a_oba = (
+            age_aoba
+            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(0.0, x_gc - adapt_gc))
+            * (1.0 + p.thyroid_aoba * (theta - 1.0))
+            * (1.0 + p.alcohol_aoba * units)
+            * (1.0 + p.smoking_aoba * cig)
+            * (1.0 + p.ed_aoba * sev)
+        )
+        vd = (
+            s["vitamin_d"]["level_ng_ml"]
+            * (1.0 - p.alcohol_vd * min(units, 10.0))
+            * (1.0 - p.smoking_vd * cig)
+            * (1.0 - p.ed_vd * sev)
+        )
+        f_vd = (vd / (vd + p.k25_ng_ml)) / (30.0 / (30.0 + p.k25_ng_ml))
+        # 964 mg/day is identified with the 24.055 mmol/day of Peterson & Riggs (0.01 % apart)
+        oral_ca = CA_PARAMS.oral_ca0 * s["diet"]["calcium_mg_per_day"] / 964.0 * (1.0 - p.ed_calcium * sev)
+        abs_mult = (
+            age_abs
+            * (1.0 - p.gc_abs * x_gc)
+            * (1.0 - p.alcohol_abs * min(units, 10.0))
+            * (1.0 - p.smoking_abs * cig)
+            * (1.0 - p.ed_abs * sev)
+        )
+        gland = (1.0 + (s["parathyroid"]["gland_activity"] - 1.0) * self._window("parathyroid", t)) * (
+            1.0 - p.gc_gland * x_gc
+        )
+        return {
+            "p_rankl": p_rankl,
+            "d_obp": 1.0 - p.gc_dobp * x_gc,
+            "a_oba": a_oba,
+            "beta_opg": 1.0 - p.gc_opg * x_gc,
+            "d_ocp": theta,
+            "gland": gland,
+            "f_vd": f_vd,
+            "oral_ca": oral_ca,
+            "abs_mult": abs_mult,
+            "renal_mult": 1.0 - p.gc_renal * x_gc,
+            "estrogen": self.estrogen(t),
+            "resorption_mult": 1.0 / theta,
+            "reversal_mult": 1.0 / theta,
+            "mar_mult": theta * (1.0 - p.gc_mar * x_gc),
+            "vitamin_d_eff_ng_ml": vd,
+        }

@@ -1,0 +1,339 @@
+"""The coupled systemic model and its daily parameter table for the CA.
+
+Fourteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
+:mod:`~bonesim.physiology.cells`), the calcium-PTH-calcitriol loop (nine states;
+Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation states
+(the parts of the estrogen-loss RANKL rise and of the early glucocorticoid effects that fade with time,
+:mod:`~bonesim.physiology.factors`). All states are integrated relative to the healthy
+steady state, which is solved to machine precision, so a healthy scenario stays put.
+
+Coupling: systemic PTH drives the cells through ``PTH_rel ** PTH_GAMMA`` (damped, see
+below); the cells drive the osteoclast- and osteoblast-dependent bone calcium fluxes.
+
+Mapping to the CA (one row per day), with rho = cells / healthy cells of the
+*quasi-steady* cell state for the day's inputs (the transient lag of osteoblasts
+behind osteoclasts is made by the CA itself, as remodeling space, so it is not
+counted twice):
+
+* ``acf_per_year = Ac.f0 * rho_OC``
+* ``formation_efficiency = rho_OB / rho_OC`` (= k_form OBa / k_res OCa, balanced at health)
+* ``erosion_depth_um = E0``; ``resorption_days``, ``reversal_days``, ``mar_um_per_day``:
+  healthy values times the factor modifiers (thyroid, glucocorticoid).
+
+The physiology-level bone volume ``bv_rel`` is what the CA should produce: every
+BMU activated on a day removes a cavity of depth E that refills (linearly over the
+resorption period, held over reversal, refilled at MAR to f E), so the missing bone
+is the remodeling space of the open BMUs plus the permanent deficits (1 - f) E of the
+finished ones; with bone surface proportional to bone volume (BS/BV constant),
+``bv_rel = exp(-BS/BV * (missing(t) - missing(0)))``. Its long-run rate is the
+consistency mapping ``Ac.f * E * BS/BV * (1 - f)`` of docs/physiology.md; the
+column ``bv_rel_balance`` is that mapping alone, without the remodeling space.
+
+References
+----------
+.. [1] Pivonka P, et al. Bone 43:249-263 (2008).
+.. [2] Peterson MC, Riggs MM. Bone 46:49-63 (2010).
+.. [3] Parfitt AM. The physiologic and clinical significance of bone histomorphometric
+   data. In: Recker RR (ed) Bone Histomorphometry, CRC Press (1983) (BMU cycle, remodeling
+   space, Ac.f ~ 0.2-0.5 /yr in trabecular bone).
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
+from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
+from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
+from bonesim.physiology.scenario import Scenario, load_scenario
+
+__all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenario_table"]
+
+log = logging.getLogger(__name__)
+
+#: Columns the CA engine reads (DESIGN.md, "Daily parameter table").
+CA_COLUMNS = (
+    "day",
+    "acf_per_year",
+    "erosion_depth_um",
+    "resorption_days",
+    "reversal_days",
+    "mar_um_per_day",
+    "formation_efficiency",
+)
+#: Damping of the PTH action on the cells: PTH_cell = PTH_cell0 * PTH_rel**PTH_GAMMA [assumed].
+#: Without it, loss changed by ~1 %/yr per +20 % PTH (PHYSIOLOGY.md), too steep for the
+#: modest bone loss of vitamin-D insufficiency.
+PTH_GAMMA = 0.5
+
+_CELL0 = np.array(quasi_steady_cells(CellInputs()), dtype=float)
+_CA0 = calcium_steady_state()
+_N_CELL, _N_CA = 3, 9
+_N = _N_CELL + _N_CA + 2
+
+
+def _cell_inputs(inp: dict, pth_rel) -> CellInputs:
+    return CellInputs(
+        pth_rel=np.maximum(pth_rel, 0.0) ** PTH_GAMMA,
+        p_rankl=inp["p_rankl"],
+        d_obp=inp["d_obp"],
+        a_oba=inp["a_oba"],
+        beta_opg=inp["beta_opg"],
+        d_ocp=inp["d_ocp"],
+    )
+
+
+def _ca_inputs(inp: dict, rho_oc, rho_ob) -> CalciumInputs:
+    return CalciumInputs(
+        gland=inp["gland"],
+        f_vd=inp["f_vd"],
+        oral_ca=inp["oral_ca"],
+        abs_mult=inp["abs_mult"],
+        renal_mult=inp["renal_mult"],
+        estrogen=inp["estrogen"],
+        rho_oc=rho_oc,
+        rho_ob=rho_ob,
+    )
+
+
+def _rhs(t: float, z: np.ndarray, forcing: Forcing, p: FactorParams) -> np.ndarray:
+    cells = z[:_N_CELL] * _CELL0
+    ca = z[_N_CELL : _N_CELL + _N_CA] * _CA0
+    a_e, a_gc = z[-2], z[-1]
+    inp = forcing.inputs(t, a_e, a_gc)
+    pth_rel = ca[1] / _CA0[1]
+    dcell = np.array(cell_rhs(*cells, _cell_inputs(inp, pth_rel))) / _CELL0
+    dca = calcium_rhs(ca, _ca_inputs(inp, z[2], z[1])) * 24.0 / _CA0  # per hour -> per day
+    d_e, x_gc = forcing.drives(t)
+    dadapt = np.array([(d_e - a_e) / p.estrogen_adapt_days, (x_gc - a_gc) / p.gc_adapt_days])
+    return np.concatenate([dcell, dca, dadapt])
+
+
+def _integrate(
+    forcing: Forcing, p: FactorParams, z0: np.ndarray, t0: float, t1: float, t_eval: np.ndarray | None
+):
+    """Integrate piecewise between the input breakpoints; return (t, z) at ``t_eval`` (or at ``t1``)."""
+    edges = [t0, *[b for b in forcing.breakpoints(t1) if t0 < b < t1], t1]
+    ts, zs = [], []
+    z = z0
+    for a, b in itertools.pairwise(edges):
+        sel = (
+            np.empty(0)
+            if t_eval is None
+            else t_eval[(t_eval >= a) & ((t_eval < b) | (b == t1) & (t_eval <= b))]
+        )
+        times = np.union1d(sel, [b])
+        sol = solve_ivp(
+            _rhs,
+            (a, b),
+            z,
+            method="LSODA",
+            t_eval=times,
+            args=(forcing, p),
+            rtol=1e-9,
+            atol=1e-12,
+            max_step=60.0,
+        )
+        if not sol.success:  # pragma: no cover - numerical failure is a bug
+            raise RuntimeError(f"physiology ODE failed at t={sol.t[-1]:.1f} d: {sol.message}")
+        keep = np.isin(sol.t, sel)
+        ts.append(sol.t[keep])
+        zs.append(sol.y[:, keep])
+        z = sol.y[:, -1]
+    if t_eval is None:
+        return np.array([t1]), z[:, None]
+    return np.concatenate(ts), np.concatenate(zs, axis=1)
+
+
+def _cavity_profile(s, res, rev, form, f):
+    """Missing depth (fraction of E) of a BMU s days after activation (profile, ends at 1 - f)."""
+    out = np.where(s < res, s / res, 1.0)
+    refill = np.clip((s - res - rev) / np.maximum(form, 1e-9), 0.0, 1.0)
+    return np.where(s < res + rev, out, 1.0 - f * refill)
+
+
+def _missing_depth(acf, e_um, res, rev, form, f) -> np.ndarray:
+    """Missing bone per unit surface (um) at each day: open cavities + finished deficits."""
+    n = len(acf)
+    tot = res + rev + form
+    lmax = int(np.ceil(tot.max())) + 1
+    # history before day 0 = day-0 values (the state at day 0 is taken as established)
+    pad = lambda x: np.concatenate([np.full(lmax, x[0]), x])  # noqa: E731
+    a = pad(acf) / DAYS_PER_YEAR * pad(e_um)
+    r, v, fo, ff, tt = pad(res), pad(rev), pad(form), pad(f), pad(tot)
+    days = np.arange(n)
+    missing = np.zeros(n)
+    for s in range(lmax + 1):  # cohorts activated s days ago, still open or finished within the window
+        d = days + lmax - s
+        open_ = s < tt[d]
+        missing += a[d] * np.where(open_, _cavity_profile(float(s), r[d], v[d], fo[d], ff[d]), 0.0)
+    # finished cohorts: permanent deficit (1 - f), charged on completion
+    done_day = np.arange(-lmax, n) + np.ceil(tt).astype(int)
+    deficit = a * (1.0 - ff)
+    perm = np.zeros(n + lmax + 2)
+    ok = done_day <= n - 1
+    np.add.at(perm, np.clip(done_day[ok], -1, None) + 1, deficit[ok])  # index 0 collects pre-day-0
+    # cohorts finished before day 0 land in index 0 and are dropped: only changes from day 0 count
+    perm_cum = np.cumsum(perm)[1 : n + 1]
+    return missing + perm_cum
+
+
+def run_physiology(
+    scenario: Scenario | str,
+    years: float,
+    *,
+    spinup_years: float = 0.0,
+    params: FactorParams = FACTOR_PARAMS,
+    progress: Callable[[float], None] | None = None,
+) -> dict[str, np.ndarray]:
+    """Run the systemic model and return the daily parameter table.
+
+    Parameters
+    ----------
+    scenario : Scenario or str
+        A scenario or a preset name / TOML path (see :func:`load_scenario`).
+    years : float
+        Simulated time from day 0, in years (> 0, at most 120).
+    spinup_years : float
+        Years integrated *before* day 0 with the inputs frozen at their day-0 values,
+        starting from the healthy state, so that day 0 starts from the state the
+        day-0 inputs sustain (e.g. an established secondary hyperparathyroidism).
+    params : FactorParams
+        Factor coefficients (for calibration studies).
+    progress : callable, optional
+        Called with the fraction done (0..1).
+
+    Returns
+    -------
+    dict of str to ndarray
+        One row per day, day 0 to day ``round(years * 365.25)`` inclusive: the CA columns
+        ``day, acf_per_year, erosion_depth_um, resorption_days, reversal_days,
+        mar_um_per_day, formation_efficiency`` and explanatory columns (``age_years``,
+        ``calcium_mM``, ``pth_pM``, ``calcitriol_pM``, ``estrogen``, ``obp``, ``oba``,
+        ``oca`` (relative to healthy, dynamic), ``oca_qs``, ``oba_qs`` (quasi-steady),
+        ``ca_absorption_mmol_d``, ``urinary_ca_mmol_d``, ``bone_ca_release_mmol_d``,
+        ``remodeling_period_days``, ``bv_rel``, ``bv_rel_balance``, ``vitamin_d_ng_ml``).
+
+    Examples
+    --------
+    >>> t = run_physiology("healthy-adult", 1)
+    >>> len(t["day"]), round(float(t["acf_per_year"][-1]), 3), round(float(t["formation_efficiency"][-1]), 6)
+    (366, 0.3, 1.0)
+    """
+    scn = load_scenario(scenario)
+    if not (0 < float(years) <= 120):
+        raise ValueError(f"`years` must be in (0, 120], got {years!r}")
+    if not (0 <= float(spinup_years) <= 50):
+        raise ValueError(f"`spinup_years` must be in [0, 50], got {spinup_years!r}")
+    n_days = round(years * DAYS_PER_YEAR)
+    forcing = Forcing(scn, params)
+    z0 = np.ones(_N)
+    z0[-2:] = 0.0
+    if spinup_years > 0:
+        frozen = Forcing(scn, params, freeze_at=0.0)
+        z0[-2:] = frozen.drives(0.0)  # adaptation as if the day-0 inputs had always been there
+        _, z = _integrate(frozen, params, z0, -spinup_years * DAYS_PER_YEAR, 0.0, None)
+        z0 = z[:, -1]
+    day = np.arange(n_days + 1, dtype=float)
+    _, z = _integrate(forcing, params, z0, 0.0, float(n_days), day)
+    if progress:
+        progress(1.0)
+    return _table(scn, forcing, day, z)
+
+
+def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
+    rem = scn["remodeling"]
+    cells = z[:_N_CELL]
+    ca = z[_N_CELL : _N_CELL + _N_CA] * _CA0[:, None]
+    inp = forcing.inputs(day, z[-2], z[-1])
+    inp = {k: np.broadcast_to(np.asarray(v, dtype=float), day.shape) for k, v in inp.items()}
+    pth_rel = ca[1] / _CA0[1]
+    _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel))
+    rho_oc = oca_q / _CELL0[2]
+    rho_ob = oba_q / _CELL0[1]
+    f_eff = rho_ob / rho_oc
+    if np.any((f_eff < 0.0) | (f_eff > 1.5)):
+        log.warning(
+            "formation efficiency outside [0, 1.5] clipped (min %.3f, max %.3f)", f_eff.min(), f_eff.max()
+        )
+        f_eff = np.clip(f_eff, 0.0, 1.5)
+    acf = rem["acf0_per_year"] * rho_oc
+    e_um = np.full(day.shape, rem["erosion_depth_um"])
+    res = rem["resorption_days"] * inp["resorption_mult"]
+    rev = rem["reversal_days"] * inp["reversal_mult"]
+    mar = rem["mar_um_per_day"] * inp["mar_mult"]
+    form = f_eff * e_um / mar
+    bs_bv_um = rem["bs_bv_per_mm"] / 1000.0
+    missing = _missing_depth(acf, e_um, res, rev, form, f_eff)
+    bv_rel = np.exp(-bs_bv_um * (missing - missing[0]))
+    balance = np.concatenate(
+        [[0.0], np.cumsum(0.5 * (acf[1:] * (1 - f_eff[1:]) + acf[:-1] * (1 - f_eff[:-1])))]
+    )
+    bv_bal = np.exp(-bs_bv_um * e_um * balance / DAYS_PER_YEAR)
+    fl = fluxes(ca, _ca_inputs(inp, cells[2], cells[1]))
+    V1 = CA_PARAMS.V1
+    return {
+        "day": day,
+        "acf_per_year": acf,
+        "erosion_depth_um": e_um,
+        "resorption_days": res,
+        "reversal_days": rev,
+        "mar_um_per_day": mar,
+        "formation_efficiency": f_eff,
+        "age_years": forcing.age(day),
+        "calcium_mM": ca[0] / V1,
+        "pth_pM": ca[1] / V1,
+        "calcitriol_pM": ca[4] / V1,
+        "estrogen": inp["estrogen"].copy(),
+        "vitamin_d_ng_ml": inp["vitamin_d_eff_ng_ml"].copy(),
+        "obp": cells[0].copy(),
+        "oba": cells[1].copy(),
+        "oca": cells[2].copy(),
+        "oba_qs": rho_ob,
+        "oca_qs": rho_oc,
+        "ca_absorption_mmol_d": fl["j40"] * 24.0,
+        "urinary_ca_mmol_d": fl["j27"] * 24.0,
+        "bone_ca_release_mmol_d": (fl["j14"] - fl["j15"]) * 24.0,
+        "remodeling_period_days": res + rev + form,
+        "bv_rel": bv_rel,
+        "bv_rel_balance": bv_bal,
+    }
+
+
+@dataclass(frozen=True)
+class ScenarioTable:
+    """A scenario with its daily table, as the CA engine takes it (``simulate(..., scenario=obj)``).
+
+    Attributes
+    ----------
+    name : str
+        Scenario name (stored in ``/scenario`` attrs).
+    toml : str
+        The full resolved scenario TOML (stored in ``/scenario`` attrs).
+    table : dict of str to ndarray
+        The daily parameter table of :func:`run_physiology`.
+    scenario : Scenario
+    """
+
+    name: str
+    toml: str
+    table: dict[str, np.ndarray]
+    scenario: Scenario
+
+
+def scenario_table(name_or_path: str | Scenario, years: float, *, spinup_years: float = 0.0) -> ScenarioTable:
+    """Load a scenario and run the physiology for ``years``: the object ``bonesim simulate`` passes on.
+
+    >>> st = scenario_table("healthy-adult", 0.1)
+    >>> st.name, len(st.table["day"]), st.toml.startswith('name = "healthy-adult"')
+    ('healthy-adult', 38, True)
+    """
+    scn = load_scenario(name_or_path)
+    table = run_physiology(scn, years, spinup_years=spinup_years)
+    return ScenarioTable(scn.name, scn.to_toml(), table, scn)

@@ -1,0 +1,51 @@
+"""The built wheel ships the CUDA kernels (and data) so an installed bonesim finds them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _kernels() -> list[Path]:
+    return sorted((ROOT / "kernels").glob("*.cu"))
+
+
+@pytest.mark.skipif(
+    not _kernels(), reason="kernels/ has no *.cu yet (the CA engine's kernels land there; nothing to ship)"
+)
+@pytest.mark.skipif(not (ROOT / "pyproject.toml").is_file(), reason="not a source checkout")
+def test_wheel_ships_kernels(tmp_path):
+    pytest.importorskip("hatchling")
+    # build with the installed hatchling, no network (no isolated build env)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    (whl,) = tmp_path.glob("bonesim-*.whl")
+    names = set(zipfile.ZipFile(whl).namelist())
+    for cu in _kernels():
+        assert f"bonesim/_kernels/{cu.name}" in names, f"{cu.name} missing from {whl.name}"
+    for sub in ("scenarios", "reference"):
+        for f in (ROOT / "data" / sub).glob("*"):
+            if f.is_file() and not f.name.startswith("."):
+                assert f"bonesim/_data/{sub}/{f.name}" in names
+    assert "bonesim/cli/volume_cmds.py" in names
+    assert not any(n.startswith("bonesim/_data/lhdl") for n in names)  # the sample stays out of the wheel
