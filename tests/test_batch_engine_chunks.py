@@ -68,10 +68,7 @@ def test_chunked_engine_bit_identical(vol, whole, tmp_path, chunks, k):
 
 def test_exchanges_follow_calibration(vol):
     be = ChunkedBackend("numpy", chunks=16, steps_per_exchange=16)
-    from bonesim.batch.engine_chunks import _engine_backend
-
-    with _engine_backend(be) as arg:
-        engine.simulate(vol, backend=arg, years=0.1, spinup_years=0, save_every=1000)
+    engine.simulate(vol, backend=be, years=0.1, spinup_years=0, save_every=1000)
     steps = round(0.1 * engine.DAYS_PER_YEAR)
     # one exchange per calibration interval (16 steps), none longer
     assert be.exchanges == -(-steps // 16)

@@ -105,7 +105,7 @@ def test_sigkill_then_rerun_resumes_bit_for_bit(tmp_path):
     step = -1
     while time.time() < deadline and proc.poll() is None:
         try:
-            with h5py.File(part, "r", locking=False) as f:  # never block the writer
+            with h5py.File(part / "checkpoint.h5", "r", locking=False) as f:  # never block the writer
                 step = int(f["state"].attrs["step"])
         except (OSError, KeyError):
             step = -1

@@ -28,9 +28,8 @@ Example (tests/test_batch_engine_chunks.py checks it on several chunk shapes)::
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -287,26 +286,6 @@ class ChunkedBackend:
         return (state.fields["word"] & np.uint32(0xFF)).astype(np.uint8)
 
 
-@contextlib.contextmanager
-def _engine_backend(backend: ChunkedBackend) -> Iterator[Any]:
-    """Hand ``backend`` to the engine: directly if its ``resolve_backend`` takes instances, else by
-    swapping the engine's ``resolve_backend`` for the duration of the call."""
-    from bonesim import engine
-
-    original = engine.resolve_backend
-    try:
-        if original(backend) is backend:
-            yield backend
-            return
-    except (ValueError, TypeError, AttributeError):
-        pass
-    engine.resolve_backend = lambda name="auto": backend
-    try:
-        yield "auto"
-    finally:
-        engine.resolve_backend = original
-
-
 def simulate_in_chunks(
     volume,
     params=None,
@@ -327,5 +306,4 @@ def simulate_in_chunks(
     be = ChunkedBackend(
         backend, chunks=chunks, steps_per_exchange=steps_per_exchange, num_workers=num_workers
     )
-    with _engine_backend(be) as arg:
-        return simulate(volume, params, backend=arg, **kwargs)
+    return simulate(volume, params, backend=be, **kwargs)
