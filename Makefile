@@ -8,7 +8,7 @@ DEMO   ?= demo-out
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed-run
 
-.PHONY: help venv install demo test test-fast test-gpu bench validate lint format clean
+.PHONY: help venv install demo test test-fast test-gpu bench bench-all validate lint format clean
 
 help:
 	@echo "make demo      simulate a phantom on CPU, render it and plot its BV/TV ($(DEMO)/)"
@@ -47,6 +47,11 @@ test-gpu:
 
 bench:
 	PYTHONPATH=. $(PYTHON) scripts/bench.py
+
+bench-all: bench
+	PYTHONPATH=. $(PYTHON) scripts/bench_morphometry.py
+	PYTHONPATH=. $(PYTHON) scripts/bench_batch.py
+	PYTHONPATH=. $(PYTHON) scripts/bench_render.py
 
 validate: $(STAMP_RUN)
 	$(BONESIM) validate

@@ -45,6 +45,7 @@ _API: dict[str, str] = {
     # batch
     "run_study": "bonesim.batch",
     "load_manifest": "bonesim.batch",
+    "simulate_in_chunks": "bonesim.batch.engine_chunks",
 }
 _SUBMODULES = {"io", "phantom", "volume", "physiology", "morphometry", "viz", "batch", "backends", "engine"}
 
