@@ -48,6 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
+from bonesim.params import TABLE_COLUMNS
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
@@ -57,16 +58,8 @@ __all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenar
 
 log = logging.getLogger(__name__)
 
-#: Columns the CA engine reads (DESIGN.md, "Daily parameter table").
-CA_COLUMNS = (
-    "day",
-    "acf_per_year",
-    "erosion_depth_um",
-    "resorption_days",
-    "reversal_days",
-    "mar_um_per_day",
-    "formation_efficiency",
-)
+#: Columns the CA engine reads (DESIGN.md, "Daily parameter table"): the engine's own list.
+CA_COLUMNS = ("day", *TABLE_COLUMNS)
 #: Damping of the PTH action on the cells: PTH_cell = PTH_cell0 * PTH_rel**PTH_GAMMA [assumed].
 #: Without it, loss changed by ~1 %/yr per +20 % PTH (PHYSIOLOGY.md), too steep for the
 #: modest bone loss of vitamin-D insufficiency.
