@@ -402,7 +402,7 @@ def simulate(
         nonlocal rows_from
         rows = be.read_counters(state)
         if len(rows):
-            sched.add_counters(rows)
+            sched.add_counters(rows, rows_from)
             first_main = max(0, n_spin - rows_from)
             metrics.add(rows[first_main:])
             rows_from += len(rows)

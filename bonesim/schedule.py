@@ -8,6 +8,19 @@ carried across steps (fixed-point rate accumulators and the activation
 calibration counters). That state is part of every checkpoint, so a resumed
 run draws exactly the same thresholds as an unbroken one.
 
+Activation is calibrated in two parts. The probability that a quiescent
+surface voxel seeds a BMU in one step is the requested surface fraction per
+step (Ac.f·dt/365.25) divided by the mean footprint of a seed, estimated from
+the counters so far. On its own that is unbiased, but the number of seeds is a
+Bernoulli draw: in a small volume (a few hundred activations over years) the
+realised Ac.f wanders several per cent from the request for years at a time.
+So the schedule also keeps the integer *deficit*, requested minus recruited
+surface voxels summed over all steps run (the request of a step being
+Ac.f·dt/365.25 times that step's quiescent surface count), and adds
+``deficit / CATCH_UP_DAYS`` per day to the request, capped at ± the request:
+the realised count then tracks the requested one within the noise of about
+``CATCH_UP_DAYS`` of activations, at every Ac.f, ramps included.
+
 >>> s = Schedule([RemodelingParams()], voxel_size_um=20.0)
 >>> i = s.inputs(0, seed=0)
 >>> i.depth, i.rev_steps, i.f_q16, i.lat0
@@ -33,6 +46,8 @@ from bonesim.params import RemodelingParams
 CAL_EVERY = 16
 #: Weight (in seeds) of the flat-surface prior footprint in the calibration.
 PRIOR_SEEDS = 20
+#: Days over which a shortfall (or excess) of recruited surface against the request is made up.
+CATCH_UP_DAYS = 90
 _Q16 = 1 << 16
 
 
@@ -114,6 +129,11 @@ class Schedule:
         self.recruited_total = 0
         self.seeds_total = 0
         self.pending = np.zeros(len(COUNTERS), np.uint64)
+        self.counted_steps = 0  # counter rows received so far (= index of the next row's step)
+        self.pending_req_q16 = 0  # requested recruits of the pending rows, 1/65536 voxel
+        self.pending_steps = 0
+        self.deficit_q16 = 0  # requested - recruited, summed over calibrated rows, 1/65536 voxel
+        self.surface_mean = 0  # mean quiescent surface voxels per step of the last calibration window
         self._cache: dict[int, tuple[int, ...]] = {}
 
     # -------------------------------------------------------------- time --
@@ -146,6 +166,22 @@ class Schedule:
         """Mean surface voxels recruited per seed, from the counters so far (with a flat prior)."""
         return (self.recruited_total + PRIOR_SEEDS * self.footprint0) / (self.seeds_total + PRIOR_SEEDS)
 
+    def rate_per_step(self, p: RemodelingParams) -> float:
+        """Surface fraction to recruit per step: the request plus the catch-up of the deficit.
+
+        >>> s = Schedule([RemodelingParams(acf_per_year=0.36525)], voxel_size_um=20.0)
+        >>> round(s.rate_per_step(s.daily[0]), 9)
+        0.001
+        >>> s.deficit_q16, s.surface_mean = 9 * 65536, 1000  # 9 voxels short on a 1000-voxel surface
+        >>> round(s.rate_per_step(s.daily[0]), 9)  # + 9 / 1000 / 90 days
+        0.0011
+        """
+        req = p.acf_per_year * p.dt_days / 365.25
+        if self.surface_mean <= 0 or self.deficit_q16 == 0:
+            return req
+        catch_up = self.deficit_q16 / _Q16 / self.surface_mean * p.dt_days / CATCH_UP_DAYS
+        return req + min(req, max(-req, catch_up))
+
     def inputs(self, step: int, *, seed: int) -> StepInputs:
         """The integer inputs of ``step``; advances the rate accumulators (call once per step, in order)."""
         p = self.params_at(step)
@@ -154,7 +190,7 @@ class Schedule:
         erode, self.erode_acc = self.erode_acc >> 16, self.erode_acc & 0xFFFF
         self.form_acc += form_q16
         form, self.form_acc = self.form_acc >> 16, self.form_acc & 0xFFFF
-        prob = p.acf_per_year * p.dt_days / 365.25 / self.footprint_estimate()
+        prob = self.rate_per_step(p) / self.footprint_estimate()
         act_thr = min(0xFFFFFFFF, int(prob * 2.0**32))
         return StepInputs(
             act_thr=act_thr,
@@ -170,16 +206,34 @@ class Schedule:
             key=step_key(seed, step),
         )
 
-    def add_counters(self, rows: np.ndarray) -> None:
-        """Add per-step counter rows (of steps already run) to the pending calibration sums."""
+    def add_counters(self, rows: np.ndarray, first_step: int | None = None) -> None:
+        """Add per-step counter rows (of steps already run) to the pending calibration sums.
+
+        ``first_step`` is the step of the first row (default: the step after the last row added).
+        """
+        if first_step is not None:
+            self.counted_steps = int(first_step)
         if len(rows):
-            self.pending += np.asarray(rows, np.uint64).sum(axis=0)
+            rows = np.asarray(rows, np.uint64)
+            self.pending += rows.sum(axis=0)
+            surf = COUNTERS.index("surface")
+            for i, n_surf in enumerate(rows[:, surf].tolist()):
+                p = self.params_at(self.counted_steps + i)
+                self.pending_req_q16 += round(p.acf_per_year * p.dt_days / 365.25 * n_surf * _Q16)
+            self.counted_steps += len(rows)
+            self.pending_steps += len(rows)
 
     def calibrate(self) -> None:
         """Fold the pending counters into the calibration (call when ``step % CAL_EVERY == 0``)."""
         self.recruited_total += int(self.pending[COUNTERS.index("recruited")])
         self.seeds_total += int(self.pending[COUNTERS.index("seeds")])
+        recruited = int(self.pending[COUNTERS.index("recruited")])
+        self.deficit_q16 += self.pending_req_q16 - recruited * _Q16
+        if self.pending_steps:
+            self.surface_mean = int(self.pending[COUNTERS.index("surface")]) // self.pending_steps
         self.pending[:] = 0
+        self.pending_req_q16 = 0
+        self.pending_steps = 0
 
     # -------------------------------------------------------- checkpoint --
     def get_state(self) -> dict[str, Any]:
@@ -189,6 +243,11 @@ class Schedule:
             "recruited_total": self.recruited_total,
             "seeds_total": self.seeds_total,
             "pending": [int(v) for v in self.pending],
+            "counted_steps": self.counted_steps,
+            "pending_req_q16": self.pending_req_q16,
+            "pending_steps": self.pending_steps,
+            "deficit_q16": self.deficit_q16,
+            "surface_mean": self.surface_mean,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -197,3 +256,9 @@ class Schedule:
         self.recruited_total = int(state["recruited_total"])
         self.seeds_total = int(state["seeds_total"])
         self.pending = np.array(state["pending"], np.uint64)
+        # checkpoints written before the deficit catch-up resume without it
+        self.counted_steps = int(state.get("counted_steps", 0))
+        self.pending_req_q16 = int(state.get("pending_req_q16", 0))
+        self.pending_steps = int(state.get("pending_steps", 0))
+        self.deficit_q16 = int(state.get("deficit_q16", 0))
+        self.surface_mean = int(state.get("surface_mean", 0))
