@@ -11,10 +11,11 @@ run draws exactly the same thresholds as an unbroken one.
 Activation is calibrated in two parts. The probability that a quiescent
 surface voxel seeds a BMU in one step is the requested surface fraction per
 step (Ac.f·dt/365.25) divided by the mean footprint of a seed, estimated from
-the counters so far. On its own that is unbiased, but the number of seeds is a
-Bernoulli draw: in a small volume (a few hundred activations over years) the
-realised Ac.f wanders several per cent from the request for years at a time.
-So the schedule also keeps the integer *deficit*, requested minus recruited
+the counters so far. On its own that left the realised Ac.f several per cent
+short of the request for years at a time in small volumes (a few hundred
+activations over years: Bernoulli noise, and seed counts measured 3-9 % below
+the expected one), and nothing compared realised with requested. So the
+schedule also keeps the integer *deficit*, requested minus recruited
 surface voxels summed over all steps run (the request of a step being
 Ac.f·dt/365.25 times that step's quiescent surface count), and adds
 ``deficit / CATCH_UP_DAYS`` per day to the request, capped at ± the request:
