@@ -30,6 +30,24 @@ __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {
     return v;
 }
 
+// Add a thread's 6 step counters to the run's counters: warp sums, one shared atomic per warp,
+// one global atomic per block and counter, into one of NSLOT slots (uncontended).
+// Every thread of the block must call it (it holds a __syncthreads).
+__device__ __forceinline__ void bs_flush_counters(const bs_u32 (&c)[6], bs_u32* bsum, int tid,
+                                                  bs_u64* counters) {
+    const int lane = tid & 31;
+#pragma unroll
+    for (int k = 0; k < 6; ++k) {
+        const bs_u32 v = bs_warp_sum(c[k]);
+        if (lane == 0 && v) atomicAdd(&bsum[k], v);
+    }
+    __syncthreads();
+    if (tid < 6 && bsum[tid]) {
+        const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+        atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + tid, (bs_u64)bsum[tid]);
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(BS_NTHREADS, BONESIM_MIN_BLOCKS)
 BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
@@ -59,18 +77,7 @@ BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
     bs_u32 c[6];
     bs_block_voxel(tile, g, s, z0, y0, x0, threadIdx.z, threadIdx.y, threadIdx.x, dst, rmap, fmap, map_day, c);
 
-    // counters: warp sums, one shared atomic per warp, one global atomic per block and counter
-    const int lane = tid & 31;
-#pragma unroll
-    for (int k = 0; k < 6; ++k) {
-        const bs_u32 v = bs_warp_sum(c[k]);
-        if (lane == 0 && v) atomicAdd(&bsum[k], v);
-    }
-    __syncthreads();
-    if (tid < 6 && bsum[tid]) {
-        const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
-        atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + tid, (bs_u64)bsum[tid]);
-    }
+    bs_flush_counters(c, bsum, tid, counters);
 }
 
 // z-marching variant (see remodel_block.cuh): grid (ceil(X/ZBX), ceil(Y/ZBY), ceil(Z/ZCHUNK)).
@@ -120,15 +127,5 @@ BONESIM_CAT(bonesim_remodel_step_zm_n, BONESIM_NEIGH)(
         for (int k = 0; k < 6; ++k) acc[k] += c[k];
         __syncthreads();  // everyone is done with plane z-1 before it is overwritten
     }
-    const int lane = tid & 31;
-#pragma unroll
-    for (int k = 0; k < 6; ++k) {
-        const bs_u32 v = bs_warp_sum(acc[k]);
-        if (lane == 0 && v) atomicAdd(&bsum[k], v);
-    }
-    __syncthreads();
-    if (tid < 6 && bsum[tid]) {
-        const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
-        atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + tid, (bs_u64)bsum[tid]);
-    }
+    bs_flush_counters(acc, bsum, tid, counters);
 }

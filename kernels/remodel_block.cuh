@@ -34,10 +34,8 @@ struct BsGeom {
     bs_i64 oz, oy, ox, gz, gy, gx;
 };
 
-// Tile cell i of the block whose first interior voxel is (z0, y0, x0).
-BONESIM_HD bs_u32 bs_tile_value(const bs_u32* src, const BsGeom& g, int z0, int y0, int x0, int i) {
-    const int tx = i % BS_TX, ty = (i / BS_TX) % BS_TY, tz = i / (BS_TX * BS_TY);
-    const int lz = z0 + tz - 1 + g.halo, ly = y0 + ty - 1 + g.halo, lx = x0 + tx - 1 + g.halo;
+// Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
+BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {
     const bs_i64 qz = g.oz + lz, qy = g.oy + ly, qx = g.ox + lx;
     if (lz >= 0 && lz < g.nz && ly >= 0 && ly < g.ny && lx >= 0 && lx < g.nx && qz >= 0 && qz < g.gz && qy >= 0 &&
         qy < g.gy && qx >= 0 && qx < g.gx) {
@@ -48,6 +46,13 @@ BONESIM_HD bs_u32 bs_tile_value(const bs_u32* src, const BsGeom& g, int z0, int 
 #endif
     }
     return BONESIM_INERT;
+}
+
+// Tile cell i of the block whose first interior voxel is (z0, y0, x0).
+BONESIM_HD bs_u32 bs_tile_value(const bs_u32* src, const BsGeom& g, int z0, int y0, int x0, int i) {
+    const int tx = i % BS_TX, ty = (i / BS_TX) % BS_TY, tz = i / (BS_TX * BS_TY);
+    const int lz = z0 + tz - 1 + g.halo, ly = y0 + ty - 1 + g.halo, lx = x0 + tx - 1 + g.halo;
+    return bs_load_local(src, g, lz, ly, lx);
 }
 
 struct BsTileNb {
@@ -121,16 +126,7 @@ BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep
 BONESIM_HD bs_u32 bs_plane_value(const bs_u32* src, const BsGeom& g, int iz, int y0, int x0, int i) {
     const int tx = i % BS_ZTX, ty = i / BS_ZTX;
     const int lz = iz + g.halo, ly = y0 + ty - 1 + g.halo, lx = x0 + tx - 1 + g.halo;
-    const bs_i64 qz = g.oz + lz, qy = g.oy + ly, qx = g.ox + lx;
-    if (lz >= 0 && lz < g.nz && ly >= 0 && ly < g.ny && lx >= 0 && lx < g.nx && qz >= 0 && qz < g.gz && qy >= 0 &&
-        qy < g.gy && qx >= 0 && qx < g.gx) {
-#if defined(__CUDA_ARCH__)
-        return __ldg(src + ((bs_i64)lz * g.ny + ly) * g.nx + lx);
-#else
-        return src[((bs_i64)lz * g.ny + ly) * g.nx + lx];
-#endif
-    }
-    return BONESIM_INERT;
+    return bs_load_local(src, g, lz, ly, lx);
 }
 
 struct BsRingNb {
