@@ -375,9 +375,8 @@ def study_from_dict(
     )
 
 
-def _chunks(raw: Any, errors: list[str]) -> tuple[int, int, int] | None:
-    if raw is None:
-        return None
+def _positive_triple(raw: Any) -> tuple[int, int, int] | None:
+    """``n`` or ``[z, y, x]`` of positive integers as a 3-tuple; None when it is neither."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         raw = [raw] * 3
     if (
@@ -385,9 +384,18 @@ def _chunks(raw: Any, errors: list[str]) -> tuple[int, int, int] | None:
         or len(raw) != 3
         or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in raw)
     ):
-        errors.append(f"`chunks` must be a positive integer or [z, y, x], got {raw!r}")
         return None
     return tuple(raw)  # type: ignore[return-value]
+
+
+def _chunks(raw: Any, errors: list[str]) -> tuple[int, int, int] | None:
+    if raw is None:
+        return None
+    chunks = _positive_triple(raw)
+    if chunks is None:
+        shown = [raw] * 3 if isinstance(raw, int) and not isinstance(raw, bool) else raw
+        errors.append(f"`chunks` must be a positive integer or [z, y, x], got {shown!r}")
+    return chunks
 
 
 def run_id(input_name: str, scenario_name: str, seed: int) -> str:
@@ -606,14 +614,8 @@ def _phantom_input(item: Mapping[str, Any], where: str, errors: list[str]) -> In
     sig = kinds[kind]
     fn_keys = tuple(k for k in sig.parameters if k != "shape")
     _unknown_keys(item, INPUT_PHANTOM_KEYS, f"{where} (phantom {kind!r})", errors, extra_ok=fn_keys)
-    shape_raw = item.get("shape")
-    if isinstance(shape_raw, int) and not isinstance(shape_raw, bool):
-        shape_raw = [shape_raw] * 3
-    if (
-        not isinstance(shape_raw, list)
-        or len(shape_raw) != 3
-        or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in shape_raw)
-    ):
+    shape = _positive_triple(item.get("shape"))
+    if shape is None:
         errors.append(f"{where}: `shape` must be a positive integer or [z, y, x], got {item.get('shape')!r}")
         return None
     vs = item.get("voxel_size_um")
@@ -622,14 +624,12 @@ def _phantom_input(item: Mapping[str, Any], where: str, errors: list[str]) -> In
         return None
     options = {k: v for k, v in item.items() if k in fn_keys}
     try:
-        sig.bind(tuple(shape_raw), **options)
+        sig.bind(shape, **options)
     except TypeError as exc:
         errors.append(f"{where}: phantom {kind!r}: {exc}")
         return None
-    name = str(item.get("name") or f"{kind}{shape_raw[0]}")
-    return InputSpec(
-        name=name, phantom=kind, shape=tuple(shape_raw), voxel_size_um=float(vs), options=options
-    )
+    name = str(item.get("name") or f"{kind}{shape[0]}")
+    return InputSpec(name=name, phantom=kind, shape=shape, voxel_size_um=float(vs), options=options)
 
 
 def _table(data: Mapping[str, Any], key: str, allowed: tuple[str, ...], errors: list[str]) -> dict[str, Any]:
