@@ -26,9 +26,9 @@ _API: dict[str, str] = {
     "import_volume": "bonesim.io.importers",
     "segment": "bonesim.io.segment",
     # CA core
-    "RemodelingParams": "bonesim.params",
-    "simulate": "bonesim.engine",
-    "resolve_backend": "bonesim.backends",
+    "RemodelingParams": "bonesim.ca.params",
+    "simulate": "bonesim.ca.engine",
+    "resolve_backend": "bonesim.ca.backends",
     # physiology
     "Scenario": "bonesim.physiology",
     "load_scenario": "bonesim.physiology",
@@ -45,9 +45,9 @@ _API: dict[str, str] = {
     # batch
     "run_study": "bonesim.batch",
     "load_manifest": "bonesim.batch",
-    "simulate_in_chunks": "bonesim.batch.engine_chunks",
+    "simulate_in_chunks": "bonesim.ca.backends.chunked",
 }
-_SUBMODULES = {"io", "phantom", "volume", "physiology", "morphometry", "viz", "batch", "backends", "engine"}
+_SUBMODULES = {"io", "phantom", "volume", "physiology", "morphometry", "viz", "batch", "ca", "validation"}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]
 

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         help="also time these __launch_bounds__ minimum blocks per SM",
     )
     a = ap.parse_args(argv)
-    from bonesim.bench import run_bench
+    from bonesim.ca.bench import run_bench
 
     res = run_bench(
         a.shape,

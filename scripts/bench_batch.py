@@ -4,7 +4,7 @@
    this process, then concurrently on a local Dask pool of W workers that
    share the device. Reports wall time, runs/s and the speed-up.
 2. Chunked vs unchunked: the same steps on a ``shape³`` volume, whole and in
-   chunks with halos (``bonesim.batch.chunked``), checks the states are
+   chunks with halos (``bonesim.ca.halo``), checks the states are
    identical and reports the overhead.
 
 Every GPU figure comes with the device's device-to-device copy bandwidth
@@ -60,8 +60,8 @@ def device_info() -> dict:
 
 def constant_run(run, *, resume=False):
     """Run function for ``--constant``: the engine under default parameters (no physiology)."""
-    from bonesim.engine import simulate
-    from bonesim.params import RemodelingParams
+    from bonesim.ca.engine import simulate
+    from bonesim.ca.params import RemodelingParams
 
     res = simulate(
         run.input.load(),
@@ -157,8 +157,8 @@ level = 0.6
 def bench_chunked(args, root: Path) -> dict:
     """The engine on a ``chunk_shape``³ gyroid, whole and in chunks with halos (same seed, same steps)."""
     from bonesim import Volume, engine, phantom
-    from bonesim.batch.chunked import halo_overhead
-    from bonesim.batch.engine_chunks import simulate_in_chunks
+    from bonesim.ca.backends.chunked import simulate_in_chunks
+    from bonesim.ca.halo import halo_overhead
 
     DAYS_PER_YEAR, simulate = engine.DAYS_PER_YEAR, engine.simulate
 
@@ -217,10 +217,10 @@ def bench_largest(args) -> dict:
     """The largest cube (multiple of 64) whose state fits the free GPU memory, simulated for a few steps."""
     import cupy
 
-    from bonesim import engine
+    from bonesim.ca import engine
 
     free, total = cupy.cuda.runtime.memGetInfo()
-    per_voxel = 16  # bytes on the device: 2 state words + 2 int32 maps (see bonesim.backends.cupy_backend)
+    per_voxel = 16  # bytes on the device: 2 state words + 2 int32 maps (see bonesim.ca.backends.cupy_backend)
     n = int((free * args.largest_fill / per_voxel) ** (1 / 3)) // 64 * 64
     t = time.perf_counter()
     vol = tiled_gyroid(n)

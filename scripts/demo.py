@@ -73,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     try:
-        from bonesim.engine import simulate
-        from bonesim.params import RemodelingParams
+        from bonesim.ca.engine import simulate
+        from bonesim.ca.params import RemodelingParams
     except ImportError as exc:
         print(f"cannot simulate: the CA engine is not in this install ({exc})", file=sys.stderr)
         return 1

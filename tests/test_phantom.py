@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from _thickness import mean_local_thickness  # tests/ is on sys.path (pytest rootdir import)
 from scipy import ndimage
 
 from bonesim import phantom as ph
+from tests._thickness import mean_local_thickness
 
 
 # ------------------------------------------------- the thickness check ----

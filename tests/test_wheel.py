@@ -13,12 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _kernels() -> list[Path]:
-    return sorted((ROOT / "kernels").glob("*.cu"))
+    return sorted((ROOT / "bonesim").glob("*/kernels/*.cu*"))
 
 
-@pytest.mark.skipif(
-    not _kernels(), reason="kernels/ has no *.cu yet (the CA engine's kernels land there; nothing to ship)"
-)
 @pytest.mark.skipif(not (ROOT / "pyproject.toml").is_file(), reason="not a source checkout")
 def test_wheel_ships_kernels(tmp_path):
     pytest.importorskip("hatchling")
@@ -41,8 +38,10 @@ def test_wheel_ships_kernels(tmp_path):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     (whl,) = tmp_path.glob("bonesim-*.whl")
     names = set(zipfile.ZipFile(whl).namelist())
+    assert _kernels(), "no kernel sources found in bonesim/*/kernels"
     for cu in _kernels():
-        assert f"bonesim/_kernels/{cu.name}" in names, f"{cu.name} missing from {whl.name}"
+        rel = cu.relative_to(ROOT).as_posix()
+        assert rel in names, f"{rel} missing from {whl.name}"
     for sub in ("scenarios", "reference"):
         for f in (ROOT / "data" / sub).glob("*"):
             if f.is_file() and not f.name.startswith("."):

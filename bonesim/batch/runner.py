@@ -89,7 +89,7 @@ def _write_status(run: Run, record: dict[str, Any]) -> None:
 def days_per_year() -> float:
     """Days in a simulated year, as the engine counts them (365 if the engine is not installed)."""
     try:
-        from bonesim import engine
+        from bonesim.ca import engine
 
         return float(getattr(engine, "DAYS_PER_YEAR", 365.0))
     except ImportError:
@@ -140,11 +140,11 @@ def run_state(run: Run) -> str:
 
 # ---------------------------------------------------------- one run ----
 def default_run_fn(run: Run, *, resume: bool = False, progress: Callable | None = None) -> dict[str, Any]:
-    """Simulate ``run`` with :func:`bonesim.engine.simulate` and the run's scenario.
+    """Simulate ``run`` with :func:`bonesim.ca.engine.simulate` and the run's scenario.
 
     Returns the device and backend the engine used (from the result's provenance).
     """
-    from bonesim.engine import simulate
+    from bonesim.ca.engine import simulate
     from bonesim.physiology import scenario_table
 
     volume = run.input.load()
@@ -164,7 +164,7 @@ def default_run_fn(run: Run, *, resume: bool = False, progress: Callable | None 
     if run.manifest is not None and "command" in inspect.signature(simulate).parameters:
         kwargs["command"] = f"bonesim batch {run.manifest} --run-index {run.index}"
     if run.chunks is not None:
-        from bonesim.batch.engine_chunks import simulate_in_chunks
+        from bonesim.ca.backends.chunked import simulate_in_chunks
 
         simulate_in_chunks(
             volume, scenario.table, chunks=run.chunks, steps_per_exchange=run.steps_per_exchange, **kwargs
@@ -199,10 +199,10 @@ def has_checkpoint(run: Run) -> bool:
 
     The engine builds its output in ``OUT.partial`` (also the checkpoint) and
     renames it onto ``OUT`` when the run completes; see
-    :func:`bonesim.engine.partial_path`.
+    :func:`bonesim.ca.engine.partial_path`.
     """
     try:
-        from bonesim.engine import partial_path
+        from bonesim.ca.engine import partial_path
     except ImportError:  # engine not installed: the same convention
         return run.out.with_name(run.out.name + ".partial").exists()
     return partial_path(run.out).exists()

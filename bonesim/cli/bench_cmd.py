@@ -30,7 +30,7 @@ def bench(shapes, steps, backend, baseline_shape, numpy_shape, numpy_steps):
       bonesim bench --shape 256 --steps 20 --numpy-shape 0
       bonesim bench --backend numpy --numpy-shape 128
     """
-    from bonesim.bench import run_bench
+    from bonesim.ca.bench import run_bench
 
     res = run_bench(
         list(shapes) or None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from bonesim.cli._common import user_errors
+from bonesim.defaults import DAYS_PER_YEAR
 
 _SUMMARY_COLUMNS = (
     ("age_years", "age", "{:6.1f}"),
@@ -44,11 +45,11 @@ def _summary(table) -> str:
     lines = [head]
     prev = None
     for i in _yearly_rows(table):
-        year = table["day"][i] / 365.25
+        year = table["day"][i] / DAYS_PER_YEAR
         vals = " ".join(fmt.format(float(table[c][i])) for c, _, fmt in _SUMMARY_COLUMNS)
         rate = ""
         if prev is not None and i > prev:
-            rate = f"{100 * (table['bv_rel'][i] / table['bv_rel'][prev] - 1) / ((i - prev) / 365.25):8.2f}"
+            rate = f"{100 * (table['bv_rel'][i] / table['bv_rel'][prev] - 1) / ((i - prev) / DAYS_PER_YEAR):8.2f}"
         lines.append(f"{year:6.2f} {vals}  {rate}")
         prev = i
     return "\n".join(lines)
@@ -188,7 +189,7 @@ def plot_table(table, path: str, title: str = "") -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    years = table["day"] / 365.25
+    years = table["day"] / DAYS_PER_YEAR
     panels = [
         ("acf_per_year", "Ac.f (1/yr)"),
         ("formation_efficiency", "formation efficiency f"),
@@ -283,12 +284,12 @@ def validate(
         failed |= any(r.passed is False and r.target.kind == "calibration" for r in results)
         failed |= any(ok is False for _, ok in patterns)
     if level in ("ca", "all"):
-        from bonesim.physiology import ca_validation
+        from bonesim.validation import ca_level as ca_validation
 
         click.echo("")
-        click.echo("CA level (scenarios through bonesim.engine.simulate):")
+        click.echo("CA level (scenarios through bonesim.ca.engine.simulate):")
         if not ca_validation.engine_available():
-            click.echo("  not run: bonesim.engine.simulate is not available in this installation")
+            click.echo("  not run: bonesim.ca.engine.simulate is not available in this installation")
             if level == "ca":
                 failed = True
         else:

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from bonesim.cli._common import compression_option, overwrite_option, user_errors
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 
 
@@ -104,18 +105,18 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --years 5 --resume
       bonesim simulate big.h5 run.h5 --years 5 --chunks 512 --backend cupy
     """
-    from bonesim.backends import resolve_backend
-    from bonesim.engine import partial_path
-    from bonesim.engine import simulate as run
+    from bonesim.ca.backends import resolve_backend
+    from bonesim.ca.engine import partial_path
+    from bonesim.ca.engine import simulate as run
+    from bonesim.ca.params import RemodelingParams
     from bonesim.io.hdf5 import read_volume
-    from bonesim.params import RemodelingParams
 
     volume = read_volume(input_path)
     base = RemodelingParams.from_toml(params_file) if params_file else None
     scenario = _load_scenario(scenario_name, years) if scenario_name else None
     params = None if scenario is not None else (base or RemodelingParams())
     if chunks is not None:
-        from bonesim.batch.engine_chunks import ChunkedBackend
+        from bonesim.ca.backends.chunked import ChunkedBackend
 
         be = ChunkedBackend(backend, chunks=chunks, steps_per_exchange=steps_per_exchange)
     else:
@@ -128,7 +129,7 @@ def simulate(
         from tqdm import tqdm
 
         bar = tqdm(
-            total=round(years * 365.25), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True
+            total=round(years * DAYS_PER_YEAR), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True
         )
 
     def progress(info):

@@ -126,8 +126,13 @@ def create_array(
     maxshape: tuple[int | None, ...] | None = None,
     compression: str = "gzip",
     fillvalue: Any = None,
+    checksum: bool = False,
 ) -> h5py.Dataset:
-    """Create a chunked, compressed dataset (arrays of >= 2-D; 1-D stays plain)."""
+    """Create a chunked, compressed dataset (arrays of >= 2-D; 1-D stays plain).
+
+    ``checksum=True`` adds HDF5's Fletcher-32 filter: a corrupted chunk then
+    fails to read instead of returning wrong values.
+    """
     if data is not None:
         shape = np.shape(data)
         dtype = np.asarray(data).dtype if dtype is None else dtype
@@ -140,6 +145,9 @@ def create_array(
         if maxshape is not None and len(shape) == 1:
             chunks = (1024,)
         kwargs.update(chunks=chunks, **compression_kwargs(compression))
+    if checksum and 0 not in shape and len(shape) > 0:
+        kwargs.setdefault("chunks", chunk_shape(tuple(shape)))
+        kwargs["fletcher32"] = True
     if maxshape is not None:
         kwargs["maxshape"] = maxshape
     if fillvalue is not None:

@@ -3,7 +3,7 @@
 The algorithm is the CPU one of :mod:`bonesim.morphometry.thickness`:
 squared EDT (:func:`cupyx.scipy.ndimage.distance_transform_edt`, exact),
 lattice-exact distance ridge and ball painting as RawKernels
-(``kernels/morphometry.cu``: one thread per voxel for the ridge, one warp per
+(``bonesim/morphometry/kernels/morphometry.cu``: one thread per voxel for the ridge, one warp per
 ridge centre for the painting, ``atomicMax`` into an int32 map). All
 arithmetic after the EDT is in integers, so the thickness map equals the CPU
 map exactly once the squared distances agree (they are rounded to the
@@ -44,11 +44,11 @@ def _cupy() -> Any:
 
 @functools.cache
 def _module(device_id: int) -> Any:
-    """The compiled ``kernels/morphometry.cu`` for one device (CuPy caches the binary on disk)."""
+    """The compiled ``bonesim/morphometry/kernels/morphometry.cu`` for one device (CuPy caches the binary on disk)."""
     cp = _cupy()
     from bonesim._resources import kernel_dir
 
-    src = (kernel_dir() / "morphometry.cu").read_text()
+    src = (kernel_dir("morphometry") / "morphometry.cu").read_text()
     with cp.cuda.Device(device_id):
         return cp.RawModule(code=src, options=("--std=c++17",))
 

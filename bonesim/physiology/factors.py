@@ -71,12 +71,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bonesim.defaults import DAYS_PER_YEAR  # re-exported for the physiology modules
 from bonesim.physiology.calcium import CA_PARAMS
 from bonesim.physiology.scenario import Scenario
 
 __all__ = ["FACTOR_PARAMS", "FactorParams", "Forcing"]
-
-DAYS_PER_YEAR = 365.25
 
 
 @dataclass(frozen=True)

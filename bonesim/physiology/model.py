@@ -48,7 +48,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from bonesim.params import TABLE_COLUMNS
+from bonesim.ca.params import TABLE_COLUMNS
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing

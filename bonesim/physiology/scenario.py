@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bonesim._resources import data_dir
+from bonesim.defaults import HEALTHY, HEALTHY_RANGES
 from bonesim.errors import BonesimError
 
 if sys.version_info >= (3, 11):
@@ -132,11 +133,33 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "stop_years": _stop(),
     },
     "remodeling": {
-        "acf0_per_year": Key(0.30, 0.05, 2.0, "1/year", "healthy activation frequency Ac.f0"),
-        "erosion_depth_um": Key(50.0, 10.0, 150.0, "um", "final erosion depth E.Rs.De"),
-        "resorption_days": Key(35.0, 5.0, 120.0, "days", "healthy resorption period"),
-        "reversal_days": Key(20.0, 1.0, 100.0, "days", "healthy reversal period"),
-        "mar_um_per_day": Key(0.6, 0.1, 3.0, "um/day", "healthy mineral apposition rate"),
+        "acf0_per_year": Key(
+            HEALTHY["acf_per_year"],
+            *HEALTHY_RANGES["acf_per_year"],
+            "1/year",
+            "healthy activation frequency Ac.f0",
+        ),
+        "erosion_depth_um": Key(
+            HEALTHY["erosion_depth_um"],
+            *HEALTHY_RANGES["erosion_depth_um"],
+            "um",
+            "final erosion depth E.Rs.De",
+        ),
+        "resorption_days": Key(
+            HEALTHY["resorption_days"],
+            *HEALTHY_RANGES["resorption_days"],
+            "days",
+            "healthy resorption period",
+        ),
+        "reversal_days": Key(
+            HEALTHY["reversal_days"], *HEALTHY_RANGES["reversal_days"], "days", "healthy reversal period"
+        ),
+        "mar_um_per_day": Key(
+            HEALTHY["mar_um_per_day"],
+            *HEALTHY_RANGES["mar_um_per_day"],
+            "um/day",
+            "healthy mineral apposition rate",
+        ),
         "bs_bv_per_mm": Key(
             13.33, 1.0, 60.0, "1/mm", "bone surface / volume of the trabecular bone (2/Tb.Th)"
         ),

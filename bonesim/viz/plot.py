@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 from bonesim.viz._result import ResultInfo, load_info
 
@@ -144,7 +145,9 @@ def plot_metrics(
             if col not in t:
                 continue
             day = t.get("day", np.arange(len(t[col]), dtype=float))
-            ax.plot(np.asarray(day, float) / 365.25, np.asarray(t[col], float), color=c, label=name, lw=1.5)
+            ax.plot(
+                np.asarray(day, float) / DAYS_PER_YEAR, np.asarray(t[col], float), color=c, label=name, lw=1.5
+            )
         ax.set_ylabel(label)
         ax.set_xlabel("time (years)")
         ax.grid(alpha=0.3)

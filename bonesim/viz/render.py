@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from bonesim._validation import check_choice
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 from bonesim.viz import scene
 from bonesim.viz._result import ResultInfo, load_info, read_frames
@@ -192,7 +193,7 @@ def build_plotter(
     if annotate:
         day = float(info.days[idx])
         bv = float(np.mean(bt, dtype=np.float64)) / 255.0
-        text = f"{info.scenario}\nday {day:g} ({day / 365.25:.2f} y), frame {idx + 1}/{info.n_frames}\nBV/TV {bv:.3f}"
+        text = f"{info.scenario}\nday {day:g} ({day / DAYS_PER_YEAR:.2f} y), frame {idx + 1}/{info.n_frames}\nBV/TV {bv:.3f}"
         p.add_text(text, position="upper_left", font_size=max(6, h // 60), color="white", name="label")
     if legend:
         order = ["initial", "quiescent", "resorbed", "formed", "perforation"]

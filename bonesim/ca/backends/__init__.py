@@ -1,0 +1,78 @@
+"""CA backends: one protocol, a NumPy reference and a CuPy (CUDA RawKernel) implementation.
+
+>>> b = resolve_backend("numpy")
+>>> b.name
+'numpy'
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+
+from bonesim.ca.backends.base import COUNTERS, Backend, StepInputs, pack, unpack
+from bonesim.errors import BonesimError
+
+__all__ = ["COUNTERS", "Backend", "BackendName", "StepInputs", "pack", "resolve_backend", "unpack"]
+
+log = logging.getLogger(__name__)
+
+
+class BackendName(str, enum.Enum):
+    AUTO = "auto"
+    NUMPY = "numpy"
+    CUPY = "cupy"
+
+
+def _cupy_problem() -> str | None:
+    """None if CuPy imports and a CUDA device answers, else why not."""
+    try:
+        import cupy
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        return f"CuPy is not importable ({exc.__class__.__name__}: {exc})"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "no CUDA device found"
+    except Exception as exc:
+        return f"no usable CUDA device ({exc})"
+    return None
+
+
+def resolve_backend(name: str | BackendName = "auto") -> Backend:
+    """Return a backend by name: 'numpy', 'cupy', or 'auto' (CuPy when a device works, else NumPy).
+
+    Logs which backend and device were chosen.
+
+    Raises
+    ------
+    BonesimError
+        'cupy' asked for but CuPy or a device is missing.
+    """
+    try:
+        choice = BackendName(name if isinstance(name, str) else name.value)
+    except ValueError:
+        raise ValueError(f"`backend` must be one of 'auto', 'numpy', 'cupy', got {name!r}") from None
+    if choice is BackendName.NUMPY:
+        from bonesim.ca.backends.numpy_backend import NumpyBackend
+
+        backend: Backend = NumpyBackend()
+    elif choice is BackendName.CUPY:
+        problem = _cupy_problem()
+        if problem:
+            raise BonesimError(f"backend 'cupy' is not available: {problem}; use --backend numpy")
+        from bonesim.ca.backends.cupy_backend import CupyBackend
+
+        backend = CupyBackend()
+    else:
+        problem = _cupy_problem()
+        if problem is None:
+            from bonesim.ca.backends.cupy_backend import CupyBackend
+
+            backend = CupyBackend()
+        else:
+            log.info("backend auto: %s; using NumPy", problem)
+            from bonesim.ca.backends.numpy_backend import NumpyBackend
+
+            backend = NumpyBackend()
+    log.info("backend %s on %s", backend.name, backend.device)
+    return backend

@@ -1,0 +1,169 @@
+"""Shared pieces of the CA backends: state packing, the hash RNG, step inputs, the protocol.
+
+The CA state is one 32-bit word per voxel::
+
+    bits  0-7   bone  (uint8 mineral fraction, 255 = full)
+    bits  8-15  phase (uint8: bits 0-1 phase, bits 2-7 payload)
+    bits 16-31  timer (uint16)
+
+The HDF5 results keep the three fields as separate arrays
+(``/state/bone``, ``/state/phase``, ``/state/timer``); :func:`pack` and
+:func:`unpack` convert. See ``docs/model.md`` for the meaning of every field.
+
+>>> w = pack(np.array([200], np.uint8), np.array([1], np.uint8), np.array([7], np.uint16))
+>>> hex(int(w[0]))
+'0x701c8'
+>>> [a.tolist() for a in unpack(w)]
+[[200], [1], [7]]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+#: The word a neighbour outside the global volume reads as (inert: neither marrow nor bone).
+INERT = np.uint32(0x00000400)
+#: Phase codes (bits 0-1 of the phase byte).
+PH_Q, PH_R, PH_V, PH_F = 0, 1, 2, 3
+#: Per-step counters every backend reports, in this order.
+COUNTERS = ("removed", "added", "recruited", "seeds", "surface", "perforated")
+EV_RECRUIT, EV_SEED, EV_SURFACE, EV_PERF = 1, 2, 4, 8
+
+#: Neighbour k in 0..26 sits at (k//9-1, (k//3)%3-1, k%3-1); 13 is the voxel itself.
+OFFSETS = np.array([(k // 9 - 1, (k // 3) % 3 - 1, k % 3 - 1) for k in range(27)], dtype=np.int64)
+#: Neighbour indices of the 6- and 26-neighbourhoods (in the fixed tie-break order).
+NEIGH = {6: (4, 10, 12, 14, 16, 22), 26: tuple(k for k in range(27) if k != 13)}
+
+_M32 = 0xFFFFFFFF
+
+
+def pack(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
+    """Pack the three state arrays into one uint32 word per voxel."""
+    return (
+        bone.astype(np.uint32)
+        | (phase.astype(np.uint32) << np.uint32(8))
+        | (timer.astype(np.uint32) << np.uint32(16))
+    )
+
+
+def unpack(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split packed words into ``bone`` (uint8), ``phase`` (uint8), ``timer`` (uint16)."""
+    return (
+        (word & np.uint32(0xFF)).astype(np.uint8),
+        ((word >> np.uint32(8)) & np.uint32(0xFF)).astype(np.uint8),
+        (word >> np.uint32(16)).astype(np.uint16),
+    )
+
+
+def fmix32(h: Any) -> Any:
+    """murmur3's 32-bit finaliser on Python ints or uint32 arrays (wrapping arithmetic).
+
+    >>> hex(fmix32(1))
+    '0x514e28b7'
+    >>> int(fmix32(np.array([1], np.uint32))[0]) == fmix32(1)
+    True
+    """
+    if isinstance(h, np.ndarray):
+        h = h.astype(np.uint32, copy=True)
+        h ^= h >> np.uint32(16)
+        h *= np.uint32(0x85EBCA6B)
+        h ^= h >> np.uint32(13)
+        h *= np.uint32(0xC2B2AE35)
+        h ^= h >> np.uint32(16)
+        return h
+    h = int(h) & _M32
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & _M32
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & _M32
+    h ^= h >> 16
+    return h
+
+
+def step_key(seed: int, step: int, stream: int = 0) -> int:
+    """Hash key of one step: ``fmix32(fmix32(fmix32(seed + 0x9E3779B9) ^ step) ^ stream)``.
+
+    ``seed`` and ``step`` enter modulo 2**32 (a run of 2**32 days is not a concern).
+    """
+    return fmix32(fmix32(fmix32((int(seed) + 0x9E3779B9) & _M32) ^ (int(step) & _M32)) ^ (int(stream) & _M32))
+
+
+def voxel_hash(key: int, linear_index: np.ndarray) -> np.ndarray:
+    """Random uint32 word of each voxel: ``fmix32(fmix32(key ^ idx_hi) ^ idx_lo)``."""
+    lin = np.asarray(linear_index, dtype=np.uint64)
+    lo = (lin & np.uint64(_M32)).astype(np.uint32)
+    hi = (lin >> np.uint64(32)).astype(np.uint32)
+    return fmix32(fmix32(np.uint32(key) ^ hi) ^ lo)
+
+
+@dataclass(frozen=True)
+class StepInputs:
+    """Integer inputs of one CA step, computed on the host (see ``bonesim.ca.engine``).
+
+    All fields are unsigned 32-bit integers; the kernels see exactly these.
+    """
+
+    act_thr: int
+    erode: int
+    depth: int
+    form: int
+    rev_steps: int
+    f_q16: int
+    lat0: int
+    cost1: int
+    cost2: int
+    cost3: int
+    key: int
+
+    def as_tuple(self) -> tuple[int, ...]:
+        return (
+            self.act_thr,
+            self.erode,
+            self.depth,
+            self.form,
+            self.rev_steps,
+            self.f_q16,
+            self.lat0,
+            self.cost1,
+            self.cost2,
+            self.cost3,
+            self.key,
+        )
+
+
+class Backend(Protocol):
+    """What the engine needs from a backend.
+
+    A backend holds the state of one run on its device between save points:
+    ``upload`` it once, ``step`` it many times (the state stays put), read
+    counters every few steps and download arrays only at save points.
+    """
+
+    name: str
+    device: str
+
+    def upload(
+        self,
+        bone: np.ndarray,
+        phase: np.ndarray,
+        timer: np.ndarray,
+        resorbed_day: np.ndarray,
+        formed_day: np.ndarray,
+        *,
+        neighbourhood: int,
+    ) -> Any: ...
+
+    def step(self, state: Any, inputs: StepInputs, *, step: int, map_day: int) -> None: ...
+
+    def read_counters(self, state: Any) -> np.ndarray:
+        """Counters of the steps since the last read: uint64 [n_steps, len(COUNTERS)]."""
+        ...
+
+    def download(self, state: Any) -> dict[str, np.ndarray]:
+        """``bone, phase, timer, resorbed_day, formed_day`` as NumPy arrays."""
+        ...
+
+    def download_bone(self, state: Any) -> np.ndarray: ...

@@ -1,0 +1,309 @@
+"""The remodeling CA in chunks with halos: a backend for :func:`bonesim.ca.engine.simulate`.
+
+:class:`ChunkedBackend` has the engine's backend protocol (``upload``,
+``step``, ``read_counters``, ``download``) and runs the steps of the NumPy
+or CuPy backend over blocks with :func:`bonesim.ca.halo.simulate_chunked`:
+steps are queued and run ``k`` at a time per halo exchange (halo ``k``
+voxels, the CA's reach being one voxel per step); the engine reads counters
+every ``CAL_EVERY`` (16) steps to calibrate activation and at every save
+point, and those reads flush the queue, so every exchange sees exactly the
+integer inputs the whole-volume run would. The result is bit for bit the
+whole-volume run: state, maps, counters, metrics, frames.
+
+On the GPU (``inner='cupy'``) only the blocks in flight live on the device:
+a volume is limited by host memory (12 bytes per voxel for the state and the
+two remodeling maps, twice while an exchange runs), not by device memory.
+
+Example (tests/test_batch_engine_chunks.py checks it on several chunk shapes)::
+
+    from bonesim import Volume, phantom
+    from bonesim.ca.engine import simulate
+    from bonesim.ca.backends.chunked import simulate_in_chunks
+
+    vol = Volume(phantom.gyroid((256, 256, 256), 64), voxel_size_um=20)
+    a = simulate_in_chunks(vol, years=1, backend="cupy", chunks=128, steps_per_exchange=16, out="a.h5")
+    b = simulate(vol, years=1, backend="cupy", out="b.h5")
+    assert (a.state["bone"] == b.state["bone"]).all()
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from bonesim.ca.halo import simulate_chunked
+
+log = logging.getLogger(__name__)
+
+FIELDS = ("word", "resorbed_day", "formed_day")
+Box = tuple[tuple[int, int], tuple[int, int], tuple[int, int]]
+
+
+def shell_boxes(shape: Sequence[int], inner: Box) -> list[Box]:
+    """Boxes that tile ``shape`` minus the box ``inner`` (at most 6, none empty).
+
+    >>> shell_boxes((4, 4, 4), ((1, 3), (0, 4), (0, 4)))
+    [((0, 1), (0, 4), (0, 4)), ((3, 4), (0, 4), (0, 4))]
+    """
+    (z0, z1), (y0, y1), (x0, x1) = inner
+    nz, ny, nx = shape
+    boxes = [
+        ((0, z0), (0, ny), (0, nx)),
+        ((z1, nz), (0, ny), (0, nx)),
+        ((z0, z1), (0, y0), (0, nx)),
+        ((z0, z1), (y1, ny), (0, nx)),
+        ((z0, z1), (y0, y1), (0, x0)),
+        ((z0, z1), (y0, y1), (x1, nx)),
+    ]
+    return [b for b in boxes if all(hi > lo for lo, hi in b)]
+
+
+def _sl(box: Box, shift: int = 0, grow: int = 0) -> tuple[slice, ...]:
+    return tuple(slice(lo + shift - grow, hi + shift + grow) for lo, hi in box)
+
+
+class BlockStep:
+    """One CA step of a block with any halo, for :func:`~bonesim.ca.halo.simulate_chunked`.
+
+    The block is padded with one ring of the inert word, every box (the
+    voxels the block owns, then the shell around them) is stepped by the
+    backend's block step with a one-voxel halo, and the counters of the owned
+    box are returned, so summing them over blocks gives the whole volume's.
+    """
+
+    def __init__(self, inner: str, neighbourhood: int) -> None:
+        if inner not in ("numpy", "cupy"):
+            raise ValueError(f"`inner` must be 'numpy' or 'cupy', got {inner!r}")
+        self.inner = inner
+        self.neighbourhood = int(neighbourhood)
+
+    def __call__(self, fields, *, origin, global_shape, owned, step, inputs, map_day):
+        from bonesim.ca.backends.base import COUNTERS, INERT
+
+        word = fields["word"]
+        xp = np
+        if self.inner == "cupy":
+            import cupy as xp
+        padded = xp.pad(word, 1, mode="constant", constant_values=INERT)
+        rmap = fields["resorbed_day"].copy()
+        fmap = fields["formed_day"].copy()
+        new = xp.empty_like(word)
+        own = tuple((lo - o, hi - o) for (lo, hi), o in zip(owned, origin, strict=True))
+        counts = None
+        for i, box in enumerate([own, *shell_boxes(word.shape, own)]):
+            sub = xp.ascontiguousarray(padded[_sl(box, shift=1, grow=1)])
+            sub_origin = tuple(o + lo - 1 for o, (lo, _) in zip(origin, box, strict=True))
+            r = xp.ascontiguousarray(rmap[_sl(box)])
+            f = xp.ascontiguousarray(fmap[_sl(box)])
+            dst, c = self._step(sub, inputs, sub_origin, global_shape, r, f, map_day)
+            new[_sl(box)] = dst
+            rmap[_sl(box)] = r
+            fmap[_sl(box)] = f
+            if i == 0:
+                counts = c[: len(COUNTERS)]
+        return {"word": new, "resorbed_day": rmap, "formed_day": fmap}, counts
+
+    def _step(self, sub, inputs, origin, global_shape, rmap, fmap, map_day):
+        if self.inner == "numpy":
+            from bonesim.ca.backends.numpy_backend import step_block
+
+            dst, c = step_block(
+                sub,
+                inputs,
+                neighbourhood=self.neighbourhood,
+                halo=1,
+                origin=origin,
+                global_shape=global_shape,
+                resorbed_day=rmap,
+                formed_day=fmap,
+                map_day=map_day,
+            )
+            return dst, np.asarray(c, np.int64)
+        import cupy
+
+        from bonesim.ca.backends.cupy_backend import NCOUNT, NSLOT, launch_step
+
+        dst = cupy.empty(tuple(n - 2 for n in sub.shape), cupy.uint32)
+        ring = cupy.zeros((NSLOT, NCOUNT), cupy.uint64)
+        launch_step(
+            sub,
+            dst,
+            rmap,
+            fmap,
+            ring,
+            inputs,
+            neighbourhood=self.neighbourhood,
+            halo=1,
+            origin=origin,
+            global_shape=global_shape,
+            map_day=map_day,
+        )
+        return dst, ring.sum(axis=0).get().astype(np.int64)
+
+
+class _ChunkedState:
+    def __init__(self, fields: dict[str, np.ndarray], neighbourhood: int) -> None:
+        self.fields = fields
+        self.neighbourhood = neighbourhood
+        self.pending: list[tuple[Any, int, int]] = []
+        self.rows: list[np.ndarray] = []
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.fields["word"].shape)  # type: ignore[return-value]
+
+
+class ChunkedBackend:
+    """Engine backend that steps the volume in chunks with halos (see the module docstring).
+
+    Parameters
+    ----------
+    inner : {'numpy', 'cupy'}
+        The backend whose block step runs each chunk.
+    chunks : int or tuple of int
+        Chunk (block interior) edge in voxels.
+    steps_per_exchange : int
+        At most this many steps per halo exchange (the halo is as many voxels,
+        so no more than the thinnest chunk); 16 (the engine's calibration
+        interval) or a divisor of it exchanges least often.
+    num_workers : int, optional
+        Blocks in flight at once (Dask threads); default 1 on the GPU, all cores on the CPU.
+    """
+
+    def __init__(
+        self,
+        inner: str = "numpy",
+        *,
+        chunks: int | Sequence[int] = 128,
+        steps_per_exchange: int = 16,
+        num_workers: int | None = None,
+    ) -> None:
+        if inner == "auto":
+            from bonesim.ca.backends import resolve_backend
+
+            inner = resolve_backend("auto").name
+        if inner == "cupy":
+            from bonesim.ca.backends import resolve_backend
+
+            base = resolve_backend("cupy")  # checks that CuPy and a device work
+            num_workers = num_workers or 1
+        elif inner == "numpy":
+            from bonesim.ca.backends.numpy_backend import NumpyBackend
+
+            base = NumpyBackend()
+        else:
+            raise ValueError(f"`inner` must be 'numpy', 'cupy' or 'auto', got {inner!r}")
+        if int(steps_per_exchange) < 1:
+            raise ValueError(f"`steps_per_exchange` must be >= 1, got {steps_per_exchange!r}")
+        self.inner = inner
+        self.name = base.name
+        self.chunks = chunks
+        thinnest = min(chunks) if isinstance(chunks, (tuple, list)) else int(chunks)
+        self.k = min(int(steps_per_exchange), int(thinnest))
+        if self.k < int(steps_per_exchange):
+            log.info(
+                "chunks of %d voxels hold a halo of at most %d steps: %d steps per exchange",
+                thinnest,
+                thinnest,
+                self.k,
+            )
+        self.num_workers = num_workers
+        c = "x".join(str(v) for v in (chunks if isinstance(chunks, (tuple, list)) else (chunks,)))
+        self.device = f"{base.device}; chunks {c}, {self.k} steps/exchange"
+        self.exchanges = 0
+
+    def upload(self, bone, phase, timer, resorbed_day, formed_day, *, neighbourhood: int) -> _ChunkedState:
+        from bonesim.ca.backends.base import pack
+
+        fields = {
+            "word": pack(np.asarray(bone), np.asarray(phase), np.asarray(timer)),
+            "resorbed_day": np.array(resorbed_day, np.int32, copy=True),
+            "formed_day": np.array(formed_day, np.int32, copy=True),
+        }
+        return _ChunkedState(fields, int(neighbourhood))
+
+    def step(self, state: _ChunkedState, inputs: Any, *, step: int, map_day: int) -> None:
+        if state.pending and state.pending[-1][1] + 1 != step:
+            self._flush(state)
+        state.pending.append((inputs, int(step), int(map_day)))
+        if len(state.pending) >= self.k:
+            self._flush(state)
+
+    def _flush(self, state: _ChunkedState) -> None:
+        if not state.pending:
+            return
+        pending, state.pending = state.pending, []
+        first = pending[0][1]
+        stepper = BlockStep(self.inner, state.neighbourhood)
+
+        def params(t: int) -> dict[str, Any]:
+            inputs, _, map_day = pending[t - first]
+            return {"inputs": inputs, "map_day": map_day}
+
+        new, counts = simulate_chunked(
+            state.fields,
+            stepper,
+            len(pending),
+            chunks=self.chunks,
+            reach=1,
+            steps_per_exchange=len(pending),
+            first_step=first,
+            params=params,
+            device="cupy" if self.inner == "cupy" else "numpy",
+            num_workers=self.num_workers,
+            return_counters=True,
+        )
+        state.fields = new
+        state.rows.extend(np.asarray(counts, np.uint64))
+        self.exchanges += 1
+
+    def read_counters(self, state: _ChunkedState) -> np.ndarray:
+        from bonesim.ca.backends.base import COUNTERS
+
+        self._flush(state)
+        out = np.array(state.rows, np.uint64).reshape(-1, len(COUNTERS))
+        state.rows = []
+        return out
+
+    def download(self, state: _ChunkedState) -> dict[str, np.ndarray]:
+        from bonesim.ca.backends.base import unpack
+
+        self._flush(state)
+        bone, phase, timer = unpack(state.fields["word"])
+        return {
+            "bone": bone,
+            "phase": phase,
+            "timer": timer,
+            "resorbed_day": state.fields["resorbed_day"].copy(),
+            "formed_day": state.fields["formed_day"].copy(),
+        }
+
+    def download_bone(self, state: _ChunkedState) -> np.ndarray:
+        self._flush(state)
+        return (state.fields["word"] & np.uint32(0xFF)).astype(np.uint8)
+
+
+def simulate_in_chunks(
+    volume,
+    params=None,
+    *,
+    chunks: int | Sequence[int] = 128,
+    steps_per_exchange: int = 16,
+    backend: str = "auto",
+    num_workers: int | None = None,
+    **kwargs: Any,
+):
+    """:func:`bonesim.ca.engine.simulate`, stepping the volume in chunks with halos.
+
+    Same arguments and result as ``simulate`` (bit for bit), plus ``chunks``,
+    ``steps_per_exchange`` and ``num_workers`` of :class:`ChunkedBackend`.
+    """
+    from bonesim.ca.engine import simulate
+
+    be = ChunkedBackend(
+        backend, chunks=chunks, steps_per_exchange=steps_per_exchange, num_workers=num_workers
+    )
+    return simulate(volume, params, backend=be, **kwargs)

@@ -1,0 +1,246 @@
+"""The CuPy backend: the CA step as one fused CUDA kernel (``kernels/remodel.cu``).
+
+The state of a run lives on the device as packed 32-bit words in two
+buffers that are swapped after every step (never copied), plus the two
+int32 remodeling maps; per-step counters go to a small device ring that is
+read every few steps. Host copies happen only at save points. CuPy is
+imported inside functions only, so ``import bonesim`` works without it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+from typing import Any
+
+import numpy as np
+
+from bonesim._resources import kernel_dir
+from bonesim.ca.backends.base import COUNTERS, StepInputs, pack
+from bonesim.errors import BonesimError
+
+log = logging.getLogger(__name__)
+
+#: Thread-block shape (x, y, z) of the 3-D tile step kernel.
+BLOCK = (32, 4, 4)
+#: Thread-block shape (x, y) and planes per block of the z-marching step kernel.
+ZBLOCK, ZCHUNK = (32, 8), 16
+#: Kernel variants: "tile" (3-D shared tile per block, the default) and "zm" (z-marching
+#: three-plane ring); both give the same bits (tests/test_ca_parity.py), bench times both.
+VARIANTS = ("tile", "zm")
+DEFAULT_VARIANT = "tile"
+#: Blocks per SM the kernel's register budget must allow (__launch_bounds__); 2 compiles
+#: without spills on sm_90 (50 registers), 3-4 trade spills for occupancy (see bench --min-blocks).
+MIN_BLOCKS = 2
+#: Counter slots per step (spread the block atomics) and counters per slot (kernels/remodel.cu).
+NSLOT, NCOUNT = 256, 8
+#: Steps of counters kept on the device between reads.
+RING = 64
+#: Device bytes per voxel: two state buffers (4 + 4) and two int32 maps (4 + 4).
+BYTES_PER_VOXEL = 16
+
+
+def check_fits(shape: tuple[int, ...], free_bytes: int, total_bytes: int | None = None) -> None:
+    """Raise a :class:`BonesimError` naming the sizes when a volume cannot fit the device.
+
+    >>> check_fits((64, 64, 64), 10**9)
+    >>> check_fits((2048, 2048, 2048), 8 * 2**30)
+    Traceback (most recent call last):
+    ...
+    bonesim.errors.BonesimError: a volume of 2048x2048x2048 voxels needs 128.0 GiB on the GPU (16 bytes per voxel), but only 8.0 GiB are free; crop or downsample it, or run it in chunks with halos
+    """
+    need = math.prod(shape) * BYTES_PER_VOXEL + RING * NSLOT * NCOUNT * 8
+    if need > 0.95 * free_bytes:
+        dims = "x".join(str(n) for n in shape)
+        raise BonesimError(
+            f"a volume of {dims} voxels needs {need / 2**30:.1f} GiB on the GPU ({BYTES_PER_VOXEL} bytes per voxel), "
+            f"but only {free_bytes / 2**30:.1f} GiB are free; crop or downsample it, or run it in chunks with halos"
+        )
+
+
+@functools.cache
+def _module(
+    neighbourhood: int, block: tuple[int, int, int], device_id: int, min_blocks: int = MIN_BLOCKS
+) -> Any:
+    """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
+    import cupy
+
+    kdir = kernel_dir()
+    defines = (
+        f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
+        f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
+        f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
+        f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
+    )
+    code = defines + (kdir / "remodel.cu").read_text()
+    with cupy.cuda.Device(device_id):
+        return cupy.RawModule(code=code, options=("-std=c++17", f"-I{kdir}"))
+
+
+def kernel_name(neighbourhood: int, variant: str = DEFAULT_VARIANT) -> str:
+    if variant == "tile":
+        return f"bonesim_remodel_step_n{neighbourhood}"
+    if variant == "zm":
+        return f"bonesim_remodel_step_zm_n{neighbourhood}"
+    raise ValueError(f"`variant` must be one of {', '.join(map(repr, VARIANTS))}, got {variant!r}")
+
+
+def launch_step(
+    src: Any,
+    dst: Any,
+    resorbed_day: Any,
+    formed_day: Any,
+    counters: Any,
+    inputs: StepInputs,
+    *,
+    neighbourhood: int = 26,
+    halo: int = 0,
+    origin: tuple[int, int, int] = (0, 0, 0),
+    global_shape: tuple[int, int, int] | None = None,
+    map_day: int = -1,
+    min_blocks: int = MIN_BLOCKS,
+    variant: str = DEFAULT_VARIANT,
+) -> None:
+    """Launch one step on device arrays (asynchronously).
+
+    ``src`` is a C-contiguous uint32 block including ``halo`` voxels on every
+    side; ``dst``, the maps and the result are its interior; ``counters`` is a
+    uint64 [NSLOT, NCOUNT] array that the step adds to. The same call on chunks
+    with a one-voxel halo gives the bits of the whole volume.
+    """
+    import cupy
+
+    nz, ny, nx = src.shape
+    inner = (nz - 2 * halo, ny - 2 * halo, nx - 2 * halo)
+    g = tuple(global_shape) if global_shape is not None else inner
+    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks)
+    fn = mod.get_function(kernel_name(neighbourhood, variant))
+    if variant == "zm":
+        bx, by = ZBLOCK
+        block: tuple[int, int, int] = (bx, by, 1)
+        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + ZCHUNK - 1) // ZCHUNK)
+    else:
+        bx, by, bz = BLOCK
+        block = BLOCK
+        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + bz - 1) // bz)
+    i32, i64, u32 = np.int32, np.int64, np.uint32
+    fn(
+        grid,
+        block,
+        (
+            src,
+            dst,
+            resorbed_day,
+            formed_day,
+            counters,
+            i32(nz),
+            i32(ny),
+            i32(nx),
+            i32(halo),
+            i64(origin[0]),
+            i64(origin[1]),
+            i64(origin[2]),
+            i64(g[0]),
+            i64(g[1]),
+            i64(g[2]),
+            i32(map_day),
+            *(u32(v) for v in inputs.as_tuple()),
+        ),
+    )
+
+
+class _CupyState:
+    def __init__(self, cur: Any, nxt: Any, rmap: Any, fmap: Any, ring: Any, neighbourhood: int) -> None:
+        self.cur, self.nxt = cur, nxt
+        self.resorbed_day, self.formed_day = rmap, fmap
+        self.ring = ring
+        self.rows = 0
+        self.host_rows: list[np.ndarray] = []
+        self.neighbourhood = neighbourhood
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.cur.shape)  # type: ignore[return-value]
+
+
+class CupyBackend:
+    """CUDA backend: fused RawKernel step, state resident on the device."""
+
+    name = "cupy"
+
+    def __init__(self, device_id: int | None = None, variant: str = DEFAULT_VARIANT) -> None:
+        import cupy
+
+        kernel_name(26, variant)  # validates the variant
+        self.variant = variant
+        self.device_id = cupy.cuda.Device().id if device_id is None else int(device_id)
+        props = cupy.cuda.runtime.getDeviceProperties(self.device_id)
+        name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+        self.device = f"cuda:{self.device_id} {name} ({props['totalGlobalMem'] / 2**30:.0f} GiB)"
+
+    def upload(self, bone, phase, timer, resorbed_day, formed_day, *, neighbourhood: int) -> _CupyState:
+        import cupy
+
+        with cupy.cuda.Device(self.device_id):
+            free, total = cupy.cuda.runtime.memGetInfo()
+            check_fits(bone.shape, free, total)
+            cur = cupy.asarray(pack(bone, phase, timer))
+            nxt = cupy.empty_like(cur)
+            rmap = cupy.asarray(np.ascontiguousarray(resorbed_day, np.int32))
+            fmap = cupy.asarray(np.ascontiguousarray(formed_day, np.int32))
+            ring = cupy.zeros((RING, NSLOT, NCOUNT), cupy.uint64)
+            _module(
+                neighbourhood, BLOCK, self.device_id, MIN_BLOCKS
+            )  # compile now, not inside the timed loop
+        return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+
+    def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
+        import cupy
+
+        if state.rows == RING:
+            self._drain(state)
+        with cupy.cuda.Device(self.device_id):
+            launch_step(
+                state.cur,
+                state.nxt,
+                state.resorbed_day,
+                state.formed_day,
+                state.ring[state.rows],
+                inputs,
+                neighbourhood=state.neighbourhood,
+                map_day=map_day,
+                variant=self.variant,
+            )
+        state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
+        state.rows += 1
+
+    def _drain(self, state: _CupyState) -> None:
+        if state.rows:
+            sums = state.ring[: state.rows].sum(axis=1)[:, : len(COUNTERS)].get()
+            state.ring[: state.rows] = 0
+            state.host_rows.extend(sums)
+            state.rows = 0
+
+    def read_counters(self, state: _CupyState) -> np.ndarray:
+        self._drain(state)
+        out = np.array(state.host_rows, np.uint64).reshape(-1, len(COUNTERS))
+        state.host_rows = []
+        return out
+
+    def download(self, state: _CupyState) -> dict[str, np.ndarray]:
+        import cupy
+
+        w = state.cur
+        return {
+            "bone": (w & cupy.uint32(0xFF)).astype(cupy.uint8).get(),
+            "phase": ((w >> cupy.uint32(8)) & cupy.uint32(0xFF)).astype(cupy.uint8).get(),
+            "timer": (w >> cupy.uint32(16)).astype(cupy.uint16).get(),
+            "resorbed_day": state.resorbed_day.get(),
+            "formed_day": state.formed_day.get(),
+        }
+
+    def download_bone(self, state: _CupyState) -> np.ndarray:
+        import cupy
+
+        return (state.cur & cupy.uint32(0xFF)).astype(cupy.uint8).get()

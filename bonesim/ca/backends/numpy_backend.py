@@ -1,0 +1,481 @@
+"""The NumPy reference backend of the remodeling CA.
+
+:func:`step_block` applies one step of the rule of ``kernels/remodel_rules.cuh``
+to a block of packed state words, vectorised over the voxels that can change
+this step (active BMU voxels, surface voxels whose activation draw succeeded,
+and bone next to a recruiting neighbour); every other voxel provably keeps
+its word. The result is bit-identical to the CUDA kernel and to the same C++
+rule compiled for the host (tests/test_ca_parity.py).
+
+The block may be a chunk of a larger volume: give it with a ``halo`` of at
+least one voxel and its ``origin`` and the ``global_shape``; neighbours
+outside the global volume read as the inert word.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+from typing import Any
+
+import numpy as np
+
+from bonesim.ca.backends.base import (
+    COUNTERS,
+    EV_PERF,
+    EV_RECRUIT,
+    EV_SEED,
+    EV_SURFACE,
+    INERT,
+    NEIGH,
+    OFFSETS,
+    StepInputs,
+    pack,
+    unpack,
+    voxel_hash,
+)
+
+log = logging.getLogger(__name__)
+
+_U32 = np.uint32
+_LITTLE = sys.byteorder == "little"
+# direction code k -> offset component, defined for all 5-bit codes like the C helpers
+_DZ = np.array([k // 9 - 1 for k in range(32)], dtype=np.int64)
+_DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
+_DX = np.array([k % 3 - 1 for k in range(32)], dtype=np.int64)
+_NORM1 = np.abs(OFFSETS).sum(axis=1)
+_N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
+
+
+#: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
+_COLUMN_DEPTH_Q16 = np.array([65536, 65536, 46341, 37837], dtype=np.int64)
+
+
+@functools.cache
+def _tables(xp: Any) -> tuple[Any, Any, Any, Any, Any]:
+    """Direction-code lookup tables as arrays of module ``xp``."""
+    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1, _COLUMN_DEPTH_Q16))
+
+
+def _padded(
+    src: np.ndarray, halo: int, origin: tuple[int, int, int], gshape: tuple[int, int, int]
+) -> np.ndarray:
+    """The interior of ``src`` with exactly one voxel of neighbours around it (inert outside)."""
+    inner = tuple(n - 2 * halo for n in src.shape)
+    if min(inner) <= 0:
+        raise ValueError(f"block {src.shape} with halo {halo} has no interior")
+    pad = np.full(tuple(n + 2 for n in inner), INERT, dtype=np.uint32)
+    dst_sl, src_sl = [], []
+    for n, h in zip(src.shape, (halo,) * 3, strict=False):
+        lo = 0 if h >= 1 else 1  # padded index whose local coordinate is 0 (or 1 if no halo)
+        first_local = h - 1 + lo
+        count = min(n - first_local, n - 2 * h + 2 - lo)
+        dst_sl.append(slice(lo, lo + count))
+        src_sl.append(slice(first_local, first_local + count))
+    pad[tuple(dst_sl)] = src[tuple(src_sl)]
+    # neighbours outside the global volume are inert
+    for axis in range(3):
+        first = origin[axis] + halo - 1  # global coordinate of padded index 0
+        last = first + inner[axis] + 1
+        sl = [slice(None)] * 3
+        if first < 0:
+            sl[axis] = 0
+            pad[tuple(sl)] = INERT
+        if last >= gshape[axis]:
+            sl[axis] = -1
+            pad[tuple(sl)] = INERT
+    return pad
+
+
+def _near_marrow(marrow: np.ndarray, neighbourhood: int) -> np.ndarray:
+    """Interior voxels with a marrow neighbour (marrow given on the padded grid)."""
+    m = marrow
+    if neighbourhood == 26:
+        a = m[:, :, :-2] | m[:, :, 1:-1] | m[:, :, 2:]
+        b = a[:, :-2] | a[:, 1:-1] | a[:, 2:]
+        return b[:-2] | b[1:-1] | b[2:]
+    return (
+        m[:-2, 1:-1, 1:-1]
+        | m[2:, 1:-1, 1:-1]
+        | m[1:-1, :-2, 1:-1]
+        | m[1:-1, 2:, 1:-1]
+        | m[1:-1, 1:-1, :-2]
+        | m[1:-1, 1:-1, 2:]
+    )
+
+
+class _Dense:
+    """Neighbour words from a dense [27, n] array."""
+
+    def __init__(self, words: Any) -> None:
+        self.words = words
+        self.n = words.shape[1]
+
+    def row(self, k: int) -> Any:
+        return self.words[k].astype(np.int64)
+
+    def pick(self, d: Any, xp: Any) -> Any:
+        return self.words[d, xp.arange(self.n)].astype(np.int64)
+
+
+class _Gather:
+    """Neighbour words gathered on demand from the padded flat array (only those a branch reads)."""
+
+    def __init__(self, pflat: np.ndarray, pi: np.ndarray, offs: np.ndarray) -> None:
+        self.pflat, self.pi, self.offs = pflat, pi, offs
+        self.n = pi.shape[0]
+        self._rows: dict[int, np.ndarray] = {}
+
+    def row(self, k: int) -> np.ndarray:
+        if k not in self._rows:
+            self._rows[k] = self.pflat[self.pi + self.offs[k]].astype(np.int64)
+        return self._rows[k]
+
+    def pick(self, d: np.ndarray, xp: Any) -> np.ndarray:
+        return self.pflat[self.pi + self.offs[d]].astype(np.int64)
+
+
+def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np) -> tuple[Any, Any]:
+    """The per-voxel rule, vectorised: ``words`` [27, n] old neighbour words → (new words, event bits).
+
+    A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
+    ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
+    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``.
+    """
+    DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
+
+    def dot(a: Any, b: Any) -> Any:
+        return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
+
+    W = words if hasattr(words, "row") else _Dense(words)
+    n = W.n
+    w = W.row(13)
+    b = w & 0xFF
+    pb = (w >> 8) & 0xFF
+    t = w >> 16
+    out = w.copy()
+    ev = xp.zeros(n, np.int64)
+    nb_idx = NEIGH[neighbourhood]
+
+    def word(bone: Any, pbyte: Any, timer: Any) -> Any:
+        return bone | (pbyte << 8) | (timer << 16)
+
+    # ------------------------------------------------------------ quiescent bone
+    q = (pb == 0) & (b > 0)
+    if q.any():
+        surf = xp.zeros(n, bool)
+        sz = xp.zeros(n, np.int64)
+        sy = xp.zeros(n, np.int64)
+        sx = xp.zeros(n, np.int64)
+        for k in nb_idx:
+            m = (W.row(k) & 0xFFFF) == 0
+            surf |= m
+            sz += int(OFFSETS[k, 0]) * m
+            sy += int(OFFSETS[k, 1]) * m
+            sx += int(OFFSETS[k, 2]) * m
+        ev[q & surf] |= EV_SURFACE
+        best = xp.full(n, -1, np.int64)
+        bt = xp.zeros(n, np.int64)
+        for k in range(27):
+            if k == 13:
+                continue
+            y = W.row(k)
+            ypb = (y >> 8) & 0xFF
+            c = ((ypb & 3) == 1) & ((y & 0xFF) == 0) & ((y >> 16) > bt) & ((ypb >> 3) == 26 - k)
+            bt = xp.where(c, y >> 16, bt)
+            best = xp.where(c, k, best)
+        deep = q & (best >= 0)
+        out = xp.where(deep, word(b, 1 | ((26 - best) << 3), bt), out)
+        qs = q & ~deep & surf
+        d = (1 - xp.sign(sz)) * 9 + (1 - xp.sign(sy)) * 3 + (1 - xp.sign(sx))
+        costs = (0, s.cost1, s.cost2, s.cost3)
+        bestc = xp.zeros(n, np.int64)
+        for k in nb_idx:
+            y = W.row(k)
+            ypb = (y >> 8) & 0xFF
+            lat = y >> 24
+            c = lat - costs[int(_NORM1[k])]
+            ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d) > 0) & (c > bestc)
+            bestc = xp.where(ok, c, bestc)
+        lat_rec = qs & (bestc > 0)
+        out = xp.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
+        act = qs & ~lat_rec & (hashes.astype(np.int64) < s.act_thr)
+        out = xp.where(act, word(b, 1 | 4 | (d << 3), s.lat0 << 8), out)
+        ev[lat_rec | act] |= EV_RECRUIT
+        ev[act] |= EV_SEED
+
+    ph = pb & 3
+    # ---------------------------------------------------------------- resorbing
+    is_r = (pb != 0) & (ph == 1)
+    if is_r.any():
+        d = xp.where(is_r, pb >> 3, 13)
+        front = is_r & (b > 0)
+        r = xp.where((pb & 4) != 0, t & 0xFF, t)
+        dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
+        room = xp.where(dep > r, dep - r, 0)
+        a = xp.minimum(b, xp.minimum(s.erode, room))
+        nbone = b - a
+        nr = r + a
+        floor = nr >= dep
+        res = xp.where(
+            floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
+        )
+        out = xp.where(front, res, out)
+
+        y = W.pick(d, xp)
+        ypb = (y >> 8) & 0xFF
+        yb = y & 0xFF
+        handover = is_r & (b == 0) & (t > 0)
+        perf_w = word(0, 3, 0)
+        won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
+        dd = dot(ypb >> 3, d)
+        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
+        is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
+        res = xp.where(
+            d == 13,
+            perf_w,
+            xp.where(
+                ypb == 0,
+                xp.where(yb == 0, perf_w, w),
+                xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
+            ),
+        )
+        out = xp.where(handover, res, out)
+        ev[handover & is_perf] |= EV_PERF
+
+        passive = is_r & (b == 0) & (t == 0)
+        pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
+        res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
+        out = xp.where(passive, res, out)
+
+    # ----------------------------------------------------------------- reversal
+    is_v = ph == 2
+    if is_v.any():
+        c = xp.minimum((pb >> 2) + 1, 63)
+        ready = c >= s.rev_steps
+        sup = b > 0
+        for k in nb_idx:
+            y = W.row(k)
+            sup = sup | ((y & 0xFF) > 0)
+        budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(
+            np.int64
+        )
+        res = xp.where(
+            ready & sup,
+            word(b, 3, budget),
+            xp.where(ready & (c >= 63), word(b, 3, 0), word(b, 2 | (c << 2), t)),
+        )
+        out = xp.where(is_v, res, out)
+
+    # ------------------------------------------------------------------ forming
+    is_f = ph == 3
+    if is_f.any():
+        a = xp.minimum(s.form, xp.minimum(255 - b, t))
+        res = xp.where((b == 255) | (t == 0), b, word(b + a, 3, t - a))
+        out = xp.where(is_f, res, out)
+    return out.astype(np.uint32), ev
+
+
+def step_block(
+    src: np.ndarray,
+    inputs: StepInputs,
+    *,
+    neighbourhood: int = 26,
+    halo: int = 0,
+    origin: tuple[int, int, int] = (0, 0, 0),
+    global_shape: tuple[int, int, int] | None = None,
+    resorbed_day: np.ndarray | None = None,
+    formed_day: np.ndarray | None = None,
+    map_day: int = -1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """One CA step of a block: a pure function of the old words, the inputs and the position.
+
+    Parameters
+    ----------
+    src : ndarray of uint32, shape (nz, ny, nx)
+        Packed state words of the block, including ``halo`` voxels of
+        neighbours on every side (``halo=0`` for a whole volume).
+    inputs : StepInputs
+        Integer inputs of this step (thresholds, rates, hash key).
+    origin : tuple of int
+        Global coordinates of ``src[0, 0, 0]``.
+    global_shape : tuple of int
+        Shape of the whole volume (default: the block's interior).
+    resorbed_day, formed_day : ndarray of int32, interior shape, optional
+        Remodeling maps, updated in place when ``map_day >= 0``.
+
+    Returns
+    -------
+    dst : ndarray of uint32
+        The new words of the interior ``src[h:-h, h:-h, h:-h]``.
+    counters : ndarray of uint64
+        One value per name in ``bonesim.ca.backends.base.COUNTERS``.
+    """
+    src = np.ascontiguousarray(src, dtype=np.uint32)
+    inner = tuple(n - 2 * halo for n in src.shape)
+    for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
+        if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
+            raise ValueError(
+                f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
+            )
+    gshape = tuple(global_shape) if global_shape is not None else inner
+    for ax in range(3):
+        lo = origin[ax] + halo
+        if lo < 0 or lo + inner[ax] > gshape[ax]:
+            raise ValueError(
+                f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
+                f"global volume {gshape}"
+            )
+    pad = _padded(src, halo, tuple(origin), gshape)
+    interior = pad[1:-1, 1:-1, 1:-1]
+    dst = np.ascontiguousarray(interior)
+    pflat = pad.ravel()
+    _PZ, PY, PX = pad.shape
+    offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
+
+    # byte views of the packed words (little-endian: byte 0 bone, byte 1 phase, bytes 2-3 timer)
+    if _LITTLE:
+        pb4 = pad.view(np.uint8).reshape(*pad.shape, 4)
+        pbone, pph, plat = pb4[..., 0], pb4[..., 1], pb4[..., 3]
+        marrow = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 0] == 0
+        ptimer_nz = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 1] != 0
+    else:  # pragma: no cover - big-endian hosts
+        pbone = (pad & _U32(0xFF)).astype(np.uint8)
+        pph = ((pad >> _U32(8)) & _U32(0xFF)).astype(np.uint8)
+        plat = (pad >> _U32(24)).astype(np.uint8)
+        marrow = (pad & _U32(0xFFFF)) == 0
+        ptimer_nz = (pad >> _U32(16)) != 0
+    pbyte = pph[1:-1, 1:-1, 1:-1]
+    qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
+    surface = qbone & _near_marrow(marrow, neighbourhood)
+    n_surface = int(np.count_nonzero(surface))
+
+    # sources that can recruit bone next to them: fresh top fronts and emptied fronts
+    is_r = (pph & np.uint8(3)) == 1
+    src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
+    src_hand = is_r & (pbone == 0) & ptimer_nz
+    near = np.zeros(pad.size, bool)
+    sidx = np.flatnonzero(src_top | src_hand)
+    if sidx.size:
+        tgt = (sidx[None, :] + offs[:, None]).ravel()
+        near[tgt[(tgt >= 0) & (tgt < pad.size)]] = True
+    near_i = near.reshape(pad.shape)[1:-1, 1:-1, 1:-1]
+
+    def linear(zyx: tuple[np.ndarray, ...]) -> np.ndarray:
+        gz_, gy_, gx_ = (np.asarray(c, np.int64) + o + halo for c, o in zip(zyx, origin, strict=False))
+        return (gz_ * gshape[1] + gy_) * gshape[2] + gx_
+
+    # activation draws for surface voxels
+    sidx_i = np.flatnonzero(surface)
+    hs = voxel_hash(inputs.key, linear(np.unravel_index(sidx_i, inner)))
+    drawn = np.zeros(surface.size, bool)
+    drawn[sidx_i[hs < np.uint32(inputs.act_thr)]] = True
+
+    cand = (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner)
+    ci = np.flatnonzero(cand)
+    counters = np.zeros(len(COUNTERS), np.uint64)
+    counters[COUNTERS.index("surface")] = n_surface
+    if ci.size == 0:
+        return dst, counters
+    cz, cy, cx = np.unravel_index(ci, inner)
+    pi = ((cz + 1) * PY + (cy + 1)) * PX + (cx + 1)
+    hashes = voxel_hash(inputs.key, linear((cz, cy, cx)))
+    old = pflat[pi]
+    new = np.empty(ci.shape, np.uint32)
+    ev = np.zeros(ci.shape, np.int64)
+    group = (old >> _U32(8)) & _U32(3)  # by phase: each branch gathers only the neighbours it reads
+    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
+    for g in range(4):
+        sel = np.flatnonzero(group == g)
+        if sel.size:
+            new[sel], ev[sel] = rule(_Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood)
+    dflat = dst.reshape(-1)
+    dflat[ci] = new
+    ob = (old & _U32(0xFF)).astype(np.int64)
+    nbn = (new & _U32(0xFF)).astype(np.int64)
+    diff = nbn - ob
+    counters[0] = int(np.maximum(-diff, 0).sum())
+    counters[1] = int(np.maximum(diff, 0).sum())
+    counters[2] = int(np.count_nonzero(ev & EV_RECRUIT))
+    counters[3] = int(np.count_nonzero(ev & EV_SEED))
+    counters[5] = int(np.count_nonzero(ev & EV_PERF))
+    if map_day >= 0:
+        if resorbed_day is not None:
+            rflat = resorbed_day.reshape(-1)
+            lost = ci[(diff < 0) & (rflat[ci] < 0)]
+            rflat[lost] = map_day
+        if formed_day is not None:
+            formed_day.reshape(-1)[ci[diff > 0]] = map_day
+    return dst, counters
+
+
+class _NumpyState:
+    __slots__ = ("counters", "formed_day", "gshape", "neighbourhood", "resorbed_day", "word")
+
+    def __init__(self, word: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
+        self.word = word
+        self.resorbed_day = rmap
+        self.formed_day = fmap
+        self.neighbourhood = neighbourhood
+        self.gshape = word.shape
+        self.counters: list[np.ndarray] = []
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.word.shape  # type: ignore[return-value]
+
+
+class NumpyBackend:
+    """Reference backend: vectorised NumPy on the CPU (bit-identical to the CUDA kernel)."""
+
+    name = "numpy"
+
+    def __init__(self) -> None:
+        self.device = "cpu (numpy)"
+
+    def upload(
+        self,
+        bone: np.ndarray,
+        phase: np.ndarray,
+        timer: np.ndarray,
+        resorbed_day: np.ndarray,
+        formed_day: np.ndarray,
+        *,
+        neighbourhood: int,
+    ) -> _NumpyState:
+        return _NumpyState(
+            pack(bone, phase, timer),
+            np.array(resorbed_day, np.int32, copy=True),
+            np.array(formed_day, np.int32, copy=True),
+            neighbourhood,
+        )
+
+    def step(self, state: _NumpyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
+        state.word, c = step_block(
+            state.word,
+            inputs,
+            neighbourhood=state.neighbourhood,
+            resorbed_day=state.resorbed_day,
+            formed_day=state.formed_day,
+            map_day=map_day,
+        )
+        state.counters.append(c)
+
+    def read_counters(self, state: _NumpyState) -> np.ndarray:
+        out = np.array(state.counters, dtype=np.uint64).reshape(-1, len(COUNTERS))
+        state.counters = []
+        return out
+
+    def download(self, state: _NumpyState) -> dict[str, Any]:
+        bone, phase, timer = unpack(state.word)
+        return {
+            "bone": bone,
+            "phase": phase,
+            "timer": timer,
+            "resorbed_day": state.resorbed_day.copy(),
+            "formed_day": state.formed_day.copy(),
+        }
+
+    def download_bone(self, state: _NumpyState) -> np.ndarray:
+        return (state.word & _U32(0xFF)).astype(np.uint8)

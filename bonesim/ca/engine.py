@@ -1,0 +1,587 @@
+"""The time loop of the remodeling CA: plan, open (fresh or resumed), the day loop, finish.
+
+:func:`simulate` runs a bone volume through years of remodeling under
+constant :class:`~bonesim.ca.params.RemodelingParams` or a daily parameter
+table (what ``bonesim.physiology`` produces), on any backend, and writes a
+schema-1 result file (see ``docs/simulate.md``). It is four named steps:
+
+1. :func:`plan_run` — check the arguments, resolve the daily parameters, fix
+   the step counts and the run's identity (what a resume must share);
+2. :func:`_open_run` — a fresh run folder, or the verified checkpoint of an
+   interrupted one (:class:`bonesim.io.result.RunFolder` owns the files);
+3. :meth:`_Loop.run` — the day loop: calibrate, step, save, checkpoint;
+4. :func:`_finish` — assemble ``OUT`` from the run folder, provenance, XDMF.
+
+A run killed at any instant leaves a consistent checkpoint in ``OUT.partial``;
+``resume=True`` continues from it, bit for bit as one unbroken run.
+
+>>> import numpy as np
+>>> from bonesim import Volume, phantom
+>>> vol = Volume(phantom.plate((12, 12, 12), 6), voxel_size_um=20)
+>>> res = simulate(vol, RemodelingParams(), years=0.1, spinup_years=0, backend="numpy")
+>>> res.metrics["day"][:2].tolist(), res.volume.shape
+([0.0, 30.0], (12, 12, 12))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bonesim._validation import check_in_range, check_positive
+from bonesim.ca.backends import resolve_backend
+from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
+from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
+from bonesim.ca.schedule import CAL_EVERY, Schedule
+from bonesim.defaults import DAYS_PER_YEAR
+from bonesim.errors import BonesimError
+from bonesim.io.hdf5 import check_output_path
+from bonesim.io.result import RunFolder, digest_arrays, partial_path, volume_digest
+from bonesim.preflight import check_disk, check_memory
+from bonesim.volume import Volume
+
+log = logging.getLogger(__name__)
+
+__all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "plan_run", "simulate"]
+
+#: Host bytes per voxel a run holds at a save point (state, maps, their download, the previous frame).
+HOST_BYTES_PER_VOXEL = 40
+#: Longest run accepted, in simulated years.
+MAX_YEARS = 1000.0
+#: A CA step must be at most this fraction of the resorption period (else cavities never form).
+MAX_DT_FRACTION_OF_RESORPTION = 0.5
+
+
+@dataclass
+class SimulationResult:
+    """What :func:`simulate` returns.
+
+    Attributes
+    ----------
+    volume : Volume
+        Bone fraction at the end of the run.
+    metrics : dict of ndarray
+        The ``/tables/metrics`` columns, one row per saved frame.
+    path : Path or None
+        The result file (None when run without ``out``).
+    state : dict of ndarray
+        Final ``bone, phase, timer, resorbed_day, formed_day``.
+    backend, device : str
+    timings : dict
+    """
+
+    volume: Volume
+    metrics: dict[str, np.ndarray]
+    path: Path | None
+    state: dict[str, np.ndarray] = field(repr=False)
+    backend: str = ""
+    device: str = ""
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _resolve_daily(params: Any, scenario: Any, base_params: RemodelingParams | None, n_days: int):
+    """(list of daily RemodelingParams, the daily table to store, scenario name, scenario toml)."""
+    if params is None and scenario is None:
+        params = base_params or RemodelingParams()
+    if params is None:
+        params = scenario.table
+    if isinstance(params, RemodelingParams):
+        daily = [params]
+        table = constant_table(params, n_days)
+        name, toml = "constant", _params_toml(params)
+    elif isinstance(params, Mapping):
+        table = check_table(params)
+        daily = params_from_table(table, base_params)
+        name, toml = "table", ""
+        if len(daily) < n_days:
+            log.warning("daily table covers %d days of %d; its last row holds after that", len(daily), n_days)
+    else:
+        raise TypeError(
+            f"`params` must be a RemodelingParams or a daily table (dict of arrays), got {type(params)}"
+        )
+    if scenario is not None:
+        name = str(getattr(scenario, "name", name))
+        toml = str(getattr(scenario, "toml", toml))
+    return daily, table, name, toml
+
+
+def _params_toml(p: RemodelingParams) -> str:
+    lines = ["[remodeling]"]
+    for k, v in p.to_dict().items():
+        lines.append(f"{k} = {v!r}")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class RunPlan:
+    """Everything fixed before the first step: parameters, step counts and the run's identity."""
+
+    volume: Volume
+    daily: list[RemodelingParams]
+    table: Mapping[str, np.ndarray]
+    scenario_name: str
+    scenario_toml: str
+    years: float
+    seed: int
+    dt: float
+    n_spin: int
+    n_main: int
+    save_steps: int
+    config: dict[str, Any]
+
+    @property
+    def total(self) -> int:
+        return self.n_spin + self.n_main
+
+    def day_of(self, step: int) -> float:
+        return (step - self.n_spin) * self.dt
+
+
+def plan_run(
+    volume: Volume,
+    params: Any,
+    *,
+    years: float,
+    seed: int,
+    save_every: float,
+    spinup_years: float,
+    scenario: Any = None,
+    base_params: RemodelingParams | None = None,
+) -> RunPlan:
+    """Check the arguments and fix what the run will do (no files, no device)."""
+    if not isinstance(volume, Volume):
+        raise TypeError(f"`volume` must be a bonesim.Volume, got {type(volume).__name__}")
+    if not volume.is_bone_fraction:
+        raise BonesimError(
+            f"simulate needs a uint8 bone-fraction volume, got {volume.data.dtype}; segment it first"
+        )
+    years = check_in_range(check_positive(years, name="years"), 0.0, MAX_YEARS, name="years")
+    save_every = check_positive(save_every, name="save_every")
+    spinup_years = check_in_range(spinup_years, 0.0, 100.0, name="spinup_years")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+        raise BonesimError(f"`seed` must be an integer in [0, 2**32 - 1], got {seed!r}")
+    n_days = math.ceil(years * DAYS_PER_YEAR)
+    check_memory(n_days * 8 * (len(TABLE_COLUMNS) + 1) * 2, what=f"the daily table of {years:g} years")
+    daily, table, scen_name, scen_toml = _resolve_daily(params, scenario, base_params, n_days)
+    dt = daily[0].dt_days
+    if dt > years * DAYS_PER_YEAR:
+        raise BonesimError(f"dt_days = {dt:g} is longer than the run ({years * DAYS_PER_YEAR:g} days)")
+    short = min(p.resorption_days for p in daily[: max(1, n_days)])
+    if dt > MAX_DT_FRACTION_OF_RESORPTION * short:
+        raise BonesimError(
+            f"dt_days = {dt:g} is too long for a resorption period of {short:g} days: a BMU needs at least "
+            f"{1 / MAX_DT_FRACTION_OF_RESORPTION:g} steps to resorb; use dt_days <= "
+            f"{MAX_DT_FRACTION_OF_RESORPTION * short:g}"
+        )
+    n_spin = round(spinup_years * DAYS_PER_YEAR / dt)
+    n_main = max(1, round(years * DAYS_PER_YEAR / dt))
+    save_steps = max(1, round(save_every / dt))
+    constant = isinstance(params, RemodelingParams) or (params is None and scenario is None)
+    config = {
+        "input_digest": volume_digest(volume),
+        "seed": int(seed),
+        # constant parameters: their values (so a resumed run may ask for more years); tables: the table
+        "table_digest": digest_arrays(
+            {k: np.atleast_1d(np.float64(v)) for k, v in daily[0].to_dict().items()}
+            if constant
+            else {k: np.ascontiguousarray(v, np.float64) for k, v in table.items()}
+        ),
+        "neighbourhood": daily[0].neighbourhood,
+        "footprint_radius_um": daily[0].footprint_radius_um,
+        "dt_days": dt,
+        "spinup_steps": n_spin,
+        "save_steps": save_steps,
+        "total_steps": n_spin + n_main,
+        "shape": list(volume.shape),
+        "voxel_size_um": volume.voxel_size_um,
+    }
+    return RunPlan(
+        volume, daily, table, scen_name, scen_toml, years, int(seed), dt, n_spin, n_main, save_steps, config
+    )
+
+
+@dataclass
+class _Start:
+    """Where the loop starts: the initial state and what a checkpoint carries."""
+
+    state: dict[str, np.ndarray]
+    step: int = 0
+    n_frames: int = 0
+    prev_bone: np.ndarray | None = None
+    schedule: dict[str, Any] | None = None
+    metrics_acc: dict[str, Any] | None = None
+    rows: list[dict[str, float]] = field(default_factory=list)
+    fresh: bool = True
+
+
+def _initial_state(volume: Volume) -> dict[str, np.ndarray]:
+    shape = volume.shape
+    return {
+        "bone": volume.data,
+        "phase": np.zeros(shape, np.uint8),
+        "timer": np.zeros(shape, np.uint16),
+        "resorbed_day": np.full(shape, -1, np.int32),
+        "formed_day": np.full(shape, -1, np.int32),
+    }
+
+
+def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrite: bool) -> _Start:
+    """The start of the loop: a fresh state, or the verified checkpoint of ``folder``."""
+    if folder is None:
+        if resume:
+            raise BonesimError("resume=True needs `out` (the run's result file)")
+        return _Start(_initial_state(plan.volume))
+    check_output_path(folder.out, overwrite=overwrite)
+    nvox = math.prod(plan.volume.shape)
+    check_memory(nvox * HOST_BYTES_PER_VOXEL, what=f"simulating {plan.volume.shape} voxels")
+    check_disk(folder.out, nvox * 14, what=f"the checkpoint of {plan.volume.shape} voxels")
+    if not resume:
+        if folder.exists() and not folder.path.is_dir():
+            if not overwrite:
+                raise BonesimError(
+                    f"{folder.path} exists but is not a run folder: nothing to --resume; remove it or pass "
+                    "overwrite=True (--overwrite) to replace it"
+                )
+        elif folder.exists():
+            folder.lock()  # refuses while another process writes this run
+            if folder.has_checkpoint() and not overwrite:
+                folder.unlock()
+                raise BonesimError(
+                    f"an interrupted run exists in {folder.path}: pass resume=True (--resume) to continue it "
+                    "or overwrite=True (--overwrite) to start over"
+                )
+            folder.unlock()
+        return _Start(_initial_state(plan.volume))
+    if not folder.has_checkpoint():
+        raise BonesimError(
+            f"nothing to resume: no checkpoint in {folder.path} (the run completed or never started)"
+        )
+    folder.lock()
+    try:
+        return _resume_point(plan, folder)
+    except BaseException:
+        folder.unlock()
+        raise
+
+
+def _resume_point(plan: RunPlan, folder: RunFolder) -> _Start:
+    """The verified checkpoint of an interrupted run (the folder's lock is held)."""
+    folder.check_identity(plan.config)
+    ck = folder.read_checkpoint(plan.volume.shape)
+    stored_total = folder.stored_config().get("total_steps", plan.total)
+    if ck.step > plan.total:
+        raise BonesimError(f"checkpoint is at step {ck.step}, beyond the {plan.total} steps asked for")
+    if stored_total != plan.total and ck.step == stored_total and (ck.step - plan.n_spin) % plan.save_steps:
+        raise BonesimError(
+            f"the interrupted run had already saved its final frame (step {ck.step}, off the save grid); "
+            "it cannot be extended to more years: resume it with its original --years, then start a new run"
+        )
+    bad = folder.missing_frames(ck.n_frames, plan.volume.shape)
+    if bad:
+        log.warning(
+            "frame(s) %s of %s are missing or corrupt; the run restarts from its beginning to rewrite them",
+            ", ".join(map(str, bad)),
+            folder.path,
+        )
+        return _Start(_initial_state(plan.volume), fresh=True)
+    folder.drop_frames_from(ck.n_frames)
+    log.info("resuming %s at step %d of %d", folder.path, ck.step, plan.total)
+    return _Start(
+        ck.state, ck.step, ck.n_frames, ck.prev_bone, ck.schedule, ck.metrics_acc, ck.rows, fresh=False
+    )
+
+
+class _Loop:
+    """The day loop of one run and what it carries between steps."""
+
+    def __init__(
+        self, plan: RunPlan, be: Any, folder: RunFolder | None, start: _Start, compression: str
+    ) -> None:
+        self.plan, self.be, self.folder, self.compression = plan, be, folder, compression
+        self.sched = Schedule(plan.daily, plan.volume.voxel_size_um, plan.n_spin)
+        self.metrics = Metrics()
+        if start.schedule is not None:
+            self.sched.set_state(start.schedule)
+            self.metrics.set_state(start.metrics_acc)
+            self.metrics.rows = start.rows
+        self.n_frames, self.prev_bone, self.start = start.n_frames, start.prev_bone, start.step
+        self.state = be.upload(
+            *(start.state[k] for k in ("bone", "phase", "timer", "resorbed_day", "formed_day")),
+            neighbourhood=self.sched.neighbourhood,
+        )
+        self.rows_from = start.step  # step index of the first counter row not read yet
+        self.done = start.step
+        self.t_io = 0.0
+        self.final: dict[str, np.ndarray] | None = None
+
+    def drain(self) -> None:
+        rows = self.be.read_counters(self.state)
+        if len(rows):
+            self.sched.add_counters(rows, self.rows_from)
+            self.metrics.add(rows[max(0, self.plan.n_spin - self.rows_from) :])
+            self.rows_from += len(rows)
+
+    def save(self, *, frame: bool) -> None:
+        """A save point: a frame (after the spin-up) and/or a checkpoint of step ``self.done``."""
+        t0 = time.perf_counter()
+        self.drain()
+        st = self.be.download(self.state)
+        day = self.plan.day_of(self.done)
+        if frame:
+            self.metrics.frame_row(day, st, self.prev_bone, self.plan.dt)
+            self.prev_bone = st["bone"].copy()
+        if self.folder is not None:
+            if frame:
+                self.folder.write_frame(self.n_frames, st["bone"], day, self.compression)
+            self.folder.write_checkpoint(
+                st,
+                step=self.done,
+                day=day,
+                schedule=self.sched.get_state(),
+                metrics_acc=self.metrics.get_state(),
+                metrics=self.metrics.table(),
+                n_frames=self.n_frames + frame,
+                backend=self.be.name,
+                device=self.be.device,
+                seed=self.plan.seed,
+                compression=self.compression,
+            )
+        self.n_frames += frame
+        self.final = st
+        self.t_io += time.perf_counter() - t0
+
+    def _save_due(self) -> None:
+        p, done = self.plan, self.done
+        if done >= p.n_spin and ((done - p.n_spin) % p.save_steps == 0 or done == p.total):
+            self.save(frame=True)
+        elif self.folder is not None and done < p.n_spin and done % p.save_steps == 0:
+            self.save(frame=False)  # checkpoints during the spin-up
+
+    def run(self, interrupted: Callable[[], bool], progress: Callable | None, fresh: bool) -> None:
+        """Steps ``start .. total``: calibrate every CAL_EVERY steps, step, save on the grid."""
+        p, t0 = self.plan, time.perf_counter()
+        if fresh and self.folder is not None and self.start != p.n_spin:
+            self.save(frame=False)  # a run killed during its spin-up can resume too
+        if self.start == p.n_spin and self.n_frames == 0:
+            self.save(frame=True)  # the day-0 frame
+        for n in range(self.start, p.total):
+            if interrupted():
+                self._interrupt()
+            inputs = self.sched.inputs_for_step(n, seed=p.seed, drain=self.drain)
+            self.be.step(self.state, inputs, step=n, map_day=int(p.day_of(n)) if n >= p.n_spin else -1)
+            self.done = n + 1
+            self._save_due()
+            if progress is not None and (self.done % CAL_EVERY == 0 or self.done == p.total):
+                _report(progress, p, self.start, self.done, time.perf_counter() - t0)
+
+    def _interrupt(self) -> None:
+        if self.folder is not None:
+            self.save(frame=False)
+            log.warning(
+                "interrupted: checkpoint of step %d (day %g) written to %s",
+                self.done,
+                self.plan.day_of(self.done),
+                self.folder.path,
+            )
+        raise KeyboardInterrupt
+
+
+def _report(progress: Callable, plan: RunPlan, start: int, done: int, elapsed: float) -> None:
+    el = max(elapsed, 1e-9)
+    nvox = math.prod(plan.volume.shape)
+    progress(
+        {
+            "day": plan.day_of(done),
+            "total_days": plan.n_main * plan.dt,
+            "step": done,
+            "total_steps": plan.total,
+            "steps_per_s": (done - start) / el,
+            "gvox_per_s": (done - start) * nvox / el / 1e9,
+        }
+    )
+
+
+def _finish(loop: _Loop, wall: float, *, command: str | None, overwrite: bool) -> dict[str, float]:
+    """Timings; and, with a run folder, the assembled result file, its provenance and XDMF."""
+    plan, be = loop.plan, loop.be
+    ran = plan.total - loop.start
+    nvox = math.prod(plan.volume.shape)
+    timings = {
+        "wall_s": wall,
+        "io_s": loop.t_io,
+        "steps": ran,
+        "steps_per_s": ran / wall if wall > 0 else float("nan"),
+        "gvox_per_s": ran * nvox / (wall - loop.t_io) / 1e9 if wall > loop.t_io else float("nan"),
+    }
+    if loop.folder is None:
+        return timings
+    provenance = {
+        "command": command or f"bonesim.simulate(years={plan.years}, seed={plan.seed}, backend={be.name!r})",
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "device": be.device,
+        "backend": be.name,
+    }
+    loop.folder.assemble(
+        loop.final,
+        step=loop.done,
+        seed=plan.seed,
+        backend=be.name,
+        device=be.device,
+        metrics=loop.metrics.table(),
+        n_frames=loop.n_frames,
+        provenance=provenance,
+        timings=timings,
+        overwrite=overwrite,
+        compression=loop.compression,
+    )
+    loop.folder.remove()
+    with contextlib.suppress(Exception):
+        from bonesim.io.xdmf import write_xdmf
+
+        write_xdmf(loop.folder.out)
+    return timings
+
+
+def simulate(
+    volume: Volume,
+    params: RemodelingParams | Mapping[str, Any] | None = None,
+    *,
+    years: float,
+    backend: Any = "auto",
+    seed: int = 0,
+    save_every: float = 30,
+    out: str | os.PathLike | None = None,
+    overwrite: bool = False,
+    spinup_years: float = 1.0,
+    resume: bool = False,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+    scenario: Any = None,
+    base_params: RemodelingParams | None = None,
+    compression: str = "gzip",
+    command: str | None = None,
+) -> SimulationResult:
+    """Simulate bone remodeling of ``volume`` for ``years``.
+
+    Parameters
+    ----------
+    volume : Volume
+        uint8 bone fraction (255 = bone), isotropic voxel size.
+    params : RemodelingParams or dict of arrays, optional
+        Constant parameters, or a daily parameter table with columns ``day,
+        acf_per_year, erosion_depth_um, resorption_days, reversal_days,
+        mar_um_per_day, formation_efficiency`` (day 0 = end of spin-up).
+        Default: ``scenario.table`` if a scenario is given, else healthy defaults.
+    years : float
+        Simulated time after the spin-up.
+    backend : {'auto', 'numpy', 'cupy'} or backend object
+        A name for :func:`bonesim.ca.backends.resolve_backend`, or a backend it returned.
+    seed : int
+        Seed of the counter-based RNG; same seed, same bits on every backend.
+    save_every : float
+        Days between saved frames (frames at day 0, every ``save_every`` days, and the end).
+    out : path, optional
+        Result file (schema 1). Without it nothing is written.
+    overwrite : bool
+        Replace ``out`` (and a stale ``out.partial``) if present.
+    spinup_years : float
+        Spin-up under the baseline (day-0) parameters before day 0, so the
+        run starts with remodeling space open as in real bone.
+    resume : bool
+        Continue the interrupted run checkpointed in ``out.partial``.
+    progress : callable, optional
+        Called every few steps with a dict (``day``, ``total_days``, ``step``,
+        ``total_steps``, ``steps_per_s``, ``gvox_per_s``).
+    scenario : object, optional
+        With attributes ``name``, ``toml`` and ``table`` (see
+        ``bonesim.physiology.scenario_table``); stored in ``/scenario``.
+    base_params : RemodelingParams, optional
+        Fields a daily table does not hold (footprint, neighbourhood, dt).
+    compression : {'gzip', 'zstd', 'none'}
+    command : str, optional
+        Command line stored in ``/provenance``.
+
+    Returns
+    -------
+    SimulationResult
+
+    References
+    ----------
+    The BMU cycle and its parameters: see :mod:`bonesim.ca.params` and ``docs/model.md``.
+    """
+    plan = plan_run(
+        volume,
+        params,
+        years=years,
+        seed=seed,
+        save_every=save_every,
+        spinup_years=spinup_years,
+        scenario=scenario,
+        base_params=base_params,
+    )
+    folder = RunFolder(out) if out is not None else None
+    start = _open_run(plan, folder, resume=resume, overwrite=overwrite)
+    be = resolve_backend(backend) if isinstance(backend, str) else backend
+    try:
+        loop = _Loop(plan, be, folder, start, compression)
+        if folder is not None and start.fresh:  # only once the state is on the device
+            folder.create()
+            folder.write_input(
+                volume, plan.config, plan.table, plan.scenario_name, plan.scenario_toml, compression
+            )
+        elif folder is not None:  # the run may be longer now
+            folder.write_input(
+                volume, plan.config, plan.table, plan.scenario_name, plan.scenario_toml, compression
+            )
+        t0 = time.perf_counter()
+        with _sigint_flag() as interrupted:
+            loop.run(interrupted, progress, start.fresh)
+        if loop.final is None:
+            loop.final = be.download(loop.state)
+        timings = _finish(loop, time.perf_counter() - t0, command=command, overwrite=overwrite)
+    finally:
+        if folder is not None:
+            folder.unlock()
+    return SimulationResult(
+        volume=volume.with_data(loop.final["bone"], simulated_years=years, seed=int(seed)),
+        metrics=loop.metrics.table(),
+        path=Path(out) if out is not None else None,
+        state=loop.final,
+        backend=be.name,
+        device=be.device,
+        timings=timings,
+    )
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """Turn Ctrl-C into a flag the loop checks between steps (main thread only)."""
+    import signal
+    import threading
+
+    hit = [False]
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+
+    def handler(signum, frame):
+        if hit[0]:  # a second Ctrl-C while checkpointing: stop now
+            raise KeyboardInterrupt
+        hit[0] = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield lambda: hit[0]
+    finally:
+        signal.signal(signal.SIGINT, old)

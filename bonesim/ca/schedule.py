@@ -1,0 +1,278 @@
+"""From physical parameters to the integer inputs of each CA step (host side).
+
+The kernels see no floating-point numbers: every step gets a
+:class:`~bonesim.ca.backends.base.StepInputs` of unsigned 32-bit integers that
+this module computes, deterministically, from the day's
+:class:`~bonesim.ca.params.RemodelingParams`, the voxel size and integer state
+carried across steps (fixed-point rate accumulators and the activation
+calibration counters). That state is part of every checkpoint, so a resumed
+run draws exactly the same thresholds as an unbroken one.
+
+Activation is calibrated in two parts. The probability that a quiescent
+surface voxel seeds a BMU in one step is the requested surface fraction per
+step (Ac.f·dt/365.25) divided by the mean footprint of a seed, estimated from
+the counters so far. On its own that left the realised Ac.f several per cent
+short of the request for years at a time in small volumes (a few hundred
+activations over years: Bernoulli noise, and seed counts measured 3-9 % below
+the expected one), and nothing compared realised with requested. So the
+schedule also keeps the integer *deficit*, requested minus recruited
+surface voxels summed over all steps run (the request of a step being
+Ac.f·dt/365.25 times that step's quiescent surface count), and adds
+``deficit / CATCH_UP_DAYS`` per day to the request, capped at ± the request:
+the realised count then tracks the requested one within the noise of about
+``CATCH_UP_DAYS`` of activations, at every Ac.f, ramps included.
+
+>>> s = Schedule([RemodelingParams()], voxel_size_um=20.0)
+>>> i = s.inputs(0, seed=0)
+>>> i.depth, i.rev_steps, i.f_q16, i.lat0
+(638, 20, 65536, 80)
+
+References
+----------
+See ``docs/model.md`` and :mod:`bonesim.ca.params` for the sources of the rules.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from bonesim.ca.backends.base import COUNTERS, NEIGH, OFFSETS, StepInputs, step_key
+from bonesim.ca.params import RemodelingParams
+from bonesim.defaults import DAYS_PER_YEAR
+
+#: Steps between recalibrations of the activation probability.
+CAL_EVERY = 16
+#: Weight (in seeds) of the flat-surface prior footprint in the calibration.
+PRIOR_SEEDS = 20
+#: Days over which a shortfall (or excess) of recruited surface against the request is made up.
+CATCH_UP_DAYS = 90
+_Q16 = 1 << 16
+
+
+def lateral_costs(params: RemodelingParams, voxel_size_um: float) -> tuple[int, int, int, int]:
+    """Lateral budget of a seed and the cost of a face, edge and corner step (integers).
+
+    The budget is the footprint radius L in units of 1/K voxel with K <= 16
+    chosen so that it fits 8 bits; a surface voxel joins the footprint while
+    the budget left after the cheapest path from the seed is > 0.
+    """
+    rho = params.footprint_radius_um / voxel_size_um
+    k = max(1, min(16, int(255 // max(rho, 1e-9))))
+    lat0 = min(255, round(rho * k))
+    return lat0, k, round(k * math.sqrt(2)), round(k * math.sqrt(3))
+
+
+def flat_footprint(lat0: int, costs: tuple[int, int, int], neighbourhood: int) -> int:
+    """Voxels recruited by one seed on an unobstructed flat surface (the calibration prior).
+
+    >>> flat_footprint(80, (16, 23, 28), 26)
+    69
+    """
+    r = lat0 // max(1, min(costs)) + 2
+    n = 2 * r + 1
+    budget = np.zeros((n, n), np.int64)
+    budget[r, r] = lat0
+    moves = [(dy, dx) for (dz, dy, dx) in OFFSETS[list(NEIGH[neighbourhood])] if dz == 0]
+    changed = True
+    while changed:
+        changed = False
+        for dy, dx in moves:
+            cost = costs[abs(dy) + abs(dx) - 1]
+            src = np.roll(np.roll(budget, dy, axis=0), dx, axis=1)
+            cand = np.where(src > 0, src - cost, 0)
+            better = cand > budget
+            if better.any():
+                budget = np.where(better, cand, budget)
+                changed = True
+    return int(np.count_nonzero(budget > 0))
+
+
+class Schedule:
+    """Per-step integer inputs of a run: daily parameters, spin-up, accumulators, calibration.
+
+    Parameters
+    ----------
+    daily : sequence of RemodelingParams
+        Parameters of day 0, 1, ...; the last one holds for later days.
+    voxel_size_um : float
+    spinup_steps : int
+        Steps run under ``daily[0]`` before day 0.
+    """
+
+    def __init__(
+        self, daily: Sequence[RemodelingParams], voxel_size_um: float, spinup_steps: int = 0
+    ) -> None:
+        if not daily:
+            raise ValueError("`daily` needs at least one day of parameters")
+        self.daily = list(daily)
+        self.h = float(voxel_size_um)
+        self.spinup_steps = int(spinup_steps)
+        base = self.daily[0]
+        for p in {id(p): p for p in self.daily}.values():
+            p.check_voxel_size(self.h)
+            if (p.neighbourhood, p.dt_days, p.footprint_radius_um) != (
+                base.neighbourhood,
+                base.dt_days,
+                base.footprint_radius_um,
+            ):
+                raise ValueError("neighbourhood, dt_days and footprint_radius_um must be constant over a run")
+        self.neighbourhood = base.neighbourhood
+        self.dt = base.dt_days
+        self.lat0, *costs = lateral_costs(base, self.h)
+        self.costs = tuple(costs)
+        self.footprint0 = flat_footprint(self.lat0, self.costs, self.neighbourhood)
+        # integer state carried across steps (checkpointed)
+        self.erode_acc = 0
+        self.form_acc = 0
+        self.recruited_total = 0
+        self.seeds_total = 0
+        self.pending = np.zeros(len(COUNTERS), np.uint64)
+        self.counted_steps = 0  # counter rows received so far (= index of the next row's step)
+        self.pending_req_q16 = 0  # requested recruits of the pending rows, 1/65536 voxel
+        self.pending_steps = 0
+        self.deficit_q16 = 0  # requested - recruited, summed over calibrated rows, 1/65536 voxel
+        self.surface_mean = 0  # mean quiescent surface voxels per step of the last calibration window
+        self._cache: dict[int, tuple[int, ...]] = {}
+
+    # -------------------------------------------------------------- time --
+    def day_of(self, step: int) -> float:
+        """Simulated day at the end of ``step`` (negative during spin-up)."""
+        return (step + 1 - self.spinup_steps) * self.dt
+
+    def params_at(self, step: int) -> RemodelingParams:
+        if step < self.spinup_steps:
+            return self.daily[0]
+        day = int((step - self.spinup_steps) * self.dt)
+        return self.daily[min(day, len(self.daily) - 1)]
+
+    # ------------------------------------------------------------ inputs --
+    def _static(self, p: RemodelingParams) -> tuple[int, ...]:
+        key = id(p)
+        if key not in self._cache:
+            depth_vox = p.erosion_depth_um / self.h
+            depth = max(1, round(depth_vox * 255))
+            # steps left for erosion after the one-step latency of each recruitment/hand-over
+            steps = max(1.0, p.resorption_days / p.dt_days - math.ceil(depth_vox))
+            erode_q16 = round(depth / steps * _Q16)
+            form_q16 = round(p.mar_um_per_day * p.dt_days / self.h * 255 * _Q16)
+            rev = round(p.reversal_days / p.dt_days)
+            f_q16 = round(p.formation_efficiency * _Q16)
+            self._cache[key] = (depth, erode_q16, form_q16, rev, f_q16)
+        return self._cache[key]
+
+    def footprint_estimate(self) -> float:
+        """Mean surface voxels recruited per seed, from the counters so far (with a flat prior)."""
+        return (self.recruited_total + PRIOR_SEEDS * self.footprint0) / (self.seeds_total + PRIOR_SEEDS)
+
+    def rate_per_step(self, p: RemodelingParams) -> float:
+        """Surface fraction to recruit per step: the request plus the catch-up of the deficit.
+
+        >>> s = Schedule([RemodelingParams(acf_per_year=0.36525)], voxel_size_um=20.0)
+        >>> round(s.rate_per_step(s.daily[0]), 9)
+        0.001
+        >>> s.deficit_q16, s.surface_mean = 9 * 65536, 1000  # 9 voxels short on a 1000-voxel surface
+        >>> round(s.rate_per_step(s.daily[0]), 9)  # + 9 / 1000 / 90 days
+        0.0011
+        """
+        req = p.acf_per_year * p.dt_days / DAYS_PER_YEAR
+        if self.surface_mean <= 0 or self.deficit_q16 == 0:
+            return req
+        catch_up = self.deficit_q16 / _Q16 / self.surface_mean * p.dt_days / CATCH_UP_DAYS
+        return req + min(req, max(-req, catch_up))
+
+    def inputs(self, step: int, *, seed: int) -> StepInputs:
+        """The integer inputs of ``step``; advances the rate accumulators (call once per step, in order)."""
+        p = self.params_at(step)
+        depth, erode_q16, form_q16, rev, f_q16 = self._static(p)
+        self.erode_acc += erode_q16
+        erode, self.erode_acc = self.erode_acc >> 16, self.erode_acc & 0xFFFF
+        self.form_acc += form_q16
+        form, self.form_acc = self.form_acc >> 16, self.form_acc & 0xFFFF
+        prob = self.rate_per_step(p) / self.footprint_estimate()
+        act_thr = min(0xFFFFFFFF, int(prob * 2.0**32))
+        return StepInputs(
+            act_thr=act_thr,
+            erode=min(erode, 0xFFFFFFFF),
+            depth=depth,
+            form=min(form, 0xFFFFFFFF),
+            rev_steps=rev,
+            f_q16=f_q16,
+            lat0=self.lat0,
+            cost1=self.costs[0],
+            cost2=self.costs[1],
+            cost3=self.costs[2],
+            key=step_key(seed, step),
+        )
+
+    def inputs_for_step(self, step: int, *, seed: int, drain: Callable[[], None] | None = None) -> StepInputs:
+        """The protocol of every driver: every ``CAL_EVERY`` steps, read the counters and recalibrate; then inputs.
+
+        ``drain`` (if given) must feed the counters of the steps run so far to
+        :meth:`add_counters` before the calibration.
+        """
+        if step % CAL_EVERY == 0:
+            if drain is not None:
+                drain()
+            self.calibrate()
+        return self.inputs(step, seed=seed)
+
+    def add_counters(self, rows: np.ndarray, first_step: int | None = None) -> None:
+        """Add per-step counter rows (of steps already run) to the pending calibration sums.
+
+        ``first_step`` is the step of the first row (default: the step after the last row added).
+        """
+        if first_step is not None:
+            self.counted_steps = int(first_step)
+        if len(rows):
+            rows = np.asarray(rows, np.uint64)
+            self.pending += rows.sum(axis=0)
+            surf = COUNTERS.index("surface")
+            for i, n_surf in enumerate(rows[:, surf].tolist()):
+                p = self.params_at(self.counted_steps + i)
+                self.pending_req_q16 += round(p.acf_per_year * p.dt_days / DAYS_PER_YEAR * n_surf * _Q16)
+            self.counted_steps += len(rows)
+            self.pending_steps += len(rows)
+
+    def calibrate(self) -> None:
+        """Fold the pending counters into the calibration (call when ``step % CAL_EVERY == 0``)."""
+        self.recruited_total += int(self.pending[COUNTERS.index("recruited")])
+        self.seeds_total += int(self.pending[COUNTERS.index("seeds")])
+        recruited = int(self.pending[COUNTERS.index("recruited")])
+        self.deficit_q16 += self.pending_req_q16 - recruited * _Q16
+        if self.pending_steps:
+            self.surface_mean = int(self.pending[COUNTERS.index("surface")]) // self.pending_steps
+        self.pending[:] = 0
+        self.pending_req_q16 = 0
+        self.pending_steps = 0
+
+    # -------------------------------------------------------- checkpoint --
+    def get_state(self) -> dict[str, Any]:
+        return {
+            "erode_acc": self.erode_acc,
+            "form_acc": self.form_acc,
+            "recruited_total": self.recruited_total,
+            "seeds_total": self.seeds_total,
+            "pending": [int(v) for v in self.pending],
+            "counted_steps": self.counted_steps,
+            "pending_req_q16": self.pending_req_q16,
+            "pending_steps": self.pending_steps,
+            "deficit_q16": self.deficit_q16,
+            "surface_mean": self.surface_mean,
+        }
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        self.erode_acc = int(state["erode_acc"])
+        self.form_acc = int(state["form_acc"])
+        self.recruited_total = int(state["recruited_total"])
+        self.seeds_total = int(state["seeds_total"])
+        self.pending = np.array(state["pending"], np.uint64)
+        # checkpoints written before the deficit catch-up resume without it
+        self.counted_steps = int(state.get("counted_steps", 0))
+        self.pending_req_q16 = int(state.get("pending_req_q16", 0))
+        self.pending_steps = int(state.get("pending_steps", 0))
+        self.deficit_q16 = int(state.get("deficit_q16", 0))
+        self.surface_mean = int(state.get("surface_mean", 0))

@@ -1,0 +1,588 @@
+"""The one owner of the result format: the run folder while a run is written, the result file after.
+
+While a run is written it lives in the folder ``OUT.partial`` beside ``OUT``
+(:class:`RunFolder`):
+
+- ``input.h5`` — the input volume, the daily parameter table, the scenario and
+  the run's configuration (including its identity, :func:`run_identity`);
+- ``frame_NNNNN.h5`` — one per saved frame;
+- ``checkpoint.h5`` — the CA state, maps, metrics and the integer schedule state;
+- ``lock`` — an exclusive ``fcntl`` lock held by the process writing the run.
+
+Every file is written under a unique temporary name and renamed into place,
+with Fletcher-32 checksums on its datasets, so a run killed at any instant
+leaves a consistent, verifiable folder. :meth:`RunFolder.assemble` writes the
+schema-1 result file ``OUT`` (again atomically); :class:`Result` reads one
+(a result or a plain volume file) for every other module of bonesim.
+
+Layout of a result: see ``docs/hdf5.md``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import tempfile
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from bonesim.errors import BonesimError, SchemaError
+from bonesim.io.hdf5 import (
+    atomic_output,
+    create_array,
+    open_bonesim,
+    read_json_attr,
+    read_table,
+    write_json_attr,
+    write_root_attrs,
+    write_table,
+)
+from bonesim.volume import Volume
+
+#: Phase codes and limits of the packed CA state a checkpoint may hold.
+MAX_PHASE = 3
+MAX_DIRECTION = 26
+#: Configuration keys a resumed run must share with its checkpoint, and what each one is.
+IDENTITY_KEYS: dict[str, str] = {
+    "input_digest": "the input volume (its voxels or voxel size)",
+    "seed": "the seed (--seed)",
+    "table_digest": "the parameters (--params, --scenario or the daily table)",
+    "neighbourhood": "the neighbourhood",
+    "footprint_radius_um": "the footprint radius",
+    "dt_days": "the time step dt_days",
+    "spinup_steps": "the spin-up (--spinup-years)",
+    "save_steps": "the save interval (--save-every)",
+    "shape": "the volume shape",
+    "voxel_size_um": "the voxel size",
+}
+STATE_FIELDS = ("bone", "phase", "timer")
+MAP_FIELDS = ("resorbed_day", "formed_day")
+
+
+def partial_path(out: str | os.PathLike) -> Path:
+    """The folder of an in-progress run writing ``out``: ``OUT.partial`` beside it."""
+    p = Path(out)
+    return p.with_name(p.name + ".partial")
+
+
+def digest_arrays(arrays: Mapping[str, Any]) -> str:
+    """A short SHA-256 of named arrays (name, dtype, shape and bytes), order-independent."""
+    h = hashlib.sha256()
+    for k in sorted(arrays):
+        a = np.ascontiguousarray(arrays[k])
+        h.update(k.encode())
+        h.update(str(a.dtype).encode() + str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+def volume_digest(volume: Volume) -> str:
+    """Identity of an input volume: its voxels and voxel size."""
+    return digest_arrays({"bone": volume.data, "voxel_size_um": np.float64(volume.voxel_size_um)})
+
+
+# ----------------------------------------------------------------- files ----
+@contextlib.contextmanager
+def atomic_h5(path: Path) -> Iterator[h5py.File]:
+    """An HDF5 file written under a unique temporary name and renamed onto ``path`` when closed."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with h5py.File(tmp, "w") as f:
+            yield f
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+            raise BonesimError(
+                f"disk full while writing {path}; free space and continue with --resume"
+            ) from None
+        raise
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def _checked(group: h5py.Group, name: str, data: np.ndarray, compression: str) -> h5py.Dataset:
+    return create_array(group, name, data, compression=compression, checksum=True)
+
+
+def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
+    try:
+        return ds[...]
+    except OSError as exc:
+        raise BonesimError(f"{where}: {ds.name} fails its checksum or is corrupt ({exc})") from None
+
+
+def _write_state(f: h5py.File, st: Mapping[str, np.ndarray], compression: str) -> h5py.Group:
+    s = f.create_group("state")
+    for nm in STATE_FIELDS:
+        _checked(s, nm, st[nm], compression)
+    m = f.create_group("maps")
+    for nm in MAP_FIELDS:
+        _checked(m, nm, st[nm], compression)
+    return s
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds: the state, the step and everything the loop carries."""
+
+    state: dict[str, np.ndarray]
+    step: int
+    schedule: dict[str, Any]
+    metrics_acc: dict[str, Any]
+    rows: list[dict[str, float]]
+    n_frames: int
+    prev_bone: np.ndarray | None = None
+
+
+def validate_state(state: Mapping[str, np.ndarray], shape: tuple[int, ...], where: str) -> None:
+    """Refuse a CA state of the wrong shape or dtype, or with impossible phase/direction codes."""
+    want = {
+        "bone": np.uint8,
+        "phase": np.uint8,
+        "timer": np.uint16,
+        "resorbed_day": np.int32,
+        "formed_day": np.int32,
+    }
+    for nm, dt in want.items():
+        a = state[nm]
+        if a.shape != tuple(shape) or a.dtype != dt:
+            raise BonesimError(
+                f"{where}: {nm} is {a.dtype} {a.shape}, expected {np.dtype(dt)} {tuple(shape)}; the checkpoint is corrupt"
+            )
+    direction = state["phase"] >> 3
+    if int(direction.max(initial=0)) > MAX_DIRECTION:
+        raise BonesimError(
+            f"{where}: direction codes above {MAX_DIRECTION} in the state; the checkpoint is corrupt"
+        )
+
+
+class RunFolder:
+    """The folder ``OUT.partial`` of a run in progress (see the module docstring)."""
+
+    def __init__(self, out: str | os.PathLike) -> None:
+        self.out = Path(out)
+        self.path = partial_path(self.out)
+        self._lock_fd: int | None = None
+
+    # -- life cycle --------------------------------------------------------
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def has_checkpoint(self) -> bool:
+        return (self.path / "checkpoint.h5").is_file() and (self.path / "input.h5").is_file()
+
+    def create(self) -> None:
+        """Start a fresh folder (a stale one, and its files, are removed first)."""
+        import shutil
+
+        if self.path.is_symlink() or self.path.is_file():
+            self.path.unlink()
+        elif self.path.exists():
+            self.lock()
+            shutil.rmtree(self.path)
+            self.unlock()
+        self.path.mkdir()
+        self.lock()
+
+    def lock(self) -> None:
+        """Take the exclusive lock of the folder, or say which run holds it."""
+        import fcntl
+
+        if self._lock_fd is not None:
+            return
+        self.path.mkdir(exist_ok=True)
+        fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            holder = ""
+            with contextlib.suppress(OSError):
+                holder = (self.path / "lock").read_text().strip()
+            raise BonesimError(
+                f"another bonesim process{f' ({holder})' if holder else ''} is writing {self.out} right now; "
+                "wait for it to finish (or stop it) before starting or resuming this run"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {os.uname().nodename}".encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def remove(self) -> None:
+        import shutil
+
+        self.unlock()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    # -- writing -----------------------------------------------------------
+    def write_input(
+        self, volume: Volume, config: Mapping, table: Mapping, name: str, toml: str, compression: str
+    ) -> None:
+        with atomic_h5(self.path / "input.h5") as f:
+            write_root_attrs(f, volume.voxel_size_um)
+            g = f.create_group("volume")
+            ds = _checked(g, "bone", volume.data, compression)
+            write_json_attr(ds, "metadata", volume.metadata)
+            write_json_attr(f, "config", dict(config))
+            write_table(f.create_group("tables"), "physiology", table)
+            sc = f.create_group("scenario")
+            sc.attrs["name"] = name
+            sc.attrs["toml"] = toml
+
+    def write_frame(self, index: int, bone: np.ndarray, day: float, compression: str) -> None:
+        with atomic_h5(self.path / f"frame_{index:05d}.h5") as f:
+            _checked(f, "bone", bone, compression)
+            f.attrs["day"] = float(day)
+            f.attrs["index"] = int(index)
+
+    def write_checkpoint(
+        self,
+        st: Mapping[str, np.ndarray],
+        *,
+        step: int,
+        day: float,
+        schedule: Mapping[str, Any],
+        metrics_acc: Mapping[str, Any],
+        metrics: Mapping[str, np.ndarray],
+        n_frames: int,
+        backend: str,
+        device: str,
+        seed: int,
+        compression: str,
+    ) -> None:
+        with atomic_h5(self.path / "checkpoint.h5") as f:
+            s = _write_state(f, st, compression)
+            write_table(f.create_group("tables"), "metrics", metrics)
+            s.attrs.update(step=int(step), day=float(day), seed=int(seed), backend=backend, device=device)
+            write_json_attr(s, "schedule", dict(schedule))
+            write_json_attr(s, "metrics_acc", dict(metrics_acc))
+            s.attrs["n_frames"] = int(n_frames)
+            s.attrs["state_digest"] = digest_arrays({k: st[k] for k in (*STATE_FIELDS, *MAP_FIELDS)})
+
+    def drop_frames_from(self, n_frames: int) -> None:
+        """Remove frames written after the checkpoint (index >= ``n_frames``) and stray temp files."""
+        for extra in self.path.glob("frame_*.h5"):
+            with contextlib.suppress(ValueError):
+                if int(extra.stem.split("_")[1]) >= n_frames:
+                    extra.unlink()
+        for tmp in self.path.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+
+    # -- reading -----------------------------------------------------------
+    def stored_config(self) -> dict[str, Any]:
+        try:
+            with h5py.File(self.path / "input.h5", "r") as f:
+                cfg = read_json_attr(f, "config", {})
+        except (OSError, ValueError) as exc:
+            raise BonesimError(
+                f"the run folder {self.path} has no readable input.h5 ({exc}); start over with --overwrite"
+            ) from None
+        if not isinstance(cfg, dict):
+            raise BonesimError(
+                f"{self.path}/input.h5: its configuration is not a mapping; start over with --overwrite"
+            )
+        return cfg
+
+    def check_identity(self, config: Mapping[str, Any]) -> None:
+        """Refuse to resume when any setting that changes bits differs, naming it."""
+        stored = self.stored_config()
+        for key, what in IDENTITY_KEYS.items():
+            if stored.get(key) != config.get(key):
+                raise BonesimError(
+                    f"cannot resume {self.out}: {what} differs from the interrupted run "
+                    f"(was {stored.get(key)!r}, now {config.get(key)!r}); resume with the same input and "
+                    "options, or start over with --overwrite"
+                )
+
+    def frame_ok(self, index: int, shape: tuple[int, ...]) -> bool:
+        """True when frame ``index`` reads back whole (checksums verified) with the right shape."""
+        try:
+            with h5py.File(self.path / f"frame_{index:05d}.h5", "r") as fr:
+                a = fr["bone"][...]
+                float(fr.attrs["day"])
+            return a.shape == tuple(shape) and a.dtype == np.uint8
+        except (OSError, KeyError, ValueError, TypeError):
+            return False
+
+    def read_checkpoint(self, shape: tuple[int, ...]) -> Checkpoint:
+        """Read and verify the checkpoint (checksums, fields, codes) and the frames it counts."""
+        where = f"{self.path}/checkpoint.h5"
+        try:
+            f = h5py.File(self.path / "checkpoint.h5", "r")
+        except OSError as exc:
+            raise BonesimError(
+                f"checkpoint {where} is missing or unreadable ({exc}); start over with --overwrite"
+            ) from None
+        try:
+            with f:
+                if "state" not in f or "maps" not in f or "tables/metrics" not in f:
+                    raise BonesimError(
+                        f"{where} lacks /state, /maps or /tables/metrics; start over with --overwrite"
+                    )
+                s = f["state"]
+                state = {nm: _read_checked(s[nm], where) for nm in STATE_FIELDS}
+                state.update({nm: _read_checked(f["maps"][nm], where) for nm in MAP_FIELDS})
+                step = int(s.attrs["step"])
+                n_frames = int(s.attrs["n_frames"])
+                digest = s.attrs.get("state_digest")
+                t = read_table(f["tables/metrics"])
+                schedule = read_json_attr(s, "schedule")
+                metrics_acc = read_json_attr(s, "metrics_acc")
+        except KeyError as exc:
+            raise BonesimError(f"{where} lacks {exc}; start over with --overwrite") from None
+        except (ValueError, TypeError) as exc:
+            raise BonesimError(f"{where} is corrupt ({exc}); start over with --overwrite") from None
+        if step < 0 or n_frames < 0:
+            raise BonesimError(
+                f"{where}: step {step} / {n_frames} frames is impossible; start over with --overwrite"
+            )
+        if digest is not None:
+            digest = digest.decode() if isinstance(digest, bytes) else str(digest)
+            if digest != digest_arrays(state):
+                raise BonesimError(
+                    f"{where}: the state does not match its stored digest; start over with --overwrite"
+                )
+        if not isinstance(schedule, dict) or not isinstance(metrics_acc, dict):
+            raise BonesimError(
+                f"{where}: schedule or metrics state is not a mapping; start over with --overwrite"
+            )
+        validate_state(state, shape, where)
+        rows = [{k: float(t[k][i]) for k in t} for i in range(len(t["day"]))] if t else []
+        ck = Checkpoint(state, step, schedule, metrics_acc, rows[:n_frames], n_frames)
+        if n_frames > 0:
+            with h5py.File(self.path / f"frame_{n_frames - 1:05d}.h5", "r") as fr:
+                ck.prev_bone = fr["bone"][...]
+        return ck
+
+    def missing_frames(self, n_frames: int, shape: tuple[int, ...]) -> list[int]:
+        """Indices ``< n_frames`` whose frame file is missing, truncated or fails its checksum."""
+        return [i for i in range(n_frames) if not self.frame_ok(i, shape)]
+
+    # -- the result --------------------------------------------------------
+    def assemble(
+        self,
+        st: Mapping[str, np.ndarray],
+        *,
+        step: int,
+        seed: int,
+        backend: str,
+        device: str,
+        metrics: Mapping[str, np.ndarray],
+        n_frames: int,
+        provenance: Mapping[str, Any],
+        timings: Mapping[str, Any],
+        overwrite: bool,
+        compression: str,
+    ) -> None:
+        """Write the schema-1 result file from the run folder (atomically)."""
+        try:
+            self._assemble(
+                st,
+                step,
+                seed,
+                backend,
+                device,
+                metrics,
+                n_frames,
+                provenance,
+                timings,
+                overwrite,
+                compression,
+            )
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC or "No space left" in str(exc):
+                raise BonesimError(
+                    f"disk full while writing {self.out}; the run is kept in {self.path}: "
+                    "free space and rerun with --resume"
+                ) from None
+            raise
+
+    def _assemble(
+        self, st, step, seed, backend, device, metrics, n_frames, provenance, timings, overwrite, compression
+    ):
+        with (
+            atomic_output(self.out, overwrite=overwrite) as tmp,
+            h5py.File(tmp, "w") as f,
+            h5py.File(self.path / "input.h5", "r") as inp,
+        ):
+            for k, v in inp.attrs.items():
+                if k != "config":
+                    f.attrs[k] = v
+            inp.copy(inp["volume"], f, "volume")
+            inp.copy(inp["scenario"], f, "scenario")
+            s = _write_state(f, st, compression)
+            s.attrs.update(step=int(step), seed=int(seed), backend=backend, device=device)
+            s.attrs["day"] = float(metrics["day"][-1]) if len(metrics["day"]) else 0.0
+            s.attrs["config"] = inp.attrs["config"]
+            s.attrs["n_frames"] = int(n_frames)
+            s.attrs["complete"] = True
+            shape = st["bone"].shape
+            se = f.create_group("series")
+            sb = create_array(
+                se,
+                "bone",
+                shape=(n_frames, *shape),
+                dtype=np.uint8,
+                maxshape=(None, *shape),
+                compression=compression,
+            )
+            days = np.empty(n_frames, np.float64)
+            for i in range(n_frames):
+                with h5py.File(self.path / f"frame_{i:05d}.h5", "r") as fr:
+                    sb[i] = _read_checked(fr["bone"], f"{self.path}/frame_{i:05d}.h5")
+                    days[i] = float(fr.attrs["day"])
+            create_array(se, "day", days, maxshape=(None,), compression=compression)
+            t = f.create_group("tables")
+            write_table(t, "metrics", metrics)
+            inp.copy(inp["tables/physiology"], t, "physiology")
+            g = f.create_group("provenance")
+            for k, v in provenance.items():
+                g.attrs[k] = v
+            write_json_attr(g, "timings", dict(timings))
+
+
+# ---------------------------------------------------------------- reading ----
+@dataclass
+class Result:
+    """What every module reads from a bonesim file: a simulation result or a plain volume.
+
+    A plain volume file reads as a one-frame series at day 0, so consumers
+    need no "series or plain volume" fallback of their own.
+
+    >>> import tempfile, pathlib
+    >>> from bonesim import Volume, phantom, write_volume
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "v.h5"
+    >>> _ = write_volume(p, Volume(phantom.plate((8, 8, 8), 4), 20.0), xdmf=False)
+    >>> r = Result.open(p)
+    >>> r.has_series, r.n_frames, r.shape, r.days.tolist()
+    (False, 1, (8, 8, 8), [0.0])
+    """
+
+    path: Path
+    voxel_size_um: float
+    shape: tuple[int, int, int]
+    days: np.ndarray
+    scenario: str
+    has_series: bool
+    tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    state_attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike) -> Result:
+        """Read the metadata, days and tables of ``path`` (no volumes), checking every object's kind."""
+        with open_bonesim(path) as f:
+            vs = float(f.attrs["voxel_size_um"])
+            if not (np.isfinite(vs) and 0 < vs < 1e6):
+                raise SchemaError(f"{path}: voxel size {vs!r} µm is not a positive size")
+            if "series" in f and "bone" in f["series"]:
+                s = _dataset(f, "series/bone", path, ndim=4)
+                if s.shape[0] == 0:
+                    raise BonesimError(f"{path}: /series/bone holds no frames")
+                shape = tuple(int(n) for n in s.shape[1:])
+                days = (
+                    _dataset(f, "series/day", path, ndim=1)[...].astype(float)
+                    if "day" in f["series"]
+                    else np.arange(s.shape[0], dtype=float)
+                )
+                if len(days) != s.shape[0]:
+                    raise SchemaError(f"{path}: /series/day has {len(days)} entries for {s.shape[0]} frames")
+                has_series = True
+            elif "volume" in f and "bone" in f["volume"]:
+                shape = tuple(int(n) for n in _dataset(f, "volume/bone", path, ndim=3).shape)
+                days = np.zeros(1)
+                has_series = False
+            else:
+                raise BonesimError(f"{path} holds neither /series/bone nor /volume/bone")
+            if 0 in shape:
+                raise BonesimError(f"{path}: the volume is empty {shape}")
+            name = Path(path).stem
+            if "scenario" in f:
+                raw = f["scenario"].attrs.get("name", name)
+                name = raw.decode() if isinstance(raw, bytes) else str(raw)
+            tables: dict[str, dict[str, np.ndarray]] = {}
+            if "tables" in f and isinstance(f["tables"], h5py.Group):
+                tables = {
+                    k: read_table(f["tables"][k])
+                    for k in f["tables"]
+                    if isinstance(f["tables"][k], h5py.Group)
+                }
+            state_attrs: dict[str, Any] = {}
+            if "state" in f and isinstance(f["state"], h5py.Group):
+                state_attrs = dict(f["state"].attrs)
+        return cls(Path(path), vs, shape, days, name, has_series, tables, state_attrs)  # type: ignore[arg-type]
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.days)
+
+    @property
+    def complete(self) -> bool:
+        """True for a result the engine finished (``/state`` attribute ``complete``)."""
+        return bool(self.state_attrs.get("complete", False))
+
+    @property
+    def reference_index(self) -> int:
+        """The frame that changes are measured from: the first at day >= 0 (after spin-up)."""
+        after = np.flatnonzero(self.days >= 0)
+        return int(after[0]) if after.size else 0
+
+    def frame_index(self, frame: int) -> int:
+        """Normalise ``frame`` (negative counts from the end); raise if out of range."""
+        n = self.n_frames
+        if not isinstance(frame, (int, np.integer)) or isinstance(frame, bool) or not -n <= frame < n:
+            raise BonesimError(f"frame {frame!r} out of range: {self.path} holds {n} frame(s)")
+        return int(frame) % n
+
+    def frames(self, indices: list[int]) -> list[np.ndarray]:
+        """Bone fraction of frames ``indices`` (normalised); a plain volume is its own frame 0."""
+        with open_bonesim(self.path) as f:
+            ds = f["series/bone"] if self.has_series else f["volume/bone"]
+            try:
+                if self.has_series:
+                    return [np.asarray(ds[self.frame_index(i)]) for i in indices]
+                vol = np.asarray(ds[...])
+            except OSError as exc:
+                raise BonesimError(f"{self.path}: {ds.name} is corrupt ({exc})") from None
+            return [vol for _ in indices]
+
+    def frame(self, index: int) -> np.ndarray:
+        return self.frames([index])[0]
+
+    def initial(self) -> np.ndarray:
+        """The input volume ``/volume/bone`` (frame 0 when a result lacks it)."""
+        with open_bonesim(self.path) as f:
+            if "volume" in f and "bone" in f["volume"]:
+                return np.asarray(_dataset(f, "volume/bone", self.path, ndim=3)[...])
+        return self.frame(0)
+
+
+def _dataset(f: h5py.File, name: str, path: Any, *, ndim: int) -> h5py.Dataset:
+    try:
+        obj = f[name]
+    except KeyError:
+        raise SchemaError(f"{path}: /{name} is a broken link") from None
+    if not isinstance(obj, h5py.Dataset):
+        raise SchemaError(f"{path}: /{name} is a {type(obj).__name__.lower()}, expected a dataset")
+    if obj.ndim != ndim:
+        raise SchemaError(f"{path}: /{name} has {obj.ndim} dimensions, expected {ndim}")
+    if name.endswith("bone") and obj.dtype != np.uint8:
+        raise SchemaError(f"{path}: /{name} is {obj.dtype}, expected uint8 bone fractions")
+    return obj

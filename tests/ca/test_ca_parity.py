@@ -1,0 +1,225 @@
+"""Bit-exact parity of the NumPy backend with the C++/CUDA rule code, on the CPU.
+
+The per-voxel rule lives in ``kernels/remodel_rules.cuh`` as ``__host__
+__device__`` code; here it is compiled for the host with g++ (the same
+header the CUDA kernel includes) and applied to every voxel, and the result
+is compared with the NumPy backend bit for bit, step after step.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bonesim import phantom
+from bonesim._resources import kernel_dir
+from bonesim.ca.backends.numpy_backend import step_block
+from bonesim.ca.params import RemodelingParams
+from tests.ca.ca_helpers import run_words, words_of
+
+HARNESS = Path(__file__).parent / "harness" / "remodel_host.cpp"
+
+
+@functools.cache
+def _harness(neighbourhood: int, tmpdir: str, blocks: str = ""):
+    """The host-compiled rule.
+
+    ``blocks='BX,BY,BZ'`` gives the 3-D tile kernel's block emulation with that block
+    shape, ``blocks='zm:ZBX,ZBY,ZCHUNK'`` the z-marching kernel's; '' the plain per-voxel loop.
+    """
+    cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
+    if cxx is None:
+        pytest.skip("no C++ compiler")
+    zm = blocks.startswith("zm:")
+    names = ("ZBX", "ZBY", "ZCHUNK") if zm else ("BX", "BY", "BZ")
+    vals = (blocks[3:] if zm else blocks).split(",") if blocks else []
+    dims = [f"-DBONESIM_{a}={v}" for a, v in zip(names, vals, strict=False)]
+    tag = blocks.replace(",", "x").replace(":", "_")
+    so = Path(tmpdir) / f"remodel_host_n{neighbourhood}{tag}.so"
+    cmd = [
+        cxx,
+        "-std=c++17",
+        "-O2",
+        "-shared",
+        "-fPIC",
+        f"-I{kernel_dir('ca')}",
+        f"-DBONESIM_NEIGH={neighbourhood}",
+    ]
+    subprocess.run([*cmd, *dims, str(HARNESS), "-o", str(so)], check=True, capture_output=True)
+    lib = ctypes.CDLL(str(so))
+    if not blocks:
+        fn = lib.bonesim_host_step
+    else:
+        fn = lib.bonesim_host_step_zm if zm else lib.bonesim_host_step_blocks
+    fn.restype = None
+    return fn
+
+
+def host_step_fn(
+    neighbourhood: int, tmpdir: str, halo: int = 0, origin=(0, 0, 0), global_shape=None, blocks=""
+):
+    fn = _harness(neighbourhood, tmpdir, blocks)
+    P = ctypes.c_void_p
+    i64 = ctypes.c_longlong
+
+    def step(words, inp, rmap, fmap, n):
+        src = np.ascontiguousarray(words, np.uint32)
+        inner = tuple(s - 2 * halo for s in src.shape)
+        g = global_shape or inner
+        pad = np.empty(tuple(s + 2 for s in inner), np.uint32)
+        dst = np.empty(inner, np.uint32)
+        cnt = np.zeros(6, np.uint64)
+        prm = np.array(inp.as_tuple(), np.uint32)
+        fn(
+            P(src.ctypes.data),
+            *(() if blocks else (P(pad.ctypes.data),)),
+            P(dst.ctypes.data),
+            P(rmap.ctypes.data),
+            P(fmap.ctypes.data),
+            P(cnt.ctypes.data),
+            ctypes.c_int(src.shape[0]),
+            ctypes.c_int(src.shape[1]),
+            ctypes.c_int(src.shape[2]),
+            ctypes.c_int(halo),
+            i64(origin[0]),
+            i64(origin[1]),
+            i64(origin[2]),
+            i64(g[0]),
+            i64(g[1]),
+            i64(g[2]),
+            ctypes.c_int(n),
+            P(prm.ctypes.data),
+        )
+        return dst, cnt
+
+    return step
+
+
+def _phantom(shape, kind):
+    if kind == "gyroid":
+        return phantom.gyroid(shape, 24, phantom.gyroid_sheet_level_for(0.35), sheet=True)
+    return phantom.plate(shape, 5, axis=1)
+
+
+@pytest.mark.parametrize(
+    ("shape", "neigh", "seed", "kind"),
+    [((20, 24, 28), 26, 0, "gyroid"), ((19, 21, 23), 6, 1, "gyroid"), ((16, 18, 20), 26, 7, "plate")],
+)
+def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("harness"))
+    # fast turnover so that every phase and transition occurs within the run
+    params = RemodelingParams(
+        acf_per_year=15.0,
+        erosion_depth_um=60,
+        footprint_radius_um=50,
+        resorption_days=12,
+        reversal_days=4,
+        mar_um_per_day=3.0,
+        formation_efficiency=0.9,
+        neighbourhood=neigh,
+    )
+    w0 = words_of(_phantom(shape, kind))
+    seen_np, seen_c = [], []
+    _wn, cn, rn, fn = run_words(
+        w0, params, 20.0, 90, seed=seed, record=lambda n, w, c: seen_np.append(w.copy())
+    )
+    _wc, cc, rc, fc = run_words(
+        w0,
+        params,
+        20.0,
+        90,
+        seed=seed,
+        step_fn=host_step_fn(neigh, tmp),
+        record=lambda n, w, c: seen_c.append(w.copy()),
+    )
+    for n, (a, b) in enumerate(zip(seen_np, seen_c, strict=False)):
+        assert np.array_equal(a, b), f"state differs at step {n}"
+    np.testing.assert_array_equal(cn, cc)
+    np.testing.assert_array_equal(rn, rc)
+    np.testing.assert_array_equal(fn, fc)
+    phases = np.unique((np.array(seen_np) >> 8) & 3)
+    assert set(phases.tolist()) == {0, 1, 2, 3}, "the run must exercise every phase"
+    assert cn[:, 5].sum() > 0 or kind == "gyroid", "plate run must perforate"
+
+
+@pytest.mark.parametrize(
+    ("blocks", "shape", "neigh"),
+    [
+        ("32,4,4", (13, 11, 37), 26),
+        ("8,2,3", (17, 9, 21), 6),
+        ("zm:32,8,16", (37, 11, 35), 26),  # z-marching variant: ring of three planes, partial columns
+        ("zm:8,4,5", (17, 9, 21), 6),
+    ],
+)
+def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory):
+    """The kernel's tiling (remodel_block.cuh), emulated block by block on the host, gives the NumPy bits."""
+    tmp = str(tmp_path_factory.mktemp("blocks"))
+    params = RemodelingParams(
+        acf_per_year=15.0,
+        erosion_depth_um=60,
+        footprint_radius_um=50,
+        resorption_days=12,
+        reversal_days=4,
+        mar_um_per_day=3.0,
+        formation_efficiency=0.9,
+        neighbourhood=neigh,
+    )
+    w0 = words_of(_phantom(shape, "gyroid"))
+    a = run_words(w0, params, 20.0, 60, seed=3)
+    b = run_words(w0, params, 20.0, 60, seed=3, step_fn=host_step_fn(neigh, tmp, blocks=blocks))
+    for x, y in zip(a, b, strict=False):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("blocks", ["32,4,4", "zm:32,8,16"])
+def test_kernel_block_logic_on_a_chunk_with_halo(blocks, tmp_path_factory):
+    """A block with a halo and a global origin (as an HPC chunk runner would pass it) gives the whole volume's bits."""
+    tmp = str(tmp_path_factory.mktemp("chunk"))
+    params = RemodelingParams(
+        acf_per_year=15.0, footprint_radius_um=50, resorption_days=12, reversal_days=4, mar_um_per_day=3.0
+    )
+    bone = _phantom((20, 18, 22), "gyroid")
+    g = bone.shape
+    whole = run_words(words_of(bone), params, 20.0, 40, seed=1)
+    inner = host_step_fn(26, tmp, halo=1, origin=(7 - 1, -1, -1), global_shape=g, blocks=blocks)
+
+    def chunked(words, inp, rmap, fmap, n):
+        lo, hi = 7, 15  # the middle chunk from the block emulation, the rest from NumPy
+        ref, cnt = step_block(words, inp, resorbed_day=rmap, formed_day=fmap, map_day=n)
+        blk = np.pad(words, 1)[lo : hi + 2]
+        r, f = rmap[lo:hi].copy(), fmap[lo:hi].copy()
+        mid, _ = inner(np.ascontiguousarray(blk), inp, r, f, n)
+        out = ref.copy()
+        out[lo:hi] = mid
+        return out, cnt
+
+    split = run_words(words_of(bone), params, 20.0, 40, seed=1, step_fn=chunked)
+    np.testing.assert_array_equal(whole[0], split[0])
+
+
+def test_chunk_beyond_2_32_voxels_hashes_both_index_words(tmp_path_factory):
+    """A chunk of a volume with more than 2**32 voxels: NumPy and the C rule agree, and the high word matters."""
+    from bonesim.ca.backends.base import voxel_hash
+    from tests.ca.ca_helpers import inputs
+
+    tmp = str(tmp_path_factory.mktemp("big"))
+    g = (8, 65536, 65540)  # 3.4e10 voxels
+    origin = (2, 1000, 2000)  # global linear indices ~ 8.6e9 > 2**32
+    w = words_of(phantom.plate((6, 10, 12), 2, axis=0))
+    inp = inputs(act_thr=2**31, key=12345)
+    a, ca = step_block(w, inp, halo=1, origin=origin, global_shape=g)
+    maps = [np.full((4, 8, 10), -1, np.int32) for _ in range(2)]
+    b, cb = host_step_fn(26, tmp, halo=1, origin=origin, global_shape=g)(w, inp, *maps, -1)
+    np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(ca, cb)
+    assert 0 < ca[3] < ca[4], "about half the surface activates"
+    lin = np.array([3 * 65536 * 65540 + 7], np.int64)
+    assert voxel_hash(1, lin)[0] != voxel_hash(1, lin % 2**32)[0]
+    with pytest.raises(ValueError, match="outside"):
+        step_block(w, inp, halo=1, origin=(5, 0, 0), global_shape=g)

@@ -1,0 +1,53 @@
+"""Every CUDA kernel compiles standalone for sm_90 with nvcc (a CPU-only check of the sources)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import pytest
+
+from bonesim._resources import kernel_sources
+
+NVCC = shutil.which("nvcc")
+SOURCES = {p.name: p for p in kernel_sources() if p.suffix == ".cu"}
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+@pytest.mark.parametrize("source", sorted(SOURCES))
+@pytest.mark.parametrize(
+    "defines", [[], ["-DBONESIM_NEIGH=6"], ["-DBONESIM_NEIGH=26", "-DBONESIM_BX=64", "-DBONESIM_BY=2"]]
+)
+def test_kernel_compiles_for_sm90(source, defines, tmp_path):
+    r = subprocess.run(
+        [
+            NVCC,
+            "-std=c++17",
+            "-arch=sm_90",
+            "-ptx",
+            *defines,
+            str(SOURCES[source]),
+            "-o",
+            str(tmp_path / "k.ptx"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stderr
+    ptx = (tmp_path / "k.ptx").read_text()
+    neigh = next((d.split("=")[1] for d in defines if "NEIGH" in d), "26")
+    expected = {
+        "remodel.cu": [f"bonesim_remodel_step_n{neigh}", f"bonesim_remodel_step_zm_n{neigh}"],
+        "morphometry.cu": ["bonesim_morph_ridge_n26", "bonesim_morph_paint_balls_warp"],
+    }
+    assert source in expected, f"add the kernels of {source} to this test"
+    for name in expected[source]:
+        assert name in ptx
+
+
+def test_every_macro_has_a_default():
+    import re
+
+    text = "\n".join(p.read_text() for p in kernel_sources())
+    for macro in set(re.findall(r"\bBONESIM_(?:NEIGH|BX|BY|BZ|NSLOT|MIN_BLOCKS|ZBX|ZBY|ZCHUNK)\b", text)):
+        assert f"#ifndef {macro}" in text, f"{macro} has no #ifndef default"

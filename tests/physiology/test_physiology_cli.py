@@ -1,0 +1,96 @@
+"""CLI tests for ``bonesim scenarios``, ``bonesim physiology`` and ``bonesim validate``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bonesim.cli import main
+
+
+def run(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_scenarios_list():
+    r = run("scenarios", "list")
+    assert r.exit_code == 0
+    assert "healthy-adult" in r.output and "primary-hyperparathyroidism" in r.output
+
+
+def test_scenarios_show_resolved_toml_and_course():
+    r = run("scenarios", "show", "aging-woman", "--years", "40")
+    assert r.exit_code == 0
+    assert "[menopause]" in r.output and "age_years = 51.0" in r.output
+    assert "input time course" in r.output and r.output.count("\n") > 50
+
+
+def test_physiology_csv_and_plot(tmp_path):
+    pytest.importorskip("matplotlib")
+    csv, png = tmp_path / "t.csv", tmp_path / "t.png"
+    r = run("physiology", "postmenopausal", "--years", "2", "--csv", str(csv), "--plot", str(png))
+    assert r.exit_code == 0, r.output
+    assert "PTH_pM" in r.output
+    data = np.genfromtxt(csv, delimiter=",", names=True)
+    assert len(data) == 731 and data["day"][-1] == 730
+    assert {"acf_per_year", "formation_efficiency", "bv_rel", "pth_pM"} <= set(data.dtype.names)
+    assert png.stat().st_size > 1000
+
+
+def test_physiology_unknown_scenario_one_line():
+    r = CliRunner().invoke(main, ["physiology", "nope", "--years", "1"])
+    assert r.exit_code == 1
+    assert r.output.strip().startswith("Error: unknown scenario 'nope'") and "Traceback" not in r.output
+
+
+def test_bad_toml_one_line(tmp_path):
+    p = tmp_path / "bad.toml"
+    p.write_text("[thyroid]\nlevel = 12\n")
+    r = CliRunner().invoke(main, ["physiology", str(p), "--years", "1"])
+    assert r.exit_code == 1 and "`thyroid.level` must be in [0.3, 4], got 12" in r.output
+
+
+def test_validate_physiology_level_passes():
+    r = run("validate", "--level", "physiology")
+    assert r.exit_code == 0, r.output
+    assert "meno-first-2y" in r.output and "PASS" in r.output
+    assert "pattern: menopause" in r.output
+
+
+def test_validate_one_scenario():
+    r = run("validate", "--level", "physiology", "--scenario", "glucocorticoid")
+    assert r.exit_code == 0, r.output
+    assert "gc-year1" in r.output and "meno" not in r.output
+
+
+def test_simulate_with_scenario_stores_table(tmp_path):
+    from bonesim.validation import ca_level as ca_validation
+
+    if not ca_validation.engine_available():
+        pytest.skip("bonesim.ca.engine not available")
+    import h5py
+
+    from bonesim.io.hdf5 import write_volume
+
+    src, out = tmp_path / "in.h5", tmp_path / "run.h5"
+    write_volume(src, ca_validation.default_phantom(24))
+    r = run(
+        "simulate",
+        str(src),
+        str(out),
+        "--scenario",
+        "postmenopausal+glucocorticoid",
+        "--years",
+        "0.1",
+        "--backend",
+        "numpy",
+        "--spinup-years",
+        "0.05",
+    )
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        assert f["scenario"].attrs["name"] == "postmenopausal+glucocorticoid"
+        assert "dose_mg_per_day = 10.0" in f["scenario"].attrs["toml"]
+        assert f["tables/physiology/day"].shape[0] >= 37
+        assert "pth_pM" in f["tables/physiology"]
