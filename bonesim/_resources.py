@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bonesim.errors import InputError
+
 _PKG = Path(__file__).resolve().parent
 
 #: Rooms that ship CUDA sources in ``bonesim/<room>/kernels``.
@@ -19,7 +21,7 @@ KERNEL_ROOMS = ("ca", "morphometry")
 def kernel_dir(room: str = "ca") -> Path:
     """The folder holding the ``*.cu``/``*.cuh`` sources of ``room`` (``'ca'`` or ``'morphometry'``)."""
     if room not in KERNEL_ROOMS:
-        raise ValueError(f"no kernels for {room!r}; rooms with kernels: {', '.join(KERNEL_ROOMS)}")
+        raise InputError(f"no kernels for {room!r}; rooms with kernels: {', '.join(KERNEL_ROOMS)}")
     path = _PKG / room / "kernels"
     if not any(path.glob("*.cu")):
         raise FileNotFoundError(f"bonesim kernel sources (*.cu) not found in {path}")

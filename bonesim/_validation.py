@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.errors import InputError
+
 
 def check_ndim(arr: Any, ndim: int, /, *, name: str) -> None:
     """Raise ``ValueError`` unless ``arr`` has ``ndim`` dimensions.
@@ -18,7 +20,7 @@ def check_ndim(arr: Any, ndim: int, /, *, name: str) -> None:
     """
     shape = tuple(np.shape(arr))
     if len(shape) != ndim:
-        raise ValueError(f"`{name}` must be {ndim}-dimensional, got shape {shape}")
+        raise InputError(f"`{name}` must be {ndim}-dimensional, got shape {shape}")
 
 
 def check_positive(value: Any, /, *, name: str) -> float:
@@ -32,9 +34,9 @@ def check_positive(value: Any, /, *, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}") from None
+        raise InputError(f"`{name}` must be a finite number > 0, got {value!r}") from None
     if not math.isfinite(v) or v <= 0:
-        raise ValueError(f"`{name}` must be a finite number > 0, got {value!r}")
+        raise InputError(f"`{name}` must be a finite number > 0, got {value!r}")
     return v
 
 
@@ -49,9 +51,9 @@ def check_in_range(value: Any, lo: float, hi: float, /, *, name: str) -> float:
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"`{name}` must be in [{lo:g}, {hi:g}], got {value!r}") from None
+        raise InputError(f"`{name}` must be in [{lo:g}, {hi:g}], got {value!r}") from None
     if not (lo <= v <= hi):
-        raise ValueError(f"`{name}` must be in [{lo:g}, {hi:g}], got {value!r}")
+        raise InputError(f"`{name}` must be in [{lo:g}, {hi:g}], got {value!r}")
     return v
 
 
@@ -65,5 +67,5 @@ def check_choice(value: str, choices: tuple[str, ...], /, *, name: str) -> str:
     """
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)
-        raise ValueError(f"`{name}` must be one of {allowed}, got {value!r}")
+        raise InputError(f"`{name}` must be one of {allowed}, got {value!r}")
     return value

@@ -11,3 +11,11 @@ class BonesimError(Exception):
 
 class SchemaError(BonesimError):
     """An HDF5 file is not a bonesim file, or was written by a newer schema."""
+
+
+class InputError(BonesimError, ValueError):
+    """A bad value given by the caller (still a ``ValueError`` for library users)."""
+
+
+class InputTypeError(BonesimError, TypeError):
+    """An argument of the wrong kind given by the caller (still a ``TypeError``)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bonesim._validation import check_positive
+from bonesim.errors import InputError
 
 BONE = np.uint8(255)
 
@@ -32,7 +33,7 @@ def plate(shape: tuple[int, int, int], thickness: int, axis: int = 0) -> np.ndar
     [0, 0, 0, 16, 16, 0, 0, 0]
     """
     if thickness < 1 or thickness > shape[axis]:
-        raise ValueError(f"`thickness` must be in [1, {shape[axis]}], got {thickness}")
+        raise InputError(f"`thickness` must be in [1, {shape[axis]}], got {thickness}")
     n = shape[axis]
     start = (n - thickness) // 2
     idx = np.arange(n)
@@ -120,14 +121,14 @@ def lattice(shape: tuple[int, int, int], nodes: int, bar_width: int, margin: int
     ((20, 20, 20), dtype('uint8'))
     """
     if nodes < 2:
-        raise ValueError(f"`nodes` must be >= 2, got {nodes}")
+        raise InputError(f"`nodes` must be >= 2, got {nodes}")
     margin = bar_width if margin is None else margin
     mask = np.zeros(shape, bool)
     lines = []
     for n in shape:
         span = n - 2 * margin - bar_width
         if span < (nodes - 1) * (bar_width + 1):
-            raise ValueError(f"volume {shape} too small for a {nodes}-node lattice of bar width {bar_width}")
+            raise InputError(f"volume {shape} too small for a {nodes}-node lattice of bar width {bar_width}")
         lines.append([margin + round(i * span / (nodes - 1)) for i in range(nodes)])
     lo = [margin] * 3
     hi = [lines[a][-1] + bar_width for a in range(3)]
@@ -341,13 +342,13 @@ def trabecular(
         shape = (int(shape),) * 3
     shape = tuple(int(n) for n in shape)  # type: ignore[assignment]
     if len(shape) != 3 or min(shape) < 4:
-        raise ValueError(f"`shape` must be three sizes >= 4, got {shape}")
+        raise InputError(f"`shape` must be three sizes >= 4, got {shape}")
     vs = check_positive(voxel_size_um, name="voxel_size_um")
     bvtv = check_in_range(bvtv, 0.01, 0.6, name="bvtv")
     plate_fraction = check_in_range(plate_fraction, 0.0, 1.0, name="plate_fraction")
     th = 200.0 if tb_th_um is None else check_positive(tb_th_um, name="tb_th_um")
     if th < 2 * vs:
-        raise ValueError(f"`tb_th_um` {th:g} is below two voxels ({2 * vs:g} um); use smaller voxels")
+        raise InputError(f"`tb_th_um` {th:g} is below two voxels ({2 * vs:g} um); use smaller voxels")
 
     # Cell size from a coarse trial: BV/TV of the foam depends on thickness/cell only,
     # so a trial at cell L0 that needs thickness s*T says the cell for T is L0/s.

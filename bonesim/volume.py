@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from bonesim._validation import check_ndim, check_positive
+from bonesim.errors import InputError, InputTypeError
 
 #: Value of a fully mineralised voxel in a bone-fraction volume.
 BONE_FULL = 255
@@ -54,9 +55,9 @@ class Volume:
         data = np.asarray(self.data)
         check_ndim(data, 3, name="volume")
         if data.dtype.kind not in "uifb":
-            raise TypeError(f"`volume` must hold real numbers, got dtype {data.dtype}")
+            raise InputTypeError(f"`volume` must hold real numbers, got dtype {data.dtype}")
         if data.dtype.kind == "f" and not np.isfinite(data).all():
-            raise ValueError("`volume` contains NaN or infinite values")
+            raise InputError("`volume` contains NaN or infinite values")
         if data.dtype == bool:
             data = data.astype(np.uint8) * np.uint8(BONE_FULL)
         object.__setattr__(self, "data", data)
@@ -79,7 +80,7 @@ class Volume:
         Only defined for bone-fraction volumes.
         """
         if not self.is_bone_fraction:
-            raise TypeError(
+            raise InputTypeError(
                 f"BV/TV needs a uint8 bone-fraction volume, got dtype {self.data.dtype}; "
                 "segment it first (bonesim.io.segment)"
             )

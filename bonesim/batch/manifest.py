@@ -482,12 +482,10 @@ def _seeds(raw: Any, errors: list[str]) -> list[int]:
     return list(dict.fromkeys(raw))
 
 
-def available_scenarios() -> list[str] | None:
-    """Names of the scenario presets, or None when the physiology module is not installed."""
-    try:
-        from bonesim.physiology import list_scenarios
-    except ImportError:
-        return None
+def available_scenarios() -> list[str]:
+    """Names of the scenario presets."""
+    from bonesim.physiology import list_scenarios
+
     names = []
     for item in list_scenarios():
         names.append(item if isinstance(item, str) else getattr(item, "name", str(item)))
@@ -501,8 +499,6 @@ def _scenarios(raw: Any, root: Path, errors: list[str], check: bool) -> list[Sce
         errors.append(f"`scenarios` must be a non-empty list of preset names or .toml files, got {raw!r}")
         return []
     known = available_scenarios() if check else None
-    if check and known is None:
-        log.warning("bonesim.physiology is not installed: scenario names are not checked")
     out: list[ScenarioSpec] = []
     for s in raw:
         if s.endswith(".toml") or "/" in s or os.sep in s:

@@ -23,8 +23,10 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+from bonesim.batch.execute import execute_run
 from bonesim.batch.manifest import Run, Study
-from bonesim.errors import BonesimError
+from bonesim.batch.status import write_status
+from bonesim.errors import BonesimError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ def make_cluster(
         cluster = jobqueue.SLURMCluster(**kw)
         cluster.scale(jobs=workers or 1)
         return cluster
-    raise ValueError(f"`scheduler` must be 'local', 'dask-cuda' or 'slurm', got {scheduler!r}")
+    raise InputError(f"`scheduler` must be 'local', 'dask-cuda' or 'slurm', got {scheduler!r}")
 
 
 def slurm_cluster_kwargs(study: Study) -> dict[str, Any]:
@@ -228,8 +230,6 @@ def run_with_client(
     """Submit each run as one Dask task and report records as they finish (any order)."""
     from distributed import as_completed
 
-    from bonesim.batch.runner import execute_run
-
     futures = {}
     for r in runs:
         kw: dict[str, Any] = {"key": f"bonesim-run-{r.run_id}", "pure": False, "retries": 0}
@@ -249,9 +249,7 @@ def run_with_client(
                 "status": "failed",
                 "error": f"{type(exc).__name__}: {exc}",
             }
-            from bonesim.batch.runner import _write_status
-
-            _write_status(r, rec)
+            write_status(r, rec)
         on_done(rec)
 
 
@@ -260,8 +258,6 @@ def _run_process_pool(
 ) -> None:
     import concurrent.futures as cf
     import multiprocessing
-
-    from bonesim.batch.runner import _write_status, execute_run
 
     ctx = multiprocessing.get_context("spawn")  # CUDA does not survive fork
     with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -277,7 +273,7 @@ def _run_process_pool(
                     "status": "failed",
                     "error": f"{type(exc).__name__}: {exc}",
                 }
-                _write_status(r, rec)
+                write_status(r, rec)
             on_done(rec)
 
 

@@ -34,6 +34,8 @@ from typing import Any
 import numpy as np
 
 from bonesim.batch.manifest import Run, Study
+from bonesim.batch.status import read_status, run_state
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 
 log = logging.getLogger(__name__)
@@ -183,9 +185,8 @@ def write_summary(study: Study) -> dict[str, Any]:
     dict
         Paths: ``csv``, ``ensemble_csv``, ``h5``, ``plots`` (list), and ``rows``.
     """
-    from bonesim.batch.runner import days_per_year, read_status, run_state
 
-    dpy = days_per_year()
+    dpy = DAYS_PER_YEAR
     rows, trajs = [], {}
     for run in study.runs:
         row, traj = run_row(run, read_status(run), run_state(run), dpy)
@@ -327,9 +328,8 @@ def plot_ensembles(
     except ImportError:
         log.warning("matplotlib is not installed: study plots skipped")
         return []
-    from bonesim.batch.runner import days_per_year
 
-    dpy = days_per_year()
+    dpy = DAYS_PER_YEAR
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     by = {"scenario": {}, "input": {}}

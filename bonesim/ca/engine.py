@@ -45,7 +45,7 @@ from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
 from bonesim.ca.schedule import CAL_EVERY, Schedule
 from bonesim.defaults import DAYS_PER_YEAR
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputTypeError
 from bonesim.io.hdf5 import check_output_path
 from bonesim.io.result import RunFolder, digest_arrays, partial_path, volume_digest
 from bonesim.preflight import check_disk, check_memory
@@ -107,7 +107,7 @@ def _resolve_daily(params: Any, scenario: Any, base_params: RemodelingParams | N
         if len(daily) < n_days:
             log.warning("daily table covers %d days of %d; its last row holds after that", len(daily), n_days)
     else:
-        raise TypeError(
+        raise InputTypeError(
             f"`params` must be a RemodelingParams or a daily table (dict of arrays), got {type(params)}"
         )
     if scenario is not None:
@@ -161,7 +161,7 @@ def plan_run(
 ) -> RunPlan:
     """Check the arguments and fix what the run will do (no files, no device)."""
     if not isinstance(volume, Volume):
-        raise TypeError(f"`volume` must be a bonesim.Volume, got {type(volume).__name__}")
+        raise InputTypeError(f"`volume` must be a bonesim.Volume, got {type(volume).__name__}")
     if not volume.is_bone_fraction:
         raise BonesimError(
             f"simulate needs a uint8 bone-fraction volume, got {volume.data.dtype}; segment it first"

@@ -40,6 +40,8 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.errors import InputError
+
 log = logging.getLogger(__name__)
 
 BlockStep = Callable[..., Mapping[str, Any]]
@@ -56,12 +58,12 @@ def normalize_chunks(
     if isinstance(chunks, (int, np.integer)):
         chunks = (int(chunks),) * len(shape)
     if len(chunks) != len(shape):
-        raise ValueError(f"`chunks` must have {len(shape)} entries, got {tuple(chunks)}")
+        raise InputError(f"`chunks` must have {len(shape)} entries, got {tuple(chunks)}")
     out = []
     for n, c in zip(shape, chunks, strict=True):
         c = int(c)
         if c < 1:
-            raise ValueError(f"`chunks` must be >= 1, got {tuple(chunks)}")
+            raise InputError(f"`chunks` must be >= 1, got {tuple(chunks)}")
         c = min(c, n)
         sizes = [c] * (n // c)
         if n % c:
@@ -70,7 +72,7 @@ def normalize_chunks(
             tail = sizes.pop()
             sizes[-1] += tail
         if len(sizes) > 1 and min(sizes) < depth:
-            raise ValueError(
+            raise InputError(
                 f"chunks of {c} voxels are thinner than the halo ({depth} voxels); use bigger chunks "
                 "or fewer steps per exchange"
             )
@@ -166,18 +168,18 @@ def simulate_chunked(
 
     names = list(fields)
     if not names:
-        raise ValueError("`fields` is empty")
+        raise InputError("`fields` is empty")
     shape = tuple(int(n) for n in fields[names[0]].shape)
     for name in names:
         if tuple(fields[name].shape) != shape:
-            raise ValueError(f"field {name!r} has shape {tuple(fields[name].shape)}, expected {shape}")
+            raise InputError(f"field {name!r} has shape {tuple(fields[name].shape)}, expected {shape}")
     if reach < 0 or steps_per_exchange < 1 or n_steps < 0:
-        raise ValueError(
+        raise InputError(
             f"need reach >= 0, steps_per_exchange >= 1, n_steps >= 0; got {reach}, "
             f"{steps_per_exchange}, {n_steps}"
         )
     if device not in ("numpy", "cupy"):
-        raise ValueError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
+        raise InputError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
     dtypes = {n: np.dtype(fields[n].dtype) for n in names}
 
     def buffers(target: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -43,7 +43,7 @@ import numpy as np
 
 from bonesim._validation import check_in_range, check_positive
 from bonesim.defaults import HEALTHY, MAX_REVERSAL_STEPS
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 
 #: Columns of the daily parameter table that drive the CA (besides ``day``).
 TABLE_COLUMNS = (
@@ -135,10 +135,10 @@ class RemodelingParams:
         )
         set_(self, "dt_days", check_positive(self.dt_days, name="dt_days"))
         if self.neighbourhood not in (6, 26):
-            raise ValueError(f"`neighbourhood` must be 6 or 26, got {self.neighbourhood!r}")
+            raise InputError(f"`neighbourhood` must be 6 or 26, got {self.neighbourhood!r}")
         set_(self, "neighbourhood", int(self.neighbourhood))
         if round(self.reversal_days / self.dt_days) > MAX_REVERSAL_STEPS:
-            raise ValueError(
+            raise InputError(
                 f"`reversal_days` must be at most {MAX_REVERSAL_STEPS} steps "
                 f"({MAX_REVERSAL_STEPS * self.dt_days:g} d at dt_days={self.dt_days:g}), got {self.reversal_days!r}"
             )
@@ -154,22 +154,18 @@ class RemodelingParams:
         """Raise ``ValueError`` where the state's integer fields cannot hold these parameters."""
         h = check_positive(voxel_size_um, name="voxel_size_um")
         if self.erosion_depth_um / h * 255 > 65535:
-            raise ValueError(
+            raise InputError(
                 f"`erosion_depth_um`={self.erosion_depth_um:g} is more than 257 voxels of {h:g} µm; "
                 "use a coarser voxel size"
             )
         if self.footprint_radius_um / h > 63:
-            raise ValueError(
+            raise InputError(
                 f"`footprint_radius_um`={self.footprint_radius_um:g} spans more than 63 voxels of {h:g} µm; "
                 "use a coarser voxel size or a smaller footprint"
             )
 
-    @classmethod
-    def from_toml(cls, path: str | os.PathLike) -> RemodelingParams:
-        """Read parameters from a TOML file (keys = field names, optionally under ``[remodeling]``).
-
-        Unknown keys are refused with a message naming them.
-        """
+    @staticmethod
+    def _read_toml(path: str | os.PathLike) -> dict[str, Any]:
         try:
             import tomllib
         except ModuleNotFoundError:  # pragma: no cover - Python 3.10
@@ -179,9 +175,34 @@ class RemodelingParams:
                 doc = tomllib.load(fh)
         except FileNotFoundError:
             raise BonesimError(f"parameter file not found: {path}") from None
-        except tomllib.TOMLDecodeError as exc:
+        except IsADirectoryError:
+            raise BonesimError(f"parameter file {path} is a directory") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise BonesimError(f"{path} is not valid TOML: {exc}") from None
-        return cls.from_mapping(doc.get("remodeling", doc), source=str(path))
+        if "remodeling" in doc:
+            extra = sorted(set(doc) - {"remodeling"})
+            if extra:
+                raise BonesimError(
+                    f"{path}: key(s) {', '.join(extra)} beside the [remodeling] table would be ignored; "
+                    "put every parameter under [remodeling] (or none)"
+                )
+            doc = doc["remodeling"]
+            if not isinstance(doc, dict):
+                raise BonesimError(f"{path}: `remodeling` must be a table")
+        return doc
+
+    @classmethod
+    def toml_keys(cls, path: str | os.PathLike) -> list[str]:
+        """The parameter names a TOML file sets (what it would change)."""
+        return list(cls._read_toml(path))
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike) -> RemodelingParams:
+        """Read parameters from a TOML file (keys = field names, all top-level or all under ``[remodeling]``).
+
+        Unknown keys, keys beside a ``[remodeling]`` table and values of the wrong type are refused.
+        """
+        return cls.from_mapping(cls._read_toml(path), source=str(path))
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], *, source: str = "parameters") -> RemodelingParams:
@@ -191,6 +212,9 @@ class RemodelingParams:
             raise BonesimError(
                 f"{source}: unknown parameter(s) {', '.join(unknown)}; known: {', '.join(sorted(names))}"
             )
+        bad = sorted(k for k, v in values.items() if isinstance(v, bool) or not isinstance(v, (int, float)))
+        if bad:
+            raise BonesimError(f"{source}: {', '.join(f'{k} = {values[k]!r}' for k in bad)} must be a number")
         return cls(**dict(values))
 
 
@@ -209,19 +233,19 @@ def check_table(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """
     missing = [c for c in ("day", *TABLE_COLUMNS) if c not in table]
     if missing:
-        raise ValueError(f"daily parameter table lacks column(s) {', '.join(missing)}")
+        raise InputError(f"daily parameter table lacks column(s) {', '.join(missing)}")
     out = {k: np.asarray(v, dtype=np.float64) for k, v in table.items()}
     lengths = {k: v.shape for k, v in out.items()}
     if len({s for s in lengths.values()}) != 1 or out["day"].ndim != 1:
-        raise ValueError(f"daily parameter table columns must be 1-D of equal length, got {lengths}")
+        raise InputError(f"daily parameter table columns must be 1-D of equal length, got {lengths}")
     n = out["day"].shape[0]
     if n == 0:
-        raise ValueError("daily parameter table is empty")
+        raise InputError("daily parameter table is empty")
     if not np.array_equal(out["day"], np.arange(n)):
-        raise ValueError("daily parameter table `day` column must be 0, 1, 2, ... (one row per day)")
+        raise InputError("daily parameter table `day` column must be 0, 1, 2, ... (one row per day)")
     for c in TABLE_COLUMNS:
         if not np.isfinite(out[c]).all():
-            raise ValueError(f"daily parameter table column {c!r} holds NaN or infinite values")
+            raise InputError(f"daily parameter table column {c!r} holds NaN or infinite values")
     return out
 
 

@@ -43,6 +43,7 @@ import numpy as np
 from bonesim.ca.backends.base import COUNTERS, NEIGH, OFFSETS, StepInputs, step_key
 from bonesim.ca.params import RemodelingParams
 from bonesim.defaults import DAYS_PER_YEAR
+from bonesim.errors import InputError
 
 #: Steps between recalibrations of the activation probability.
 CAL_EVERY = 16
@@ -107,7 +108,7 @@ class Schedule:
         self, daily: Sequence[RemodelingParams], voxel_size_um: float, spinup_steps: int = 0
     ) -> None:
         if not daily:
-            raise ValueError("`daily` needs at least one day of parameters")
+            raise InputError("`daily` needs at least one day of parameters")
         self.daily = list(daily)
         self.h = float(voxel_size_um)
         self.spinup_steps = int(spinup_steps)
@@ -119,7 +120,7 @@ class Schedule:
                 base.dt_days,
                 base.footprint_radius_um,
             ):
-                raise ValueError("neighbourhood, dt_days and footprint_radius_um must be constant over a run")
+                raise InputError("neighbourhood, dt_days and footprint_radius_um must be constant over a run")
         self.neighbourhood = base.neighbourhood
         self.dt = base.dt_days
         self.lat0, *costs = lateral_costs(base, self.h)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 from collections.abc import Callable
 from typing import Any
@@ -12,18 +13,57 @@ from bonesim.errors import BonesimError
 
 
 def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn user-facing errors into one line on stderr and exit code 1 (no traceback)."""
+    """One line on stderr and a non-zero exit for the user's mistakes; a bug keeps its traceback.
+
+    :class:`~bonesim.errors.BonesimError` (bad input, on purpose) and the OS
+    errors a user causes (missing file, no permission, disk full) print one
+    sentence and exit 1. Anything else is a bug in bonesim: it says so and
+    prints the traceback with ``bonesim -v``, exit 2.
+    """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (BonesimError, ValueError, TypeError, FileNotFoundError, PermissionError) as exc:
-            msg = str(exc).strip() or exc.__class__.__name__
-            click.echo(f"Error: {msg}", err=True)
-            raise SystemExit(1) from None
+        except BonesimError as exc:
+            _fail(str(exc).strip() or exc.__class__.__name__)
+        except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+            _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                _fail(
+                    f"disk full ({exc.filename or 'output'}); free space and retry (a simulation resumes with --resume)"
+                )
+            _bug(exc)
+        except MemoryError:
+            _fail("out of memory; use a smaller volume (or --chunks for simulate)")
+        except click.exceptions.Exit:
+            raise
+        except (click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            _bug(exc)
 
     return wrapper
+
+
+def _fail(msg: str) -> None:
+    click.echo(f"Error: {msg}", err=True)
+    raise SystemExit(1)
+
+
+def _bug(exc: BaseException) -> None:
+    import logging
+    import traceback
+
+    click.echo(
+        f"Internal error (this is a bug in bonesim, please report it): {type(exc).__name__}: {exc}", err=True
+    )
+    if logging.getLogger().getEffectiveLevel() <= logging.INFO:
+        click.echo("".join(traceback.format_exception(exc)), err=True)
+    else:
+        click.echo("Run with `bonesim -v ...` to see the traceback.", err=True)
+    raise SystemExit(2)
 
 
 overwrite_option = click.option(

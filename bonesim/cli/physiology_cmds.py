@@ -288,20 +288,15 @@ def validate(
 
         click.echo("")
         click.echo("CA level (scenarios through bonesim.ca.engine.simulate):")
-        if not ca_validation.engine_available():
-            click.echo("  not run: bonesim.ca.engine.simulate is not available in this installation")
-            if level == "ca":
-                failed = True
-        else:
-            res = ca_validation.run_ca_checks(
-                scenario=scenario,
-                backend=backend,
-                volume_path=volume_path,
-                years=years,
-                seed=seed,
-                progress=lambda msg: click.echo(f"  {msg}", err=True),
-            )
-            click.echo(ca_validation.format_ca_results(res))
-            failed |= any(r.passed is False for r in res)
+        res = ca_validation.run_ca_checks(
+            scenario=scenario,
+            backend=backend,
+            volume_path=volume_path,
+            years=years,
+            seed=seed,
+            progress=lambda msg: click.echo(f"  {msg}", err=True),
+        )
+        click.echo(ca_validation.format_ca_results(res))
+        failed |= any(r.passed is False for r in res)
     if failed:
         raise SystemExit(1)

@@ -12,15 +12,49 @@ from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 
 
-def _load_scenario(name_or_path: str, years: float):
-    try:
-        from bonesim.physiology import scenario_table
-    except ImportError:
+def _input_volume(path: str, frame: int | None):
+    """The volume to simulate: ``/volume/bone`` of a volume file, or frame ``frame`` of a result."""
+    from bonesim.io.hdf5 import read_volume
+    from bonesim.io.result import Result
+
+    info = Result.open(path)
+    if info.has_series and frame is None:
         raise BonesimError(
-            "--scenario needs the physiology module (bonesim.physiology.scenario_table), which this "
-            "installation lacks; use --params FILE.toml for constant parameters"
-        ) from None
-    return scenario_table(name_or_path, years)
+            f"{path} is a simulation result, not a volume: pass --frame -1 to continue from its last frame "
+            "(or --frame N for frame N; --frame 0 is the day-0 state)"
+        )
+    if not info.has_series and frame not in (None, 0):
+        raise BonesimError(f"{path} is a plain volume: it has no frames to choose (drop --frame)")
+    return read_volume(path, frame=frame if info.has_series else None)
+
+
+def _base_params(params_file: str | None, scenario):
+    """``--params`` as RemodelingParams; with ``--scenario`` only keys the daily table does not control."""
+    from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams
+
+    if not params_file:
+        return None
+    base = RemodelingParams.from_toml(params_file)
+    if scenario is not None:
+        shadowed = sorted(set(RemodelingParams.toml_keys(params_file)) & set(TABLE_COLUMNS))
+        if shadowed:
+            raise BonesimError(
+                f"{params_file} sets {', '.join(shadowed)}, which --scenario controls day by day, so it would "
+                "be ignored; set it in the scenario file instead (e.g. [remodeling] acf0_per_year) or drop --scenario"
+            )
+    return base
+
+
+def _already_complete(output_path: str) -> bool:
+    """True when OUT is a finished result and no run folder is left (a requeued --resume is safe)."""
+    from bonesim.io.result import Result, partial_path
+
+    if not Path(output_path).is_file() or partial_path(output_path).exists():
+        return False
+    try:
+        return Result.open(output_path).complete
+    except BonesimError:
+        return False
 
 
 @click.command()
@@ -68,6 +102,12 @@ def _load_scenario(name_or_path: str, years: float):
     show_default=True,
     help="With --chunks: CA steps between halo exchanges (the halo is this many voxels deep).",
 )
+@click.option(
+    "--frame",
+    type=int,
+    default=None,
+    help="Start from frame N of a result file (IN.h5 is then a result; -1 = its last frame).",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its folder OUT.h5.partial/.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
@@ -85,6 +125,7 @@ def simulate(
     spinup_years,
     chunks,
     steps_per_exchange,
+    frame,
     resume,
     no_progress,
     overwrite,
@@ -104,23 +145,24 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
       bonesim simulate bone.h5 run.h5 --years 5 --resume
       bonesim simulate big.h5 run.h5 --years 5 --chunks 512 --backend cupy
+      bonesim simulate run.h5 next.h5 --frame -1 --years 5   # continue from a result's last frame
     """
-    from bonesim.ca.backends import resolve_backend
-    from bonesim.ca.engine import partial_path
+    from bonesim.ca.backends import make_backend
     from bonesim.ca.engine import simulate as run
     from bonesim.ca.params import RemodelingParams
-    from bonesim.io.hdf5 import read_volume
+    from bonesim.io.result import partial_path
+    from bonesim.physiology import scenario_table
 
-    volume = read_volume(input_path)
-    base = RemodelingParams.from_toml(params_file) if params_file else None
-    scenario = _load_scenario(scenario_name, years) if scenario_name else None
+    if resume and _already_complete(output_path):
+        click.echo(f"{output_path} is already complete; nothing to resume.")
+        return
+    if Path(input_path).resolve() == Path(output_path).resolve():
+        raise BonesimError(f"IN.h5 and OUT.h5 are the same file ({input_path}); choose another output")
+    volume = _input_volume(input_path, frame)
+    scenario = scenario_table(scenario_name, years) if scenario_name else None
+    base = _base_params(params_file, scenario)
     params = None if scenario is not None else (base or RemodelingParams())
-    if chunks is not None:
-        from bonesim.ca.backends.chunked import ChunkedBackend
-
-        be = ChunkedBackend(backend, chunks=chunks, steps_per_exchange=steps_per_exchange)
-    else:
-        be = resolve_backend(backend)
+    be = make_backend(backend, chunks=chunks, steps_per_exchange=steps_per_exchange)
     click.echo(
         f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
     )
@@ -166,6 +208,9 @@ def simulate(
         if bar is not None:
             bar.close()
         part = partial_path(output_path)
+        if Path(output_path).is_file() and not part.exists():
+            click.echo(f"Interrupted after the run completed; {output_path} is whole.", err=True)
+            raise SystemExit(130) from None
         if Path(part).exists():
             click.echo(
                 f"Interrupted; checkpoint in {part}. Continue with the same command and --resume.", err=True

@@ -33,7 +33,7 @@ import numpy as np
 
 from bonesim._validation import check_choice
 from bonesim._version import __version__
-from bonesim.errors import BonesimError, SchemaError
+from bonesim.errors import BonesimError, InputError, SchemaError
 from bonesim.volume import Volume
 
 SCHEMA_VERSION = 1
@@ -302,7 +302,7 @@ def write_table(
     """Write a table as a group of equal-length 1-D datasets, one per column."""
     lengths = {k: len(np.atleast_1d(v)) for k, v in columns.items()}
     if len(set(lengths.values())) > 1:
-        raise ValueError(f"table {name!r} columns differ in length: {lengths}")
+        raise InputError(f"table {name!r} columns differ in length: {lengths}")
     if name in parent:
         if not overwrite:
             raise BonesimError(f"table {name!r} exists")

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.errors import InputError
 from bonesim.volume import BONE_FULL
 
 _THREADS = 256
@@ -74,7 +75,7 @@ def local_thickness_squared(mask: Any, *, as_cupy: bool = False) -> Any:
 
     m = cp.ascontiguousarray(cp.asarray(mask, dtype=cp.bool_))
     if bool(m.all()):
-        raise ValueError("the distance transform needs at least one background voxel")
+        raise InputError("the distance transform needs at least one background voxel")
     dist = cnd.distance_transform_edt(m, float64_distances=True)
     d2 = cp.rint(dist * dist).astype(cp.int32)
     del dist

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from bonesim._validation import check_positive
+from bonesim.errors import InputError
 from bonesim.volume import BONE_LEVEL
 
 MARROW, RESORPTION, QUIESCENT, FORMATION = 0, 1, 2, 3
@@ -69,9 +70,9 @@ def remodeling_labels(before: np.ndarray, after: np.ndarray, *, min_cluster: int
     """
     before, after = np.asarray(before), np.asarray(after)
     if before.shape != after.shape:
-        raise ValueError(f"frames differ in shape: {before.shape} vs {after.shape}")
+        raise InputError(f"frames differ in shape: {before.shape} vs {after.shape}")
     if int(min_cluster) != min_cluster or min_cluster < 0:
-        raise ValueError(f"`min_cluster` must be an integer >= 0, got {min_cluster!r}")
+        raise InputError(f"`min_cluster` must be an integer >= 0, got {min_cluster!r}")
     b0, b1 = before > BONE_LEVEL, after > BONE_LEVEL
     res = _drop_small(b0 & ~b1, int(min_cluster))
     frm = _drop_small(~b0 & b1, int(min_cluster))

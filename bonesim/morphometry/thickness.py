@@ -49,6 +49,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from bonesim.errors import InputError
+
 log = logging.getLogger(__name__)
 
 # the 13 "forward" neighbour offsets; with their negatives, all 26
@@ -69,7 +71,7 @@ def edt_squared(mask: np.ndarray, *, threads: int | None = None) -> np.ndarray:
     """
     mask = np.ascontiguousarray(mask, dtype=bool)
     if mask.all():
-        raise ValueError("the distance transform needs at least one background voxel")
+        raise InputError("the distance transform needs at least one background voxel")
     threads = threads or os.cpu_count() or 1
     try:
         import edt

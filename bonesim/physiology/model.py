@@ -49,6 +49,7 @@ import numpy as np
 from scipy.integrate import solve_ivp
 
 from bonesim.ca.params import TABLE_COLUMNS
+from bonesim.errors import InputError
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
@@ -221,9 +222,9 @@ def run_physiology(
     """
     scn = load_scenario(scenario)
     if not (0 < float(years) <= 120):
-        raise ValueError(f"`years` must be in (0, 120], got {years!r}")
+        raise InputError(f"`years` must be in (0, 120], got {years!r}")
     if not (0 <= float(spinup_years) <= 50):
-        raise ValueError(f"`spinup_years` must be in [0, 50], got {spinup_years!r}")
+        raise InputError(f"`spinup_years` must be in [0, 50], got {spinup_years!r}")
     n_days = round(years * DAYS_PER_YEAR)
     forcing = Forcing(scn, params)
     z0 = np.ones(_N)

@@ -32,7 +32,7 @@ from typing import Any
 
 from bonesim._resources import data_dir
 from bonesim.defaults import HEALTHY, HEALTHY_RANGES
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputTypeError
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -303,7 +303,7 @@ def _toml_value(v: Any) -> str:
         return repr(v)
     if isinstance(v, int):
         return str(v)
-    raise TypeError(f"cannot write {v!r} as TOML")
+    raise InputTypeError(f"cannot write {v!r} as TOML")
 
 
 def _preset_dir() -> Path:

@@ -27,7 +27,6 @@ References
 from __future__ import annotations
 
 import csv
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -37,7 +36,7 @@ from bonesim._resources import data_dir
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 
-__all__ = ["CACheck", "CAResult", "default_phantom", "engine_available", "format_ca_results", "run_ca_checks"]
+__all__ = ["CACheck", "CAResult", "default_phantom", "format_ca_results", "run_ca_checks"]
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,6 @@ class CAResult:
     def passed(self) -> bool:
         tol = self.check.tolerance * abs(self.target) if self.check.check_relative else self.check.tolerance
         return bool(abs(self.value - self.target) <= tol)
-
-
-def engine_available() -> bool:
-    """True when ``bonesim.ca.engine.simulate`` can be imported."""
-    try:
-        mod = importlib.import_module("bonesim.ca.engine")
-    except ImportError:
-        return False
-    return callable(getattr(mod, "simulate", None))
 
 
 def load_ca_checks(path=None) -> list[CACheck]:
@@ -172,12 +162,10 @@ def run_ca_checks(
     volume=None,
     progress: Callable[[str], None] | None = None,
 ) -> list[CAResult]:
-    """Run the CA-level checks (needs ``bonesim.ca.engine``); the healthy control always runs.
+    """Run the CA-level checks through :func:`bonesim.ca.engine.simulate`; the healthy control always runs.
 
     ``years`` overrides each row's run length (periods are clipped to it).
     """
-    if not engine_available():
-        raise BonesimError("the CA-level validation needs bonesim.ca.engine.simulate, which is not installed")
     from bonesim.ca.engine import simulate
     from bonesim.physiology.calibration import resolve_spec
     from bonesim.physiology.model import ScenarioTable, run_physiology

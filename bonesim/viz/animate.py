@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 from bonesim.io.hdf5 import check_output_path
 from bonesim.viz._result import load_info
 from bonesim.viz.render import iter_frames
@@ -69,7 +69,7 @@ def animate(
     if ext not in FORMATS:
         raise BonesimError(f"animation must end in .gif or .mp4, got {out.name!r}")
     if not fps > 0:
-        raise ValueError(f"`fps` must be > 0, got {fps!r}")
+        raise InputError(f"`fps` must be > 0, got {fps!r}")
     check_output_path(out, overwrite=overwrite)
     info = load_info(result)
     tmp = out.with_name(f".{out.stem}.part{ext}")

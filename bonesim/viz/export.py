@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bonesim.errors import InputError
 from bonesim.io.hdf5 import check_output_path, open_bonesim
 from bonesim.viz._result import load_info
 
@@ -31,7 +32,7 @@ def export_vti(
 
     out = Path(path)
     if out.suffix.lower() != ".vti":
-        raise ValueError(f"`path` must end in .vti, got {out.name!r}")
+        raise InputError(f"`path` must end in .vti, got {out.name!r}")
     check_output_path(out, overwrite=overwrite)
     info = load_info(result)
     idx = info.frame_index(frame)

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from bonesim.defaults import DAYS_PER_YEAR
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 from bonesim.viz._result import ResultInfo, load_info
 
 #: (table, candidate column names, axis label); the first present name is plotted.
@@ -56,7 +56,7 @@ def _panels(
         "all": METRIC_PANELS + PHYSIOLOGY_PANELS,
     }
     if which not in spec:
-        raise ValueError(f"`which` must be one of {', '.join(repr(g) for g in GROUPS)}, got {which!r}")
+        raise InputError(f"`which` must be one of {', '.join(repr(g) for g in GROUPS)}, got {which!r}")
     out = []
     for table, names, label in spec[which]:
         for name in names:
@@ -122,11 +122,11 @@ def plot_metrics(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if not paths:
-        raise ValueError("`paths` must name at least one result file")
+        raise InputError("`paths` must name at least one result file")
     infos = [load_info(p) for p in paths]
     names = list(labels) if labels is not None else _labels(infos)
     if len(names) != len(infos):
-        raise ValueError(f"`labels` has {len(names)} entries for {len(infos)} files")
+        raise InputError(f"`labels` has {len(names)} entries for {len(infos)} files")
     panels = _panels(infos, which, columns)
     if not panels:
         raise BonesimError(

@@ -17,7 +17,7 @@ import numpy as np
 
 from bonesim._validation import check_choice
 from bonesim.defaults import DAYS_PER_YEAR
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 from bonesim.viz import scene
 from bonesim.viz._result import ResultInfo, load_info, read_frames
 
@@ -71,7 +71,7 @@ def _frame_states(info: ResultInfo, indices: Sequence[int], history: bool) -> It
         (bt,) = (b0,) if idx == ref else read_frames(info.path, [idx])
         if history and idx > ref:
             if idx < last:
-                raise ValueError("frames must be rendered in increasing order")
+                raise InputError("frames must be rendered in increasing order")
             for j in range(last + 1, idx):
                 (bj,) = read_frames(info.path, [j])
                 np.minimum(running, bj, out=running)
@@ -109,13 +109,13 @@ def build_plotter(
     check_choice(camera, CAMERAS, name="camera")
     w, h = (int(v) for v in size)
     if w < 16 or h < 16:
-        raise ValueError(f"`size` must be at least 16x16 pixels, got {tuple(size)!r}")
+        raise InputError(f"`size` must be at least 16x16 pixels, got {tuple(size)!r}")
     if downsample == "auto":
         k = scene.auto_downsample(info.shape, max_edge)
     elif isinstance(downsample, (int, np.integer)) and downsample >= 1:
         k = int(downsample)
     else:
-        raise ValueError(f"`downsample` must be 'auto' or an integer >= 1, got {downsample!r}")
+        raise InputError(f"`downsample` must be 'auto' or an integer >= 1, got {downsample!r}")
     b0, bt, bmin = arrays
 
     def grid(arr: np.ndarray, origin: tuple[float, ...], spacing: float) -> Any:

@@ -38,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
+from bonesim.errors import InputError
 from bonesim.volume import BONE_LEVEL
 
 #: State codes of surface points.
@@ -104,14 +105,14 @@ def clip_slices(
         return (slice(0, shape[0]), slice(0, shape[1]), slice(0, shape[2]))
     c = [float(v) for v in clip]
     if len(c) != 6:
-        raise ValueError(f"`clip` must be (x0, x1, y0, y1, z0, z1) in mm, got {clip!r}")
+        raise InputError(f"`clip` must be (x0, x1, y0, y1, z0, z1) in mm, got {clip!r}")
     out = []
     for axis, (lo, hi) in zip((2, 1, 0), ((c[0], c[1]), (c[2], c[3]), (c[4], c[5])), strict=True):
         n = shape[axis]
         i0 = max(0, math.floor(lo / voxel_mm))
         i1 = min(n, math.ceil(hi / voxel_mm))
         if i1 - i0 < 2:
-            raise ValueError(f"`clip` box {clip!r} leaves less than 2 voxels along axis {'xyz'[2 - axis]}")
+            raise InputError(f"`clip` box {clip!r} leaves less than 2 voxels along axis {'xyz'[2 - axis]}")
         out.append((axis, slice(i0, i1)))
     out.sort()
     return tuple(s for _, s in out)  # type: ignore[return-value]

@@ -66,7 +66,7 @@ def test_dry_run_slurm_prints_scripts(tmp_path):
 def test_slurm_array_file_only_pending(tmp_path, monkeypatch):
     manifest = write_study(tmp_path, seeds=2, extra=SLURM)
     study = load_manifest(manifest)
-    monkeypatch.setattr("bonesim.batch.runner.default_run_fn", fake_run)
+    monkeypatch.setattr("bonesim.batch.execute.default_run_fn", fake_run)
     for i in (0, 1, 5):
         assert invoke("batch", manifest, "--run-index", i).exit_code == 0
     script_path = tmp_path / "job.sbatch"
@@ -87,7 +87,7 @@ def test_slurm_array_file_only_pending(tmp_path, monkeypatch):
 
 def test_run_index_and_summarize(tmp_path, monkeypatch):
     manifest = write_study(tmp_path, seeds=1)
-    monkeypatch.setattr("bonesim.batch.runner.default_run_fn", fake_run)
+    monkeypatch.setattr("bonesim.batch.execute.default_run_fn", fake_run)
     res = invoke("batch", manifest, "--run-index", 2)
     assert res.exit_code == 0 and "run 2 (gyroid16__healthy__s0) done in" in res.output
     res = invoke("batch", manifest, "--run-index", 2)
@@ -101,7 +101,7 @@ def test_run_index_and_summarize(tmp_path, monkeypatch):
 
 def test_run_failure_exit_code(tmp_path, monkeypatch):
     manifest = write_study(tmp_path, seeds=1, scenarios=("fail.toml",))
-    monkeypatch.setattr("bonesim.batch.runner.default_run_fn", fake_run)
+    monkeypatch.setattr("bonesim.batch.execute.default_run_fn", fake_run)
     res = CliRunner().invoke(main, ["batch", str(manifest), "--run-index", "0"])
     assert res.exit_code == 1
     assert "Error: run 0 (slab__fail__s0) failed: RuntimeError: boom in slab__fail__s0" in res.output

@@ -17,7 +17,9 @@ import pytest
 from _batch_helpers import calls, fake_run, write_study
 
 from bonesim.batch import load_manifest
-from bonesim.batch.runner import execute_run, plan, run_one, run_state, run_study
+from bonesim.batch.execute import execute_run
+from bonesim.batch.runner import plan, run_one, run_study
+from bonesim.batch.status import run_state
 
 
 def _rows(path):

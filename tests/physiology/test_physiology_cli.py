@@ -65,13 +65,10 @@ def test_validate_one_scenario():
 
 
 def test_simulate_with_scenario_stores_table(tmp_path):
-    from bonesim.validation import ca_level as ca_validation
-
-    if not ca_validation.engine_available():
-        pytest.skip("bonesim.ca.engine not available")
     import h5py
 
     from bonesim.io.hdf5 import write_volume
+    from bonesim.validation import ca_level as ca_validation
 
     src, out = tmp_path / "in.h5", tmp_path / "run.h5"
     write_volume(src, ca_validation.default_phantom(24))

@@ -6,12 +6,7 @@ import pytest
 
 from bonesim.validation import ca_level as ca_validation
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        not ca_validation.engine_available(), reason="bonesim.ca.engine.simulate not available"
-    ),
-]
+pytestmark = [pytest.mark.slow]
 
 
 def test_ca_follows_physiology_for_healthy_aging_menopause():

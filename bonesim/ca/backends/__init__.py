@@ -11,9 +11,18 @@ import enum
 import logging
 
 from bonesim.ca.backends.base import COUNTERS, Backend, StepInputs, pack, unpack
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 
-__all__ = ["COUNTERS", "Backend", "BackendName", "StepInputs", "pack", "resolve_backend", "unpack"]
+__all__ = [
+    "COUNTERS",
+    "Backend",
+    "BackendName",
+    "StepInputs",
+    "make_backend",
+    "pack",
+    "resolve_backend",
+    "unpack",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,7 @@ def resolve_backend(name: str | BackendName = "auto") -> Backend:
     try:
         choice = BackendName(name if isinstance(name, str) else name.value)
     except ValueError:
-        raise ValueError(f"`backend` must be one of 'auto', 'numpy', 'cupy', got {name!r}") from None
+        raise InputError(f"`backend` must be one of 'auto', 'numpy', 'cupy', got {name!r}") from None
     if choice is BackendName.NUMPY:
         from bonesim.ca.backends.numpy_backend import NumpyBackend
 
@@ -76,3 +85,19 @@ def resolve_backend(name: str | BackendName = "auto") -> Backend:
             backend = NumpyBackend()
     log.info("backend %s on %s", backend.name, backend.device)
     return backend
+
+
+def make_backend(name: str = "auto", *, chunks=None, steps_per_exchange: int = 16) -> Backend:
+    """The backend a run asks for: ``name`` on the whole volume, or chunked with halos when ``chunks`` is set.
+
+    The one place the CLI and batch choose a backend (chunked runs need the ``[hpc]`` extra).
+    """
+    if chunks is None:
+        return resolve_backend(name)
+    try:
+        import dask  # noqa: F401
+    except ImportError:
+        raise BonesimError("chunked runs (--chunks) need Dask: pip install 'bonesim[hpc]'") from None
+    from bonesim.ca.backends.chunked import ChunkedBackend
+
+    return ChunkedBackend(name, chunks=chunks, steps_per_exchange=steps_per_exchange)

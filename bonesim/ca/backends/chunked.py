@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from bonesim.ca.halo import simulate_chunked
+from bonesim.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class BlockStep:
 
     def __init__(self, inner: str, neighbourhood: int) -> None:
         if inner not in ("numpy", "cupy"):
-            raise ValueError(f"`inner` must be 'numpy' or 'cupy', got {inner!r}")
+            raise InputError(f"`inner` must be 'numpy' or 'cupy', got {inner!r}")
         self.inner = inner
         self.neighbourhood = int(neighbourhood)
 
@@ -195,9 +196,9 @@ class ChunkedBackend:
 
             base = NumpyBackend()
         else:
-            raise ValueError(f"`inner` must be 'numpy', 'cupy' or 'auto', got {inner!r}")
+            raise InputError(f"`inner` must be 'numpy', 'cupy' or 'auto', got {inner!r}")
         if int(steps_per_exchange) < 1:
-            raise ValueError(f"`steps_per_exchange` must be >= 1, got {steps_per_exchange!r}")
+            raise InputError(f"`steps_per_exchange` must be >= 1, got {steps_per_exchange!r}")
         self.inner = inner
         self.name = base.name
         self.chunks = chunks

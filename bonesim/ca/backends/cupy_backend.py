@@ -18,7 +18,7 @@ import numpy as np
 
 from bonesim._resources import kernel_dir
 from bonesim.ca.backends.base import COUNTERS, StepInputs, pack
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def kernel_name(neighbourhood: int, variant: str = DEFAULT_VARIANT) -> str:
         return f"bonesim_remodel_step_n{neighbourhood}"
     if variant == "zm":
         return f"bonesim_remodel_step_zm_n{neighbourhood}"
-    raise ValueError(f"`variant` must be one of {', '.join(map(repr, VARIANTS))}, got {variant!r}")
+    raise InputError(f"`variant` must be one of {', '.join(map(repr, VARIANTS))}, got {variant!r}")
 
 
 def launch_step(

@@ -35,6 +35,7 @@ from bonesim.ca.backends.base import (
     unpack,
     voxel_hash,
 )
+from bonesim.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ def _padded(
     """The interior of ``src`` with exactly one voxel of neighbours around it (inert outside)."""
     inner = tuple(n - 2 * halo for n in src.shape)
     if min(inner) <= 0:
-        raise ValueError(f"block {src.shape} with halo {halo} has no interior")
+        raise InputError(f"block {src.shape} with halo {halo} has no interior")
     pad = np.full(tuple(n + 2 for n in inner), INERT, dtype=np.uint32)
     dst_sl, src_sl = [], []
     for n, h in zip(src.shape, (halo,) * 3, strict=False):
@@ -316,14 +317,14 @@ def step_block(
     inner = tuple(n - 2 * halo for n in src.shape)
     for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
         if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
-            raise ValueError(
+            raise InputError(
                 f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
             )
     gshape = tuple(global_shape) if global_shape is not None else inner
     for ax in range(3):
         lo = origin[ax] + halo
         if lo < 0 or lo + inner[ax] > gshape[ax]:
-            raise ValueError(
+            raise InputError(
                 f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
                 f"global volume {gshape}"
             )

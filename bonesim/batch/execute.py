@@ -1,0 +1,117 @@
+"""One run of a study, on whatever worker calls it: skip, resume or run it, and record what happened."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bonesim.batch.manifest import Run
+from bonesim.batch.status import _iso, has_checkpoint, read_status, result_complete, write_status
+from bonesim.errors import BonesimError
+
+log = logging.getLogger(__name__)
+
+#: A run function: ``fn(run, *, resume) -> dict`` (extra fields for the record); the default calls the engine.
+RunFn = Callable[..., Any]
+
+
+def default_run_fn(run: Run, *, resume: bool = False, progress: Callable | None = None) -> dict[str, Any]:
+    """Simulate ``run`` with :func:`bonesim.ca.engine.simulate` and the run's scenario.
+
+    Returns the device and backend the engine used (from the result's provenance).
+    """
+    from bonesim.ca.backends import make_backend
+    from bonesim.ca.engine import simulate
+    from bonesim.physiology import scenario_table
+
+    volume = run.input.load()
+    scenario = scenario_table(run.scenario.ref, run.years)
+    kwargs: dict[str, Any] = {
+        "years": run.years,
+        "backend": run.backend,
+        "seed": run.seed,
+        "save_every": run.save_every,
+        "out": run.out,
+        "overwrite": False,
+        "spinup_years": run.spinup_years,
+        "resume": resume,
+        "progress": progress,
+        "scenario": scenario,
+    }
+    if run.manifest is not None:
+        kwargs["command"] = f"bonesim batch {run.manifest} --run-index {run.index}"
+    kwargs["backend"] = make_backend(
+        run.backend, chunks=run.chunks, steps_per_exchange=run.steps_per_exchange
+    )
+    simulate(volume, scenario.table, **kwargs)
+    return _provenance(run.out)
+
+
+def _provenance(path: Path) -> dict[str, Any]:
+    from bonesim.io.hdf5 import open_bonesim, read_json_attr
+
+    out: dict[str, Any] = {}
+    with contextlib.suppress(BonesimError, OSError), open_bonesim(path) as f:
+        if "provenance" in f:
+            attrs = f["provenance"].attrs
+            for key in ("device", "backend"):
+                if key in attrs:
+                    v = attrs[key]
+                    out[key] = v.decode() if isinstance(v, bytes) else str(v)
+            timings = read_json_attr(f["provenance"], "timings", None)
+            if isinstance(timings, dict):
+                out["engine_timings"] = timings
+        if "state" in f and "backend" not in out and "backend" in f["state"].attrs:
+            v = f["state"].attrs["backend"]
+            out["backend"] = v.decode() if isinstance(v, bytes) else str(v)
+    return out
+
+
+def execute_run(run: Run, *, run_fn: RunFn | None = None, force: bool = False) -> dict[str, Any]:
+    """Run one simulation of a study (on whatever worker calls it) and return its record.
+
+    Skips a finished run (``status='skipped'``) unless ``force``; resumes an
+    interrupted one; catches every exception into ``status='failed'`` with the
+    error message and traceback, so one bad run never stops a study.
+    """
+    base = {
+        "run_index": run.index,
+        "run_id": run.run_id,
+        "out": str(run.out),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES", ""),
+    }
+    if not force and result_complete(run):
+        prev = read_status(run) or {}
+        return {**prev, **base, "status": "skipped", "previous_status": prev.get("status", "done")}
+    prev = read_status(run)
+    attempts = int(prev.get("attempts", 0)) + 1 if prev else 1
+    resume = has_checkpoint(run)
+    run.out.parent.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    record = {**base, "status": "running", "started": _iso(started), "attempts": attempts, "resumed": resume}
+    write_status(run, record)
+    fn = run_fn or default_run_fn
+    t0 = time.perf_counter()
+    try:
+        extra = fn(run, resume=resume) or {}
+        record.update({k: v for k, v in dict(extra).items() if k not in base})
+        record["status"] = "done"
+        record["error"] = ""
+    except Exception as exc:
+        record["status"] = "failed"
+        record["error"] = f"{type(exc).__name__}: {exc}"
+        record["traceback"] = traceback.format_exc(limit=20)
+        log.error("run %s failed: %s", run.run_id, record["error"])
+    record["wall_s"] = round(time.perf_counter() - t0, 3)
+    record["finished"] = _iso(time.time())
+    write_status(run, record)
+    return record
