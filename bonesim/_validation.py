@@ -16,7 +16,7 @@ def check_ndim(arr: Any, ndim: int, /, *, name: str) -> None:
     >>> check_ndim(np.zeros((2, 2)), 3, name="volume")
     Traceback (most recent call last):
     ...
-    ValueError: `volume` must be 3-dimensional, got shape (2, 2)
+    bonesim.errors.InputError: `volume` must be 3-dimensional, got shape (2, 2)
     """
     shape = tuple(np.shape(arr))
     if len(shape) != ndim:
@@ -29,7 +29,7 @@ def check_positive(value: Any, /, *, name: str) -> float:
     >>> check_positive(-1, name="voxel_size_um")
     Traceback (most recent call last):
     ...
-    ValueError: `voxel_size_um` must be a finite number > 0, got -1
+    bonesim.errors.InputError: `voxel_size_um` must be a finite number > 0, got -1
     """
     try:
         v = float(value)
@@ -46,7 +46,7 @@ def check_in_range(value: Any, lo: float, hi: float, /, *, name: str) -> float:
     >>> check_in_range(2.0, 0, 1, name="bvtv")
     Traceback (most recent call last):
     ...
-    ValueError: `bvtv` must be in [0, 1], got 2.0
+    bonesim.errors.InputError: `bvtv` must be in [0, 1], got 2.0
     """
     try:
         v = float(value)
@@ -63,7 +63,7 @@ def check_choice(value: str, choices: tuple[str, ...], /, *, name: str) -> str:
     >>> check_choice("gpu", ("numpy", "cupy"), name="backend")
     Traceback (most recent call last):
     ...
-    ValueError: `backend` must be one of 'numpy', 'cupy', got 'gpu'
+    bonesim.errors.InputError: `backend` must be one of 'numpy', 'cupy', got 'gpu'
     """
     if value not in choices:
         allowed = ", ".join(repr(c) for c in choices)

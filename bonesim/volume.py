@@ -44,7 +44,7 @@ class Volume:
     >>> Volume(np.zeros((4, 4)), 20)
     Traceback (most recent call last):
     ...
-    ValueError: `volume` must be 3-dimensional, got shape (4, 4)
+    bonesim.errors.InputError: `volume` must be 3-dimensional, got shape (4, 4)
     """
 
     data: np.ndarray

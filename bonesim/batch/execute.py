@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
@@ -55,22 +54,17 @@ def default_run_fn(run: Run, *, resume: bool = False, progress: Callable | None 
 
 
 def _provenance(path: Path) -> dict[str, Any]:
-    from bonesim.io.hdf5 import open_bonesim, read_json_attr
+    from bonesim.io.result import Result
 
-    out: dict[str, Any] = {}
-    with contextlib.suppress(BonesimError, OSError), open_bonesim(path) as f:
-        if "provenance" in f:
-            attrs = f["provenance"].attrs
-            for key in ("device", "backend"):
-                if key in attrs:
-                    v = attrs[key]
-                    out[key] = v.decode() if isinstance(v, bytes) else str(v)
-            timings = read_json_attr(f["provenance"], "timings", None)
-            if isinstance(timings, dict):
-                out["engine_timings"] = timings
-        if "state" in f and "backend" not in out and "backend" in f["state"].attrs:
-            v = f["state"].attrs["backend"]
-            out["backend"] = v.decode() if isinstance(v, bytes) else str(v)
+    try:
+        info = Result.open(path)
+    except (BonesimError, OSError):
+        return {}
+    out: dict[str, Any] = {k: str(info.provenance[k]) for k in ("device", "backend") if k in info.provenance}
+    if isinstance(info.provenance.get("timings"), dict):
+        out["engine_timings"] = info.provenance["timings"]
+    if "backend" not in out and "backend" in info.state_attrs:
+        out["backend"] = str(info.state_attrs["backend"])
     return out
 
 

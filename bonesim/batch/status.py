@@ -63,19 +63,15 @@ def result_complete(run: Run) -> bool:
 
 
 def _file_reaches_end(run: Run) -> bool:
-    from bonesim.io.hdf5 import open_bonesim
+    from bonesim.io.result import Result
 
     try:
-        with open_bonesim(run.out) as f:
-            if "state" not in f:
-                return False
-            attrs = f["state"].attrs
-            if "complete" in attrs:
-                return bool(attrs["complete"])
-            day = float(attrs.get("day", -1))
+        attrs = Result.open(run.out).state_attrs
     except (BonesimError, OSError):
         return False
-    return day >= run.years * DAYS_PER_YEAR - 0.5
+    if "complete" in attrs:
+        return bool(attrs["complete"])
+    return float(attrs.get("day", -1)) >= run.years * DAYS_PER_YEAR - 0.5
 
 
 def run_state(run: Run) -> str:
@@ -89,9 +85,10 @@ def run_state(run: Run) -> str:
 
 
 def has_checkpoint(run: Run) -> bool:
-    """True when an interrupted run left a checkpoint to resume from (``OUT.partial``, see
-    :class:`bonesim.io.result.RunFolder`)."""
-    return RunFolder(run.out).has_checkpoint()
+    """True when an interrupted run left its run folder ``OUT.partial`` (see
+    :class:`bonesim.io.result.RunFolder`); the engine resumes from its checkpoint, or
+    starts over when the run died before writing one."""
+    return RunFolder(run.out).exists()
 
 
 def _iso(t: float) -> str:

@@ -37,19 +37,13 @@ from bonesim.batch.manifest import Run, Study
 from bonesim.batch.status import read_status, run_state
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
+from bonesim.morphometry.analyze import METRIC_COLUMNS as MORPHOMETRY_COLUMNS
 
 log = logging.getLogger(__name__)
 
 #: metrics tracked per year and across seeds (those present in the results)
 TRAJECTORY_METRICS = (
-    "bv_tv",
-    "bs_bv_per_mm",
-    "tb_th_um",
-    "tb_sp_um",
-    "tb_n_per_mm",
-    "conn_d_per_mm3",
-    "smi",
-    "da",
+    *MORPHOMETRY_COLUMNS,
     "bmu_resorbing",
     "bmu_forming",
     "acf_realised",
@@ -79,14 +73,12 @@ FIRST_COLUMNS = (
 
 def read_trajectory(path: Path) -> dict[str, np.ndarray]:
     """The ``/tables/metrics`` table of a result file (empty dict if it has none)."""
-    from bonesim.io.hdf5 import open_bonesim, read_table
+    from bonesim.io.result import Result
 
-    with open_bonesim(path) as f:
-        if "tables/metrics" not in f:
-            return {}
-        table = read_table(f["tables/metrics"])
-        if "volume/bone" in f:
-            table["_voxels"] = np.array([int(np.prod(f["volume/bone"].shape))])
+    info = Result.open(path)
+    table = dict(info.tables.get("metrics", {}))
+    if table:
+        table["_voxels"] = np.array([int(np.prod(info.shape))])
     return table
 
 

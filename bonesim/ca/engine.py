@@ -263,11 +263,15 @@ def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrit
                 )
             folder.unlock()
         return _Start(_initial_state(plan.volume))
-    if not folder.has_checkpoint():
+    if not folder.exists():
         raise BonesimError(
             f"nothing to resume: no checkpoint in {folder.path} (the run completed or never started)"
         )
     folder.lock()
+    if not folder.has_checkpoint():  # the run failed before its first checkpoint: nothing to lose
+        log.warning("%s holds no checkpoint yet; the run starts from its beginning", folder.path)
+        folder.unlock()
+        return _Start(_initial_state(plan.volume))
     try:
         return _resume_point(plan, folder)
     except BaseException:

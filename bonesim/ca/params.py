@@ -12,7 +12,7 @@ per-step integer thresholds the kernels use (see ``docs/model.md``).
 >>> RemodelingParams(formation_efficiency=-0.1)
 Traceback (most recent call last):
 ...
-ValueError: `formation_efficiency` must be in [0, 1.5], got -0.1
+bonesim.errors.InputError: `formation_efficiency` must be in [0, 1.5], got -0.1
 
 References
 ----------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from bonesim.cli._common import user_errors
+from bonesim.cli._common import overwrite_option, user_errors
 
 
 @click.command()
@@ -25,8 +25,11 @@ from bonesim.cli._common import user_errors
     help="gpu: BV/TV, Tb.Th and Tb.Sp with CuPy.",
 )
 @click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
+@overwrite_option
 @user_errors
-def analyze(result: str, csv_path: str | None, frames: str, backend: str, no_write: bool) -> None:
+def analyze(
+    result: str, csv_path: str | None, frames: str, backend: str, no_write: bool, overwrite: bool
+) -> None:
     """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI and DA of RESULT.
 
     The columns are added to /tables/metrics of a simulation result (one row
@@ -52,7 +55,13 @@ def analyze(result: str, csv_path: str | None, frames: str, backend: str, no_wri
 
     try:
         table = run(
-            result, frames=frames, csv=csv_path, progress=progress, write=not no_write, backend=backend
+            result,
+            frames=frames,
+            csv=csv_path,
+            progress=progress,
+            write=not no_write,
+            backend=backend,
+            overwrite=overwrite,
         )
     finally:
         bar.close()

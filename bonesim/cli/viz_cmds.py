@@ -146,11 +146,11 @@ def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legen
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
     """
     from bonesim.io.hdf5 import check_input_file
+    from bonesim.io.result import Result
     from bonesim.viz import animate as animate_
-    from bonesim.viz._result import load_info
 
     check_input_file(result)
-    n = load_info(result).n_frames
+    n = Result.open(result).n_frames
     with click.progressbar(length=n, label=f"rendering {n} frames", file=sys.stderr) as bar:
         animate_(
             result,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ import numpy as np
 from bonesim._validation import check_choice
 from bonesim._version import __version__
 from bonesim.errors import BonesimError, InputError, SchemaError
+from bonesim.io.outputs import atomic_write, check_output
 from bonesim.volume import Volume
 
 SCHEMA_VERSION = 1
@@ -52,42 +52,19 @@ def check_input_file(path: str | os.PathLike) -> Path:
     return p
 
 
-def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Check that ``path`` may be written: refuse existing files and bad folders."""
-    p = Path(path)
-    if p.is_dir():
-        raise BonesimError(f"output path {p} is a directory, expected a file name")
-    if p.exists() and not overwrite:
-        raise BonesimError(f"output file {p} exists; pass overwrite=True (--overwrite) to replace it")
-    parent = p.parent if str(p.parent) else Path(".")
-    if not parent.is_dir():
-        raise BonesimError(f"output folder {parent} does not exist")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise BonesimError(f"output folder {parent} is not writable")
-    return p
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = ()) -> Path:
+    """Check that ``path`` may be written (the policy of :func:`bonesim.io.outputs.check_output`)."""
+    return check_output(path, overwrite=overwrite, inputs=inputs)
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike, *, overwrite: bool = False) -> Iterator[Path]:
+def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: tuple = ()) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
 
     On any exception the temporary file is removed and ``path`` is untouched.
     """
-    target = check_output_path(path, overwrite=overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent or ".")
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp makes the file private (0600); give the result the usual umask-based mode
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    with atomic_write(path, overwrite=overwrite, inputs=inputs) as tmp:
+        yield tmp
 
 
 # --------------------------------------------------------------- format ----

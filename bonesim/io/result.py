@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -484,6 +485,7 @@ class Result:
     has_series: bool
     tables: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     state_attrs: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def open(cls, path: str | os.PathLike) -> Result:
@@ -524,10 +526,12 @@ class Result:
                     for k in f["tables"]
                     if isinstance(f["tables"][k], h5py.Group)
                 }
-            state_attrs: dict[str, Any] = {}
-            if "state" in f and isinstance(f["state"], h5py.Group):
-                state_attrs = dict(f["state"].attrs)
-        return cls(Path(path), vs, shape, days, name, has_series, tables, state_attrs)  # type: ignore[arg-type]
+            state_attrs = _attrs(f, "state")
+            provenance = _attrs(f, "provenance")
+            if isinstance(provenance.get("timings"), str):
+                with contextlib.suppress(ValueError):
+                    provenance["timings"] = json.loads(provenance["timings"])
+        return cls(Path(path), vs, shape, days, name, has_series, tables, state_attrs, provenance)  # type: ignore[arg-type]
 
     @property
     def n_frames(self) -> int:
@@ -566,12 +570,36 @@ class Result:
     def frame(self, index: int) -> np.ndarray:
         return self.frames([index])[0]
 
+    def maps(self) -> dict[str, np.ndarray]:
+        """The ``/maps`` datasets of the file (``resorbed_day``, ``formed_day``, ...), those present."""
+        out: dict[str, np.ndarray] = {}
+        with open_bonesim(self.path) as f:
+            if "maps" in f and isinstance(f["maps"], h5py.Group):
+                for k, ds in f["maps"].items():
+                    if isinstance(ds, h5py.Dataset) and ds.shape == self.shape:
+                        out[k] = np.asarray(ds[...])
+        return out
+
     def initial(self) -> np.ndarray:
         """The input volume ``/volume/bone`` (frame 0 when a result lacks it)."""
         with open_bonesim(self.path) as f:
             if "volume" in f and "bone" in f["volume"]:
                 return np.asarray(_dataset(f, "volume/bone", self.path, ndim=3)[...])
         return self.frame(0)
+
+
+def _attrs(f: h5py.File, group: str) -> dict[str, Any]:
+    """Attributes of ``group`` as plain Python values (strings decoded), {} when absent."""
+    if group not in f or not isinstance(f[group], h5py.Group):
+        return {}
+    out: dict[str, Any] = {}
+    for k, v in f[group].attrs.items():
+        if isinstance(v, bytes):
+            v = v.decode()
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
 
 
 def _dataset(f: h5py.File, name: str, path: Any, *, ndim: int) -> h5py.Dataset:
@@ -586,3 +614,33 @@ def _dataset(f: h5py.File, name: str, path: Any, *, ndim: int) -> h5py.Dataset:
     if name.endswith("bone") and obj.dtype != np.uint8:
         raise SchemaError(f"{path}: /{name} is {obj.dtype}, expected uint8 bone fractions")
     return obj
+
+
+def write_frame_metrics(info: Result, table: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> str:
+    """Store per-frame metrics (``table`` has a ``frame`` column) in a result or volume file, in place.
+
+    Where the file's ``/tables/metrics`` has one row per saved frame, ``columns``
+    are added to it (rows not in ``table`` keep their value, or NaN);
+    otherwise the whole table becomes ``/tables/morphometry``. Returns the
+    table written.
+    """
+    n_series = info.n_frames if info.has_series else 0
+    metrics = info.tables.get("metrics")
+    rows = len(next(iter(metrics.values()))) if metrics else None
+    with h5py.File(info.path, "r+") as f:
+        tables = f.require_group("tables")
+        if n_series and rows == n_series:
+            g = tables["metrics"]
+            order = read_json_attr(g, "columns", None) or list(g)
+            for col in columns:
+                full = g[col][...].astype(np.float64) if col in g else np.full(n_series, np.nan)
+                full[np.asarray(table["frame"], np.int64)] = table[col]
+                if col in g:
+                    del g[col]
+                g.create_dataset(col, data=full)
+                if col not in order:
+                    order.append(col)
+            g.attrs["columns"] = json.dumps(order)
+            return "metrics"
+        write_table(tables, "morphometry", table, overwrite=True)
+        return "morphometry"

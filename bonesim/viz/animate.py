@@ -10,7 +10,7 @@ from typing import Any
 
 from bonesim.errors import BonesimError, InputError
 from bonesim.io.hdf5 import check_output_path
-from bonesim.viz._result import load_info
+from bonesim.io.result import Result
 from bonesim.viz.render import iter_frames
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ def animate(
     if not fps > 0:
         raise InputError(f"`fps` must be > 0, got {fps!r}")
     check_output_path(out, overwrite=overwrite)
-    info = load_info(result)
+    info = Result.open(result)
     tmp = out.with_name(f".{out.stem}.part{ext}")
     images = iter_frames(info, frames, camera=camera, size=size, progress=progress, **kwargs)
     try:

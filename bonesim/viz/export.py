@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from bonesim.errors import InputError
-from bonesim.io.hdf5 import check_output_path, open_bonesim
-from bonesim.viz._result import load_info
+from bonesim.io.hdf5 import check_output_path
+from bonesim.io.result import Result
 
 
 def export_vti(
@@ -34,15 +34,10 @@ def export_vti(
     if out.suffix.lower() != ".vti":
         raise InputError(f"`path` must end in .vti, got {out.name!r}")
     check_output_path(out, overwrite=overwrite)
-    info = load_info(result)
+    info = Result.open(result)
     idx = info.frame_index(frame)
-    with open_bonesim(result) as f:
-        if "series/bone" in f:
-            bt = f["series/bone"][idx]
-            b0 = f["series/bone"][0]
-        else:
-            bt = b0 = f["volume/bone"][...]
-        maps = {k: f[f"maps/{k}"][...] for k in ("resorbed_day", "formed_day") if f"maps/{k}" in f}
+    bt, b0 = info.frames([idx, 0])
+    maps = {k: v for k, v in info.maps().items() if k in ("resorbed_day", "formed_day")}
     h = info.voxel_size_um / 1000.0
     nz, ny, nx = bt.shape
     grid = pv.ImageData(dimensions=(nx + 1, ny + 1, nz + 1), spacing=(h, h, h), origin=(0.0, 0.0, 0.0))

@@ -12,7 +12,7 @@ import numpy as np
 
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
-from bonesim.viz._result import ResultInfo, load_info
+from bonesim.io.result import Result
 
 #: (table, candidate column names, axis label); the first present name is plotted.
 METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -36,9 +36,7 @@ PHYSIOLOGY_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 GROUPS = ("metrics", "physiology", "all")
 
 
-def _panels(
-    infos: Sequence[ResultInfo], which: str, columns: Sequence[str] | None
-) -> list[tuple[str, str, str]]:
+def _panels(infos: Sequence[Result], which: str, columns: Sequence[str] | None) -> list[tuple[str, str, str]]:
     """(table, column, label) of every panel that at least one result can fill."""
     if columns:
         out = []
@@ -66,7 +64,7 @@ def _panels(
     return out
 
 
-def _labels(infos: Sequence[ResultInfo]) -> list[str]:
+def _labels(infos: Sequence[Result]) -> list[str]:
     names = [i.scenario for i in infos]
     if len(set(names)) < len(names):
         return [f"{i.scenario} ({i.path.stem})" for i in infos]
@@ -123,7 +121,7 @@ def plot_metrics(
         paths = [paths]
     if not paths:
         raise InputError("`paths` must name at least one result file")
-    infos = [load_info(p) for p in paths]
+    infos = [Result.open(p) for p in paths]
     names = list(labels) if labels is not None else _labels(infos)
     if len(names) != len(infos):
         raise InputError(f"`labels` has {len(names)} entries for {len(infos)} files")

@@ -18,8 +18,8 @@ import numpy as np
 from bonesim._validation import check_choice
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
+from bonesim.io.result import Result
 from bonesim.viz import scene
-from bonesim.viz._result import ResultInfo, load_info, read_frames
 
 log = logging.getLogger(__name__)
 
@@ -33,8 +33,8 @@ _VIEWS = {
 }
 
 
-def _as_info(result: str | os.PathLike | ResultInfo) -> ResultInfo:
-    return result if isinstance(result, ResultInfo) else load_info(result)
+def _as_info(result: str | os.PathLike | Result) -> Result:
+    return result if isinstance(result, Result) else Result.open(result)
 
 
 def _rgb(c: Sequence[int]) -> tuple[float, float, float]:
@@ -55,7 +55,7 @@ def nice_length(extent_mm: float) -> float:
     return float(f"{10**exp:.6g}")  # pragma: no cover
 
 
-def _frame_states(info: ResultInfo, indices: Sequence[int], history: bool) -> Iterator[tuple[int, Any]]:
+def _frame_states(info: Result, indices: Sequence[int], history: bool) -> Iterator[tuple[int, Any]]:
     """Yield ``(index, (b0, bt, bmin))`` for increasing frame ``indices``.
 
     ``b0`` is the reference frame (the first saved frame at day >= 0, i.e.
@@ -64,16 +64,16 @@ def _frame_states(info: ResultInfo, indices: Sequence[int], history: bool) -> It
     reference to the index (so refilled cavities count as formed bone).
     """
     ref = info.reference_index
-    (b0,) = read_frames(info.path, [ref])
+    (b0,) = info.frames([ref])
     running = b0.copy()
     last = ref
     for idx in indices:
-        (bt,) = (b0,) if idx == ref else read_frames(info.path, [idx])
+        (bt,) = (b0,) if idx == ref else info.frames([idx])
         if history and idx > ref:
             if idx < last:
                 raise InputError("frames must be rendered in increasing order")
             for j in range(last + 1, idx):
-                (bj,) = read_frames(info.path, [j])
+                (bj,) = info.frames([j])
                 np.minimum(running, bj, out=running)
             np.minimum(running, bt, out=running)
             last = idx
@@ -84,7 +84,7 @@ def _frame_states(info: ResultInfo, indices: Sequence[int], history: bool) -> It
 
 
 def build_plotter(
-    info: ResultInfo,
+    info: Result,
     idx: int,
     arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
     *,
@@ -255,7 +255,7 @@ def _add_scale_bar(p: Any, box: tuple[float, ...], camera: str) -> None:
     )
 
 
-def render_plotter(result: str | os.PathLike | ResultInfo, frame: int = -1, **kwargs: Any) -> Any:
+def render_plotter(result: str | os.PathLike | Result, frame: int = -1, **kwargs: Any) -> Any:
     """Like :func:`render_frame` but return the (off-screen) ``pyvista.Plotter``.
 
     The caller owns the plotter: add to it, ``screenshot`` it, and ``close()`` it.
@@ -271,7 +271,7 @@ def render_plotter(result: str | os.PathLike | ResultInfo, frame: int = -1, **kw
 
 
 def render_frame(
-    result: str | os.PathLike | ResultInfo,
+    result: str | os.PathLike | Result,
     frame: int = -1,
     *,
     camera: str = "iso",
@@ -284,7 +284,7 @@ def render_frame(
 
     Parameters
     ----------
-    result : path or ResultInfo
+    result : path or Result
         A schema-1 result (``/series/bone``) or a plain volume file.
     frame : int
         Saved frame to show; negative counts from the end.
@@ -342,7 +342,7 @@ def save_image(img: np.ndarray, path: str | os.PathLike) -> None:
 
 
 def iter_frames(
-    result: str | os.PathLike | ResultInfo,
+    result: str | os.PathLike | Result,
     frames: Sequence[int] | None = None,
     *,
     history: bool = False,

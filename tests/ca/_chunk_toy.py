@@ -10,18 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from bonesim.ca.backends.base import fmix32
+
 ACT = np.uint32(2**27)
 FILL = np.uint32(2**30)
-
-
-def fmix32(h: np.ndarray) -> np.ndarray:
-    h = h.astype(np.uint32)
-    h ^= h >> np.uint32(16)
-    h *= np.uint32(0x85EBCA6B)
-    h ^= h >> np.uint32(13)
-    h *= np.uint32(0xC2B2AE35)
-    h ^= h >> np.uint32(16)
-    return h
 
 
 def toy_step(fields, *, origin, global_shape, step, owned=None, seed=0, act=ACT, fill=FILL):

@@ -13,20 +13,10 @@ import pytest
 
 from bonesim import Volume, phantom
 from bonesim.ca.backends.base import pack
-from bonesim.ca.params import RemodelingParams
 from bonesim.ca.schedule import Schedule
+from tests.fast_params import FAST
 
 pytestmark = pytest.mark.gpu
-
-FAST = RemodelingParams(
-    acf_per_year=15.0,
-    erosion_depth_um=60,
-    footprint_radius_um=50,
-    resorption_days=12,
-    reversal_days=4,
-    mar_um_per_day=3.0,
-    formation_efficiency=0.9,
-)
 
 
 def _bone(shape):

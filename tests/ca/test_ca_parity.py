@@ -20,8 +20,8 @@ import pytest
 from bonesim import phantom
 from bonesim._resources import kernel_dir
 from bonesim.ca.backends.numpy_backend import step_block
-from bonesim.ca.params import RemodelingParams
 from tests.ca.ca_helpers import run_words, words_of
+from tests.fast_params import fast
 
 HARNESS = Path(__file__).parent / "harness" / "remodel_host.cpp"
 
@@ -114,14 +114,7 @@ def _phantom(shape, kind):
 def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_factory):
     tmp = str(tmp_path_factory.mktemp("harness"))
     # fast turnover so that every phase and transition occurs within the run
-    params = RemodelingParams(
-        acf_per_year=15.0,
-        erosion_depth_um=60,
-        footprint_radius_um=50,
-        resorption_days=12,
-        reversal_days=4,
-        mar_um_per_day=3.0,
-        formation_efficiency=0.9,
+    params = fast(
         neighbourhood=neigh,
     )
     w0 = words_of(_phantom(shape, kind))
@@ -160,14 +153,7 @@ def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_fact
 def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory):
     """The kernel's tiling (remodel_block.cuh), emulated block by block on the host, gives the NumPy bits."""
     tmp = str(tmp_path_factory.mktemp("blocks"))
-    params = RemodelingParams(
-        acf_per_year=15.0,
-        erosion_depth_um=60,
-        footprint_radius_um=50,
-        resorption_days=12,
-        reversal_days=4,
-        mar_um_per_day=3.0,
-        formation_efficiency=0.9,
+    params = fast(
         neighbourhood=neigh,
     )
     w0 = words_of(_phantom(shape, "gyroid"))
@@ -181,9 +167,7 @@ def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory)
 def test_kernel_block_logic_on_a_chunk_with_halo(blocks, tmp_path_factory):
     """A block with a halo and a global origin (as an HPC chunk runner would pass it) gives the whole volume's bits."""
     tmp = str(tmp_path_factory.mktemp("chunk"))
-    params = RemodelingParams(
-        acf_per_year=15.0, footprint_radius_um=50, resorption_days=12, reversal_days=4, mar_um_per_day=3.0
-    )
+    params = fast(erosion_depth_um=50, formation_efficiency=1.0)
     bone = _phantom((20, 18, 22), "gyroid")
     g = bone.shape
     whole = run_words(words_of(bone), params, 20.0, 40, seed=1)

@@ -22,8 +22,8 @@ import pytest
 
 from bonesim import Volume, phantom
 from bonesim.ca.engine import simulate
-from bonesim.ca.params import RemodelingParams
 from tests.ca.test_ca_parity import _harness
+from tests.fast_params import fast
 
 NVCC = shutil.which("nvcc")
 
@@ -194,14 +194,7 @@ def fake_cupy(monkeypatch, tmp_path):
     cb._module.cache_clear()
 
 
-FAST = RemodelingParams(
-    acf_per_year=10,
-    footprint_radius_um=60,
-    resorption_days=12,
-    reversal_days=4,
-    mar_um_per_day=3.0,
-    formation_efficiency=0.9,
-)
+FAST = fast(acf_per_year=10, erosion_depth_um=50, footprint_radius_um=60)
 
 
 def test_engine_on_fake_cupy_equals_numpy(fake_cupy, tmp_path):

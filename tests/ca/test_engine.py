@@ -16,17 +16,18 @@ from click.testing import CliRunner
 
 from bonesim import Volume, phantom
 from bonesim.ca.engine import METRIC_COLUMNS, partial_path, simulate
-from bonesim.ca.params import RemodelingParams, constant_table
+from bonesim.ca.params import constant_table
 from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import read_table, write_volume
+from tests.fast_params import fast
 
-FAST = RemodelingParams(
+FAST = fast(
     acf_per_year=6,
+    erosion_depth_um=50,
     footprint_radius_um=60,
     resorption_days=15,
     reversal_days=5,
     mar_um_per_day=2.0,
-    formation_efficiency=0.9,
 )
 
 

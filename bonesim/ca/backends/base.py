@@ -59,14 +59,14 @@ def unpack(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def fmix32(h: Any) -> Any:
-    """murmur3's 32-bit finaliser on Python ints or uint32 arrays (wrapping arithmetic).
+    """murmur3's 32-bit finaliser on Python ints or uint32 arrays, NumPy or CuPy (wrapping arithmetic).
 
     >>> hex(fmix32(1))
     '0x514e28b7'
     >>> int(fmix32(np.array([1], np.uint32))[0]) == fmix32(1)
     True
     """
-    if isinstance(h, np.ndarray):
+    if hasattr(h, "astype"):  # an array of any array library
         h = h.astype(np.uint32, copy=True)
         h ^= h >> np.uint32(16)
         h *= np.uint32(0x85EBCA6B)
