@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import click
 
-from bonesim.cli._common import user_errors
+from bonesim.cli._common import overwrite_option, user_errors
 from bonesim.defaults import DAYS_PER_YEAR
+
+#: Plot formats of ``physiology --plot`` (matplotlib picks the format from the extension).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 _SUMMARY_COLUMNS = (
     ("age_years", "age", "{:6.1f}"),
@@ -143,9 +146,15 @@ def show(name: str, years: float) -> None:
     default=None,
     help="Write a PNG/PDF plot of the main columns (needs matplotlib).",
 )
+@overwrite_option
 @user_errors
 def physiology(
-    name: str, years: float, spinup_years: float, csv_path: str | None, plot_path: str | None
+    name: str,
+    years: float,
+    spinup_years: float,
+    csv_path: str | None,
+    plot_path: str | None,
+    overwrite: bool,
 ) -> None:
     """Run the systemic physiology of a scenario and print a yearly summary.
 
@@ -159,30 +168,38 @@ def physiology(
       bonesim physiology glucocorticoid --years 5 --csv gc.csv --plot gc.png
       bonesim physiology my_case.toml --years 30 --spinup-years 2
     """
+    from bonesim.io.outputs import check_output
     from bonesim.physiology import load_scenario, run_physiology
 
+    if csv_path:  # before any work
+        check_output(csv_path, overwrite=overwrite, suffixes=(".csv",), what="CSV file")
+    if plot_path:
+        check_output(plot_path, overwrite=overwrite, suffixes=PLOT_SUFFIXES, what="plot")
     scn = load_scenario(name)
     table = run_physiology(scn, years, spinup_years=spinup_years)
     click.echo(f"scenario {scn.name}: {scn.description}")
     click.echo(_summary(table))
     if csv_path:
-        write_csv(table, csv_path)
+        write_csv(table, csv_path, overwrite=overwrite)
         click.echo(f"wrote {csv_path} ({len(table['day'])} rows)")
     if plot_path:
-        plot_table(table, plot_path, title=scn.name)
+        plot_table(table, plot_path, title=scn.name, overwrite=overwrite)
         click.echo(f"wrote {plot_path}")
 
 
-def write_csv(table, path: str) -> None:
-    """Write a daily table as CSV (header = column names)."""
+def write_csv(table, path: str, *, overwrite: bool = False) -> None:
+    """Write a daily table as CSV (header = column names), atomically."""
     import numpy as np
+
+    from bonesim.io.outputs import atomic_write
 
     cols = list(table)
     data = np.column_stack([np.asarray(table[c], dtype=float) for c in cols])
-    np.savetxt(path, data, delimiter=",", header=",".join(cols), comments="", fmt="%.10g")
+    with atomic_write(path, overwrite=overwrite, suffixes=(".csv",), what="CSV file") as tmp:
+        np.savetxt(tmp, data, delimiter=",", header=",".join(cols), comments="", fmt="%.10g")
 
 
-def plot_table(table, path: str, title: str = "") -> None:
+def plot_table(table, path: str, title: str = "", *, overwrite: bool = False) -> None:
     """Plot Ac.f, f, PTH, calcium, estrogen and BV over time (matplotlib, imported lazily)."""
     import matplotlib
 
@@ -207,7 +224,10 @@ def plot_table(table, path: str, title: str = "") -> None:
         ax.set_xlabel("years from day 0")
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    from bonesim.io.outputs import atomic_write
+
+    with atomic_write(path, overwrite=overwrite, suffixes=PLOT_SUFFIXES, what="plot") as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
 

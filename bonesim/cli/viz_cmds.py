@@ -19,11 +19,20 @@ _camera_option = click.option(
 )
 
 
+#: Largest image side rendered (pixels): beyond it VTK aborts or the memory runs out.
+MAX_SIDE = 16384
+
+
 def _size(value: str) -> tuple[int, int]:
+    parts = value.lower().split("x")
     try:
-        w, h = (int(v) for v in value.lower().split("x"))
+        w, h = (int(v) for v in parts) if len(parts) == 2 else (None, None)
     except ValueError:
-        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 800x600, got {value!r}") from None
+        w = h = None
+    if w is None or h is None:
+        raise click.BadParameter(f"expected WIDTHxHEIGHT such as 800x600, got {value!r}")
+    if not (1 <= w <= MAX_SIDE and 1 <= h <= MAX_SIDE):
+        raise click.BadParameter(f"each side must be 1..{MAX_SIDE} pixels, got {value!r}")
     return w, h
 
 
@@ -113,11 +122,13 @@ def render(result, out, frame, camera, size, clip, downsample, no_ghost, no_lege
       bonesim render run.h5 --frame 0 --camera top -o first.png
       bonesim render run.h5 --clip 0,1,0,0.5,0,1 --size 1200x900 -o inside.png
     """
-    from bonesim.io.hdf5 import check_input_file, check_output_path
+    from bonesim.io.hdf5 import check_input_file
+    from bonesim.io.outputs import check_output
     from bonesim.viz import render_frame
+    from bonesim.viz.render import IMAGE_SUFFIXES
 
     check_input_file(result)
-    check_output_path(out, overwrite=overwrite)
+    check_output(out, overwrite=overwrite, inputs=[result], suffixes=IMAGE_SUFFIXES, what="image")
     render_frame(
         result, frame, out=out, **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend)
     )
@@ -195,12 +206,14 @@ def plot(results, out, which, columns, labels, title, overwrite):
       bonesim plot healthy.h5 postmenopausal.h5 -o compare.png --which metrics
       bonesim plot run.h5 --columns bv_tv,pth_pM,estrogen -o hormones.pdf
     """
-    from bonesim.io.hdf5 import check_input_file, check_output_path
+    from bonesim.io.hdf5 import check_input_file
+    from bonesim.io.outputs import check_output
     from bonesim.viz import plot_metrics
+    from bonesim.viz.plot import PLOT_SUFFIXES
 
     for r in results:
         check_input_file(r)
-    check_output_path(out, overwrite=overwrite)
+    check_output(out, overwrite=overwrite, inputs=results, suffixes=PLOT_SUFFIXES, what="plot")
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
     plot_metrics(list(results), out, which=which, columns=cols, labels=list(labels) or None, title=title)
     click.echo(f"wrote {out}")

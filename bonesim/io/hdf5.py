@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -37,6 +38,8 @@ from bonesim.io.outputs import atomic_write, check_output
 from bonesim.volume import Volume
 
 SCHEMA_VERSION = 1
+#: Largest voxel size a bonesim file may declare (1 cm): anything above is a corrupt attribute.
+MAX_VOXEL_UM = 1e4
 COMPRESSIONS = ("gzip", "zstd", "none")
 CHUNK_EDGE = 64
 
@@ -148,7 +151,10 @@ def read_json_attr(obj: h5py.HLObject, name: str, default: Any = None) -> Any:
     if name not in obj.attrs:
         return default
     raw = obj.attrs[name]
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    try:
+        return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    except (TypeError, ValueError, AttributeError):
+        raise SchemaError(f"{obj.file.filename}:{obj.name} attribute {name!r} is not valid JSON") from None
 
 
 # ----------------------------------------------------------------- open ----
@@ -176,6 +182,11 @@ def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         f = h5py.File(p, "r")
     except OSError as exc:
+        if "lock" in str(exc).lower():
+            raise BonesimError(
+                f"cannot open {p}: another process has it open for writing (HDF5 file lock); "
+                "wait for it to finish"
+            ) from None
         raise BonesimError(f"cannot open {p}: the HDF5 file is truncated or corrupt ({exc})") from None
     try:
         check_schema(f, p)
@@ -197,6 +208,12 @@ def check_schema(f: h5py.File, path: str | os.PathLike = "") -> int:
         )
     if "voxel_size_um" not in f.attrs:
         raise SchemaError(f"{name} has no voxel_size_um attribute")
+    try:
+        vs = float(f.attrs["voxel_size_um"])
+    except (TypeError, ValueError):
+        raise SchemaError(f"{name}: voxel_size_um {f.attrs['voxel_size_um']!r} is not a number") from None
+    if not (math.isfinite(vs) and 0.0 < vs <= MAX_VOXEL_UM):
+        raise SchemaError(f"{name}: voxel size {vs!r} µm is not a size in (0, {MAX_VOXEL_UM:g}] µm")
     return version
 
 
@@ -246,6 +263,39 @@ def write_volume(
     return Path(path)
 
 
+def bone_dataset(f: h5py.File, name: str, *, ndim: int = 3) -> h5py.Dataset:
+    """The uint8 bone-fraction dataset ``name`` of an open file, its kind, type and shape checked."""
+    where = f"{f.filename}:/{name}"
+    if name not in f:
+        raise SchemaError(f"{f.filename} has no /{name} dataset")
+    try:
+        obj = f[name]
+    except KeyError:
+        raise SchemaError(f"{where} is a broken (soft or external) link") from None
+    if not isinstance(obj, h5py.Dataset):
+        raise SchemaError(f"{where} is a group, expected a dataset")
+    if obj.ndim != ndim:
+        raise SchemaError(f"{where} has {obj.ndim} dimension(s) {obj.shape}, expected {ndim}")
+    if 0 in obj.shape:
+        raise BonesimError(f"{where} is empty {obj.shape}")
+    if obj.dtype != np.uint8:
+        raise SchemaError(
+            f"{where} is {obj.dtype}, expected uint8 bone fractions (0..255); re-import the volume"
+        )
+    return obj
+
+
+def _read_all(ds: h5py.Dataset, index: Any = ()) -> np.ndarray:
+    from bonesim.preflight import check_memory
+
+    nbytes = ds.dtype.itemsize * int(np.prod(ds.shape[1:] if index != () else ds.shape))
+    check_memory(nbytes, what=f"reading {ds.file.filename}:{ds.name}")
+    try:
+        return ds[index] if index != () else ds[...]
+    except OSError as exc:
+        raise BonesimError(f"{ds.file.filename}:{ds.name} is corrupt ({exc})") from None
+
+
 def read_volume(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
     """Read the bone volume of a schema-1 file.
 
@@ -258,18 +308,21 @@ def read_volume(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
     with open_bonesim(path) as f:
         vs = float(f.attrs["voxel_size_um"])
         if frame is None:
-            if "volume/bone" not in f:
-                raise SchemaError(f"{path} has no /volume/bone dataset")
-            ds = f["volume/bone"]
+            ds = bone_dataset(f, "volume/bone")
             meta = read_json_attr(ds, "metadata", {})
-            return Volume(ds[...], vs, meta)
+            if not isinstance(meta, dict):
+                raise SchemaError(
+                    f"{path}: /volume/bone metadata is a {type(meta).__name__}, expected a mapping"
+                )
+            return Volume(_read_all(ds), vs, meta)
         if "series/bone" not in f:
             raise BonesimError(f"{path} holds no saved frames (/series/bone)")
-        n = f["series/bone"].shape[0]
+        s = bone_dataset(f, "series/bone", ndim=4)
+        n = s.shape[0]
         if not -n <= frame < n:
             raise BonesimError(f"frame {frame} out of range: {path} holds {n} frames")
         day = float(f["series/day"][frame]) if "series/day" in f else None
-        return Volume(f["series/bone"][frame], vs, {"frame": frame % n, "day": day})
+        return Volume(_read_all(s, frame), vs, {"frame": frame % n, "day": day})
 
 
 # --------------------------------------------------------------- tables ----
@@ -301,6 +354,8 @@ def read_table(group: h5py.Group) -> dict[str, np.ndarray]:
 def describe(path: str | os.PathLike) -> dict[str, Any]:
     """Summarise a bonesim file: shape, voxel size, BV/TV, schema, series and tables."""
     with open_bonesim(path) as f:
+        if "volume/bone" not in f and "series/bone" not in f:
+            raise BonesimError(f"{path} holds neither /volume/bone nor /series/bone")
         out: dict[str, Any] = {
             "path": str(path),
             "schema": int(f.attrs["bonesim_schema"]),
@@ -308,7 +363,7 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             "voxel_size_um": float(f.attrs["voxel_size_um"]),
         }
         if "volume/bone" in f:
-            ds = f["volume/bone"]
+            ds = bone_dataset(f, "volume/bone")
             out["shape"] = tuple(int(n) for n in ds.shape)
             out["bv_tv"] = _mean_fraction(ds)
             out["metadata"] = read_json_attr(ds, "metadata", {})

@@ -165,6 +165,12 @@ def import_volume(
     vs, vs_source = _resolve_voxel_size(p, spacing_um, voxel_size_um)
     region = _crop_slices(crop, shape)
     data = data[region]
+    from bonesim.preflight import check_memory
+
+    # the cropped grey values, a float copy for smoothing/segmentation and the uint8 result
+    check_memory(
+        data.size * (data.dtype.itemsize + 8 + 1), what=f"importing {tuple(data.shape)} voxels of {p.name}"
+    )
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         raise BonesimError(f"{p} contains NaN or infinite grey values; clean the image before importing")
     if downsample > 1:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bonesim.errors import BonesimError, InputError
-from bonesim.io.hdf5 import check_output_path
+from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result
 from bonesim.viz.render import iter_frames
 
@@ -70,11 +70,10 @@ def animate(
         raise BonesimError(f"animation must end in .gif or .mp4, got {out.name!r}")
     if not fps > 0:
         raise InputError(f"`fps` must be > 0, got {fps!r}")
-    check_output_path(out, overwrite=overwrite)
+    check_output(out, overwrite=overwrite, inputs=[result], suffixes=FORMATS, what="animation")
     info = Result.open(result)
-    tmp = out.with_name(f".{out.stem}.part{ext}")
     images = iter_frames(info, frames, camera=camera, size=size, progress=progress, **kwargs)
-    try:
+    with atomic_write(out, overwrite=overwrite, inputs=[result], suffixes=FORMATS, what="animation") as tmp:
         if ext == ".gif":
             writer = imageio.get_writer(tmp, mode="I", duration=1000.0 / fps, loop=0)
         else:
@@ -86,9 +85,5 @@ def animate(
             for img in images:
                 writer.append_data(img)
                 n += 1
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     log.info("wrote %d frames to %s", n, out)
     return out

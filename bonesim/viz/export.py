@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from bonesim.errors import InputError
-from bonesim.io.hdf5 import check_output_path
+from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result
 
 
@@ -33,7 +33,7 @@ def export_vti(
     out = Path(path)
     if out.suffix.lower() != ".vti":
         raise InputError(f"`path` must end in .vti, got {out.name!r}")
-    check_output_path(out, overwrite=overwrite)
+    check_output(out, overwrite=overwrite, inputs=[result], suffixes=(".vti",), what="VTK file")
     info = Result.open(result)
     idx = info.frame_index(frame)
     bt, b0 = info.frames([idx, 0])
@@ -48,11 +48,6 @@ def export_vti(
         grid.cell_data[k] = np.ascontiguousarray(v).ravel()
     grid.field_data["day"] = np.array([float(info.days[idx])])
     grid.field_data["frame"] = np.array([idx])
-    tmp = out.with_name(f".{out.stem}.part.vti")
-    try:
+    with atomic_write(out, overwrite=overwrite, inputs=[result], suffixes=(".vti",), what="VTK file") as tmp:
         grid.save(tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out

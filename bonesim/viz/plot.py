@@ -5,14 +5,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
+from bonesim.io.outputs import atomic_write
 from bonesim.io.result import Result
+
+#: Figure formats ``plot`` writes (matplotlib picks the format from the extension).
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff")
 
 #: (table, candidate column names, axis label); the first present name is plotted.
 METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
@@ -158,7 +161,8 @@ def plot_metrics(
         fig.suptitle(title)
     if out is not None:
         try:
-            fig.savefig(Path(out))
+            with atomic_write(out, overwrite=True, inputs=paths, suffixes=PLOT_SUFFIXES, what="plot") as tmp:
+                fig.savefig(tmp)
         except (OSError, ValueError) as exc:
             raise BonesimError(f"cannot write plot {out}: {exc}") from None
     return fig

@@ -18,6 +18,7 @@ import numpy as np
 from bonesim._validation import check_choice
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
+from bonesim.io.outputs import atomic_write
 from bonesim.io.result import Result
 from bonesim.viz import scene
 
@@ -327,16 +328,23 @@ def render_frame(
     finally:
         p.close()
     if out is not None:
-        save_image(img, out)
+        save_image(img, out, inputs=[] if isinstance(result, Result) else [result])
     return img
 
 
-def save_image(img: np.ndarray, path: str | os.PathLike) -> None:
-    """Write an RGB image with imageio (format from the extension)."""
+#: Image formats ``render`` writes (imageio picks the format from the extension).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+def save_image(img: np.ndarray, path: str | os.PathLike, *, overwrite: bool = True, inputs=()) -> None:
+    """Write an RGB image with imageio (format from the extension), atomically."""
     import imageio.v3 as iio
 
     try:
-        iio.imwrite(path, img)
+        with atomic_write(
+            path, overwrite=overwrite, inputs=inputs, suffixes=IMAGE_SUFFIXES, what="image"
+        ) as tmp:
+            iio.imwrite(tmp, img)
     except (OSError, ValueError) as exc:
         raise BonesimError(f"cannot write image {path}: {exc}") from None
 
