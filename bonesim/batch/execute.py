@@ -12,8 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from bonesim.batch.manifest import Run
-from bonesim.batch.status import _iso, has_checkpoint, read_status, result_complete, write_status
+from bonesim.batch.status import (
+    _iso,
+    changed_settings,
+    has_checkpoint,
+    read_status,
+    result_complete,
+    write_status,
+)
 from bonesim.errors import BonesimError
+from bonesim.io.result import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +76,26 @@ def _provenance(path: Path) -> dict[str, Any]:
     return out
 
 
-def execute_run(run: Run, *, run_fn: RunFn | None = None, force: bool = False) -> dict[str, Any]:
+def execute_run(
+    run: Run, *, run_fn: RunFn | None = None, force: bool = False, overwrite: bool = False
+) -> dict[str, Any]:
     """Run one simulation of a study (on whatever worker calls it) and return its record.
 
     Skips a finished run (``status='skipped'``) unless ``force``; resumes an
     interrupted one; catches every exception into ``status='failed'`` with the
-    error message and traceback, so one bad run never stops a study.
+    error message and traceback, so one bad run never stops a study. A result
+    or checkpoint made with other settings (years, spin-up, save interval,
+    seed, scenario, input) is refused unless ``overwrite``, which replaces it.
     """
+    changed = changed_settings(run)
+    if changed and not overwrite:
+        raise BonesimError(
+            f"run {run.run_id} exists with other settings ({'; '.join(changed)}); rerun with --overwrite "
+            "to replace it, or give the study a new output folder"
+        )
+    if changed or (force and overwrite):
+        run.out.unlink(missing_ok=True)
+        RunFolder(run.out).remove()
     base = {
         "run_index": run.index,
         "run_id": run.run_id,
@@ -91,7 +112,14 @@ def execute_run(run: Run, *, run_fn: RunFn | None = None, force: bool = False) -
     resume = has_checkpoint(run)
     run.out.parent.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    record = {**base, "status": "running", "started": _iso(started), "attempts": attempts, "resumed": resume}
+    record = {
+        **base,
+        "status": "running",
+        "started": _iso(started),
+        "attempts": attempts,
+        "resumed": resume,
+        "settings": run.settings(),
+    }
     write_status(run, record)
     fn = run_fn or default_run_fn
     t0 = time.perf_counter()

@@ -188,6 +188,20 @@ class Run:
     steps_per_exchange: int = 16
     manifest: Path | None = None
 
+    def settings(self) -> dict[str, Any]:
+        """What makes this run's bits: compared with the record of a finished run before it counts as done.
+
+        The backend and the chunking are not part of it (they give the same bits).
+        """
+        return {
+            "input": self.input.describe(),
+            "scenario": self.scenario.ref,
+            "seed": int(self.seed),
+            "years": float(self.years),
+            "spinup_years": float(self.spinup_years),
+            "save_every": int(self.save_every),
+        }
+
 
 @dataclass(frozen=True)
 class Study:
@@ -297,6 +311,12 @@ def study_from_dict(
 
     _unknown_keys(data, STUDY_KEYS, "manifest", errors)
     name = str(data.get("name") or (manifest.stem if manifest else "study"))
+    if any(ord(c) < 32 or c in "\"'`$\\" for c in name) or len(name) > 100:
+        errors.append(
+            f"`name` {name!r} must be one line of at most 100 characters without quotes, `$` or backslashes "
+            "(it goes into job names and scripts)"
+        )
+        name = _safe(name)
     out_raw = data.get("output", "results")
     if not isinstance(out_raw, str) or not out_raw:
         errors.append(f"`output` must be a folder name, got {out_raw!r}")
@@ -314,7 +334,7 @@ def study_from_dict(
     chunks = _chunks(data.get("chunks"), errors)
     k = _integer(data, "steps_per_exchange", errors, default=16, minimum=1)
     scenarios = _scenarios(data.get("scenarios"), root, errors, check_scenarios)
-    inputs = _inputs(data.get("inputs"), root, errors)
+    inputs = _inputs(data.get("inputs"), root, errors, exclude=output)
     slurm = _table(data, "slurm", SLURM_KEYS, errors)
     dask = _table(data, "dask", DASK_KEYS, errors)
     if "setup" in slurm and isinstance(slurm["setup"], str):
@@ -398,13 +418,28 @@ def _chunks(raw: Any, errors: list[str]) -> tuple[int, int, int] | None:
     return chunks
 
 
+#: Longest part of a run id taken from a name; longer names keep a prefix and a hash of the whole.
+MAX_ID_PART = 60
+
+
 def run_id(input_name: str, scenario_name: str, seed: int) -> str:
-    """The stable id of a run: ``<input>__<scenario>__s<seed>`` (file-name safe).
+    """The stable id of a run: ``<input>__<scenario>__s<seed>`` (file-name safe, at most ~140 characters).
 
     >>> run_id("femur head", "postmenopausal", 3)
     'femur-head__postmenopausal__s3'
+    >>> len(run_id("x" * 300, "a/b", 0)) < 100, run_id("x", "a/b", 0)
+    (True, 'x__a-b__s0')
     """
-    return f"{_safe(input_name)}__{_safe(scenario_name)}__s{int(seed)}"
+    return f"{_id_part(input_name)}__{_id_part(scenario_name)}__s{int(seed)}"
+
+
+def _id_part(name: str) -> str:
+    import hashlib
+
+    s = _safe(name)
+    if len(s) <= MAX_ID_PART:
+        return s
+    return f"{s[: MAX_ID_PART - 9]}-{hashlib.sha1(str(name).encode()).hexdigest()[:8]}"
 
 
 # ------------------------------------------------------------- helpers ----
@@ -540,7 +575,7 @@ def phantom_kinds() -> dict[str, inspect.Signature]:
     return kinds
 
 
-def _inputs(raw: Any, root: Path, errors: list[str]) -> list[InputSpec]:
+def _inputs(raw: Any, root: Path, errors: list[str], exclude: Path | None = None) -> list[InputSpec]:
     if isinstance(raw, Mapping):
         raw = [raw]
     if not isinstance(raw, list) or not raw:
@@ -565,7 +600,11 @@ def _inputs(raw: Any, root: Path, errors: list[str]) -> list[InputSpec]:
         if "glob" in item:
             if "name" in item:
                 errors.append(f"{where}: `name` cannot be given with `glob` (each file is named by its stem)")
-            files = sorted(Path(f) for f in glob.glob(str(root / item["glob"]), recursive=True))
+            files = sorted(
+                Path(f)
+                for f in glob.glob(str(root / item["glob"]), recursive=True)
+                if not _inside(Path(f), exclude)  # never the study's own results
+            )
             if not files:
                 errors.append(f"{where}: glob {item['glob']!r} matches no file under {root}")
             for f in files:
@@ -582,6 +621,16 @@ def _inputs(raw: Any, root: Path, errors: list[str]) -> list[InputSpec]:
     if dups:
         errors.append(f"input names {dups} are used more than once; set `name` for each input")
     return out
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    if folder is None:
+        return False
+    try:
+        path.resolve().relative_to(folder)
+        return True
+    except ValueError:
+        return False
 
 
 def _file_input(name: str, path: Path, where: str, errors: list[str]) -> InputSpec | None:

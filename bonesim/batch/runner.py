@@ -17,6 +17,7 @@ The scheduling itself is left to existing engines (see
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,13 +27,16 @@ from typing import Any
 from bonesim.batch import schedulers
 from bonesim.batch.execute import RunFn, execute_run
 from bonesim.batch.manifest import Run, Study
-from bonesim.batch.status import read_status, run_state
+from bonesim.batch.status import changed_settings, read_status, run_state
 from bonesim.batch.summary import write_summary
-from bonesim.errors import InputError
+from bonesim.errors import BonesimError, InputError
+from bonesim.io.result import RunFolder
 
 log = logging.getLogger(__name__)
 
 SCHEDULERS = ("local", "dask-cuda", "slurm")
+#: The copy of the manifest kept beside a study's results.
+MANIFEST_COPY = "bonesim-study.toml"
 Progress = Callable[[dict[str, Any], int, int], None]
 
 
@@ -74,6 +78,7 @@ def run_study(
     progress: Progress | None = None,
     cluster_options: dict[str, Any] | None = None,
     client: Any = None,
+    overwrite: bool = False,
 ) -> StudyResult:
     """Run every unfinished run of ``study`` and write the study summary.
 
@@ -100,6 +105,9 @@ def run_study(
         Extra keywords for the Dask cluster (override the manifest's ``[dask]``/``[slurm]``).
     client : distributed.Client, optional
         Use this Dask client instead of starting a cluster.
+    overwrite : bool
+        Replace the results of runs whose settings changed in the manifest
+        (default: refuse, naming them and the settings).
 
     Returns
     -------
@@ -110,6 +118,17 @@ def run_study(
     t0 = time.perf_counter()
     prepare_output(study)
     states = plan(study, only=only)
+    changed = [r for r, s in states if s == "changed"]
+    if changed and not overwrite:
+        first = changed[0]
+        raise BonesimError(
+            f"{len(changed)} run(s) of study {study.name!r} exist with other settings than the manifest's now "
+            f"(e.g. {first.run_id}: {'; '.join(changed_settings(first))}); rerun with --overwrite to replace "
+            "them, or give the study a new output folder"
+        )
+    for r in changed:  # overwrite: the old results go before any worker starts
+        r.out.unlink(missing_ok=True)
+        RunFolder(r.out).remove()
     todo = [r for r, s in states if s != "done"]
     records: list[dict[str, Any]] = []
     total = len(states)
@@ -153,18 +172,27 @@ def run_study(
 
 
 def run_one(
-    study: Study, key: int | str, *, run_fn: RunFn | None = None, force: bool = False
+    study: Study,
+    key: int | str,
+    *,
+    run_fn: RunFn | None = None,
+    force: bool = False,
+    overwrite: bool = False,
 ) -> dict[str, Any]:
     """Run a single run of ``study`` in this process (what a SLURM array task does)."""
     prepare_output(study)
-    return execute_run(study.run(key), run_fn=run_fn, force=force)
+    return execute_run(study.run(key), run_fn=run_fn, force=force, overwrite=overwrite)
 
 
 def prepare_output(study: Study) -> None:
     """Create the output folders and keep a copy of the manifest beside the results."""
     for sub in ("runs", "status", "logs"):
         (study.output / sub).mkdir(parents=True, exist_ok=True)
-    if study.toml:
-        copy = study.output / "study.toml"
+    if study.toml:  # bonesim's own name: never a user's study.toml beside the results (output = ".")
+        copy = study.output / MANIFEST_COPY
+        if copy.is_symlink() or (copy.exists() and not copy.is_file()):
+            raise BonesimError(f"{copy} exists and is not a regular file; remove it")
         if not copy.exists() or copy.read_text(encoding="utf-8") != study.toml:
-            copy.write_text(study.toml, encoding="utf-8")
+            tmp = copy.with_name(f".{copy.name}.{os.getpid()}.tmp")
+            tmp.write_text(study.toml, encoding="utf-8")
+            os.replace(tmp, copy)

@@ -324,12 +324,14 @@ def slurm_array_script(
     array = index_ranges(idx)
     if s.get("array_parallelism"):
         array += f"%{int(s['array_parallelism'])}"
+    if all(r.backend == "numpy" for r in study.runs) and "gpus_per_task" not in study.slurm:
+        s["gpus_per_task"] = 0  # a NumPy-only study asks for no GPU
     logs = study.output / "logs"
     lines = [
         "#!/bin/bash",
-        f"#SBATCH --job-name=bonesim-{study.name}",
+        f"#SBATCH --job-name=bonesim-{_safe_token(study.name)}",
         f"#SBATCH --array={array}",
-        f"#SBATCH --output={logs}/%x-%A_%a.out",
+        f"#SBATCH --output={_sbatch_path(f'{logs}/%x-%A_%a.out')}",
         *(f"#SBATCH {d}" for d in slurm_directives(s, array=True)),
         "",
         f"# bonesim study {study.name!r}: {len(study.runs)} runs, this array holds {len(idx)}.",
@@ -344,6 +346,22 @@ def slurm_array_script(
         "",
     ]
     return "\n".join(lines)
+
+
+def _safe_token(text: str) -> str:
+    """``text`` reduced to characters that need no quoting anywhere in a job script."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "study"
+
+
+def _sbatch_path(path: str) -> str:
+    """A path for an ``#SBATCH`` option: double-quoted when it holds spaces; no newlines or quotes."""
+    if any(ord(c) < 32 for c in path) or '"' in path:
+        raise BonesimError(
+            f"the path {path!r} holds a newline, control character or quote; choose another folder"
+        )
+    return f'"{path}"' if any(c.isspace() for c in path) else path
 
 
 def slurm_dask_job_script(study: Study) -> str:

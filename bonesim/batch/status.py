@@ -54,12 +54,25 @@ def result_complete(run: Run) -> bool:
     onto ``OUT`` when it has finished), or its latest state reaches the run's
     last day (results made outside ``bonesim batch``).
     """
-    if not run.out.is_file():
+    if not run.out.is_file() or changed_settings(run):
         return False
     st = read_status(run)
     if st is not None and st.get("status") == "done":
         return True
     return _file_reaches_end(run)
+
+
+def changed_settings(run: Run) -> list[str]:
+    """The settings of ``run`` that differ from those its existing result or checkpoint was made with.
+
+    Empty when nothing was made yet, or the record predates settings records.
+    """
+    st = read_status(run)
+    old = (st or {}).get("settings")
+    if not isinstance(old, dict) or not (run.out.exists() or RunFolder(run.out).exists()):
+        return []
+    new = run.settings()
+    return [f"{k}: {old.get(k)!r} -> {v!r}" for k, v in new.items() if old.get(k) != v]
 
 
 def _file_reaches_end(run: Run) -> bool:
@@ -75,7 +88,10 @@ def _file_reaches_end(run: Run) -> bool:
 
 
 def run_state(run: Run) -> str:
-    """``done``, ``failed``, ``running`` (started, not finished: resumable) or ``pending``."""
+    """``done``, ``failed``, ``running`` (started, not finished: resumable), ``pending``, or ``changed``
+    (made with other settings than the manifest's now: rerun only with ``overwrite``)."""
+    if changed_settings(run):
+        return "changed"
     if result_complete(run):
         return "done"
     st = read_status(run)

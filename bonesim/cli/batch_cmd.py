@@ -42,6 +42,11 @@ from bonesim.cli._common import user_errors
     help="Run only run N of the study, in this process (what an array task does).",
 )
 @click.option("--summarize", is_flag=True, help="Only rebuild summary.csv/.h5, ensemble.csv and the plots.")
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Replace results of runs whose settings changed in the manifest (and an existing --slurm-array FILE).",
+)
 @user_errors
 def batch(
     manifest: Path,
@@ -51,6 +56,7 @@ def batch(
     slurm_array: Path | None,
     run_index: int | None,
     summarize: bool,
+    overwrite: bool,
 ) -> None:
     """Run every simulation of a study MANIFEST (inputs × scenarios × seeds).
 
@@ -68,13 +74,14 @@ def batch(
       bonesim batch study.toml --slurm-array study.sbatch && sbatch study.sbatch
       bonesim batch study.toml --run-index 3
       bonesim batch study.toml --summarize
+      bonesim batch study.toml --overwrite      # after changing years/seeds/... of finished runs
     """
     from bonesim.batch.manifest import load_manifest
     from bonesim.batch.runner import plan
 
     study = load_manifest(manifest)
     if run_index is not None:
-        _run_index(study, run_index)
+        _run_index(study, run_index, overwrite)
         return
     if summarize:
         from bonesim.batch.summary import write_summary
@@ -89,19 +96,21 @@ def batch(
         from bonesim.batch.schedulers import slurm_array_script
 
         todo = [r.index for r, s in plan(study) if s != "done"]
+        from bonesim.io.outputs import atomic_write
+
         script = slurm_array_script(study, indices=todo, manifest=manifest.resolve())
-        slurm_array.parent.mkdir(parents=True, exist_ok=True)
-        slurm_array.write_text(script)
+        with atomic_write(slurm_array, overwrite=overwrite, inputs=[manifest], what="SLURM script") as tmp:
+            tmp.write_text(script)
         (study.output / "logs").mkdir(parents=True, exist_ok=True)
         click.echo(
             f"wrote {slurm_array}: {len(todo)} array tasks of {len(study.runs)} runs; "
             f"submit with: sbatch {slurm_array}"
         )
         return
-    _run(study, scheduler, workers)
+    _run(study, scheduler, workers, overwrite)
 
 
-def _run(study, scheduler: str, workers: int | None) -> None:
+def _run(study, scheduler: str, workers: int | None, overwrite: bool = False) -> None:
     from bonesim.batch.runner import run_study
 
     click.echo(f"study {study.name}: {len(study.runs)} runs -> {study.output}")
@@ -114,7 +123,7 @@ def _run(study, scheduler: str, workers: int | None) -> None:
         err = f": {rec.get('error', '')}" if status == "failed" else ""
         click.echo(f"[{n}/{total}] {status:<7} {rec.get('run_id', '?')}{extra}{dev}{err}")
 
-    res = run_study(study, scheduler=scheduler, workers=workers, progress=progress)
+    res = run_study(study, scheduler=scheduler, workers=workers, progress=progress, overwrite=overwrite)
     done, skipped, failed = res.count("done"), res.count("skipped"), res.count("failed")
     click.echo(
         f"{len(res.records)} runs in {res.wall_s:.1f} s: {done} done, {skipped} already finished, "
@@ -130,10 +139,10 @@ def _run(study, scheduler: str, workers: int | None) -> None:
         raise SystemExit(1)
 
 
-def _run_index(study, index: int) -> None:
+def _run_index(study, index: int, overwrite: bool = False) -> None:
     from bonesim.batch.runner import run_one
 
-    rec = run_one(study, index)
+    rec = run_one(study, index, overwrite=overwrite)
     status = rec.get("status")
     if status == "failed":
         click.echo(f"Error: run {index} ({rec.get('run_id')}) failed: {rec.get('error')}", err=True)
