@@ -282,6 +282,8 @@ def bone_dataset(f: h5py.File, name: str, *, ndim: int = 3) -> h5py.Dataset:
         raise SchemaError(
             f"{where} is {obj.dtype}, expected uint8 bone fractions (0..255); re-import the volume"
         )
+    if not isinstance(read_json_attr(obj, "metadata", {}), dict):
+        raise SchemaError(f"{where}: its metadata attribute is not a JSON mapping")
     return obj
 
 

@@ -55,15 +55,15 @@ def check_output(
 ) -> Path:
     """Check that ``path`` may be written by a command (see the module docstring); return it."""
     p = Path(path)
+    for src in inputs:
+        if src is not None and (_same_file(p, Path(src)) or p.resolve() == Path(src).resolve()):
+            raise BonesimError(f"{what} {p} is also an input of this command ({src}); choose another name")
     if suffixes is not None:
         allowed = tuple(s.lower() for s in suffixes)
         if p.suffix.lower() not in allowed:
             raise BonesimError(
                 f"{what} {p} must end in {' or '.join(allowed)} (got {p.suffix or 'no suffix'!r})"
             )
-    for src in inputs:
-        if src is not None and (_same_file(p, Path(src)) or p.resolve() == Path(src).resolve()):
-            raise BonesimError(f"{what} {p} is also an input of this command ({src}); choose another name")
     if p.exists() or p.is_symlink():
         try:
             mode = os.stat(p).st_mode

@@ -37,6 +37,7 @@ import numpy as np
 from bonesim.errors import BonesimError, SchemaError
 from bonesim.io.hdf5 import (
     atomic_output,
+    bone_dataset,
     create_array,
     open_bonesim,
     read_json_attr,
@@ -495,20 +496,16 @@ class Result:
             if not (np.isfinite(vs) and 0 < vs < 1e6):
                 raise SchemaError(f"{path}: voxel size {vs!r} µm is not a positive size")
             if "series" in f and "bone" in f["series"]:
-                s = _dataset(f, "series/bone", path, ndim=4)
+                s = bone_dataset(f, "series/bone", ndim=4)
                 if s.shape[0] == 0:
                     raise BonesimError(f"{path}: /series/bone holds no frames")
                 shape = tuple(int(n) for n in s.shape[1:])
-                days = (
-                    _dataset(f, "series/day", path, ndim=1)[...].astype(float)
-                    if "day" in f["series"]
-                    else np.arange(s.shape[0], dtype=float)
-                )
+                days = _day_column(f, path) if "day" in f["series"] else np.arange(s.shape[0], dtype=float)
                 if len(days) != s.shape[0]:
                     raise SchemaError(f"{path}: /series/day has {len(days)} entries for {s.shape[0]} frames")
                 has_series = True
             elif "volume" in f and "bone" in f["volume"]:
-                shape = tuple(int(n) for n in _dataset(f, "volume/bone", path, ndim=3).shape)
+                shape = tuple(int(n) for n in bone_dataset(f, "volume/bone", ndim=3).shape)
                 days = np.zeros(1)
                 has_series = False
             else:
@@ -584,7 +581,7 @@ class Result:
         """The input volume ``/volume/bone`` (frame 0 when a result lacks it)."""
         with open_bonesim(self.path) as f:
             if "volume" in f and "bone" in f["volume"]:
-                return np.asarray(_dataset(f, "volume/bone", self.path, ndim=3)[...])
+                return np.asarray(bone_dataset(f, "volume/bone", ndim=3)[...])
         return self.frame(0)
 
 
@@ -602,18 +599,11 @@ def _attrs(f: h5py.File, group: str) -> dict[str, Any]:
     return out
 
 
-def _dataset(f: h5py.File, name: str, path: Any, *, ndim: int) -> h5py.Dataset:
-    try:
-        obj = f[name]
-    except KeyError:
-        raise SchemaError(f"{path}: /{name} is a broken link") from None
-    if not isinstance(obj, h5py.Dataset):
-        raise SchemaError(f"{path}: /{name} is a {type(obj).__name__.lower()}, expected a dataset")
-    if obj.ndim != ndim:
-        raise SchemaError(f"{path}: /{name} has {obj.ndim} dimensions, expected {ndim}")
-    if name.endswith("bone") and obj.dtype != np.uint8:
-        raise SchemaError(f"{path}: /{name} is {obj.dtype}, expected uint8 bone fractions")
-    return obj
+def _day_column(f: h5py.File, path: Any) -> np.ndarray:
+    obj = f.get("series/day")
+    if not isinstance(obj, h5py.Dataset) or obj.ndim != 1 or obj.dtype.kind not in "fiu":
+        raise SchemaError(f"{path}: /series/day is not a 1-D numeric dataset")
+    return obj[...].astype(float)
 
 
 def write_frame_metrics(info: Result, table: Mapping[str, np.ndarray], columns: tuple[str, ...]) -> str:
