@@ -1,3 +1,3 @@
-from bonesim.cli import main
+from bonesim._entry import run
 
-main()
+run()

@@ -163,23 +163,8 @@ def simulate_chunked(
     >>> bool((same["bone"] == state["bone"]).all())
     True
     """
-    import dask
-    import dask.array as da
-
     names = list(fields)
-    if not names:
-        raise InputError("`fields` is empty")
-    shape = tuple(int(n) for n in fields[names[0]].shape)
-    for name in names:
-        if tuple(fields[name].shape) != shape:
-            raise InputError(f"field {name!r} has shape {tuple(fields[name].shape)}, expected {shape}")
-    if reach < 0 or steps_per_exchange < 1 or n_steps < 0:
-        raise InputError(
-            f"need reach >= 0, steps_per_exchange >= 1, n_steps >= 0; got {reach}, "
-            f"{steps_per_exchange}, {n_steps}"
-        )
-    if device not in ("numpy", "cupy"):
-        raise InputError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
+    shape = _check_fields(fields, reach, steps_per_exchange, n_steps, device)
     dtypes = {n: np.dtype(fields[n].dtype) for n in names}
 
     def buffers(target: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -199,81 +184,125 @@ def simulate_chunked(
     done = 0
     for exchange in range(n_exchanges):
         k = min(steps_per_exchange, n_steps - done)
-        depth = k * reach
-        sizes = normalize_chunks(shape, chunks, depth)
-        starts = [_starts(s) for s in sizes]
         t0 = first_step + done
         per_step = [dict(params(t0 + i)) if params else {} for i in range(k)]
-
-        def block(
-            idx: tuple[int, ...],
-            *arrays: Any,
-            _k: int = k,
-            _t0: int = t0,
-            _ps: list = per_step,
-            _depth: int = depth,
-            _starts: list = starts,
-            _sizes: tuple = sizes,
-        ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-            origin = tuple(_starts[a][i] - (_depth if i > 0 else 0) for a, i in enumerate(idx))
-            owned = tuple((_starts[a][i], _starts[a][i] + _sizes[a][i]) for a, i in enumerate(idx))
-            state = dict(zip(names, arrays, strict=True))
-            if device == "cupy":
-                import cupy
-
-                state = {n: cupy.asarray(v) for n, v in state.items()}
-            counts = []
-            for i in range(_k):
-                res = step(state, origin=origin, global_shape=shape, owned=owned, step=_t0 + i, **_ps[i])
-                if isinstance(res, tuple):
-                    res, c = res
-                    counts.append(np.asarray(c.get() if hasattr(c, "get") else c, dtype=np.int64))
-                state = dict(res)
-            lo = [_depth if i > 0 else 0 for i in idx]
-            sl = tuple(slice(lo[a], lo[a] + _sizes[a][i]) for a, i in enumerate(idx))
-            interior = {}
-            for n in names:
-                v = state[n][sl]
-                interior[n] = v.get() if device == "cupy" else np.ascontiguousarray(v)
-            return interior, (np.stack(counts) if counts else None)
-
-        # the halo exchange is dask.array's (the machinery of map_overlap); each block task
-        # returns its interior and its counters, so the step can report both
-        inputs = [
-            da.from_array(
-                src[n], chunks=sizes, lock=not isinstance(src[n], np.ndarray), asarray=True, name=False
-            )
-            for n in names
-        ]
-        blocks = [da.overlap.overlap(a, depth=depth, boundary="none").to_delayed() for a in inputs]
-        results = {
-            idx: dask.delayed(block, pure=False)(idx, *[b[idx] for b in blocks])
-            for idx in np.ndindex(blocks[0].shape)
-        }
-        assembled = {}
-        for n in names:
-            pieces = np.empty(blocks[0].shape, dtype=object)
-            for idx, r in results.items():
-                bshape = tuple(sizes[a][i] for a, i in enumerate(idx))
-                pieces[idx] = da.from_delayed(r[0][n], shape=bshape, dtype=dtypes[n])
-            assembled[n] = da.block(pieces.tolist())
         # ping-pong so that the last exchange writes ``final`` and no exchange reads what it writes
         dst = final if (n_exchanges - 1 - exchange) % 2 == 0 else spare
-        # h5py is not thread safe: lock the writes when a target is not a NumPy array
-        lock = any(not isinstance(dst[n], np.ndarray) for n in names)
-        stored = da.store([assembled[n] for n in names], [dst[n] for n in names], lock=lock, compute=False)
-        summed = dask.delayed(_sum_counters)([r[1] for r in results.values()])
-        _, block_counts = dask.compute(stored, summed, scheduler="threads", num_workers=num_workers)
+        block_counts = _exchange(
+            src,
+            dst,
+            dtypes,
+            shape,
+            step,
+            chunks=chunks,
+            depth=k * reach,
+            t0=t0,
+            per_step=per_step,
+            device=device,
+            num_workers=num_workers,
+        )
         if block_counts is not None:
             counters.append(block_counts)
         src = dst
         done += k
         if progress:
             progress(done, n_steps)
-        log.debug("chunked: %d/%d steps (k=%d, halo %d, blocks %s)", done, n_steps, k, depth, blocks[0].shape)
+        log.debug("chunked: %d/%d steps (k=%d, halo %d)", done, n_steps, k, k * reach)
     if return_counters:
         return final, (np.concatenate(counters) if counters else None)
     return final
+
+
+def _check_fields(
+    fields: Mapping[str, Any], reach: int, k: int, n_steps: int, device: str
+) -> tuple[int, ...]:
+    """The common shape of ``fields``; refuse mismatched fields and impossible settings."""
+    names = list(fields)
+    if not names:
+        raise InputError("`fields` is empty")
+    shape = tuple(int(n) for n in fields[names[0]].shape)
+    for name in names:
+        if tuple(fields[name].shape) != shape:
+            raise InputError(f"field {name!r} has shape {tuple(fields[name].shape)}, expected {shape}")
+    if reach < 0 or k < 1 or n_steps < 0:
+        raise InputError(
+            f"need reach >= 0, steps_per_exchange >= 1, n_steps >= 0; got {reach}, {k}, {n_steps}"
+        )
+    if device not in ("numpy", "cupy"):
+        raise InputError(f"`device` must be 'numpy' or 'cupy', got {device!r}")
+    return shape
+
+
+def _run_block(idx, *arrays, names, shape, step, t0, per_step, depth, starts, sizes, device):
+    """``len(per_step)`` steps of one block with its halo; its interior and counters."""
+    origin = tuple(starts[a][i] - (depth if i > 0 else 0) for a, i in enumerate(idx))
+    owned = tuple((starts[a][i], starts[a][i] + sizes[a][i]) for a, i in enumerate(idx))
+    state = dict(zip(names, arrays, strict=True))
+    if device == "cupy":
+        import cupy
+
+        state = {n: cupy.asarray(v) for n, v in state.items()}
+    counts = []
+    for i, kw in enumerate(per_step):
+        res = step(state, origin=origin, global_shape=shape, owned=owned, step=t0 + i, **kw)
+        if isinstance(res, tuple):
+            res, c = res
+            counts.append(np.asarray(c.get() if hasattr(c, "get") else c, dtype=np.int64))
+        state = dict(res)
+    lo = [depth if i > 0 else 0 for i in idx]
+    sl = tuple(slice(lo[a], lo[a] + sizes[a][i]) for a, i in enumerate(idx))
+    interior = {}
+    for n in names:
+        v = state[n][sl]
+        interior[n] = v.get() if device == "cupy" else np.ascontiguousarray(v)
+    return interior, (np.stack(counts) if counts else None)
+
+
+def _exchange(src, dst, dtypes, shape, step, *, chunks, depth, t0, per_step, device, num_workers):
+    """One halo exchange: every block advances ``len(per_step)`` steps; ``dst`` gets the new state."""
+    import functools
+
+    import dask
+    import dask.array as da
+
+    names = list(dtypes)
+    sizes = normalize_chunks(shape, chunks, depth)
+    block = functools.partial(
+        _run_block,
+        names=names,
+        shape=shape,
+        step=step,
+        t0=t0,
+        per_step=per_step,
+        depth=depth,
+        starts=[_starts(s) for s in sizes],
+        sizes=sizes,
+        device=device,
+    )
+    # the halo exchange is dask.array's (the machinery of map_overlap); each block task
+    # returns its interior and its counters, so the step can report both
+    inputs = [
+        da.from_array(src[n], chunks=sizes, lock=not isinstance(src[n], np.ndarray), asarray=True, name=False)
+        for n in names
+    ]
+    blocks = [da.overlap.overlap(a, depth=depth, boundary="none").to_delayed() for a in inputs]
+    results = {
+        idx: dask.delayed(block, pure=False)(idx, *[b[idx] for b in blocks])
+        for idx in np.ndindex(blocks[0].shape)
+    }
+    assembled = {}
+    for n in names:
+        pieces = np.empty(blocks[0].shape, dtype=object)
+        for idx, r in results.items():
+            bshape = tuple(sizes[a][i] for a, i in enumerate(idx))
+            pieces[idx] = da.from_delayed(r[0][n], shape=bshape, dtype=dtypes[n])
+        assembled[n] = da.block(pieces.tolist())
+    # h5py is not thread safe: lock the writes when a target is not a NumPy array
+    lock = any(not isinstance(dst[n], np.ndarray) for n in names)
+    stored = da.store([assembled[n] for n in names], [dst[n] for n in names], lock=lock, compute=False)
+    summed = dask.delayed(_sum_counters)([r[1] for r in results.values()])
+    _, block_counts = dask.compute(stored, summed, scheduler="threads", num_workers=num_workers)
+    return block_counts
 
 
 def _sum_counters(parts: list[np.ndarray | None]) -> np.ndarray | None:

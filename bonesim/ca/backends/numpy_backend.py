@@ -315,68 +315,21 @@ def step_block(
     """
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
-    for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
-        if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
-            raise InputError(
-                f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
-            )
-    gshape = tuple(global_shape) if global_shape is not None else inner
-    for ax in range(3):
-        lo = origin[ax] + halo
-        if lo < 0 or lo + inner[ax] > gshape[ax]:
-            raise InputError(
-                f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
-                f"global volume {gshape}"
-            )
+    gshape = _check_block(src, halo, origin, global_shape, resorbed_day, formed_day)
     pad = _padded(src, halo, tuple(origin), gshape)
-    interior = pad[1:-1, 1:-1, 1:-1]
-    dst = np.ascontiguousarray(interior)
+    dst = np.ascontiguousarray(pad[1:-1, 1:-1, 1:-1])
     pflat = pad.ravel()
     _PZ, PY, PX = pad.shape
     offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
-
-    # byte views of the packed words (little-endian: byte 0 bone, byte 1 phase, bytes 2-3 timer)
-    if _LITTLE:
-        pb4 = pad.view(np.uint8).reshape(*pad.shape, 4)
-        pbone, pph, plat = pb4[..., 0], pb4[..., 1], pb4[..., 3]
-        marrow = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 0] == 0
-        ptimer_nz = pad.view(np.uint16).reshape(*pad.shape, 2)[..., 1] != 0
-    else:  # pragma: no cover - big-endian hosts
-        pbone = (pad & _U32(0xFF)).astype(np.uint8)
-        pph = ((pad >> _U32(8)) & _U32(0xFF)).astype(np.uint8)
-        plat = (pad >> _U32(24)).astype(np.uint8)
-        marrow = (pad & _U32(0xFFFF)) == 0
-        ptimer_nz = (pad >> _U32(16)) != 0
-    pbyte = pph[1:-1, 1:-1, 1:-1]
-    qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
-    surface = qbone & _near_marrow(marrow, neighbourhood)
-    n_surface = int(np.count_nonzero(surface))
-
-    # sources that can recruit bone next to them: fresh top fronts and emptied fronts
-    is_r = (pph & np.uint8(3)) == 1
-    src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
-    src_hand = is_r & (pbone == 0) & ptimer_nz
-    near = np.zeros(pad.size, bool)
-    sidx = np.flatnonzero(src_top | src_hand)
-    if sidx.size:
-        tgt = (sidx[None, :] + offs[:, None]).ravel()
-        near[tgt[(tgt >= 0) & (tgt < pad.size)]] = True
-    near_i = near.reshape(pad.shape)[1:-1, 1:-1, 1:-1]
 
     def linear(zyx: tuple[np.ndarray, ...]) -> np.ndarray:
         gz_, gy_, gx_ = (np.asarray(c, np.int64) + o + halo for c, o in zip(zyx, origin, strict=False))
         return (gz_ * gshape[1] + gy_) * gshape[2] + gx_
 
-    # activation draws for surface voxels
-    sidx_i = np.flatnonzero(surface)
-    hs = voxel_hash(inputs.key, linear(np.unravel_index(sidx_i, inner)))
-    drawn = np.zeros(surface.size, bool)
-    drawn[sidx_i[hs < np.uint32(inputs.act_thr)]] = True
-
-    cand = (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner)
-    ci = np.flatnonzero(cand)
+    cand, n_surface = _candidates(pad, offs, inputs, neighbourhood, inner, linear)
     counters = np.zeros(len(COUNTERS), np.uint64)
     counters[COUNTERS.index("surface")] = n_surface
+    ci = np.flatnonzero(cand)
     if ci.size == 0:
         return dst, counters
     cz, cy, cx = np.unravel_index(ci, inner)
@@ -391,24 +344,88 @@ def step_block(
         sel = np.flatnonzero(group == g)
         if sel.size:
             new[sel], ev[sel] = rule(_Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood)
-    dflat = dst.reshape(-1)
-    dflat[ci] = new
-    ob = (old & _U32(0xFF)).astype(np.int64)
-    nbn = (new & _U32(0xFF)).astype(np.int64)
-    diff = nbn - ob
+    dst.reshape(-1)[ci] = new
+    diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
+    _count_events(counters, diff, ev)
+    if map_day >= 0:
+        _update_maps(ci, diff, map_day, resorbed_day, formed_day)
+    return dst, counters
+
+
+def _check_block(src, halo, origin, global_shape, resorbed_day, formed_day) -> tuple[int, int, int]:
+    """Refuse maps of the wrong kind and a block outside the volume; return the global shape."""
+    inner = tuple(n - 2 * halo for n in src.shape)
+    for name, m in (("resorbed_day", resorbed_day), ("formed_day", formed_day)):
+        if m is not None and (m.shape != inner or m.dtype != np.int32 or not m.flags.c_contiguous):
+            raise InputError(
+                f"`{name}` must be a C-contiguous int32 array of shape {inner} (updated in place)"
+            )
+    gshape = tuple(global_shape) if global_shape is not None else inner
+    for ax in range(3):
+        lo = origin[ax] + halo
+        if lo < 0 or lo + inner[ax] > gshape[ax]:
+            raise InputError(
+                f"block interior {inner} at global {tuple(o + halo for o in origin)} lies outside the "
+                f"global volume {gshape}"
+            )
+    return gshape  # type: ignore[return-value]
+
+
+def _byte_views(pad: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(bone, phase byte, lateral byte, marrow, timer != 0) of the padded packed words."""
+    if _LITTLE:  # little-endian: byte 0 bone, byte 1 phase, bytes 2-3 timer
+        pb4 = pad.view(np.uint8).reshape(*pad.shape, 4)
+        halves = pad.view(np.uint16).reshape(*pad.shape, 2)
+        return pb4[..., 0], pb4[..., 1], pb4[..., 3], halves[..., 0] == 0, halves[..., 1] != 0
+    return (  # pragma: no cover - big-endian hosts
+        (pad & _U32(0xFF)).astype(np.uint8),
+        ((pad >> _U32(8)) & _U32(0xFF)).astype(np.uint8),
+        (pad >> _U32(24)).astype(np.uint8),
+        (pad & _U32(0xFFFF)) == 0,
+        (pad >> _U32(16)) != 0,
+    )
+
+
+def _candidates(pad, offs, inputs, neighbourhood, inner, linear) -> tuple[np.ndarray, int]:
+    """Voxels the rule must visit this step (active, recruitable or drawn to seed), and the surface count."""
+    pbone, pph, plat, marrow, ptimer_nz = _byte_views(pad)
+    pbyte = pph[1:-1, 1:-1, 1:-1]
+    qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
+    surface = qbone & _near_marrow(marrow, neighbourhood)
+    # sources that can recruit bone next to them: fresh top fronts and emptied fronts
+    is_r = (pph & np.uint8(3)) == 1
+    src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
+    src_hand = is_r & (pbone == 0) & ptimer_nz
+    near = np.zeros(pad.size, bool)
+    sidx = np.flatnonzero(src_top | src_hand)
+    if sidx.size:
+        tgt = (sidx[None, :] + offs[:, None]).ravel()
+        near[tgt[(tgt >= 0) & (tgt < pad.size)]] = True
+    near_i = near.reshape(pad.shape)[1:-1, 1:-1, 1:-1]
+    # activation draws for surface voxels
+    sidx_i = np.flatnonzero(surface)
+    hs = voxel_hash(inputs.key, linear(np.unravel_index(sidx_i, inner)))
+    drawn = np.zeros(surface.size, bool)
+    drawn[sidx_i[hs < np.uint32(inputs.act_thr)]] = True
+    return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
+
+
+def _count_events(counters: np.ndarray, diff: np.ndarray, ev: np.ndarray) -> None:
     counters[0] = int(np.maximum(-diff, 0).sum())
     counters[1] = int(np.maximum(diff, 0).sum())
     counters[2] = int(np.count_nonzero(ev & EV_RECRUIT))
     counters[3] = int(np.count_nonzero(ev & EV_SEED))
     counters[5] = int(np.count_nonzero(ev & EV_PERF))
-    if map_day >= 0:
-        if resorbed_day is not None:
-            rflat = resorbed_day.reshape(-1)
-            lost = ci[(diff < 0) & (rflat[ci] < 0)]
-            rflat[lost] = map_day
-        if formed_day is not None:
-            formed_day.reshape(-1)[ci[diff > 0]] = map_day
-    return dst, counters
+
+
+def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
+    """First day a voxel lost bone; last day it gained bone (maps updated in place)."""
+    if resorbed_day is not None:
+        rflat = resorbed_day.reshape(-1)
+        lost = ci[(diff < 0) & (rflat[ci] < 0)]
+        rflat[lost] = map_day
+    if formed_day is not None:
+        formed_day.reshape(-1)[ci[diff > 0]] = map_day
 
 
 class _NumpyState:
