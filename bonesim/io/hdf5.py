@@ -182,7 +182,7 @@ def open_bonesim(path: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         f = h5py.File(p, "r")
     except OSError as exc:
-        if "lock" in str(exc).lower():
+        if "unable to lock file" in str(exc).lower():
             raise BonesimError(
                 f"cannot open {p}: another process has it open for writing (HDF5 file lock); "
                 "wait for it to finish"

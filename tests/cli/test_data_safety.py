@@ -463,3 +463,38 @@ def test_internal_errors_say_bug(monkeypatch, files):
     monkeypatch.setattr(hdf5, "describe", boom)
     r = run("info", files / "bone.h5")
     assert r.exit_code == 2 and "bug" in r.output and "Traceback" not in r.output
+
+
+def test_6_extending_years_after_the_final_off_grid_frame_is_refused(files, tmp_path, monkeypatch):
+    import bonesim.io.result as result
+
+    def killed(self, *a, **k):  # the run dies between its last frame and the assembly
+        raise RuntimeError("node lost")
+
+    monkeypatch.setattr(result.RunFolder, "assemble", killed)
+    out = tmp_path / "d.h5"
+    r = run("simulate", files / "bone.h5", out, *ARGS)
+    assert r.exit_code == 2 and partial_path(out).is_dir()
+    monkeypatch.undo()
+    longer = [a if a != "0.15" else "0.2" for a in ARGS]
+    one_line_failure(run("simulate", files / "bone.h5", out, *longer, "--resume"), "final frame")
+    r = run("simulate", files / "bone.h5", out, *ARGS, "--resume")
+    assert r.exit_code == 0, r.output
+    with h5py.File(out) as f, h5py.File(files / "run.h5") as g:
+        np.testing.assert_array_equal(f["series/day"][...], g["series/day"][...])
+
+
+def test_a_file_open_for_writing_elsewhere_is_named_so(files, tmp_path):
+    p = tmp_path / "locked.h5"
+    write_volume(p, _bone(0, 8), xdmf=False)
+    code = f"import h5py, time\nf = h5py.File({str(p)!r}, 'r+')\nprint('open', flush=True)\ntime.sleep(30)\n"
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "open"
+        r = run("info", p)
+        if r.exit_code == 0:
+            pytest.skip("this HDF5 build does not lock files (HDF5_USE_FILE_LOCKING=FALSE?)")
+        one_line_failure(r, "another process")
+    finally:
+        proc.kill()
+        proc.wait()

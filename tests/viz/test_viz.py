@@ -13,8 +13,8 @@ from _results import CAVITY_YX, FORMED_YX, HOLE_YX, PLATE_Z1, REFILL_YX, result_
 from click.testing import CliRunner
 
 from bonesim.errors import BonesimError
+from bonesim.io.result import Result
 from bonesim.viz import gl, scene
-from bonesim.viz._result import load_info
 
 
 # ------------------------------------------------------------ fixtures ----
@@ -111,7 +111,7 @@ def test_clip_and_downsample_arguments():
 
 
 def test_load_info_reads_days_scenario_tables(run_h5):
-    info = load_info(run_h5)
+    info = Result.open(run_h5)
     assert info.n_frames == 4 and info.shape == (32, 48, 48) and info.scenario == "fixture"
     assert info.days.tolist() == [0, 120, 240, 360]
     assert {"metrics", "physiology"} <= set(info.tables)
@@ -273,7 +273,7 @@ def test_changes_are_measured_from_day_zero_after_spinup(tmp_path, pv_clean):
     from bonesim.viz import render_frame
 
     path = write_result(tmp_path / "spin.h5", first_day=-120.0)
-    info = load_info(path)
+    info = Result.open(path)
     assert info.reference_index == 1 and info.days[1] == 0
     kw = dict(camera="top", size=(320, 240), legend=False, annotate=False)
     assert max(state_pixels(render_frame(path, 1, **kw)).values()) == 0  # day 0: nothing changed yet
