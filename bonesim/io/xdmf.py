@@ -7,10 +7,13 @@ data on a uniform grid with the physical voxel size (mm).
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import h5py
+
+log = logging.getLogger(__name__)
 
 _NUMBER = {"u": "UInt", "i": "Int", "f": "Float"}
 
@@ -87,5 +90,11 @@ def write_xdmf(h5path: str | os.PathLike) -> Path:
         + "".join(grids)
         + "  </Domain>\n</Xdmf>\n"
     )
-    out.write_text(text)
+    if out.exists() and (not out.is_file() or f">{ref}:" not in out.read_text(errors="replace")):
+        # not a sidecar bonesim wrote for this file: never replace someone else's file
+        log.warning("%s exists and does not describe %s; XDMF sidecar not written", out, ref)
+        return out
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, out)
     return out

@@ -498,3 +498,13 @@ def test_a_file_open_for_writing_elsewhere_is_named_so(files, tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_xdmf_sidecar_never_replaces_a_foreign_file(tmp_path):
+    (tmp_path / "bone.xdmf").write_text("my notes\n")
+    assert run("phantom", tmp_path / "bone.h5", "--shape", "8").exit_code == 0
+    assert (tmp_path / "bone.xdmf").read_text() == "my notes\n"
+    assert run("phantom", tmp_path / "b2.h5", "--shape", "8").exit_code == 0
+    first = (tmp_path / "b2.xdmf").read_text()
+    assert run("phantom", tmp_path / "b2.h5", "--shape", "8", "--overwrite").exit_code == 0
+    assert (tmp_path / "b2.xdmf").read_text() == first  # its own sidecar is refreshed
