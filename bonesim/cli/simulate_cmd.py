@@ -223,5 +223,6 @@ def simulate(
     m = res.metrics
     click.echo(
         f"{res.path}: {len(m['day'])} frames over {m['day'][-1]:g} days on {res.backend} ({res.device}); "
-        f"BV/TV {m['bv_tv'][0]:.4f} -> {m['bv_tv'][-1]:.4f}; {res.timings['gvox_per_s']:.4f} Gvox/s"
+        f"BV/TV input {volume.bv_tv:.4f}, day 0 (after spin-up) {m['bv_tv'][0]:.4f}, "
+        f"end {m['bv_tv'][-1]:.4f}; {res.timings['gvox_per_s']:.4f} Gvox/s"
     )
