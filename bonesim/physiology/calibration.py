@@ -139,7 +139,7 @@ def resolve_spec(spec: str) -> Scenario:
                     v = str(v).strip('"')
             over.setdefault(sec, {})[k] = v
         scn = scn.replace(**over)
-        scn = Scenario(spec, scn.description, scn.values)
+        scn = Scenario(spec, scn.description, scn.values, scn.given)
     return scn
 
 

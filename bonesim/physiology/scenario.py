@@ -198,13 +198,16 @@ class Scenario:
     """A resolved scenario: a name, a description and every factor's values (defaults filled).
 
     Index it like a nested dict (``scn["menopause"]["age_years"]``). Compose with
-    :meth:`combine` (or ``a + b``): the sections of ``b`` that differ from the defaults
-    override those of ``a``.
+    :meth:`combine` (or ``a + b``): every key ``b`` sets (in its file or its
+    includes, default value or not) overrides ``a``; so do values of ``b`` that
+    differ from the defaults.
     """
 
     name: str
     description: str = ""
     values: dict[str, dict[str, Any]] = field(default_factory=_defaults)
+    #: ``(section, key)`` pairs set explicitly by the scenario's file or its includes.
+    given: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     def __getitem__(self, section: str) -> dict[str, Any]:
         return self.values[section]
@@ -220,6 +223,7 @@ class Scenario:
                 allowed = ", ".join(sorted(_TOP))
                 raise BonesimError(f"{origin}unknown scenario key `{k}`; allowed top-level keys: {allowed}")
         values = _defaults()
+        given: set[tuple[str, str]] = set()
         include = data.get("include", [])
         if isinstance(include, str):
             include = [include]
@@ -229,17 +233,17 @@ class Scenario:
             if inc in _seen:
                 raise BonesimError(f"{origin}scenario include cycle through {inc!r}")
             base = load_scenario(inc, _seen=(*_seen, inc))
-            for sec, body in base.values.items():
-                for k, v in body.items():
-                    if v != SCHEMA[sec][k].default:
-                        values[sec][k] = v
+            for sec, k in _overrides(base):
+                values[sec][k] = base.values[sec][k]
+                given.add((sec, k))
         for sec, body in _check_sections(data, origin).items():
             values[sec].update(body)
+            given.update((sec, k) for k in body)
         name = data.get("name", "custom")
         desc = data.get("description", "")
         if not isinstance(name, str) or not isinstance(desc, str):
             raise BonesimError(f"{origin}scenario keys `name` and `description` must be strings")
-        return cls(name=name, description=desc, values=values)
+        return cls(name=name, description=desc, values=values, given=frozenset(given))
 
     def combine(self, other: Scenario) -> Scenario:
         """Compose two scenarios: non-default values of ``other`` override ``self``.
@@ -249,12 +253,14 @@ class Scenario:
         ('postmenopausal+glucocorticoid', True, 10.0)
         """
         values = copy.deepcopy(self.values)
-        for sec, body in other.values.items():
-            for k, v in body.items():
-                if v != SCHEMA[sec][k].default:
-                    values[sec][k] = v
+        keys = _overrides(other)
+        for sec, k in keys:
+            values[sec][k] = other.values[sec][k]
         return Scenario(
-            f"{self.name}+{other.name}", f"{self.description} + {other.description}".strip(" +"), values
+            f"{self.name}+{other.name}",
+            f"{self.description} + {other.description}".strip(" +"),
+            values,
+            self.given | keys,
         )
 
     __add__ = combine
@@ -262,9 +268,11 @@ class Scenario:
     def replace(self, **sections: Mapping[str, Any]) -> Scenario:
         """Return a copy with some keys changed, validated: ``scn.replace(vitamin_d={"level_ng_ml": 10})``."""
         values = copy.deepcopy(self.values)
+        given = set(self.given)
         for sec, body in _check_sections(sections, "").items():
             values[sec].update(body)
-        return Scenario(self.name, self.description, values)
+            given.update((sec, k) for k in body)
+        return Scenario(self.name, self.description, values, frozenset(given))
 
     def to_toml(self) -> str:
         """The full resolved scenario as TOML text (every key, with units and ranges as comments)."""
@@ -334,6 +342,14 @@ def scenario_path(name_or_path: str | Path) -> Path:
     )
 
 
+def _overrides(scn: Scenario) -> frozenset:
+    """The keys ``scn`` imposes when composed: those it sets explicitly and those off their default."""
+    off = {
+        (sec, k) for sec, body in scn.values.items() for k, v in body.items() if v != SCHEMA[sec][k].default
+    }
+    return frozenset(off) | scn.given
+
+
 def load_scenario(name_or_path: str | Path | Scenario, *, _seen: tuple[str, ...] = ()) -> Scenario:
     """Load a preset by name, a TOML file by path, or compose presets with ``+``.
 
@@ -356,5 +372,5 @@ def load_scenario(name_or_path: str | Path | Scenario, *, _seen: tuple[str, ...]
         raise BonesimError(f"{origin}invalid TOML: {exc}") from None
     scn = Scenario.from_dict(data, origin=origin, _seen=_seen)
     if "name" not in data:
-        scn = Scenario(path.stem, scn.description, scn.values)
+        scn = Scenario(path.stem, scn.description, scn.values, scn.given)
     return scn

@@ -357,3 +357,17 @@ def test_random_scenarios_within_ranges_stay_finite(seed):
         assert np.all(np.isfinite(v)), k
     assert np.all((t["formation_efficiency"] >= 0) & (t["formation_efficiency"] <= 1.5))
     assert np.all(t["acf_per_year"] > 0) and np.all((t["calcium_mM"] > 1.5) & (t["calcium_mM"] < 3.5))
+
+
+def test_composition_a_later_file_can_switch_a_factor_off(tmp_path):
+    """Issue 11 #5: `postmenopausal+nomeno.toml` with `menopause.enabled = false` turns menopause off."""
+    from bonesim.physiology import load_scenario
+
+    f = tmp_path / "nomeno.toml"
+    f.write_text('name = "nomeno"\n[menopause]\nenabled = false\n')
+    assert load_scenario("postmenopausal")["menopause"]["enabled"] is True
+    both = load_scenario(f"postmenopausal+{f}")
+    assert both["menopause"]["enabled"] is False
+    inc = tmp_path / "inc.toml"
+    inc.write_text('include = ["postmenopausal"]\n[menopause]\nenabled = false\n')
+    assert load_scenario(inc)["menopause"]["enabled"] is False
