@@ -164,7 +164,9 @@ def validate_state(state: Mapping[str, np.ndarray], shape: tuple[int, ...], wher
             raise BonesimError(
                 f"{where}: {nm} is {a.dtype} {a.shape}, expected {np.dtype(dt)} {tuple(shape)}; the checkpoint is corrupt"
             )
-    direction = state["phase"] >> 3
+    phase = state["phase"]
+    resorbing = (phase & 3) == 1  # bits 3-7 are a direction code only there (a step counter in reversal)
+    direction = phase[resorbing] >> 3
     if int(direction.max(initial=0)) > MAX_DIRECTION:
         raise BonesimError(
             f"{where}: direction codes above {MAX_DIRECTION} in the state; the checkpoint is corrupt"

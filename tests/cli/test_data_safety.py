@@ -508,3 +508,23 @@ def test_xdmf_sidecar_never_replaces_a_foreign_file(tmp_path):
     first = (tmp_path / "b2.xdmf").read_text()
     assert run("phantom", tmp_path / "b2.h5", "--shape", "8", "--overwrite").exit_code == 0
     assert (tmp_path / "b2.xdmf").read_text() == first  # its own sidecar is refreshed
+
+
+def test_state_validation_reads_direction_codes_only_where_they_are_codes():
+    """Bits 3-7 of the phase byte are a direction in resorption, a step counter in reversal."""
+    from bonesim.errors import BonesimError
+    from bonesim.io.result import validate_state
+
+    shape = (2, 2, 2)
+    st = {
+        "bone": np.zeros(shape, np.uint8),
+        "phase": np.zeros(shape, np.uint8),
+        "timer": np.zeros(shape, np.uint16),
+        "resorbed_day": np.full(shape, -1, np.int32),
+        "formed_day": np.full(shape, -1, np.int32),
+    }
+    st["phase"][0, 0, 0] = (31 << 3) | 2  # reversal, counter 31: legal
+    validate_state(st, shape, "here")
+    st["phase"][1, 1, 1] = (27 << 3) | 1  # resorbing with direction 27: corrupt
+    with pytest.raises(BonesimError, match="direction"):
+        validate_state(st, shape, "here")
