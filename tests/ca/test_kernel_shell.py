@@ -100,9 +100,8 @@ def test_kernels_without_barriers_fail_parity(blocks, tmp_path):
 # ----------------------------------------------------------------------------- launch_step checks
 @pytest.fixture
 def stand_in(monkeypatch, tmp_path):
-    from tests.ca.test_cupy_plumbing import _fake_cupy
-
     import bonesim.ca.backends.cupy_backend as cb
+    from tests.ca.test_cupy_plumbing import _fake_cupy
 
     launches: list = []
     fake = _fake_cupy(str(tmp_path), [], launches)
