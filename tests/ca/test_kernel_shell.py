@@ -226,3 +226,20 @@ def test_corrupted_direction_code_stays_in_the_neighbourhood(code, tmp_path):
         np.testing.assert_array_equal(cref, c)
         np.testing.assert_array_equal(maps[0], m[0])
     assert ((ref.ravel()[sites] >> 8) & 3 == 3).any(), "a handover without direction perforates"
+
+
+# ----------------------------------------------------------------------------- device scripts
+def test_gpu_step_script_runs_on_the_stand_in(stand_in, capsys, monkeypatch):
+    """scripts/gpu_step.py (what compute-sanitizer runs in gpu-check.sh) works, and sees the mutation."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "gpu_step.py"
+    spec = importlib.util.spec_from_file_location("gpu_step", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert mod.main(["--variant", "zm", "--shape", "19,13,37", "--steps", "4"]) == 0
+    assert "parity: EQUAL" in capsys.readouterr().out
+    monkeypatch.setenv("BONESIM_KERNEL_MUTATION", "no_barriers")
+    assert mod.main(["--variant", "tile", "--shape", "19,13,37", "--steps", "4"]) == 1
+    assert "parity: DIFFERENT" in capsys.readouterr().out
