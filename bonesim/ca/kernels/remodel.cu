@@ -31,6 +31,10 @@ struct BsDeviceExec {
     template <class F>
     __device__ __forceinline__ void each(F f) { f(tid, r); }
     __device__ __forceinline__ void sync() { __syncthreads(); }
+    // (z, y, x) index of this thread in a 3-D block
+    __device__ __forceinline__ void thread3(int, int& tz, int& ty, int& tx) const {
+        tz = threadIdx.z; ty = threadIdx.y; tx = threadIdx.x;
+    }
 };
 
 __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {

@@ -11,6 +11,8 @@
 //                host emulation: every thread of the block, deferred)
 //   bs_sync(ex)  a block-wide barrier (CUDA: __syncthreads; host: the phase
 //                boundary that runs the pending work of every thread)
+//   ex.thread3(tid, tz, ty, tx)  the thread's (z, y, x) index in its block, tid = (tz*BY + ty)*BX + tx
+//                (CUDA: threadIdx, which costs fewer registers than dividing tid)
 // Per-thread state that lives across barriers is in BsThread (registers on the
 // GPU, one per thread on the host). Between two barriers the host runs each
 // thread's work to the end before the next thread starts (a legal schedule of
@@ -155,8 +157,9 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
         for (int i = tid; i < BS_TILE; i += BS_NTHREADS) tile[i] = bs_tile_value(io.src, g, z0, y0, x0, i);
     });
     bs_sync(ex);  // the whole tile is staged before any thread reads its neighbours
-    ex.each([=](int tid, BsThread& r) {
-        const int tx = tid % BONESIM_BX, ty = (tid / BONESIM_BX) % BONESIM_BY, tz = tid / (BONESIM_BX * BONESIM_BY);
+    ex.each([=, &ex](int tid, BsThread& r) {
+        int tz, ty, tx;
+        ex.thread3(tid, tz, ty, tx);
         bs_u32 c[6];
         bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io.dst, io.rmap, io.fmap, io.map_day, c);
         BS_UNROLL
@@ -227,8 +230,9 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
             for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) ring[slot[2] + i] = bs_plane_value(io.src, g, z + 1, y0, x0, i);
         });
         bs_sync(ex);  // planes z-1, z, z+1 are staged
-        ex.each([=](int tid, BsThread& r) {
-            const int tx = tid % BONESIM_ZBX, ty = tid / BONESIM_ZBX;
+        ex.each([=, &ex](int tid, BsThread& r) {
+            int tz, ty, tx;
+            ex.thread3(tid, tz, ty, tx);
             BsRingNb nb;
             nb.ring = ring;
             bs_ring_slots(z - zbeg, nb.slot);

@@ -28,12 +28,13 @@ const bs_u32 POISON = 0xA5A5A5A5u;  // shared memory is uninitialised on the GPU
 
 struct HostExec {
     int nthreads;
-    int order;  // 0 ascending, 1 descending, 2 interleaved (odd threads first)
+    int order;    // 0 ascending, 1 descending, 2 interleaved (odd threads first)
+    int variant;  // 0 tile, 1 z-march
     std::vector<BsThread> regs;
     std::vector<std::function<void(int, BsThread&)>> pending;
     int phases = 0;
 
-    HostExec(int n, int ord) : nthreads(n), order(ord), regs(n) {
+    HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
         for (auto& r : regs)
             for (int k = 0; k < 6; ++k) r.acc[k] = 0u;
     }
@@ -42,6 +43,13 @@ struct HostExec {
         pending.emplace_back(f);
     }
     void sync() { flush(); }
+    // the kernel's thread index: tid = (tz * BY + ty) * BX + tx (the z-march block is 2-D, tz = 0)
+    void thread3(int tid, int& tz, int& ty, int& tx) const {
+        const int bx = variant == 0 ? BONESIM_BX : BONESIM_ZBX, by = variant == 0 ? BONESIM_BY : BONESIM_ZBY;
+        tx = tid % bx;
+        ty = (tid / bx) % by;
+        tz = tid / (bx * by);
+    }
     int thread_at(int i) const {
         if (order == 1) return nthreads - 1 - i;
         if (order == 2) {
@@ -107,7 +115,7 @@ extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, 
         for (int ky = 0; ky < gy; ++ky)
             for (int kx = 0; kx < gx; ++kx) {
                 for (auto& v : smem) v = POISON;
-                HostExec ex(bx * by * bz, order);
+                HostExec ex(bx * by * bz, order, variant);
                 if (variant == 0)
                     bs_tile_block(ex, smem.data(), io, *g, *s, kz, ky, kx);
                 else
