@@ -8,12 +8,13 @@ DEMO   ?= demo-out
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_RUN := $(VENV)/.installed-run
 
-.PHONY: help venv install demo test test-fast test-gpu bench bench-all validate lint format clean
+.PHONY: help venv install demo test test-fast test-gpu gpu-check bench bench-all validate lint format clean
 
 help:
 	@echo "make demo      simulate a phantom on CPU, render it and plot its BV/TV ($(DEMO)/)"
 	@echo "make test      install [dev,viz,io,morph,hpc] into $(VENV) and run pytest"
-	@echo "make test-gpu  GPU tests only (needs CuPy and a CUDA device)"
+	@echo "make test-gpu  GPU tests only (needs CuPy and a CUDA device; fails without them)"
+	@echo "make gpu-check the device verification script (scripts/gpu-check.sh, output in \$$OUT)"
 	@echo "make bench     scripts/bench.py (JSON on stdout)"
 	@echo "make validate  clinical calibration table (bonesim validate)"
 	@echo "make lint      ruff"
@@ -42,8 +43,13 @@ test: $(STAMP_DEV)
 test-fast: $(STAMP_DEV)
 	$(PY) -m pytest -q -m "not slow"
 
+# fails (not skips) when CuPy or the device is missing or broken (tests/conftest.py)
 test-gpu:
-	PYTHONPATH=. $(PYTHON) -m pytest -q -m gpu -p no:cacheprovider tests
+	BONESIM_REQUIRE_GPU=1 PYTHONPATH=. $(PYTHON) -m pytest -q -m gpu -p no:cacheprovider tests
+
+# the prepared device run of issue 16 (docs/performance.md); writes under $$OUT
+gpu-check:
+	OUT=$${OUT:-gpu-check-out} PYTHON=$(PYTHON) bash scripts/gpu-check.sh
 
 bench:
 	PYTHONPATH=. $(PYTHON) scripts/bench.py

@@ -20,6 +20,7 @@ import pytest
 from bonesim import phantom
 from bonesim._resources import kernel_dir
 from bonesim.ca.backends.numpy_backend import step_block
+from bonesim.ca.kernel_abi import KERNEL_ARGS, NCOUNT, NSLOT, geom_struct, kernel_args, step_struct
 from tests.ca.ca_helpers import run_words, words_of
 from tests.fast_params import fast
 
@@ -27,11 +28,12 @@ HARNESS = Path(__file__).parent / "harness" / "remodel_host.cpp"
 
 
 @functools.cache
-def _harness(neighbourhood: int, tmpdir: str, blocks: str = ""):
-    """The host-compiled rule.
+def _harness_lib(neighbourhood: int, tmpdir: str, blocks: str = "", defines: tuple[str, ...] = ()):
+    """The host-compiled harness (kernels/remodel_block.cuh + tests/ca/harness/remodel_host.cpp).
 
-    ``blocks='BX,BY,BZ'`` gives the 3-D tile kernel's block emulation with that block
-    shape, ``blocks='zm:ZBX,ZBY,ZCHUNK'`` the z-marching kernel's; '' the plain per-voxel loop.
+    ``blocks='BX,BY,BZ'`` compiles the 3-D tile kernel's block body for that block shape,
+    ``blocks='zm:ZBX,ZBY,ZCHUNK'`` the z-marching kernel's; ``defines`` are extra ``NAME=VALUE``
+    macros (``BONESIM_NO_BARRIERS=1``: the kernels without their barriers).
     """
     cxx = shutil.which("g++") or shutil.which("c++") or shutil.which("clang++")
     if cxx is None:
@@ -40,7 +42,8 @@ def _harness(neighbourhood: int, tmpdir: str, blocks: str = ""):
     names = ("ZBX", "ZBY", "ZCHUNK") if zm else ("BX", "BY", "BZ")
     vals = (blocks[3:] if zm else blocks).split(",") if blocks else []
     dims = [f"-DBONESIM_{a}={v}" for a, v in zip(names, vals, strict=False)]
-    tag = blocks.replace(",", "x").replace(":", "_")
+    dims += [f"-D{d}" for d in defines]
+    tag = (blocks + "_".join(defines)).replace(",", "x").replace(":", "_").replace("=", "")
     so = Path(tmpdir) / f"remodel_host_n{neighbourhood}{tag}.so"
     cmd = [
         cxx,
@@ -51,52 +54,81 @@ def _harness(neighbourhood: int, tmpdir: str, blocks: str = ""):
         f"-I{kernel_dir('ca')}",
         f"-DBONESIM_NEIGH={neighbourhood}",
     ]
-    subprocess.run([*cmd, *dims, str(HARNESS), "-o", str(so)], check=True, capture_output=True)
+    r = subprocess.run([*cmd, *dims, str(HARNESS), "-o", str(so)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
     lib = ctypes.CDLL(str(so))
-    if not blocks:
-        fn = lib.bonesim_host_step
-    else:
-        fn = lib.bonesim_host_step_zm if zm else lib.bonesim_host_step_blocks
-    fn.restype = None
-    return fn
+    P, i = ctypes.c_void_p, ctypes.c_int
+    lib.bonesim_host_launch.restype = ctypes.c_int
+    lib.bonesim_host_launch.argtypes = [i] * 8 + [_CTYPES[a.kind] for a in KERNEL_ARGS]
+    lib.bonesim_host_step.restype = None
+    lib.bonesim_host_step.argtypes = [P, P, *(_CTYPES[a.kind] for a in KERNEL_ARGS[1:])]
+    lib.bonesim_host_abi.restype = None
+    return lib
+
+
+#: How each kind of KERNEL_ARGS entry crosses into the harness (structs by pointer).
+_CTYPES = {"array": ctypes.c_void_p, "struct": ctypes.c_void_p, "scalar": ctypes.c_int}
+
+
+def _c_args(args) -> list:
+    """The KERNEL_ARGS tuple of a launch as ctypes values for the harness."""
+    out = []
+    for a, v in zip(KERNEL_ARGS, args, strict=True):
+        out.append(ctypes.c_void_p(v.ctypes.data) if a.kind != "scalar" else ctypes.c_int(int(v)))
+    return out
+
+
+def host_launch(lib, variant: str, grid, block, args, order: int = 0) -> None:
+    """Run one kernel launch (grid, block, KERNEL_ARGS tuple) on the host emulation."""
+    rc = lib.bonesim_host_launch(0 if variant == "tile" else 1, *grid, *block, order, *_c_args(args))
+    assert rc == 0, f"block {block} is not the shape the {variant} kernel was compiled for"
 
 
 def host_step_fn(
-    neighbourhood: int, tmpdir: str, halo: int = 0, origin=(0, 0, 0), global_shape=None, blocks=""
+    neighbourhood: int,
+    tmpdir: str,
+    halo: int = 0,
+    origin=(0, 0, 0),
+    global_shape=None,
+    blocks="",
+    order: int = 0,
+    defines: tuple[str, ...] = (),
 ):
-    fn = _harness(neighbourhood, tmpdir, blocks)
-    P = ctypes.c_void_p
-    i64 = ctypes.c_longlong
+    """A ``step_fn`` for :func:`run_words`: the plain host loop, or a kernel's block emulation."""
+    lib = _harness_lib(neighbourhood, tmpdir, blocks, tuple(defines))
+    zm = blocks.startswith("zm:")
+    dims = [int(v) for v in (blocks[3:] if zm else blocks).split(",")] if blocks else []
 
     def step(words, inp, rmap, fmap, n):
         src = np.ascontiguousarray(words, np.uint32)
         inner = tuple(s - 2 * halo for s in src.shape)
-        g = global_shape or inner
-        pad = np.empty(tuple(s + 2 for s in inner), np.uint32)
         dst = np.empty(inner, np.uint32)
-        cnt = np.zeros(6, np.uint64)
-        prm = np.array(inp.as_tuple(), np.uint32)
-        fn(
-            P(src.ctypes.data),
-            *(() if blocks else (P(pad.ctypes.data),)),
-            P(dst.ctypes.data),
-            P(rmap.ctypes.data),
-            P(fmap.ctypes.data),
-            P(cnt.ctypes.data),
-            ctypes.c_int(src.shape[0]),
-            ctypes.c_int(src.shape[1]),
-            ctypes.c_int(src.shape[2]),
-            ctypes.c_int(halo),
-            i64(origin[0]),
-            i64(origin[1]),
-            i64(origin[2]),
-            i64(g[0]),
-            i64(g[1]),
-            i64(g[2]),
-            ctypes.c_int(n),
-            P(prm.ctypes.data),
+        cnt = np.zeros((NSLOT, NCOUNT), np.uint64)
+        args = kernel_args(
+            src=src,
+            dst=dst,
+            resorbed_day=rmap,
+            formed_day=fmap,
+            counters=cnt,
+            geom=geom_struct(src.shape, halo, origin, global_shape),
+            step=step_struct(inp),
+            map_day=n,
         )
-        return dst, cnt
+        if not blocks:
+            pad = np.empty(tuple(s + 2 for s in inner), np.uint32)
+            lib.bonesim_host_step(
+                ctypes.c_void_p(src.ctypes.data), ctypes.c_void_p(pad.ctypes.data), *_c_args(args)[1:]
+            )
+            return dst, cnt[0, :6].copy()
+        if zm:
+            grid, block = (
+                (-(-inner[2] // dims[0]), -(-inner[1] // dims[1]), -(-inner[0] // dims[2])),
+                (*dims[:2], 1),
+            )
+        else:
+            grid, block = tuple(-(-n_ // b) for n_, b in zip(inner[::-1], dims, strict=True)), tuple(dims)
+        host_launch(lib, "zm" if zm else "tile", grid, block, args, order)
+        return dst, cnt.sum(axis=0)[:6]
 
     return step
 

@@ -22,7 +22,8 @@ import pytest
 
 from bonesim import Volume, phantom
 from bonesim.ca.engine import simulate
-from tests.ca.test_ca_parity import _harness
+from bonesim.ca.kernel_abi import KERNEL_ARGS
+from tests.ca.test_ca_parity import _harness_lib, host_launch
 from tests.fast_params import fast
 
 NVCC = shutil.which("nvcc")
@@ -37,7 +38,8 @@ class FakeArray(np.ndarray):
         return types.SimpleNamespace(ptr=self.ctypes.data)
 
 
-def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
+def _fake_cupy(tmpdir: str, compiled: list[str], launches: list | None = None) -> types.ModuleType:
+    launches = [] if launches is None else launches
     cp = types.ModuleType("cupy")
     cp.__version__ = "fake"
     for nm in ("uint8", "uint16", "uint32", "uint64", "int32", "int64"):
@@ -110,6 +112,7 @@ def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
                 return int(code.split(f"#define BONESIM_{a} ")[1].split()[0])
 
             self.neigh, self.tmpdir = neigh, tmpdir
+            self.defines = ("BONESIM_NO_BARRIERS=1",) if "#define BONESIM_NO_BARRIERS 1" in code else ()
             self.tile = tuple(define(a) for a in ("BX", "BY", "BZ"))
             self.zm = tuple(define(a) for a in ("ZBX", "ZBY", "ZCHUNK"))
 
@@ -117,36 +120,23 @@ def _fake_cupy(tmpdir: str, compiled: list[str]) -> types.ModuleType:
             zm = name.startswith("bonesim_remodel_step_zm_n")
             dims = self.zm if zm else self.tile
             tag = ("zm:" if zm else "") + ",".join(map(str, dims))
-            fn = _harness(self.neigh, self.tmpdir, tag)  # the kernel's block logic, emulated on the host
-            bdims = (dims[0], dims[1], 1) if zm else dims
-            per_block = (dims[0], dims[1], dims[2]) if zm else dims
+            # the kernel's block body, emulated on the host (with the module's mutation, if any)
+            lib = _harness_lib(self.neigh, self.tmpdir, tag, self.defines)
+            variant = "zm" if zm else "tile"
 
             def launch(grid, block, args):
-                src, dst, rmap, fmap, counters = args[:5]
-                nz, ny, nx, halo = (int(v) for v in args[5:9])
-                inner = (nx - 2 * halo, ny - 2 * halo, nz - 2 * halo)
-                assert tuple(block) == bdims
-                assert tuple(grid) == tuple(-(-n // b) for n, b in zip(inner, per_block, strict=True))
-                o = [int(v) for v in args[9:15]]
-                map_day = int(args[15])
-                prm = np.array([int(v) for v in args[16:]], np.uint32)
-                cnt = np.zeros(6, np.uint64)
-                P, i64 = ctypes.c_void_p, ctypes.c_longlong
-                fn(
-                    P(src.ctypes.data),
-                    P(dst.ctypes.data),
-                    P(rmap.ctypes.data),
-                    P(fmap.ctypes.data),
-                    P(cnt.ctypes.data),
-                    ctypes.c_int(nz),
-                    ctypes.c_int(ny),
-                    ctypes.c_int(nx),
-                    ctypes.c_int(halo),
-                    *(i64(v) for v in o),
-                    ctypes.c_int(map_day),
-                    P(prm.ctypes.data),
-                )
-                counters[3 % counters.shape[0], :6] += cnt  # any slot: the backend sums them
+                assert len(args) == len(KERNEL_ARGS), "argument count differs from kernel_abi.KERNEL_ARGS"
+                for a, v in zip(KERNEL_ARGS, args, strict=True):
+                    if a.kind == "array":
+                        assert isinstance(v, FakeArray) and v.dtype == a.dtype and v.flags.c_contiguous, (
+                            a.name
+                        )
+                    elif a.kind == "struct":  # CuPy passes a one-element NumPy array by value
+                        assert type(v) is np.ndarray and v.dtype == a.dtype and v.size == 1, a.name
+                    else:
+                        assert type(v) is a.dtype.type, a.name
+                launches.append((name, tuple(grid), tuple(block)))
+                host_launch(lib, variant, tuple(grid), tuple(block), args)
 
             assert name.startswith(("bonesim_remodel_step_n", "bonesim_remodel_step_zm_n"))
             return launch

@@ -51,3 +51,19 @@ def test_every_macro_has_a_default():
     text = "\n".join(p.read_text() for p in kernel_sources())
     for macro in set(re.findall(r"\bBONESIM_(?:NEIGH|BX|BY|BZ|NSLOT|MIN_BLOCKS|ZBX|ZBY|ZCHUNK)\b", text)):
         assert f"#ifndef {macro}" in text, f"{macro} has no #ifndef default"
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc not installed")
+def test_no_barriers_mutation_builds_and_removes_every_barrier(tmp_path):
+    """The mutation gpu-check.sh runs on the device (BONESIM_NO_BARRIERS) compiles, and has no bar.sync left."""
+    counts = {}
+    for defines in ([], ["-DBONESIM_NO_BARRIERS=1"]):
+        ptx = tmp_path / "k.ptx"
+        r = subprocess.run(
+            [NVCC, "-std=c++17", "-arch=sm_90", "-ptx", *defines, str(SOURCES["remodel.cu"]), "-o", str(ptx)],
+            capture_output=True,
+            text=True,
+        )
+        assert r.returncode == 0, r.stderr
+        counts[bool(defines)] = ptx.read_text().count("bar.sync")
+    assert counts[False] >= 4 and counts[True] == 0, counts

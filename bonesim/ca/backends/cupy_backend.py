@@ -12,20 +12,30 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import os
 from typing import Any
 
 import numpy as np
 
 from bonesim._resources import kernel_dir
 from bonesim.ca.backends.base import COUNTERS, StepInputs, pack
+from bonesim.ca.kernel_abi import (
+    BLOCK,
+    NCOUNT,
+    NSLOT,
+    ZBLOCK,
+    ZCHUNK,
+    check_launch,
+    geom_struct,
+    grid_for,
+    kernel_args,
+    step_struct,
+)
 from bonesim.errors import BonesimError, InputError
 
 log = logging.getLogger(__name__)
 
-#: Thread-block shape (x, y, z) of the 3-D tile step kernel.
-BLOCK = (32, 4, 4)
-#: Thread-block shape (x, y) and planes per block of the z-marching step kernel.
-ZBLOCK, ZCHUNK = (32, 8), 16
+__all__ = ["BLOCK", "NCOUNT", "NSLOT", "ZBLOCK", "ZCHUNK", "CupyBackend", "check_fits", "launch_step"]
 #: Kernel variants: "tile" (3-D shared tile per block, the default) and "zm" (z-marching
 #: three-plane ring); both give the same bits (tests/test_ca_parity.py), bench times both.
 VARIANTS = ("tile", "zm")
@@ -33,8 +43,20 @@ DEFAULT_VARIANT = "tile"
 #: Blocks per SM the kernel's register budget must allow (__launch_bounds__); 2 compiles
 #: without spills on sm_90 (50 registers), 3-4 trade spills for occupancy (see bench --min-blocks).
 MIN_BLOCKS = 2
-#: Counter slots per step (spread the block atomics) and counters per slot (kernels/remodel.cu).
-NSLOT, NCOUNT = 256, 8
+#: Test hook: ``BONESIM_KERNEL_MUTATION=no_barriers`` builds the kernels without their barriers
+#: (``-DBONESIM_NO_BARRIERS``), the mutation the GPU parity check must catch (scripts/gpu-check.sh).
+MUTATIONS = {"no_barriers": "#define BONESIM_NO_BARRIERS 1\n"}
+
+
+def _mutation() -> str:
+    m = os.environ.get("BONESIM_KERNEL_MUTATION", "")
+    if m and m not in MUTATIONS:
+        raise InputError(f"BONESIM_KERNEL_MUTATION must be one of {sorted(MUTATIONS)}, got {m!r}")
+    if m:
+        log.warning("building the CA kernels with the mutation %r (tests only: results are wrong)", m)
+    return m
+
+
 #: Steps of counters kept on the device between reads.
 RING = 64
 #: Device bytes per voxel: two state buffers (4 + 4) and two int32 maps (4 + 4).
@@ -61,13 +83,17 @@ def check_fits(shape: tuple[int, ...], free_bytes: int, total_bytes: int | None 
 
 @functools.cache
 def _module(
-    neighbourhood: int, block: tuple[int, int, int], device_id: int, min_blocks: int = MIN_BLOCKS
+    neighbourhood: int,
+    block: tuple[int, int, int],
+    device_id: int,
+    min_blocks: int = MIN_BLOCKS,
+    mutation: str = "",
 ) -> Any:
     """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
     import cupy
 
     kdir = kernel_dir()
-    defines = (
+    defines = MUTATIONS.get(mutation, "") + (
         f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
         f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
         f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
@@ -105,49 +131,34 @@ def launch_step(
     """Launch one step on device arrays (asynchronously).
 
     ``src`` is a C-contiguous uint32 block including ``halo`` voxels on every
-    side; ``dst``, the maps and the result are its interior; ``counters`` is a
+    side; ``dst``, the int32 maps and the result are its interior; ``counters`` is a
     uint64 [NSLOT, NCOUNT] array that the step adds to. The same call on chunks
-    with a one-voxel halo gives the bits of the whole volume.
+    with a one-voxel halo gives the bits of the whole volume. Buffers of the
+    wrong shape, dtype or layout raise :class:`InputError` (checked like the
+    NumPy backend, before anything is launched).
     """
     import cupy
 
-    nz, ny, nx = src.shape
-    inner = (nz - 2 * halo, ny - 2 * halo, nx - 2 * halo)
-    g = tuple(global_shape) if global_shape is not None else inner
-    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks)
-    fn = mod.get_function(kernel_name(neighbourhood, variant))
-    if variant == "zm":
-        bx, by = ZBLOCK
-        block: tuple[int, int, int] = (bx, by, 1)
-        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + ZCHUNK - 1) // ZCHUNK)
-    else:
-        bx, by, bz = BLOCK
-        block = BLOCK
-        grid = ((inner[2] + bx - 1) // bx, (inner[1] + by - 1) // by, (inner[0] + bz - 1) // bz)
-    i32, i64, u32 = np.int32, np.int64, np.uint32
-    fn(
-        grid,
-        block,
-        (
-            src,
-            dst,
-            resorbed_day,
-            formed_day,
-            counters,
-            i32(nz),
-            i32(ny),
-            i32(nx),
-            i32(halo),
-            i64(origin[0]),
-            i64(origin[1]),
-            i64(origin[2]),
-            i64(g[0]),
-            i64(g[1]),
-            i64(g[2]),
-            i32(map_day),
-            *(u32(v) for v in inputs.as_tuple()),
-        ),
+    if neighbourhood not in (6, 26):
+        raise InputError(f"`neighbourhood` must be 6 or 26, got {neighbourhood}")
+    kernel_name(neighbourhood, variant)  # validates the variant
+    inner = check_launch(
+        src, dst, resorbed_day, formed_day, counters, halo=halo, origin=origin, global_shape=global_shape
     )
+    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation())
+    fn = mod.get_function(kernel_name(neighbourhood, variant))
+    grid, block = grid_for(variant, inner)
+    args = kernel_args(
+        src=src,
+        dst=dst,
+        resorbed_day=resorbed_day,
+        formed_day=formed_day,
+        counters=counters,
+        geom=geom_struct(tuple(src.shape), halo, tuple(origin), global_shape),
+        step=step_struct(inputs),
+        map_day=map_day,
+    )
+    fn(grid, block, args)
 
 
 class _CupyState:
@@ -191,7 +202,7 @@ class CupyBackend:
             fmap = cupy.asarray(np.ascontiguousarray(formed_day, np.int32))
             ring = cupy.zeros((RING, NSLOT, NCOUNT), cupy.uint64)
             _module(
-                neighbourhood, BLOCK, self.device_id, MIN_BLOCKS
+                neighbourhood, BLOCK, self.device_id, MIN_BLOCKS, _mutation()
             )  # compile now, not inside the timed loop
         return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
 

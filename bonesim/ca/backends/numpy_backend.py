@@ -210,7 +210,7 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
     # ---------------------------------------------------------------- resorbing
     is_r = (pb != 0) & (ph == 1)
     if is_r.any():
-        d = xp.where(is_r, pb >> 3, 13)
+        d = xp.where(is_r & ((pb >> 3) < 27), pb >> 3, 13)  # a corrupted code (27..31): no direction
         front = is_r & (b > 0)
         r = xp.where((pb & 4) != 0, t & 0xFF, t)
         dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|

@@ -4,12 +4,54 @@
 // A thread block of BX x BY x BZ threads stages a (BZ+2, BY+2, BX+2) tile of
 // packed words (its voxels plus a one-voxel halo; inert outside the global
 // volume or the given array), then every thread applies bonesim_rule to its
-// voxel. Only the CUDA shell (thread indices, __syncthreads, warp shuffles,
-// atomics) stays in remodel.cu.
+// voxel. The whole block body of both kernels (bs_tile_block, bs_zm_block:
+// staging loops, z-march, barriers) is written here once, against an
+// execution policy `Ex`:
+//   ex.each(f)   f(tid, regs) runs for this thread (CUDA: the calling thread;
+//                host emulation: every thread of the block, deferred)
+//   bs_sync(ex)  a block-wide barrier (CUDA: __syncthreads; host: the phase
+//                boundary that runs the pending work of every thread)
+//   ex.thread3(tid, tz, ty, tx)  the thread's (z, y, x) index in its block, tid = (tz*BY + ty)*BX + tx
+//                (CUDA: threadIdx, which costs fewer registers than dividing tid)
+// Per-thread state that lives across barriers is in BsThread (registers on the
+// GPU, one per thread on the host). Between two barriers the host runs each
+// thread's work to the end before the next thread starts (a legal schedule of
+// a GPU block), so a missing barrier reads an unstaged (poisoned) tile on the
+// CPU too. Only the counter reduction (warp shuffles, atomics) stays in remodel.cu.
 #ifndef BONESIM_REMODEL_BLOCK_CUH
 #define BONESIM_REMODEL_BLOCK_CUH
 
 #include "remodel_rules.cuh"
+
+#ifndef BONESIM_NSLOT
+#define BONESIM_NSLOT 256
+#endif
+#define BONESIM_NCOUNT 8
+
+// Registers of one thread that live across barriers: its contributions to the 6 step counters.
+struct BsThread {
+    bs_u32 acc[6];
+};
+
+// Block-wide barrier of the block body. -DBONESIM_NO_BARRIERS=1 removes every barrier (the mutation
+// the parity tests must catch, on the CPU emulation and on the device).
+template <class Ex>
+BONESIM_HD void bs_sync(Ex& ex) {
+#if defined(BONESIM_NO_BARRIERS) && BONESIM_NO_BARRIERS
+    (void)ex;
+#else
+    ex.sync();
+#endif
+}
+
+// The buffers and per-step scalar of a launch (pointers into the caller's arrays).
+struct BsIO {
+    const bs_u32* src;
+    bs_u32* dst;
+    bs_i32* rmap;
+    bs_i32* fmap;
+    int map_day;
+};
 
 #ifndef BONESIM_BX
 #define BONESIM_BX 32
@@ -29,10 +71,13 @@
 // Where a block works: src is the local array (nz, ny, nx) including `halo`
 // voxels on every side; dst and the maps are its interior; (oz, oy, ox) are
 // the global coordinates of src[0,0,0]; (gz, gy, gx) the global shape.
+// Passed to the kernel by value; its layout is GEOM_DTYPE of bonesim/ca/kernel_abi.py (64 bytes).
 struct BsGeom {
     int nz, ny, nx, halo;
     bs_i64 oz, oy, ox, gz, gy, gx;
 };
+static_assert(sizeof(BsGeom) == 64, "BsGeom layout: see bonesim/ca/kernel_abi.py");
+static_assert(sizeof(BsStep) == 44, "BsStep layout: see bonesim/ca/kernel_abi.py");
 
 // Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
 BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {
@@ -103,6 +148,25 @@ BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep
     bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, dst, rmap, fmap, map_day, c);
 }
 
+// The 3-D tile kernel's block (bz, by, bx): stage the tile, barrier, every thread its voxel.
+template <class Ex>
+BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom& g, const BsStep& s, int bz,
+                              int by, int bx) {
+    const int z0 = bz * BONESIM_BZ, y0 = by * BONESIM_BY, x0 = bx * BONESIM_BX;
+    ex.each([=](int tid, BsThread& r) {
+        for (int i = tid; i < BS_TILE; i += BS_NTHREADS) tile[i] = bs_tile_value(io.src, g, z0, y0, x0, i);
+    });
+    bs_sync(ex);  // the whole tile is staged before any thread reads its neighbours
+    ex.each([=, &ex](int tid, BsThread& r) {
+        int tz, ty, tx;
+        ex.thread3(tid, tz, ty, tx);
+        bs_u32 c[6];
+        bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io.dst, io.rmap, io.fmap, io.map_day, c);
+        BS_UNROLL
+        for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
+    });
+}
+
 // ---------------------------------------------------------------------------
 // z-marching variant: a block of ZBX x ZBY threads owns a column of the volume
 // ZCHUNK planes deep and streams through it, keeping three (ZBY+2, ZBX+2)
@@ -143,6 +207,43 @@ BONESIM_HD void bs_ring_slots(int j, int slot[3]) {
     slot[0] = (j % 3) * BS_ZPLANE;
     slot[1] = ((j + 1) % 3) * BS_ZPLANE;
     slot[2] = ((j + 2) % 3) * BS_ZPLANE;
+}
+
+// The z-marching kernel's block (bz, by, bx): the column y0.., x0.. from plane bz * ZCHUNK on.
+template <class Ex>
+BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& g, const BsStep& s, int bz, int by,
+                            int bx) {
+    const int iz_n = g.nz - 2 * g.halo;
+    const int y0 = by * BONESIM_ZBY, x0 = bx * BONESIM_ZBX;
+    const int zbeg = bz * BONESIM_ZCHUNK;
+    const int zend = zbeg + BONESIM_ZCHUNK < iz_n ? zbeg + BONESIM_ZCHUNK : iz_n;
+    ex.each([=](int tid, BsThread& r) {
+        for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) {
+            ring[i] = bs_plane_value(io.src, g, zbeg - 1, y0, x0, i);
+            ring[BS_ZPLANE + i] = bs_plane_value(io.src, g, zbeg, y0, x0, i);
+        }
+    });
+    for (int z = zbeg; z < zend; ++z) {
+        ex.each([=](int tid, BsThread& r) {
+            int slot[3];
+            bs_ring_slots(z - zbeg, slot);
+            for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) ring[slot[2] + i] = bs_plane_value(io.src, g, z + 1, y0, x0, i);
+        });
+        bs_sync(ex);  // planes z-1, z, z+1 are staged
+        ex.each([=, &ex](int tid, BsThread& r) {
+            int tz, ty, tx;
+            ex.thread3(tid, tz, ty, tx);
+            BsRingNb nb;
+            nb.ring = ring;
+            bs_ring_slots(z - zbeg, nb.slot);
+            nb.base = (ty + 1) * BS_ZTX + tx + 1;
+            bs_u32 c[6];
+            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io.dst, io.rmap, io.fmap, io.map_day, c);
+            BS_UNROLL
+            for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
+        });
+        bs_sync(ex);  // everyone is done with plane z-1 before it is overwritten
+    }
 }
 
 #endif  // BONESIM_REMODEL_BLOCK_CUH

@@ -82,6 +82,14 @@ BONESIM_HD bs_u32 bs_column_depth(bs_u32 depth, int d) {
     return (bs_u32)(((bs_u64)depth * (bs_u64)k) >> 16);
 }
 
+// Direction code of a resorbing voxel's column. The field has 5 bits (0..31) but only 0..26 are
+// neighbours: a corrupted code (27..31) reads as 13, "no direction", so nb(d) never leaves the
+// 3x3x3 neighbourhood (the shared tile). The NumPy backend applies the same mapping.
+BONESIM_HD bs_u32 bs_column_dir(bs_u32 pb) {
+    const bs_u32 d = pb >> 3;
+    return d < 27u ? d : 13u;
+}
+
 BONESIM_HD bs_u32 bs_word(bs_u32 bone, bs_u32 pbyte, bs_u32 timer) {
     return bone | (pbyte << 8) | (timer << 16);
 }
@@ -174,7 +182,7 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
 
     const bs_u32 ph = pb & 3u;
     if (ph == BS_PH_R) {  // ------------------------------------------ resorbing
-        const bs_u32 d = pb >> 3;
+        const bs_u32 d = bs_column_dir(pb);
         if (b > 0u) {  // front: erode
             const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
             const bs_u32 dep = bs_column_depth(s.depth, (int)d);

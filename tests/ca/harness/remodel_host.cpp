@@ -1,10 +1,80 @@
-// Host harness for the CPU parity tests. bonesim_host_step applies bonesim_rule
-// from kernels/remodel_rules.cuh -- the very code the CUDA kernel runs -- to
-// every voxel, with the kernel's neighbour staging (inert outside the global
-// volume) and counters. bonesim_host_step_blocks emulates the kernel's thread
-// blocks with the shared block logic of kernels/remodel_block.cuh: per block,
-// stage the tile, then run every thread's voxel. Built by the tests with g++.
+// Host harness for the CPU parity tests, built by tests/ca/test_ca_parity.py with g++.
+//
+// bonesim_host_launch runs a kernel launch on the CPU: for every block of the
+// grid it calls the very block body the CUDA kernel calls (bs_tile_block /
+// bs_zm_block of kernels/remodel_block.cuh) through HostExec, an execution
+// policy that emulates the block's threads. Work between two barriers is
+// queued and, at the barrier, run thread after thread (thread t finishes all
+// of it before thread t+1 starts: a schedule a GPU may pick), so a missing or
+// misplaced barrier makes a thread read an unstaged, poisoned tile cell. The
+// thread order inside a phase is a parameter (ascending, descending,
+// interleaved): with correct barriers every order gives the same bits.
+// Counters are added per block into slot blin % NSLOT like the kernel's
+// atomics. The arguments after the launch configuration are the kernel's own
+// (bonesim/ca/kernel_abi.py KERNEL_ARGS), the structs by pointer.
+//
+// bonesim_host_step is the plain reference loop (no tiles, no threads): a
+// whole-volume padded copy and bs_apply_voxel on every voxel.
+#include <cstddef>
+#include <cstring>
+#include <functional>
+#include <vector>
+
 #include "remodel_block.cuh"
+
+namespace {
+
+const bs_u32 POISON = 0xA5A5A5A5u;  // shared memory is uninitialised on the GPU
+
+struct HostExec {
+    int nthreads;
+    int order;    // 0 ascending, 1 descending, 2 interleaved (odd threads first)
+    int variant;  // 0 tile, 1 z-march
+    std::vector<BsThread> regs;
+    std::vector<std::function<void(int, BsThread&)>> pending;
+    int phases = 0;
+
+    HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
+        for (auto& r : regs)
+            for (int k = 0; k < 6; ++k) r.acc[k] = 0u;
+    }
+    template <class F>
+    void each(F f) {
+        pending.emplace_back(f);
+    }
+    void sync() { flush(); }
+    // the kernel's thread index: tid = (tz * BY + ty) * BX + tx (the z-march block is 2-D, tz = 0)
+    void thread3(int tid, int& tz, int& ty, int& tx) const {
+        const int bx = variant == 0 ? BONESIM_BX : BONESIM_ZBX, by = variant == 0 ? BONESIM_BY : BONESIM_ZBY;
+        tx = tid % bx;
+        ty = (tid / bx) % by;
+        tz = tid / (bx * by);
+    }
+    int thread_at(int i) const {
+        if (order == 1) return nthreads - 1 - i;
+        if (order == 2) {
+            const int odd = nthreads / 2;
+            return i < odd ? 2 * i + 1 : 2 * (i - odd);
+        }
+        return i;
+    }
+    void flush() {
+        for (int i = 0; i < nthreads; ++i) {
+            const int t = thread_at(i);
+            for (auto& f : pending) f(t, regs[t]);
+        }
+        if (!pending.empty()) ++phases;
+        pending.clear();
+    }
+};
+
+void add_block_counters(const HostExec& ex, int blin, bs_u64* counters) {
+    for (int k = 0; k < 6; ++k) {
+        bs_u64 v = 0;
+        for (const auto& r : ex.regs) v += r.acc[k];
+        counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + k] += v;
+    }
+}
 
 struct HostNb {
     const bs_u32* pad;
@@ -12,25 +82,61 @@ struct HostNb {
     bs_u32 operator()(int k) const { return pad[base + bs_dz(k) * sz + bs_dy(k) * sy + bs_dx(k)]; }
 };
 
+}  // namespace
+
+// sizeof and offsetof of the kernel's structs, for the layout test against kernel_abi.py.
+extern "C" void bonesim_host_abi(bs_u64* out) {
+    out[0] = sizeof(BsGeom);
+    const bs_u64 g[10] = {offsetof(BsGeom, nz), offsetof(BsGeom, ny), offsetof(BsGeom, nx), offsetof(BsGeom, halo),
+                          offsetof(BsGeom, oz), offsetof(BsGeom, oy), offsetof(BsGeom, ox), offsetof(BsGeom, gz),
+                          offsetof(BsGeom, gy), offsetof(BsGeom, gx)};
+    std::memcpy(out + 1, g, sizeof g);
+    out[11] = sizeof(BsStep);
+    const bs_u64 s[11] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
+                          offsetof(BsStep, form), offsetof(BsStep, rev_steps), offsetof(BsStep, f_q16),
+                          offsetof(BsStep, lat0), offsetof(BsStep, cost1), offsetof(BsStep, cost2),
+                          offsetof(BsStep, cost3), offsetof(BsStep, key)};
+    std::memcpy(out + 12, s, sizeof s);
+    out[23] = BONESIM_NSLOT;
+    out[24] = BONESIM_NCOUNT;
+}
+
+// One launch of kernel `variant` (0 tile, 1 z-march) with grid (gx, gy, gz) and block (bx, by, bz).
+// Returns 0, or -1 when the block shape is not the one the body was compiled for (the launcher's bug).
+extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, int by, int bz, int order,
+                                   const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, bs_u64* counters,
+                                   const BsGeom* g, const BsStep* s, int map_day) {
+    const BsIO io = {src, dst, rmap, fmap, map_day};
+    if (variant == 0 ? (bx != BONESIM_BX || by != BONESIM_BY || bz != BONESIM_BZ)
+                     : (bx != BONESIM_ZBX || by != BONESIM_ZBY || bz != 1))
+        return -1;
+    std::vector<bs_u32> smem(variant == 0 ? BS_TILE : 3 * BS_ZPLANE);
+    for (int kz = 0; kz < gz; ++kz)
+        for (int ky = 0; ky < gy; ++ky)
+            for (int kx = 0; kx < gx; ++kx) {
+                for (auto& v : smem) v = POISON;
+                HostExec ex(bx * by * bz, order, variant);
+                if (variant == 0)
+                    bs_tile_block(ex, smem.data(), io, *g, *s, kz, ky, kx);
+                else
+                    bs_zm_block(ex, smem.data(), io, *g, *s, kz, ky, kx);
+                ex.flush();  // the rest of the block (the kernel's exit)
+                add_block_counters(ex, (kz * gy + ky) * gx + kx, counters);
+            }
+    return 0;
+}
+
+// The plain reference loop: pad the interior with its neighbours (inert outside), apply the rule.
 extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
-                                  bs_u64* counters, int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy,
-                                  bs_i64 ox, bs_i64 gz, bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
-    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
+                                  bs_u64* counters, const BsGeom* gp, const BsStep* s, int map_day) {
+    const BsGeom& g = *gp;
+    const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     const int PZ = iz_n + 2, PY = iy_n + 2, PX = ix_n + 2;
     for (int tz = 0; tz < PZ; ++tz)
         for (int ty = 0; ty < PY; ++ty)
-            for (int tx = 0; tx < PX; ++tx) {
-                const int lz = tz - 1 + halo, ly = ty - 1 + halo, lx = tx - 1 + halo;
-                const bs_i64 qz = oz + lz, qy = oy + ly, qx = ox + lx;
-                bs_u32 v = BONESIM_INERT;
-                if (lz >= 0 && lz < nz && ly >= 0 && ly < ny && lx >= 0 && lx < nx && qz >= 0 && qz < gz &&
-                    qy >= 0 && qy < gy && qx >= 0 && qx < gx)
-                    v = src[((bs_i64)lz * ny + ly) * nx + lx];
-                pad[((bs_i64)tz * PY + ty) * PX + tx] = v;
-            }
-    BsStep s;
-    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
-    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
+            for (int tx = 0; tx < PX; ++tx)
+                pad[((bs_i64)tz * PY + ty) * PX + tx] = bs_load_local(src, g, tz - 1 + g.halo, ty - 1 + g.halo,
+                                                                      tx - 1 + g.halo);
     for (int c = 0; c < 6; ++c) counters[c] = 0;
     for (int iz = 0; iz < iz_n; ++iz)
         for (int iy = 0; iy < iy_n; ++iy)
@@ -40,87 +146,8 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 nb.sz = (bs_i64)PY * PX;
                 nb.sy = PX;
                 nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
-                const bs_u32 w = nb(13);
-                const bs_i64 lin = ((oz + iz + halo) * gy + (oy + iy + halo)) * gx + (ox + ix + halo);
-                bs_u32 ev = 0;
-                const bs_u32 nw = bonesim_rule(nb, s, (bs_u32)((bs_u64)lin >> 32), (bs_u32)lin, &ev);
-                const bs_i64 o = ((bs_i64)iz * iy_n + iy) * ix_n + ix;
-                dst[o] = nw;
-                const bs_u32 ob = w & 0xFFu, nbn = nw & 0xFFu;
-                if (nbn < ob) {
-                    counters[0] += ob - nbn;
-                    if (map_day >= 0 && rmap[o] < 0) rmap[o] = map_day;
-                } else if (nbn > ob) {
-                    counters[1] += nbn - ob;
-                    if (map_day >= 0) fmap[o] = map_day;
-                }
-                counters[2] += (ev & BS_EV_RECRUIT) ? 1 : 0;
-                counters[3] += (ev & BS_EV_SEED) ? 1 : 0;
-                counters[4] += (ev & BS_EV_SURFACE) ? 1 : 0;
-                counters[5] += (ev & BS_EV_PERF) ? 1 : 0;
-            }
-}
-
-extern "C" void bonesim_host_step_blocks(const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
-                                         bs_u64* counters, int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy,
-                                         bs_i64 ox, bs_i64 gz, bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
-    BsGeom g;
-    g.nz = nz; g.ny = ny; g.nx = nx; g.halo = halo;
-    g.oz = oz; g.oy = oy; g.ox = ox; g.gz = gz; g.gy = gy; g.gx = gx;
-    BsStep s;
-    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
-    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
-    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
-    static bs_u32 tile[BS_TILE];
-    for (int c = 0; c < 6; ++c) counters[c] = 0;
-    for (int z0 = 0; z0 < iz_n; z0 += BONESIM_BZ)
-        for (int y0 = 0; y0 < iy_n; y0 += BONESIM_BY)
-            for (int x0 = 0; x0 < ix_n; x0 += BONESIM_BX) {
-                for (int i = 0; i < BS_TILE; ++i) tile[i] = bs_tile_value(src, g, z0, y0, x0, i);
-                for (int tz = 0; tz < BONESIM_BZ; ++tz)
-                    for (int ty = 0; ty < BONESIM_BY; ++ty)
-                        for (int tx = 0; tx < BONESIM_BX; ++tx) {
-                            bs_u32 c[6];
-                            bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, dst, rmap, fmap, map_day, c);
-                            for (int k = 0; k < 6; ++k) counters[k] += c[k];
-                        }
-            }
-}
-
-// Emulation of the z-marching kernel: per column block, the three-plane ring
-// is filled and advanced exactly as on the GPU, then every thread's voxel runs.
-extern "C" void bonesim_host_step_zm(const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, bs_u64* counters,
-                                     int nz, int ny, int nx, int halo, bs_i64 oz, bs_i64 oy, bs_i64 ox, bs_i64 gz,
-                                     bs_i64 gy, bs_i64 gx, int map_day, const bs_u32* p) {
-    BsGeom g;
-    g.nz = nz; g.ny = ny; g.nx = nx; g.halo = halo;
-    g.oz = oz; g.oy = oy; g.ox = ox; g.gz = gz; g.gy = gy; g.gx = gx;
-    BsStep s;
-    s.act_thr = p[0]; s.erode = p[1]; s.depth = p[2]; s.form = p[3]; s.rev_steps = p[4];
-    s.f_q16 = p[5]; s.lat0 = p[6]; s.cost1 = p[7]; s.cost2 = p[8]; s.cost3 = p[9]; s.key = p[10];
-    const int iz_n = nz - 2 * halo, iy_n = ny - 2 * halo, ix_n = nx - 2 * halo;
-    static bs_u32 ring[3 * BS_ZPLANE];
-    for (int c = 0; c < 6; ++c) counters[c] = 0;
-    for (int zbeg = 0; zbeg < iz_n; zbeg += BONESIM_ZCHUNK)
-        for (int y0 = 0; y0 < iy_n; y0 += BONESIM_ZBY)
-            for (int x0 = 0; x0 < ix_n; x0 += BONESIM_ZBX) {
-                const int zend = zbeg + BONESIM_ZCHUNK < iz_n ? zbeg + BONESIM_ZCHUNK : iz_n;
-                for (int i = 0; i < BS_ZPLANE; ++i) {
-                    ring[i] = bs_plane_value(src, g, zbeg - 1, y0, x0, i);
-                    ring[BS_ZPLANE + i] = bs_plane_value(src, g, zbeg, y0, x0, i);
-                }
-                for (int z = zbeg; z < zend; ++z) {
-                    BsRingNb nb;
-                    nb.ring = ring;
-                    bs_ring_slots(z - zbeg, nb.slot);
-                    for (int i = 0; i < BS_ZPLANE; ++i) ring[nb.slot[2] + i] = bs_plane_value(src, g, z + 1, y0, x0, i);
-                    for (int ty = 0; ty < BONESIM_ZBY; ++ty)
-                        for (int tx = 0; tx < BONESIM_ZBX; ++tx) {
-                            nb.base = (ty + 1) * BS_ZTX + tx + 1;
-                            bs_u32 c[6];
-                            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, dst, rmap, fmap, map_day, c);
-                            for (int k = 0; k < 6; ++k) counters[k] += c[k];
-                        }
-                }
+                bs_u32 c[6];
+                bs_apply_voxel(nb, g, *s, iz, iy, ix, dst, rmap, fmap, map_day, c);
+                for (int k = 0; k < 6; ++k) counters[k] += c[k];
             }
 }
