@@ -1,0 +1,3 @@
+"""placeholder"""
+def available() -> bool:
+    return False
