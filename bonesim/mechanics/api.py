@@ -91,7 +91,7 @@ def _load_path(bone: np.ndarray, load) -> tuple[np.ndarray, np.ndarray, int]:
     mask = bone > 0
     if not mask.any():
         raise BonesimError("the volume holds no bone (every voxel is marrow): nothing to load")
-    lab, n = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
     if isinstance(load, Uniaxial):
         ax = load.axis_index
         lo = np.unique(np.take(lab, 0, axis=ax))
@@ -103,9 +103,7 @@ def _load_path(bone: np.ndarray, load) -> tuple[np.ndarray, np.ndarray, int]:
                 f"{bone.shape[ax]}): no bone component touches both, so it cannot carry this load"
             )
     else:
-        faces = np.concatenate(
-            [np.take(lab, i, axis=a).ravel() for a in range(3) for i in (0, -1)]
-        )
+        faces = np.concatenate([np.take(lab, i, axis=a).ravel() for a in range(3) for i in (0, -1)])
         keep = np.unique(faces[faces > 0])
         if keep.size == 0:
             raise BonesimError("no bone component touches the faces of the volume: nothing to load")
