@@ -101,7 +101,7 @@ class VoxelMesh:
         """Bytes of the mesh arrays plus the solver's working vectors (pre-flight)."""
         n_el, n_no = self.n_elements, self.n_nodes
         mesh = n_el * (8 + 8 + 8 * 4) + n_no * 8
-        scatter = n_el * 24 * 8  # per-component element forces before the scatter-add
+        scatter = n_el * 24 * (8 + 8)  # element forces before the scatter-add, and their dof indices
         gather = min(CHUNK, n_el) * 24 * 8 * 3
         vectors = 10 * n_no * 3 * 8  # PCG: x, r, z, p, q, diag, masks, reactions, temporaries
         return int(mesh + scatter + gather + vectors)
@@ -123,12 +123,11 @@ class StiffnessOperator:
         self.mesh = mesh
         self.poisson = float(poisson)
         self.ke = ke_unit(self.poisson)
-        # columns regrouped component-major: output column 8·c + a is dof 3·a + c
-        perm = np.array([3 * a + c for c in range(3) for a in range(8)])
-        self._ke_cm = np.ascontiguousarray(self.ke[:, perm])
         self.scale = mesh.modulus_mpa * mesh.voxel_mm  # s_e = E_e · h  [N/mm]
         self._conn_flat = mesh.conn.ravel()
-        self._fbuf = np.empty((3, mesh.n_elements * 8))
+        # global dof of every element dof (intp, as np.bincount wants it) and the element-force buffer
+        self._dofs = (3 * mesh.conn[:, :, None].astype(np.intp) + np.arange(3)).ravel()
+        self._fbuf = np.empty((mesh.n_elements, 24))
         self.matvecs = 0
 
     @property
@@ -140,17 +139,13 @@ class StiffnessOperator:
         """Return ``K u`` for nodal displacements ``u`` of shape (n_nodes, 3)."""
         u = np.asarray(u, dtype=np.float64).reshape(self.mesh.n_nodes, 3)
         conn, n_el = self.mesh.conn, self.mesh.n_elements
-        fb = self._fbuf.reshape(3, n_el, 8)
+        fe = self._fbuf
         for lo in range(0, n_el, CHUNK):
             hi = min(lo + CHUNK, n_el)
-            ue = u[conn[lo:hi]].reshape(hi - lo, 24)
-            fe = ue @ self._ke_cm
-            fe *= self.scale[lo:hi, None]
-            fb[:, lo:hi, :] = fe.reshape(hi - lo, 3, 8).transpose(1, 0, 2)
-        n = self.mesh.n_nodes
-        out = np.empty((n, 3))
-        for c in range(3):
-            out[:, c] = np.bincount(self._conn_flat, weights=self._fbuf[c], minlength=n)
+            ue = np.take(u, conn[lo:hi], axis=0).reshape(hi - lo, 24)
+            ue *= self.scale[lo:hi, None]
+            np.matmul(ue, self.ke, out=fe[lo:hi])
+        out = np.bincount(self._dofs, weights=fe.ravel(), minlength=3 * self.mesh.n_nodes).reshape(-1, 3)
         self.matvecs += 1
         return out
 

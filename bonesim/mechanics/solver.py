@@ -200,15 +200,19 @@ class Multigrid:
         a = a + sp.diags(np.where(lv.free.ravel() > 0, shift, 1.0))
         self._solve_coarse = factorized(a.tocsc())
 
-    def _smooth(self, i: int, b: np.ndarray, x: np.ndarray) -> np.ndarray:
-        """Chebyshev iteration of degree CHEB_DEGREE on D⁻¹A x = D⁻¹b over [λ/10, 1.1 λ]."""
+    def _smooth(self, i: int, b: np.ndarray, x: np.ndarray | None) -> np.ndarray:
+        """Chebyshev iteration of degree CHEB_DEGREE on D⁻¹A x = D⁻¹b over [λ/10, 1.1 λ] (x=None: from 0)."""
         lv = self.levels[i]
         hi = 1.1 * self.lam[i]
         lo = hi / 11.0
         theta, delta = 0.5 * (hi + lo), 0.5 * (hi - lo)
         sigma = theta / delta
         rho = 1.0 / sigma
-        r = lv.inv_diag * (b - lv.apply(x))
+        if x is None:
+            x = np.zeros_like(b)
+            r = lv.inv_diag * b
+        else:
+            r = lv.inv_diag * (b - lv.apply(x))
         d = r / theta
         for k in range(CHEB_DEGREE):
             x = x + d
@@ -224,7 +228,7 @@ class Multigrid:
         lv = self.levels[i]
         if i == len(self.levels) - 1:
             return lv.free * self._solve_coarse(b.ravel()).reshape(-1, 3)
-        x = self._smooth(i, b, np.zeros_like(b))
+        x = self._smooth(i, b, None)
         r = b - lv.apply(x)
         p = self.prolong[i]
         cl = self.levels[i + 1]
