@@ -13,7 +13,7 @@ Preconditioners
     one symmetric V-cycle of geometric multigrid on the voxel hierarchy, as in
     ParOSol (Flaig & Arbenz 2011): each coarse level rediscretises the model
     on voxels twice as large with the mean modulus of the 2×2×2 children,
-    trilinear prolongation between node grids, Chebyshev (degree 2) smoothing
+    trilinear prolongation between node grids, Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
     on D⁻¹A before and after the coarse correction, and a sparse direct solve
     on the coarsest level. A coarse degree of freedom is held fixed where it
     interpolates to any fixed fine degree of freedom (keeps every level
@@ -36,7 +36,9 @@ log = logging.getLogger(__name__)
 PRECONDITIONERS = ("gmg", "jacobi")
 #: Coarsen until a level has at most this many nodes, then factorise it.
 COARSEST_NODES = 6000
-CHEB_DEGREE = 2
+#: Chebyshev degree of the smoother; 1 (a damped Jacobi step) needs the fewest fine products per
+#: solve on the real sample (64³ crop: 138 vs 165 (degree 2) vs 197 (degree 3) products).
+CHEB_DEGREE = 1
 
 
 @dataclass
