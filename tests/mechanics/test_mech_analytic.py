@@ -150,3 +150,27 @@ def test_multigrid_and_jacobi_agree_and_multigrid_needs_fewer_iterations():
     b = run(bone, "x", preconditioner="jacobi", tol=1e-8)
     assert a.apparent_modulus_mpa == pytest.approx(b.apparent_modulus_mpa, rel=1e-6)
     assert a.iterations < b.iterations / 3
+
+
+def test_von_mises_strain_and_sed_of_uniaxial_stress():
+    from bonesim.mechanics import von_mises_strain_map
+    from bonesim.mechanics.operator import StiffnessOperator
+
+    r = run(np.full((5, 4, 4), 255, np.uint8), Uniaxial("z", 0.01), poisson=0.3)
+    vm = von_mises_strain_map(StiffnessOperator(r.mesh, 0.3), r.displacement)
+    assert np.allclose(vm, 2 * 1.3 * 0.01 / 3, rtol=1e-6)
+    assert np.allclose(r.sed, 0.5 * E0 * 0.01**2, rtol=1e-6)  # ½ σ ε in MPa
+
+
+def test_scale_to_force_is_linear():
+    from bonesim.mechanics import scale_to_force
+
+    rng = np.random.default_rng(11)
+    bone = np.where(rng.random((8, 8, 8)) < 0.7, 255, 0).astype(np.uint8)
+    r = run(bone, Uniaxial("z", 0.01))
+    s = scale_to_force(r, 2 * r.reaction_force_n)
+    twice = run(bone, Uniaxial("z", 0.02))
+    assert s.strain == pytest.approx(0.02)
+    assert s.strain_energy_j == pytest.approx(twice.strain_energy_j, rel=1e-8)
+    assert np.allclose(s.sed, twice.sed, rtol=1e-5)
+    assert s.apparent_modulus_mpa == r.apparent_modulus_mpa

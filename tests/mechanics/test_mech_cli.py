@@ -154,3 +154,12 @@ def test_progress_callback_reports_iterations():
     )
     assert [i for i, _ in seen] == list(range(1, r.iterations + 1))
     assert seen[-1][1] <= 1e-6 < seen[0][1]
+
+
+def test_import_does_not_load_cupy():
+    import subprocess
+
+    code = "import sys, bonesim.mechanics, bonesim.cli.mechanics_cmd; sys.exit('cupy' in sys.modules)"
+    assert (
+        subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
+    )
