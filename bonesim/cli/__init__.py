@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "export": "bonesim.cli.viz_cmds:export",
     "batch": "bonesim.cli.batch_cmd:batch",
     "bench": "bonesim.cli.bench_cmd:bench",
+    "mechanics": "bonesim.cli.mechanics_cmd:mechanics",
 }
 
 

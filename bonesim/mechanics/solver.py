@@ -1,0 +1,260 @@
+"""Preconditioned conjugate gradients and its preconditioners (Jacobi, geometric multigrid).
+
+Convergence criterion: ``‖b − A x‖₂ ≤ tol · ‖b‖₂`` on the free degrees of
+freedom (relative residual of the reduced system, true residual recomputed at
+the end). ``A`` is the stiffness with the Dirichlet rows and columns removed
+(masked), ``b = −K u_D`` the load from the prescribed displacements.
+
+Preconditioners
+---------------
+``"jacobi"``
+    the diagonal of K.
+``"gmg"`` (default)
+    one symmetric V-cycle of geometric multigrid on the voxel hierarchy, as in
+    ParOSol (Flaig & Arbenz 2011): each coarse level rediscretises the model
+    on voxels twice as large with the mean modulus of the 2×2×2 children,
+    trilinear prolongation between node grids, Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
+    on D⁻¹A before and after the coarse correction, and a sparse direct solve
+    on the coarsest level. A coarse degree of freedom is held fixed where it
+    interpolates to any fixed fine degree of freedom (keeps every level
+    positive definite). Measured iteration counts are in docs/mechanics.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from bonesim.mechanics.operator import StiffnessOperator, VoxelMesh
+
+log = logging.getLogger(__name__)
+
+PRECONDITIONERS = ("gmg", "jacobi")
+#: Coarsen until a level has at most this many nodes, then factorise it.
+COARSEST_NODES = 6000
+#: Chebyshev degree of the smoother; 1 (a damped Jacobi step) needs the fewest fine products per
+#: solve on the real sample (64³ crop: 138 vs 165 (degree 2) vs 197 (degree 3) products).
+CHEB_DEGREE = 1
+
+
+@dataclass
+class PCGResult:
+    x: np.ndarray
+    iterations: int
+    relative_residual: float
+    converged: bool
+
+
+def pcg(
+    apply_a: Callable,
+    b,
+    apply_m: Callable,
+    *,
+    tol: float = 1e-6,
+    maxiter: int = 10000,
+    x0=None,
+    callback: Callable[[int, float], None] | None = None,
+    xp=np,
+) -> PCGResult:
+    """Preconditioned CG for SPD ``apply_a``; works on NumPy or CuPy arrays (``xp``)."""
+    bnorm = float(xp.linalg.norm(b))
+    if bnorm == 0.0:
+        return PCGResult(xp.zeros_like(b), 0, 0.0, True)
+    x = xp.zeros_like(b) if x0 is None else x0.copy()
+    r = b - apply_a(x) if x0 is not None else b.copy()
+    z = apply_m(r)
+    p = z.copy()
+    rz = float(xp.vdot(r, z))
+    rel = float(xp.linalg.norm(r)) / bnorm
+    it = 0
+    while rel > tol and it < maxiter:
+        q = apply_a(p)
+        pq = float(xp.vdot(p, q))
+        if pq <= 0:
+            log.warning("PCG: non-positive curvature p·Ap = %g at iteration %d", pq, it)
+            break
+        alpha = rz / pq
+        x += alpha * p
+        r -= alpha * q
+        it += 1
+        rel = float(xp.linalg.norm(r)) / bnorm
+        if callback is not None:
+            callback(it, rel)
+        if rel <= tol:
+            break
+        z = apply_m(r)
+        rz_new = float(xp.vdot(r, z))
+        p *= rz_new / rz
+        p += z
+        rz = rz_new
+    true_rel = float(xp.linalg.norm(b - apply_a(x))) / bnorm
+    return PCGResult(x, it, true_rel, true_rel <= tol * 1.0001 or rel <= tol)
+
+
+# ------------------------------------------------------------------ levels ----
+class Level:
+    """One grid level: masked operator ``F K F`` with its diagonal."""
+
+    def __init__(self, mesh: VoxelMesh, poisson: float, free: np.ndarray) -> None:
+        self.mesh = mesh
+        self.op = StiffnessOperator(mesh, poisson)
+        self.free = free.astype(np.float64)
+        d = self.op.diagonal()
+        self.inv_diag = np.where(self.free > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return self.free * self.op.matvec(self.free * x)
+
+
+def jacobi(level: Level) -> Callable:
+    inv = level.inv_diag
+    return lambda r: inv * r
+
+
+def coarsen_modulus(mod: np.ndarray) -> np.ndarray:
+    """Mean modulus of 2×2×2 blocks (zero-padded to even sizes)."""
+    pad = [(0, n % 2) for n in mod.shape]
+    m = np.pad(mod, pad)
+    z, y, x = (n // 2 for n in m.shape)
+    return m.reshape(z, 2, y, 2, x, 2).mean(axis=(1, 3, 5))
+
+
+def prolongation(fine: VoxelMesh, coarse: VoxelMesh):
+    """Trilinear interpolation from coarse to fine active nodes (scipy CSR, n_fine × n_coarse)."""
+    import scipy.sparse as sp
+
+    fc = fine.node_coords
+    cshape = coarse.node_shape
+    cid = np.full(int(np.prod(cshape)), -1, dtype=np.int64)
+    cid[coarse.node_grid] = np.arange(coarse.n_nodes)
+    rows, cols, vals = [], [], []
+    lo = fc // 2
+    odd = fc % 2
+    for dz in (0, 1):
+        for dy in (0, 1):
+            for dx in (0, 1):
+                d = np.array([dz, dy, dx])
+                ok = np.all((d == 0) | (odd == 1), axis=1)
+                w = np.prod(np.where(odd == 1, 0.5, 1.0), axis=1)
+                c = lo + d
+                idx = np.flatnonzero(ok)
+                flat = np.ravel_multi_index(tuple(c[idx].T), cshape)
+                j = cid[flat]
+                keep = j >= 0
+                rows.append(idx[keep])
+                cols.append(j[keep])
+                vals.append(w[idx][keep])
+    return sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+        shape=(fine.n_nodes, coarse.n_nodes),
+    )
+
+
+def _power_lambda_max(level: Level, iters: int = 12) -> float:
+    rng = np.random.default_rng(0)
+    v = rng.standard_normal((level.mesh.n_nodes, 3)) * level.free
+    lam = 1.0
+    for _ in range(iters):
+        nv = np.linalg.norm(v)
+        if nv == 0:
+            return 1.0
+        v /= nv
+        w = level.inv_diag * level.apply(v)
+        lam = float(np.vdot(v, w))
+        v = w
+    return lam
+
+
+class Multigrid:
+    """Symmetric V-cycle on the voxel hierarchy (see the module docstring)."""
+
+    def __init__(self, mesh: VoxelMesh, modulus: np.ndarray, poisson: float, free: np.ndarray) -> None:
+        self.levels: list[Level] = [Level(mesh, poisson, free)]
+        self.prolong = []
+        mod = np.asarray(modulus, dtype=np.float64)
+        h = mesh.voxel_mm
+        while self.levels[-1].mesh.n_nodes > COARSEST_NODES and min(mod.shape) > 2:
+            mod = coarsen_modulus(mod)
+            h *= 2
+            cmesh = VoxelMesh.from_modulus(mod, h)
+            p = prolongation(self.levels[-1].mesh, cmesh)
+            fine_fixed = 1.0 - self.levels[-1].free
+            cfree = ((p.T @ fine_fixed) == 0).astype(np.float64)
+            self.prolong.append(p)
+            self.levels.append(Level(cmesh, poisson, cfree))
+        self.lam = [_power_lambda_max(lv) for lv in self.levels[:-1]]
+        self._factor_coarsest()
+
+    def _factor_coarsest(self) -> None:
+        import scipy.sparse as sp
+        from scipy.sparse.linalg import factorized
+
+        lv = self.levels[-1]
+        k = lv.op.assemble()
+        f = sp.diags(lv.free.ravel())
+        a = f @ k @ f
+        d = a.diagonal()
+        shift = 1e-10 * float(d.max()) if d.size else 0.0
+        a = a + sp.diags(np.where(lv.free.ravel() > 0, shift, 1.0))
+        self._solve_coarse = factorized(a.tocsc())
+
+    def _smooth(self, i: int, b: np.ndarray, x: np.ndarray | None) -> np.ndarray:
+        """Chebyshev iteration of degree CHEB_DEGREE on D⁻¹A x = D⁻¹b over [λ/10, 1.1 λ] (x=None: from 0)."""
+        lv = self.levels[i]
+        hi = 1.1 * self.lam[i]
+        lo = hi / 11.0
+        theta, delta = 0.5 * (hi + lo), 0.5 * (hi - lo)
+        sigma = theta / delta
+        rho = 1.0 / sigma
+        if x is None:
+            x = np.zeros_like(b)
+            r = lv.inv_diag * b
+        else:
+            r = lv.inv_diag * (b - lv.apply(x))
+        d = r / theta
+        for k in range(CHEB_DEGREE):
+            x = x + d
+            if k == CHEB_DEGREE - 1:
+                break
+            r = r - lv.inv_diag * lv.apply(d)
+            rho_new = 1.0 / (2 * sigma - rho)
+            d = rho_new * rho * d + 2 * rho_new / delta * r
+            rho = rho_new
+        return x
+
+    def _vcycle(self, i: int, b: np.ndarray) -> np.ndarray:
+        lv = self.levels[i]
+        if i == len(self.levels) - 1:
+            return lv.free * self._solve_coarse(b.ravel()).reshape(-1, 3)
+        x = self._smooth(i, b, None)
+        r = b - lv.apply(x)
+        p = self.prolong[i]
+        cl = self.levels[i + 1]
+        rc = cl.free * (p.T @ (lv.free * r))
+        x = x + lv.free * (p @ (cl.free * self._vcycle(i + 1, rc)))
+        return self._smooth(i, b, x)
+
+    def __call__(self, r: np.ndarray) -> np.ndarray:
+        return self._vcycle(0, r)
+
+
+def make_preconditioner(
+    kind: str, mesh: VoxelMesh, modulus: np.ndarray, poisson: float, free: np.ndarray
+) -> tuple[Level, Callable]:
+    """The fine level and the preconditioner ``r ↦ M⁻¹ r`` of ``kind``."""
+    if kind == "jacobi":
+        lv = Level(mesh, poisson, free)
+        return lv, jacobi(lv)
+    if kind == "gmg":
+        mg = Multigrid(mesh, modulus, poisson, free)
+        log.info("multigrid: %d levels, nodes %s", len(mg.levels), [lv.mesh.n_nodes for lv in mg.levels])
+        return mg.levels[0], mg
+    raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {kind!r}")
+
+
+def default_maxiter(n_dofs: int) -> int:
+    return max(1000, int(20 * math.sqrt(max(n_dofs, 1))))

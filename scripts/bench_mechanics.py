@@ -1,0 +1,167 @@
+"""Benchmark bonesim micro-FE: the real 200³ sample on the CPU; 200³/512³/1024³ phantoms on a GPU.
+
+Prints one JSON object: per case the seconds of the whole solve, PCG
+iterations, relative residual, E_app and the peak memory in bytes per voxel
+(host: tracemalloc peak of the solve, which NumPy reports its buffers to;
+device: the CuPy memory-pool peak). On a GPU it also times the RawKernel
+matvec and reports its achieved bandwidth (minimum traffic: read x, free mask
+and s, write y) against the device-to-device copy bandwidth measured in the
+same run.
+
+Usage::
+
+    PYTHONPATH=. python scripts/bench_mechanics.py [--crop N] [--axes z] [--preconditioner gmg] [--no-gpu]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bonesim.mechanics import solve  # noqa: E402
+
+SAMPLE = ROOT / "data" / "lhdl_3155_D_4_bc" / "slices"
+VOXEL_UM = 19.5
+
+
+def real_sample(crop: int | None) -> np.ndarray:
+    import tifffile
+    from scipy import ndimage
+
+    files = sorted(SAMPLE.glob("*.tif"))
+    grey = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
+    mask = ndimage.gaussian_filter(grey, 1.0) > 63
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    sizes = np.bincount(lab.ravel())
+    sizes[0] = 0
+    bone = np.where(lab == sizes.argmax(), 255, 0).astype(np.uint8)
+    if crop:
+        lo = [(s - crop) // 2 for s in bone.shape]
+        bone = np.ascontiguousarray(bone[lo[0] : lo[0] + crop, lo[1] : lo[1] + crop, lo[2] : lo[2] + crop])
+    return bone
+
+
+def cpu_case(bone: np.ndarray, axis: str, preconditioner: str, tol: float) -> dict:
+    tracemalloc.start()
+    t0 = time.perf_counter()
+    r = solve(
+        bone,
+        axis,
+        voxel_size_um=VOXEL_UM,
+        backend="numpy",
+        preconditioner=preconditioner,
+        tol=tol,
+        keep_fields=False,
+    )
+    secs = time.perf_counter() - t0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return {
+        "shape": list(bone.shape),
+        "bv_tv": float((bone > 0).mean()),
+        "axis": axis,
+        "preconditioner": preconditioner,
+        "seconds": secs,
+        "iterations": r.iterations,
+        "relative_residual": r.relative_residual,
+        "apparent_modulus_mpa": r.apparent_modulus_mpa,
+        "elements": r.n_elements,
+        "nodes": r.n_nodes,
+        "peak_bytes": peak,
+        "peak_bytes_per_voxel": peak / bone.size,
+        "peak_bytes_per_element": peak / r.n_elements,
+    }
+
+
+def gpu_cases(sizes: list[int], tol: float) -> list[dict]:
+    import cupy as cp
+
+    from bonesim import phantom
+    from bonesim.mechanics.cupy_backend import DeviceOperator, dense_scale
+    from bonesim.mechanics.operator import VoxelMesh
+
+    out = []
+    src = cp.ones(1 << 27, cp.float64)  # 1 GiB
+    dst = cp.empty_like(src)
+    cp.copyto(dst, src)
+    cp.cuda.Stream.null.synchronize()
+    t0 = time.perf_counter()
+    for _ in range(10):
+        cp.copyto(dst, src)
+    cp.cuda.Stream.null.synchronize()
+    copy_bw = 10 * 2 * src.nbytes / (time.perf_counter() - t0)
+    del src, dst
+    for n in sizes:
+        case: dict = {"shape": [n, n, n]}
+        try:
+            bone = phantom.gyroid((n, n, n), n / 4, 0.25)
+            pool = cp.get_default_memory_pool()
+            pool.free_all_blocks()
+            t0 = time.perf_counter()
+            r = solve(bone, "z", voxel_size_um=VOXEL_UM, backend="cupy", tol=tol, keep_fields=False)
+            case.update(
+                seconds=time.perf_counter() - t0,
+                iterations=r.iterations,
+                relative_residual=r.relative_residual,
+                apparent_modulus_mpa=r.apparent_modulus_mpa,
+                device_peak_bytes_per_voxel=pool.total_bytes() / bone.size,
+            )
+            mesh = VoxelMesh.from_modulus((bone > 0) * 10000.0, VOXEL_UM / 1000)
+            op = DeviceOperator(mesh, 0.3, cp.ones((3, *mesh.node_shape)))
+            x = cp.random.random((3, *mesh.node_shape))
+            y = op(x)
+            cp.cuda.Stream.null.synchronize()
+            t0 = time.perf_counter()
+            reps = 20
+            for _ in range(reps):
+                op(x, out=y)
+            cp.cuda.Stream.null.synchronize()
+            dt = (time.perf_counter() - t0) / reps
+            nn = int(np.prod(mesh.node_shape))
+            traffic = 3 * 3 * 8 * nn + 8 * dense_scale(mesh).size
+            case.update(
+                matvec_seconds=dt, matvec_bandwidth_gbs=traffic / dt / 1e9, copy_bandwidth_gbs=copy_bw / 1e9
+            )
+        except Exception as exc:  # e.g. the memory pre-flight refuses 1024³
+            case["error"] = str(exc)
+        out.append(case)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--crop", type=int, default=None, help="central crop of the real sample (default: 200³)")
+    ap.add_argument("--axes", default="z")
+    ap.add_argument("--preconditioner", default="gmg", choices=["gmg", "jacobi"])
+    ap.add_argument("--tol", type=float, default=1e-6)
+    ap.add_argument("--gpu-sizes", default="200,512,1024")
+    ap.add_argument("--no-gpu", action="store_true")
+    args = ap.parse_args()
+    bone = real_sample(args.crop)
+    report: dict = {
+        "host": platform.node(),
+        "cpus": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": [cpu_case(bone, ax, args.preconditioner, args.tol) for ax in args.axes],
+    }
+    from bonesim.mechanics.cupy_backend import available
+
+    if not args.no_gpu and available():
+        report["gpu"] = gpu_cases([int(s) for s in args.gpu_sizes.split(",")], args.tol)
+    else:
+        report["gpu"] = "no CUDA device / CuPy: GPU figures wait for a device"
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
