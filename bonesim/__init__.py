@@ -47,7 +47,18 @@ _API: dict[str, str] = {
     "load_manifest": "bonesim.batch",
     "simulate_in_chunks": "bonesim.ca.backends.chunked",
 }
-_SUBMODULES = {"io", "phantom", "volume", "physiology", "morphometry", "viz", "batch", "ca", "validation"}
+_SUBMODULES = {
+    "io",
+    "phantom",
+    "volume",
+    "physiology",
+    "morphometry",
+    "viz",
+    "batch",
+    "ca",
+    "validation",
+    "mechanics",
+}
 
 __all__ = ["__version__", *_API, *sorted(_SUBMODULES)]
 

@@ -15,11 +15,11 @@ from bonesim.errors import InputError
 _PKG = Path(__file__).resolve().parent
 
 #: Rooms that ship CUDA sources in ``bonesim/<room>/kernels``.
-KERNEL_ROOMS = ("ca", "morphometry")
+KERNEL_ROOMS = ("ca", "mechanics", "morphometry")
 
 
 def kernel_dir(room: str = "ca") -> Path:
-    """The folder holding the ``*.cu``/``*.cuh`` sources of ``room`` (``'ca'`` or ``'morphometry'``)."""
+    """The folder holding the ``*.cu``/``*.cuh`` sources of ``room`` (one of :data:`KERNEL_ROOMS`)."""
     if room not in KERNEL_ROOMS:
         raise InputError(f"no kernels for {room!r}; rooms with kernels: {', '.join(KERNEL_ROOMS)}")
     path = _PKG / room / "kernels"

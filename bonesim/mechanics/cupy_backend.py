@@ -19,15 +19,15 @@ without a GPU. CuPy is imported inside functions only.
 from __future__ import annotations
 
 import functools
-from pathlib import Path
 
 import numpy as np
 
+from bonesim._resources import kernel_dir
 from bonesim.errors import BonesimError
 from bonesim.mechanics.element import ke_unit
 from bonesim.mechanics.operator import VoxelMesh
 
-KERNEL = Path(__file__).resolve().parent / "kernels" / "matvec.cu"
+KERNEL = kernel_dir("mechanics") / "matvec.cu"
 THREADS = 256
 #: Device float64 arrays of node size held by the PCG (x, r, z, p, q, b, diag, free, u_D, temp).
 DEVICE_VECTORS = 10

@@ -39,6 +39,7 @@ def test_kernel_compiles_for_sm90(source, defines, tmp_path):
     expected = {
         "remodel.cu": [f"bonesim_remodel_step_n{neigh}", f"bonesim_remodel_step_zm_n{neigh}"],
         "morphometry.cu": ["bonesim_morph_ridge_n26", "bonesim_morph_paint_balls_warp"],
+        "matvec.cu": ["hex8_matvec"],
     }
     assert source in expected, f"add the kernels of {source} to this test"
     for name in expected[source]:

@@ -15,9 +15,7 @@ from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import read_volume, write_volume
 from bonesim.mechanics import solve
 from bonesim.volume import Volume
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/_results.py
-from _results import write_result
+from tests.viz._results import write_result
 
 KEYS = {
     "apparent_modulus_mpa",
