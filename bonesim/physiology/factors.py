@@ -73,6 +73,7 @@ import numpy as np
 
 from bonesim.physiology.calcium import CA_PARAMS
 from bonesim.physiology.scenario import Scenario
+from bonesim.physiology.treatments import PK, exposures
 
 __all__ = ["FACTOR_PARAMS", "FactorParams", "Forcing"]
 
@@ -124,6 +125,19 @@ class FactorParams:
     ed_vd: float = 0.33
     ed_aoba: float = 0.08
     ed_p_rankl: float = 0.0  # 50 in the prototype; with the estrogen term it double-counted (loss 5.6 %/yr)
+    # treatments (PD); PK in bonesim.physiology.treatments, sources in docs/treatments.md
+    ht_d50_mg: float = 0.625  # CEE dose restoring half the estrogen deficit [assumed]
+    bp_apoptosis: float = 1.0  # A_OCa x (1 + k occupancy) [fitted: Heaney 1997 Ac.f cut]
+    bp_activity: float = 0.3  # resorption per OC x (1 - k occupancy) [fitted: Heaney 1997 balance]
+    tpt_aoba: float = 0.3  # OB apoptosis A_OBa x (1 - k x) [fitted: Neer 2001 spine]
+    tpt_model_um_d: float = 0.006  # modeling-based formation on quiescent surface, um/day per x [assumed]
+    tpt_rankl: float = 40.0  # pM/day per x, more activation [assumed]
+    aba_rankl_ratio: float = 0.5  # abaloparatide's RANKL effect relative to teriparatide [assumed]
+    rom_ec50_ug_ml: float = 5.0  # sclerostin-antibody occupancy [assumed]
+    rom_model_um_d: float = 0.02  # modeling-based formation per occupancy [fitted: FRAME spine]
+    rom_opg: float = 0.5  # OPG x (1 + k occupancy) [assumed]
+    rom_adapt_days: float = 120.0  # attenuation of the formation response [assumed]
+    vd_ng_ml_per_100iu: float = 0.7  # 25(OH)D rise per 100 IU/day D3 [memory, Heaney 2003]
 
 
 FACTOR_PARAMS = FactorParams()
@@ -151,9 +165,22 @@ class Forcing:
     """
 
     def __init__(
-        self, scenario: Scenario, params: FactorParams = FACTOR_PARAMS, freeze_at: float | None = None
+        self,
+        scenario: Scenario,
+        params: FactorParams = FACTOR_PARAMS,
+        freeze_at: float | None = None,
+        horizon_days: float = 0.0,
     ):
         self.s = scenario
+        self.x = exposures(scenario, max(horizon_days, 1.0))
+        # attenuating response to sclerostin inhibition: low-pass of the occupancy
+        occ = self.x["romosozumab_ug_ml"] / (self.x["romosozumab_ug_ml"] + params.rom_ec50_ug_ml)
+        lp = np.zeros_like(occ)
+        a = 1.0 - np.exp(-1.0 / params.rom_adapt_days)
+        for i in range(1, len(occ)):
+            lp[i] = lp[i - 1] + a * (occ[i - 1] - lp[i - 1])
+        self.x["romosozumab_occ"] = occ
+        self.x["romosozumab_drive"] = np.maximum(occ - lp, 0.0)
         self.p = params
         self.freeze_at = freeze_at
         sub, men = scenario["subject"], scenario["menopause"]
@@ -179,7 +206,17 @@ class Forcing:
         if self.freeze_at is not None:
             return []
         out = []
-        for sec in ("glucocorticoid", "thyroid", "eating_disorder", "parathyroid"):
+        for sec in (
+            "glucocorticoid",
+            "thyroid",
+            "eating_disorder",
+            "parathyroid",
+            "hormone_therapy",
+            "alendronate",
+            "teriparatide",
+            "abaloparatide",
+            "calcium_vitamin_d",
+        ):
             for k in ("start_years", "stop_years"):
                 d = self.s[sec][k] * DAYS_PER_YEAR
                 if 0.0 < d < t_end:
@@ -191,8 +228,14 @@ class Forcing:
         """Age in years."""
         return self.age0 + self._t(t) / DAYS_PER_YEAR
 
+    def exposure(self, name, t):
+        """A drug exposure of :func:`~bonesim.physiology.treatments.exposures` at time t (days)."""
+        t = self._t(t)
+        return np.interp(t, self.x["day"], self.x[name])
+
     def estrogen(self, t):
-        """Relative estrogen E (1 premenopausal; menopause, smoking, eating disorder lower it)."""
+        """Relative estrogen E (1 premenopausal; menopause, smoking, eating disorder lower it;
+        hormone therapy restores part of the deficit)."""
         t = self._t(t)
         e = np.ones_like(np.asarray(t, dtype=float))
         if self.menopause:
@@ -204,6 +247,8 @@ class Forcing:
             e = e * (1.0 - p.smoking_estrogen * cig)
             sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
             e = e * (1.0 - p.ed_estrogen * sev)
+        cee = self.exposure("cee_mg_per_day", t)
+        e = e + (1.0 - e) * cee / (cee + self.p.ht_d50_mg)
         return e
 
     def drives(self, t):
@@ -243,28 +288,50 @@ class Forcing:
         else:
             age_aoba, age_abs = 1.0, 1.0
         # RANKL: estrogen deficit (partly adapting), glucocorticoid burst (adapting), eating disorder
+        # Adaptation: the fading part of a response is a counter-regulation that builds up with the
+        # exposure and decays with its own time constant after the exposure ends, so the response
+        # overshoots below baseline after a stop (recovery). Not clipped at 0 for that reason;
+        # bounded so that RANKL production stays positive.
+        x_tpt = self.exposure("teriparatide_x", t)
+        x_aba = self.exposure("abaloparatide_x", t)
         p_rankl = (
-            p.p_rankl_estrogen * np.maximum(0.0, d_e - (1.0 - p.estrogen_sustained) * adapt_e)
-            + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
+            p.p_rankl_estrogen * (d_e - (1.0 - p.estrogen_sustained) * adapt_e)
+            + p.gc_p_rankl * (x_gc - adapt_gc)
             + p.ed_p_rankl * sev
+            + p.tpt_rankl * (x_tpt + p.aba_rankl_ratio * x_aba)
         )
+        p_rankl = np.maximum(p_rankl, -0.9 * 168.4195)
+        bp = self.exposure("bisphosphonate_umol", t)
+        occ_bp = bp / (bp + PK.bp_k_umol)
+        occ_rom = self.exposure("romosozumab_occ", t)
         a_oba = (
             age_aoba
-            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(0.0, x_gc - adapt_gc))
+            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(x_gc - adapt_gc, -0.2 / p.gc_aoba_early))
+            * (1.0 - p.tpt_aoba * np.minimum(x_tpt + x_aba, 1.0))
             * (1.0 + p.thyroid_aoba * (theta - 1.0))
             * (1.0 + p.alcohol_aoba * units)
             * (1.0 + p.smoking_aoba * cig)
             * (1.0 + p.ed_aoba * sev)
         )
         vd = (
-            s["vitamin_d"]["level_ng_ml"]
+            (
+                s["vitamin_d"]["level_ng_ml"]
+                + p.vd_ng_ml_per_100iu * self.exposure("supplement_vitamin_d_iu", t) / 100
+            )
             * (1.0 - p.alcohol_vd * min(units, 10.0))
             * (1.0 - p.smoking_vd * cig)
             * (1.0 - p.ed_vd * sev)
         )
         f_vd = (vd / (vd + p.k25_ng_ml)) / (30.0 / (30.0 + p.k25_ng_ml))
         # 964 mg/day is identified with the 24.055 mmol/day of Peterson & Riggs (0.01 % apart)
-        oral_ca = CA_PARAMS.oral_ca0 * s["diet"]["calcium_mg_per_day"] / 964.0 * (1.0 - p.ed_calcium * sev)
+        oral_ca = (
+            CA_PARAMS.oral_ca0
+            * (
+                s["diet"]["calcium_mg_per_day"] * (1.0 - p.ed_calcium * sev)
+                + self.exposure("supplement_calcium_mg", t)
+            )
+            / 964.0
+        )
         abs_mult = (
             age_abs
             * (1.0 - p.gc_abs * x_gc)
@@ -278,9 +345,16 @@ class Forcing:
         return {
             "p_rankl": p_rankl,
             "d_obp": 1.0 - p.gc_dobp * x_gc,
-            "a_oba": a_oba,
-            "beta_opg": 1.0 - p.gc_opg * x_gc,
+            # floor: a formation surge beyond this drains plasma calcium into bone faster than the
+            # reduced calcium module can supply it (a safeguard, reached only by extreme combinations)
+            "a_oba": np.maximum(a_oba, 0.75),
+            "beta_opg": (1.0 - p.gc_opg * x_gc) * (1.0 + p.rom_opg * occ_rom),
             "d_ocp": theta,
+            "a_oca": 1.0 + p.bp_apoptosis * occ_bp,
+            "oc_activity": 1.0 - p.bp_activity * occ_bp,
+            "rankl_free": self.exposure("rankl_free", t),
+            "modeling_um_per_day": p.tpt_model_um_d * np.minimum(x_tpt + x_aba, 1.0)
+            + p.rom_model_um_d * self.exposure("romosozumab_drive", t),
             "gland": gland,
             "f_vd": f_vd,
             "oral_ca": oral_ca,

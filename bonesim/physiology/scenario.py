@@ -131,6 +131,54 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "start_years": _start(),
         "stop_years": _stop(),
     },
+    # treatments: mechanisms, PK and sources in bonesim.physiology.treatments and docs/treatments.md
+    "hormone_therapy": {
+        "cee_mg_per_day": Key(0.0, 0.0, 2.5, "mg/day", "oral conjugated equine estrogens (+ progestin)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "alendronate": {
+        "dose_mg": Key(0.0, 0.0, 70.0, "mg", "oral alendronate per dose (10 daily or 70 weekly)"),
+        "interval_days": Key(1.0, 1.0, 28.0, "days", "days between doses (1 daily, 7 weekly)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "zoledronate": {
+        "dose_mg": Key(0.0, 0.0, 10.0, "mg", "intravenous zoledronic acid per infusion"),
+        "interval_years": Key(1.0, 0.25, 5.0, "years", "years between infusions"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "denosumab": {
+        "dose_mg": Key(0.0, 0.0, 210.0, "mg", "subcutaneous denosumab per injection"),
+        "interval_months": Key(6.0, 1.0, 12.0, "months", "months between injections"),
+        "start_years": _start(),
+        "stop_years": _stop("years after day 0 after which no more injections are given (1000 = never)"),
+    },
+    "teriparatide": {
+        "dose_ug_per_day": Key(0.0, 0.0, 80.0, "ug/day", "daily subcutaneous teriparatide (PTH 1-34)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "abaloparatide": {
+        "dose_ug_per_day": Key(
+            0.0, 0.0, 160.0, "ug/day", "daily subcutaneous abaloparatide (PTHrP analogue)"
+        ),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "romosozumab": {
+        "dose_mg": Key(0.0, 0.0, 420.0, "mg", "subcutaneous romosozumab per injection"),
+        "interval_months": Key(1.0, 1.0, 6.0, "months", "months between injections"),
+        "start_years": _start(),
+        "stop_years": _stop("years after day 0 after which no more injections are given (1000 = never)"),
+    },
+    "calcium_vitamin_d": {
+        "calcium_mg_per_day": Key(0.0, 0.0, 2000.0, "mg/day", "supplemental elemental calcium"),
+        "vitamin_d_iu_per_day": Key(0.0, 0.0, 4000.0, "IU/day", "supplemental vitamin D3 (raises 25(OH)D)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
     "remodeling": {
         "acf0_per_year": Key(0.30, 0.05, 2.0, "1/year", "healthy activation frequency Ac.f0"),
         "erosion_depth_um": Key(50.0, 10.0, 150.0, "um", "final erosion depth E.Rs.De"),
