@@ -288,25 +288,27 @@ class Forcing:
         else:
             age_aoba, age_abs = 1.0, 1.0
         # RANKL: estrogen deficit (partly adapting), glucocorticoid burst (adapting), eating disorder
-        # Adaptation: the fading part of a response is a counter-regulation that builds up with the
-        # exposure and decays with its own time constant after the exposure ends, so the response
-        # overshoots below baseline after a stop (recovery). Not clipped at 0 for that reason;
-        # bounded so that RANKL production stays positive.
+        # Adaptation of the estrogen response: the fading part is a counter-regulation that builds
+        # up with the deficit and decays with its own time constant when estrogen returns (hormone
+        # therapy, remission of amenorrhoea), so RANKL production undershoots baseline for a while
+        # (recovery). Not clipped at 0 for that reason; bounded so that RANKL production stays
+        # positive. The glucocorticoid terms stay clipped (an overshoot there destabilised the
+        # calcium module in extreme random scenarios).
         x_tpt = self.exposure("teriparatide_x", t)
         x_aba = self.exposure("abaloparatide_x", t)
         p_rankl = (
             p.p_rankl_estrogen * (d_e - (1.0 - p.estrogen_sustained) * adapt_e)
-            + p.gc_p_rankl * (x_gc - adapt_gc)
+            + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
             + p.ed_p_rankl * sev
             + p.tpt_rankl * (x_tpt + p.aba_rankl_ratio * x_aba)
         )
-        p_rankl = np.maximum(p_rankl, -0.9 * 168.4195)
+        p_rankl = np.maximum(p_rankl, -0.25 * 168.4195)
         bp = self.exposure("bisphosphonate_umol", t)
         occ_bp = bp / (bp + PK.bp_k_umol)
         occ_rom = self.exposure("romosozumab_occ", t)
         a_oba = (
             age_aoba
-            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(x_gc - adapt_gc, -0.2 / p.gc_aoba_early))
+            * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(0.0, x_gc - adapt_gc))
             * (1.0 - p.tpt_aoba * np.minimum(x_tpt + x_aba, 1.0))
             * (1.0 + p.thyroid_aoba * (theta - 1.0))
             * (1.0 + p.alcohol_aoba * units)
