@@ -127,14 +127,15 @@ class FactorParams:
     ed_p_rankl: float = 0.0  # 50 in the prototype; with the estrogen term it double-counted (loss 5.6 %/yr)
     # treatments (PD); PK in bonesim.physiology.treatments, sources in docs/treatments.md
     ht_d50_mg: float = 0.625  # CEE dose restoring half the estrogen deficit [assumed]
-    bp_apoptosis: float = 1.0  # A_OCa x (1 + k occupancy) [fitted: Heaney 1997 Ac.f cut]
-    bp_activity: float = 0.3  # resorption per OC x (1 - k occupancy) [fitted: Heaney 1997 balance]
-    tpt_aoba: float = 0.3  # OB apoptosis A_OBa x (1 - k x) [fitted: Neer 2001 spine]
+    bp_apoptosis: float = 2.2026  # A_OCa x (1 + k occupancy) [fitted: Heaney 1997 Ac.f cut]
+    bp_activity: float = 0.0  # resorption per OC x (1 - k occupancy); fitted to Heaney 1997's balance it went
+    # to 0 (bound) without matching it, see scripts/calibrate_physiology.py: left at 0 (mechanism kept)
+    tpt_aoba: float = 0.4593  # OB apoptosis A_OBa x (1 - k x) [fitted: Neer 2001 spine]
     tpt_model_um_d: float = 0.006  # modeling-based formation on quiescent surface, um/day per x [assumed]
     tpt_rankl: float = 40.0  # pM/day per x, more activation [assumed]
     aba_rankl_ratio: float = 0.5  # abaloparatide's RANKL effect relative to teriparatide [assumed]
     rom_ec50_ug_ml: float = 5.0  # sclerostin-antibody occupancy [assumed]
-    rom_model_um_d: float = 0.02  # modeling-based formation per occupancy [fitted: FRAME spine]
+    rom_model_um_d: float = 0.1080  # modeling-based formation per occupancy [fitted: FRAME spine]
     rom_opg: float = 0.5  # OPG x (1 + k occupancy) [assumed]
     rom_adapt_days: float = 120.0  # attenuation of the formation response [assumed]
     vd_ng_ml_per_100iu: float = 0.7  # 25(OH)D rise per 100 IU/day D3 [memory, Heaney 2003]
