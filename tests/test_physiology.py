@@ -155,12 +155,19 @@ def test_primary_hyperparathyroidism(runs):
     assert t["acf_per_year"][-1] > t["acf_per_year"][0] and t["bv_rel"][-1] < 1
 
 
-@pytest.mark.parametrize("name", ["alcohol", "smoking"])
-def test_alcohol_smoking_modest_loss(runs, name):
-    t = runs[name]
+def test_alcohol_modest_loss(runs):
+    t = runs["alcohol"]
     assert t["ca_absorption_mmol_d"][at(t, 0.05)] < t["ca_absorption_mmol_d"][0]
     assert t["vitamin_d_ng_ml"][0] < 30
     assert -1.0 < rate(t, 1, 3) < -0.05
+
+
+def test_smoking_acts_through_estrogen_status(runs):
+    t = runs["smoking"]  # premenopausal: ovarian estrogen defended, no loss
+    assert abs(rate(t, 1, 3)) < 1e-6 and t["estrogen"][-1] == pytest.approx(1.0)
+    pm = run_physiology("postmenopausal", 6)
+    sm = run_physiology("postmenopausal+smoking", 6)
+    assert sm["estrogen"][-1] < pm["estrogen"][-1] and sm["bmd_rel"][-1] < pm["bmd_rel"][-1]
 
 
 def test_anorexia_loss_and_recovery(runs):

@@ -29,8 +29,8 @@ thyroid hormone        OC recruitment D_OCp x theta; phases shortened (resorptio
                        and reversal / theta, MAR x theta); OB apoptosis x       [assumed]
                        (1 + 0.05 (theta-1)): faster cycle, incomplete formation
 alcohol                gut Ca absorption down, 25(OH)D down, OB apoptosis up    Turner 2000, Kanis 2005 [assumed]
-smoking                gut Ca absorption down, 25(OH)D down, OB apoptosis up,   Krall 1999, Kanis 2005 [assumed]
-                       anti-estrogenic in women
+smoking                anti-estrogenic: lowers the non-ovarian (postmenopausal) Law & Hackshaw 1997 [memory],
+                       estrogen of women; no direct term (0 coefficients)      [assumed] coefficient
 eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
                        (low IGF-1); the RANKL rise comes through estrogen
@@ -115,9 +115,11 @@ class FactorParams:
     alcohol_abs: float = 0.03  # per unit/day
     alcohol_vd: float = 0.03
     alcohol_aoba: float = 0.006
-    smoking_abs: float = 0.10  # per 20 cigarettes/day
-    smoking_vd: float = 0.10
-    smoking_aoba: float = 0.02
+    # smoking acts through estrogen status only (issue 14; Law & Hackshaw 1997): the direct
+    # absorption / 25(OH)D / osteoblast terms of the first pass (0.10, 0.10, 0.02) are 0
+    smoking_abs: float = 0.0  # per 20 cigarettes/day
+    smoking_vd: float = 0.0
+    smoking_aoba: float = 0.0
     smoking_estrogen: float = 0.10
     ed_estrogen: float = 0.7
     ed_calcium: float = 0.48
@@ -245,7 +247,13 @@ class Forcing:
         if self.female:
             p = self.p
             cig = min(self.s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
-            e = e * (1.0 - p.smoking_estrogen * cig)
+            # smoking speeds estrogen catabolism; the ovary's feedback-regulated production defends
+            # premenopausal levels, so only the non-ovarian (postmenopausal) part is lowered
+            # (Law & Hackshaw 1997: no premenopausal BMD difference, extra loss after menopause)
+            ovarian = (
+                np.clip((e - self.e_post) / max(1.0 - self.e_post, 1e-9), 0.0, 1.0) if self.menopause else 1.0
+            )
+            e = e * (1.0 - p.smoking_estrogen * cig * (1.0 - ovarian))
             sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
             e = e * (1.0 - p.ed_estrogen * sev)
         cee = self.exposure("cee_mg_per_day", t)
