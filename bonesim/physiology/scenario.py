@@ -191,6 +191,36 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 _TOP = {"name", "description", "include"}
+#: dose keys of the treatment sections: a section given without a dose would have no effect
+DOSE_KEYS: dict[str, tuple[str, ...]] = {
+    "hormone_therapy": ("cee_mg_per_day",),
+    "alendronate": ("dose_mg",),
+    "zoledronate": ("dose_mg",),
+    "denosumab": ("dose_mg",),
+    "teriparatide": ("dose_ug_per_day",),
+    "abaloparatide": ("dose_ug_per_day",),
+    "romosozumab": ("dose_mg",),
+    "calcium_vitamin_d": ("calcium_mg_per_day", "vitamin_d_iu_per_day"),
+}
+
+
+def _check_effect(values: dict[str, dict[str, Any]], given: Mapping[str, Any], origin: str) -> None:
+    """Refuse keys that could not take effect: a treatment section without a dose, a window that is empty."""
+    for sec, body in given.items():
+        if sec not in SCHEMA or not body:
+            continue
+        v = values[sec]
+        if sec in DOSE_KEYS and all(v[k] == 0 for k in DOSE_KEYS[sec]):
+            raise BonesimError(
+                f"{origin}scenario section `[{sec}]` is given without a dose ({' or '.join(DOSE_KEYS[sec])}"
+                " > 0): its keys would have no effect"
+            )
+        if "start_years" in v and ("start_years" in body or "stop_years" in body):
+            if v["start_years"] >= v["stop_years"]:
+                raise BonesimError(
+                    f"{origin}scenario section `[{sec}]`: start_years ({v['start_years']:g}) must be before "
+                    f"stop_years ({v['stop_years']:g})"
+                )
 
 
 def _defaults() -> dict[str, dict[str, Any]]:
@@ -258,8 +288,10 @@ class Scenario:
                 for k, v in body.items():
                     if v != SCHEMA[sec][k].default:
                         values[sec][k] = v
-        for sec, body in _check_sections(data, origin).items():
+        checked = _check_sections(data, origin)
+        for sec, body in checked.items():
             values[sec].update(body)
+        _check_effect(values, checked, origin)
         name = data.get("name", "custom")
         desc = data.get("description", "")
         if not isinstance(name, str) or not isinstance(desc, str):
@@ -287,8 +319,10 @@ class Scenario:
     def replace(self, **sections: Mapping[str, Any]) -> Scenario:
         """Return a copy with some keys changed, validated: ``scn.replace(vitamin_d={"level_ng_ml": 10})``."""
         values = copy.deepcopy(self.values)
-        for sec, body in _check_sections(sections, "").items():
+        checked = _check_sections(sections, "")
+        for sec, body in checked.items():
             values[sec].update(body)
+        _check_effect(values, checked, "")
         return Scenario(self.name, self.description, values)
 
     def to_toml(self) -> str:
