@@ -210,6 +210,9 @@ def _check_effect(values: dict[str, dict[str, Any]], given: Mapping[str, Any], o
         if sec not in SCHEMA or not body:
             continue
         v = values[sec]
+        changed = any(val != SCHEMA[sec][k].default for k, val in body.items())
+        if not changed:  # defaults written out in full (to_toml round trip): nothing to take effect
+            continue
         if sec in DOSE_KEYS and all(v[k] == 0 for k in DOSE_KEYS[sec]):
             raise BonesimError(
                 f"{origin}scenario section `[{sec}]` is given without a dose ({' or '.join(DOSE_KEYS[sec])}"
