@@ -14,17 +14,29 @@ target, its tolerance, and its source. Quantities:
     mean of a table column over the period divided by its healthy reference value.
 ``mean:<column>``
     mean of a column over the period.
+``bmd_change``, ``bmd_rate``
+    as ``bv_change`` / ``bv_rate`` for the mineral content ``bmd_rel`` (BV x TMD, the quantity
+    DXA and QCT measure).
+``balance_rate``
+    rate of the BMU-balance part of the bone volume (``bv_rel_balance``), %/yr.
+
+A row with a ``comparator`` (a scenario spec) scores the *difference* value(scenario) -
+value(comparator), for ``ratio:`` quantities the quotient: a treatment arm against its
+placebo arm.
 
 The bone volume is the physiology-level prediction ``bv_rel`` of
 :func:`~bonesim.physiology.run_physiology`: remodeling space plus the permanent
 deficit ``Ac.f * E * BS/BV * (1 - f)`` (the consistency mapping the CA must follow).
-``kind`` is ``calibration`` (scored, the model was tuned to it), ``check`` (scored,
-not tuned; an independent plausibility check) or ``info`` (reported only, e.g. a
-different skeletal site).
+``kind`` is ``fitted`` (a model coefficient was fitted to it: it does not validate the
+model), ``independent`` (not used in any fit: the validation) or ``info`` (reported
+only). ``evidence`` grades the target: ``read`` (the number was read in retrieved
+text of the source), ``memory`` (from memory, not verified), ``assumed`` (no direct
+source). ``site``, ``modality`` and ``mapping`` say where and how the target was
+measured and how the model's trabecular output is mapped to it.
 
 >>> rows = load_targets()
 >>> sorted({r.kind for r in rows})
-['calibration', 'check', 'info']
+['fitted', 'independent', 'info']
 """
 
 from __future__ import annotations
@@ -70,6 +82,10 @@ class Target:
     evidence: str
     source: str
     note: str = ""
+    site: str = ""
+    modality: str = ""
+    mapping: str = ""
+    comparator: str = ""
 
 
 @dataclass(frozen=True)
@@ -106,6 +122,10 @@ def load_targets(path=None) -> list[Target]:
                     evidence=row["evidence"],
                     source=row["source"],
                     note=row.get("note", "") or "",
+                    site=row.get("site", "") or "",
+                    modality=row.get("modality", "") or "",
+                    mapping=row.get("mapping", "") or "",
+                    comparator=row.get("comparator", "") or "",
                 )
             )
     return out
@@ -166,10 +186,12 @@ def quantity(
     """
     bv = table["bv_rel"]
     i0, i1 = _idx(t0), _idx(t1)
-    if name == "bv_rate":
-        return period_rate(bv, t0, t1)
-    if name == "bv_change":
-        return 100.0 * (bv[i1] / bv[i0] - 1.0)
+    if name in ("bv_rate", "bmd_rate", "balance_rate"):
+        col = {"bv_rate": "bv_rel", "bmd_rate": "bmd_rel", "balance_rate": "bv_rel_balance"}[name]
+        return period_rate(table[col], t0, t1)
+    if name in ("bv_change", "bmd_change"):
+        b = table["bv_rel" if name == "bv_change" else "bmd_rel"]
+        return 100.0 * (b[i1] / b[i0] - 1.0)
     if name == "loss_fraction":
         return float((1.0 - bv[i0]) / (1.0 - bv[i1]))
     kind, _, col = name.partition(":")
@@ -242,17 +264,24 @@ def evaluate(
             )
     years: dict[str, float] = {}
     for t in targets:
-        years[t.scenario] = max(years.get(t.scenario, 0.0), t.t1_years)
+        for spec in (t.scenario, t.comparator):
+            if spec:
+                years[spec] = max(years.get(spec, 0.0), t.t1_years)
     tables = {}
     for spec, yrs in years.items():
         if progress:
             progress(spec)
         tables[spec] = run_physiology(resolve_spec(spec), yrs, params=params)
     ref = run_physiology("healthy-adult", 1.0 / DAYS_PER_YEAR, params=params)
-    results = [
-        TargetResult(t, quantity(tables[t.scenario], t.quantity, t.t0_years, t.t1_years, ref))
-        for t in targets
-    ]
+
+    def value(t: Target) -> float:
+        v = quantity(tables[t.scenario], t.quantity, t.t0_years, t.t1_years, ref)
+        if t.comparator:
+            c = quantity(tables[t.comparator], t.quantity, t.t0_years, t.t1_years, ref)
+            v = v / c if t.quantity.startswith("ratio:") else v - c
+        return v
+
+    results = [TargetResult(t, value(t)) for t in targets]
     by_id = {r.target.id: r.value for r in results}
     pats: list[tuple[str, bool | None]] = []
     for desc, fn in PATTERNS:
@@ -265,14 +294,35 @@ def evaluate(
 
 def format_results(results: list[TargetResult], patterns: list[tuple[str, bool | None]] | None = None) -> str:
     """A plain-text table: id, scenario, period, simulated, target +- tolerance, status."""
-    lines = [f"{'target':<22} {'scenario':<40} {'period (yr)':>11} {'simulated':>10} {'target':>16}  status"]
-    for r in results:
-        t = r.target
-        status = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
-        lines.append(
-            f"{t.id:<22} {t.scenario[:40]:<40} {t.t0_years:>5g}-{t.t1_years:<5g} {r.value:>10.3f} "
-            f"{t.target:>8.3g} ± {t.tolerance:<5.3g}  {status}  {t.unit}"
-        )
+    head = (
+        f"{'target':<22} {'kind':<11} {'evidence':<8} {'site/modality':<24} {'period (yr)':>11} "
+        f"{'simulated':>10} {'target':>16}  status"
+    )
+    lines = []
+    for kind, title in (
+        ("fitted", "Fitted rows (a coefficient was fitted to them: not validation)"),
+        ("independent", "Independent rows (no coefficient fitted to them: the validation)"),
+        ("info", "Information rows (reported, not scored)"),
+    ):
+        rows = [r for r in results if r.target.kind == kind]
+        if not rows:
+            continue
+        lines += [title + ":", head]
+        for r in rows:
+            t = r.target
+            status = {True: "PASS", False: "FAIL", None: "info"}[r.passed]
+            site = f"{t.site} {t.modality}".strip()[:24]
+            vs = " (vs comparator)" if t.comparator else ""
+            lines.append(
+                f"{t.id:<22} {t.kind:<11} {t.evidence:<8} {site:<24} {t.t0_years:>5g}-{t.t1_years:<5g} "
+                f"{r.value:>10.3f} {t.target:>8.3g} ± {t.tolerance:<5.3g}  {status}  {t.unit}{vs}"
+            )
+    n_ind = [r for r in results if r.target.kind == "independent"]
+    n_fit = [r for r in results if r.target.kind == "fitted"]
+    lines.append(
+        f"summary: fitted {sum(bool(r.passed) for r in n_fit)}/{len(n_fit)} pass, "
+        f"independent {sum(bool(r.passed) for r in n_ind)}/{len(n_ind)} pass"
+    )
     for desc, ok in patterns or []:
         lines.append(f"pattern: {desc}: {({True: 'PASS', False: 'FAIL', None: 'n/a'})[ok]}")
     return "\n".join(lines)

@@ -83,7 +83,11 @@ class CellInputs:
     ----------
     pth_rel : systemic PTH relative to the healthy level (already damped, see model).
     p_rankl : extra RANKL production, pM/day (estrogen loss, glucocorticoid burst, ...).
-    d_obp, a_oba, beta_opg, d_ocp : multipliers of the parameters of the same name.
+    d_obp, a_oba, beta_opg, d_ocp, a_oca : multipliers of the parameters of the same name
+        (``a_oca``: osteoclast apoptosis, raised by bisphosphonates).
+    oc_activity : resorption per osteoclast relative to healthy (bisphosphonates lower it); it
+        scales the TGF-beta released from the matrix (alpha k_res) and, in the model, the erosion depth.
+    rankl_free : fraction of RANKL not bound by a drug (denosumab), 1 without one.
     """
 
     pth_rel: float | np.ndarray = 1.0
@@ -92,11 +96,14 @@ class CellInputs:
     a_oba: float | np.ndarray = 1.0
     beta_opg: float | np.ndarray = 1.0
     d_ocp: float | np.ndarray = 1.0
+    a_oca: float | np.ndarray = 1.0
+    oc_activity: float | np.ndarray = 1.0
+    rankl_free: float | np.ndarray = 1.0
 
 
 def _ligands(obp, oba, oca, inp: CellInputs, p: CellParams = CELL_PARAMS):
     """Return (pi_act_OBu, pi_rep_OBp, pi_act_OCa, pi_act_OCp) for cell levels and inputs."""
-    tgfb = p.alpha_kres * oca / p.D_TGFb
+    tgfb = p.alpha_kres * inp.oc_activity * oca / p.D_TGFb
     pi_act_obu = tgfb / (tgfb + p.K1)
     pi_rep_obp = p.K2 / (tgfb + p.K2)
     pi_act_oca = tgfb / (tgfb + p.K3)
@@ -111,6 +118,7 @@ def _ligands(obp, oba, oca, inp: CellInputs, p: CellParams = CELL_PARAMS):
         / (1.0 + p.K_A1 * opg + p.K_A2 * p.RANK)
         * (p.beta_RANKL + inp.p_rankl)
         / (p.beta_RANKL + p.D_RANKL * rankl_eff)
+        * inp.rankl_free
     )
     rr = p.K_A2 * rankl * p.RANK
     pi_act_ocp = rr / (rr + p.K8)
@@ -128,12 +136,12 @@ def cell_rhs(obp, oba, oca, inp: CellInputs, p: CellParams = CELL_PARAMS):
     d_obp = p.D_OBp * inp.d_obp
     dobp = p.D_OBu * a_obu - d_obp * obp * r_obp
     doba = d_obp * obp * r_obp - p.A_OBa * inp.a_oba * oba
-    doca = p.D_OCp * inp.d_ocp * a_ocp - p.A_OCa * oca * a_oca
+    doca = p.D_OCp * inp.d_ocp * a_ocp - p.A_OCa * inp.a_oca * oca * a_oca
     return dobp, doba, doca
 
 
 def _cells_given_oca(oca, inp: CellInputs, p: CellParams):
-    tgfb = p.alpha_kres * oca / p.D_TGFb
+    tgfb = p.alpha_kres * inp.oc_activity * oca / p.D_TGFb
     pi_act_obu = tgfb / (tgfb + p.K1)
     pi_rep_obp = p.K2 / (tgfb + p.K2)
     obp = p.D_OBu * pi_act_obu / (p.D_OBp * inp.d_obp * pi_rep_obp)

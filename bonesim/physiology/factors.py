@@ -29,8 +29,8 @@ thyroid hormone        OC recruitment D_OCp x theta; phases shortened (resorptio
                        and reversal / theta, MAR x theta); OB apoptosis x       [assumed]
                        (1 + 0.05 (theta-1)): faster cycle, incomplete formation
 alcohol                gut Ca absorption down, 25(OH)D down, OB apoptosis up    Turner 2000, Kanis 2005 [assumed]
-smoking                gut Ca absorption down, 25(OH)D down, OB apoptosis up,   Krall 1999, Kanis 2005 [assumed]
-                       anti-estrogenic in women
+smoking                anti-estrogenic: lowers the non-ovarian (postmenopausal) Law & Hackshaw 1997 [memory],
+                       estrogen of women; no direct term (0 coefficients)      [assumed] coefficient
 eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
                        (low IGF-1); the RANKL rise comes through estrogen
@@ -62,7 +62,13 @@ References
    promotion of apoptosis of osteoblasts and osteocytes by glucocorticoids. J Clin Invest
    102:274-282 (1998).
 .. [12] Greendale GA, Sowers M, Han W, et al. Bone mineral density loss in relation to the final
-   menstrual period in a multiethnic cohort (SWAN). J Bone Miner Res 27:111-118 (2012).
+   menstrual period in a multiethnic cohort (SWAN). J Bone Miner Res 27:111-118 (2012) (10-yr
+   and transmenopausal losses).
+.. [13] Sowers MR, Zheng H, Jannausch ML, et al. Amount of bone loss in relation to time around the
+   final menstrual period and FSH staging of the transmenopause. J Clin Endocrinol Metab
+   95:2155-2162 (2010), PMC2869543 (the -1.7 / -3.3 / -1.1 %/yr spine rates).
+.. [14] Law MR, Hackshaw AK. A meta-analysis of cigarette smoking, bone mineral density and risk of
+   hip fracture. BMJ 315:841-846 (1997) [memory].
 """
 
 from __future__ import annotations
@@ -74,6 +80,7 @@ import numpy as np
 from bonesim.defaults import DAYS_PER_YEAR  # re-exported for the physiology modules
 from bonesim.physiology.calcium import CA_PARAMS
 from bonesim.physiology.scenario import Scenario
+from bonesim.physiology.treatments import PK, exposures
 
 __all__ = ["FACTOR_PARAMS", "FactorParams", "Forcing"]
 
@@ -113,9 +120,11 @@ class FactorParams:
     alcohol_abs: float = 0.03  # per unit/day
     alcohol_vd: float = 0.03
     alcohol_aoba: float = 0.006
-    smoking_abs: float = 0.10  # per 20 cigarettes/day
-    smoking_vd: float = 0.10
-    smoking_aoba: float = 0.02
+    # smoking acts through estrogen status only (issue 14; Law & Hackshaw 1997): the direct
+    # absorption / 25(OH)D / osteoblast terms of the first pass (0.10, 0.10, 0.02) are 0
+    smoking_abs: float = 0.0  # per 20 cigarettes/day
+    smoking_vd: float = 0.0
+    smoking_aoba: float = 0.0
     smoking_estrogen: float = 0.10
     ed_estrogen: float = 0.7
     ed_calcium: float = 0.48
@@ -123,6 +132,20 @@ class FactorParams:
     ed_vd: float = 0.33
     ed_aoba: float = 0.08
     ed_p_rankl: float = 0.0  # 50 in the prototype; with the estrogen term it double-counted (loss 5.6 %/yr)
+    # treatments (PD); PK in bonesim.physiology.treatments, sources in docs/treatments.md
+    ht_d50_mg: float = 0.625  # CEE dose restoring half the estrogen deficit [assumed]
+    bp_apoptosis: float = 2.2026  # A_OCa x (1 + k occupancy) [fitted: Heaney 1997 Ac.f cut]
+    bp_activity: float = 0.0  # resorption per OC x (1 - k occupancy); fitted to Heaney 1997's balance it went
+    # to 0 (bound) without matching it, see scripts/calibrate_physiology.py: left at 0 (mechanism kept)
+    tpt_aoba: float = 0.4593  # OB apoptosis A_OBa x (1 - k x) [fitted: Neer 2001 spine]
+    tpt_model_um_d: float = 0.006  # modeling-based formation on quiescent surface, um/day per x [assumed]
+    tpt_rankl: float = 40.0  # pM/day per x, more activation [assumed]
+    aba_rankl_ratio: float = 0.5  # abaloparatide's RANKL effect relative to teriparatide [assumed]
+    rom_ec50_ug_ml: float = 5.0  # sclerostin-antibody occupancy [assumed]
+    rom_model_um_d: float = 0.1080  # modeling-based formation per occupancy [fitted: FRAME spine]
+    rom_opg: float = 0.5  # OPG x (1 + k occupancy) [assumed]
+    rom_adapt_days: float = 120.0  # attenuation of the formation response [assumed]
+    vd_ng_ml_per_100iu: float = 0.7  # 25(OH)D rise per 100 IU/day D3 [memory, Heaney 2003]
 
 
 FACTOR_PARAMS = FactorParams()
@@ -150,9 +173,22 @@ class Forcing:
     """
 
     def __init__(
-        self, scenario: Scenario, params: FactorParams = FACTOR_PARAMS, freeze_at: float | None = None
+        self,
+        scenario: Scenario,
+        params: FactorParams = FACTOR_PARAMS,
+        freeze_at: float | None = None,
+        horizon_days: float = 0.0,
     ):
         self.s = scenario
+        self.x = exposures(scenario, max(horizon_days, 1.0))
+        # attenuating response to sclerostin inhibition: low-pass of the occupancy
+        occ = self.x["romosozumab_ug_ml"] / (self.x["romosozumab_ug_ml"] + params.rom_ec50_ug_ml)
+        lp = np.zeros_like(occ)
+        a = 1.0 - np.exp(-1.0 / params.rom_adapt_days)
+        for i in range(1, len(occ)):
+            lp[i] = lp[i - 1] + a * (occ[i - 1] - lp[i - 1])
+        self.x["romosozumab_occ"] = occ
+        self.x["romosozumab_drive"] = np.maximum(occ - lp, 0.0)
         self.p = params
         self.freeze_at = freeze_at
         sub, men = scenario["subject"], scenario["menopause"]
@@ -178,7 +214,17 @@ class Forcing:
         if self.freeze_at is not None:
             return []
         out = []
-        for sec in ("glucocorticoid", "thyroid", "eating_disorder", "parathyroid"):
+        for sec in (
+            "glucocorticoid",
+            "thyroid",
+            "eating_disorder",
+            "parathyroid",
+            "hormone_therapy",
+            "alendronate",
+            "teriparatide",
+            "abaloparatide",
+            "calcium_vitamin_d",
+        ):
             for k in ("start_years", "stop_years"):
                 d = self.s[sec][k] * DAYS_PER_YEAR
                 if 0.0 < d < t_end:
@@ -190,8 +236,14 @@ class Forcing:
         """Age in years."""
         return self.age0 + self._t(t) / DAYS_PER_YEAR
 
+    def exposure(self, name, t):
+        """A drug exposure of :func:`~bonesim.physiology.treatments.exposures` at time t (days)."""
+        t = self._t(t)
+        return np.interp(t, self.x["day"], self.x[name])
+
     def estrogen(self, t):
-        """Relative estrogen E (1 premenopausal; menopause, smoking, eating disorder lower it)."""
+        """Relative estrogen E (1 premenopausal; menopause, smoking, eating disorder lower it;
+        hormone therapy restores part of the deficit)."""
         t = self._t(t)
         e = np.ones_like(np.asarray(t, dtype=float))
         if self.menopause:
@@ -200,9 +252,17 @@ class Forcing:
         if self.female:
             p = self.p
             cig = min(self.s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
-            e = e * (1.0 - p.smoking_estrogen * cig)
+            # smoking speeds estrogen catabolism; the ovary's feedback-regulated production defends
+            # premenopausal levels, so only the non-ovarian (postmenopausal) part is lowered
+            # (Law & Hackshaw 1997: no premenopausal BMD difference, extra loss after menopause)
+            ovarian = (
+                np.clip((e - self.e_post) / max(1.0 - self.e_post, 1e-9), 0.0, 1.0) if self.menopause else 1.0
+            )
+            e = e * (1.0 - p.smoking_estrogen * cig * (1.0 - ovarian))
             sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
             e = e * (1.0 - p.ed_estrogen * sev)
+        cee = self.exposure("cee_mg_per_day", t)
+        e = e + (1.0 - e) * cee / (cee + self.p.ht_d50_mg)
         return e
 
     def drives(self, t):
@@ -242,28 +302,52 @@ class Forcing:
         else:
             age_aoba, age_abs = 1.0, 1.0
         # RANKL: estrogen deficit (partly adapting), glucocorticoid burst (adapting), eating disorder
+        # Adaptation of the estrogen response: the fading part is a counter-regulation that builds
+        # up with the deficit and decays with its own time constant when estrogen returns (hormone
+        # therapy, remission of amenorrhoea), so RANKL production undershoots baseline for a while
+        # (recovery). Not clipped at 0 for that reason; bounded so that RANKL production stays
+        # positive. The glucocorticoid terms stay clipped (an overshoot there destabilised the
+        # calcium module in extreme random scenarios).
+        x_tpt = self.exposure("teriparatide_x", t)
+        x_aba = self.exposure("abaloparatide_x", t)
         p_rankl = (
-            p.p_rankl_estrogen * np.maximum(0.0, d_e - (1.0 - p.estrogen_sustained) * adapt_e)
+            p.p_rankl_estrogen * (d_e - (1.0 - p.estrogen_sustained) * adapt_e)
             + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
             + p.ed_p_rankl * sev
+            + p.tpt_rankl * (x_tpt + p.aba_rankl_ratio * x_aba)
         )
+        p_rankl = np.maximum(p_rankl, -0.25 * 168.4195)
+        bp = self.exposure("bisphosphonate_umol", t)
+        occ_bp = bp / (bp + PK.bp_k_umol)
+        occ_rom = self.exposure("romosozumab_occ", t)
         a_oba = (
             age_aoba
             * (1.0 + p.gc_aoba * x_gc + p.gc_aoba_early * np.maximum(0.0, x_gc - adapt_gc))
+            * (1.0 - p.tpt_aoba * np.minimum(x_tpt + x_aba, 1.0))
             * (1.0 + p.thyroid_aoba * (theta - 1.0))
             * (1.0 + p.alcohol_aoba * units)
             * (1.0 + p.smoking_aoba * cig)
             * (1.0 + p.ed_aoba * sev)
         )
         vd = (
-            s["vitamin_d"]["level_ng_ml"]
+            (
+                s["vitamin_d"]["level_ng_ml"]
+                + p.vd_ng_ml_per_100iu * self.exposure("supplement_vitamin_d_iu", t) / 100
+            )
             * (1.0 - p.alcohol_vd * min(units, 10.0))
             * (1.0 - p.smoking_vd * cig)
             * (1.0 - p.ed_vd * sev)
         )
         f_vd = (vd / (vd + p.k25_ng_ml)) / (30.0 / (30.0 + p.k25_ng_ml))
         # 964 mg/day is identified with the 24.055 mmol/day of Peterson & Riggs (0.01 % apart)
-        oral_ca = CA_PARAMS.oral_ca0 * s["diet"]["calcium_mg_per_day"] / 964.0 * (1.0 - p.ed_calcium * sev)
+        oral_ca = (
+            CA_PARAMS.oral_ca0
+            * (
+                s["diet"]["calcium_mg_per_day"] * (1.0 - p.ed_calcium * sev)
+                + self.exposure("supplement_calcium_mg", t)
+            )
+            / 964.0
+        )
         abs_mult = (
             age_abs
             * (1.0 - p.gc_abs * x_gc)
@@ -277,9 +361,16 @@ class Forcing:
         return {
             "p_rankl": p_rankl,
             "d_obp": 1.0 - p.gc_dobp * x_gc,
-            "a_oba": a_oba,
-            "beta_opg": 1.0 - p.gc_opg * x_gc,
+            # floor: a formation surge beyond this drains plasma calcium into bone faster than the
+            # reduced calcium module can supply it (a safeguard, reached only by extreme combinations)
+            "a_oba": np.maximum(a_oba, 0.75),
+            "beta_opg": (1.0 - p.gc_opg * x_gc) * (1.0 + p.rom_opg * occ_rom),
             "d_ocp": theta,
+            "a_oca": 1.0 + p.bp_apoptosis * occ_bp,
+            "oc_activity": 1.0 - p.bp_activity * occ_bp,
+            "rankl_free": self.exposure("rankl_free", t),
+            "modeling_um_per_day": p.tpt_model_um_d * np.minimum(x_tpt + x_aba, 1.0)
+            + p.rom_model_um_d * self.exposure("romosozumab_drive", t),
             "gland": gland,
             "f_vd": f_vd,
             "oral_ca": oral_ca,

@@ -53,6 +53,7 @@ from bonesim.errors import InputError
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
 from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParams, Forcing
+from bonesim.physiology.mineralisation import MINERALISATION, mineral_content
 from bonesim.physiology.scenario import Scenario, load_scenario
 
 __all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenario_table"]
@@ -80,6 +81,9 @@ def _cell_inputs(inp: dict, pth_rel) -> CellInputs:
         a_oba=inp["a_oba"],
         beta_opg=inp["beta_opg"],
         d_ocp=inp["d_ocp"],
+        a_oca=inp["a_oca"],
+        oc_activity=inp["oc_activity"],
+        rankl_free=inp["rankl_free"],
     )
 
 
@@ -178,6 +182,28 @@ def _missing_depth(acf, e_um, res, rev, form, f) -> np.ndarray:
     return missing + perm_cum
 
 
+def _fluxes_um(acf, e_um, res, rev, form, f) -> tuple[np.ndarray, np.ndarray]:
+    """Resorbed and formed depth per unit surface on each day (um/day), from the BMU cohorts."""
+    n = len(acf)
+    tot = res + rev + form
+    lmax = int(np.ceil(tot.max())) + 1
+    pad = lambda x: np.concatenate([np.full(lmax, x[0]), x])  # noqa: E731
+    a = pad(acf) / DAYS_PER_YEAR * pad(e_um)
+    r, v, fo, ff = pad(res), pad(rev), pad(form), pad(f)
+    days = np.arange(n)
+    resorbed = np.zeros(n)
+    formed = np.zeros(n)
+    for s in range(lmax + 1):
+        d = days + lmax - s
+        # overlap of day [s, s+1) of the cohort's life with its resorption / formation phase
+        ov_r = np.clip(r[d] - s, 0.0, 1.0)
+        f0 = r[d] + v[d]
+        ov_f = np.clip(np.minimum(s + 1.0, f0 + fo[d]) - np.maximum(float(s), f0), 0.0, 1.0)
+        resorbed += a[d] * ov_r / r[d]
+        formed += a[d] * ff[d] * ov_f / np.maximum(fo[d], 1e-9)
+    return resorbed, formed
+
+
 def run_physiology(
     scenario: Scenario | str,
     years: float,
@@ -226,12 +252,14 @@ def run_physiology(
     if not (0 <= float(spinup_years) <= 50):
         raise InputError(f"`spinup_years` must be in [0, 50], got {spinup_years!r}")
     n_days = round(years * DAYS_PER_YEAR)
-    forcing = Forcing(scn, params)
+    forcing = Forcing(scn, params, horizon_days=n_days)
     z0 = np.ones(_N)
-    z0[-2:] = 0.0
+    # day 0 is an established state: the adaptation states start at their day-0 drives (as if
+    # the day-0 inputs had always been there), e.g. 17 years after menopause the fading part
+    # of the estrogen-loss response has faded
+    z0[-2:] = forcing.drives(0.0)
     if spinup_years > 0:
         frozen = Forcing(scn, params, freeze_at=0.0)
-        z0[-2:] = frozen.drives(0.0)  # adaptation as if the day-0 inputs had always been there
         _, z = _integrate(frozen, params, z0, -spinup_years * DAYS_PER_YEAR, 0.0, None)
         z0 = z[:, -1]
     day = np.arange(n_days + 1, dtype=float)
@@ -251,21 +279,29 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
     _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel))
     rho_oc = oca_q / _CELL0[2]
     rho_ob = oba_q / _CELL0[1]
-    f_eff = rho_ob / rho_oc
+    # formation efficiency = k_form OBa / (k_res OCa): resorption per osteoclast (oc_activity)
+    # lowers k_res and with it the erosion depth, the formed wall (k_form OBa) is unchanged
+    act = inp["oc_activity"]
+    f_eff = rho_ob / (rho_oc * act)
     if np.any((f_eff < 0.0) | (f_eff > 1.5)):
         log.warning(
             "formation efficiency outside [0, 1.5] clipped (min %.3f, max %.3f)", f_eff.min(), f_eff.max()
         )
         f_eff = np.clip(f_eff, 0.0, 1.5)
     acf = rem["acf0_per_year"] * rho_oc
-    e_um = np.full(day.shape, rem["erosion_depth_um"])
+    e_um = rem["erosion_depth_um"] * act
     res = rem["resorption_days"] * inp["resorption_mult"]
     rev = rem["reversal_days"] * inp["reversal_mult"]
     mar = rem["mar_um_per_day"] * inp["mar_mult"]
     form = f_eff * e_um / mar
     bs_bv_um = rem["bs_bv_per_mm"] / 1000.0
     missing = _missing_depth(acf, e_um, res, rev, form, f_eff)
-    bv_rel = np.exp(-bs_bv_um * (missing - missing[0]))
+    # modeling-based formation (on quiescent surface, without prior resorption: anabolic drugs)
+    modeling = np.asarray(inp["modeling_um_per_day"], dtype=float)
+    mod_cum = np.concatenate([[0.0], np.cumsum(0.5 * (modeling[1:] + modeling[:-1]))])
+    bv_rel = np.exp(-bs_bv_um * (missing - missing[0] - mod_cum))
+    resorbed, formed = _fluxes_um(acf, e_um, res, rev, form, f_eff)
+    bmd_rel, tmd_rel = mineral_content(bv_rel, bs_bv_um * resorbed, bs_bv_um * (formed + modeling))
     balance = np.concatenate(
         [[0.0], np.cumsum(0.5 * (acf[1:] * (1 - f_eff[1:]) + acf[:-1] * (1 - f_eff[:-1])))]
     )
@@ -297,6 +333,19 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
         "remodeling_period_days": res + rev + form,
         "bv_rel": bv_rel,
         "bv_rel_balance": bv_bal,
+        "bmd_rel": bmd_rel,
+        "tmd_rel": tmd_rel,
+        "tmd_mg_cm3": tmd_rel
+        * MINERALISATION.tmd_max_mg_cm3
+        * MINERALISATION.steady_mean(bs_bv_um * resorbed[0] * DAYS_PER_YEAR),
+        "resorbed_um_per_day": resorbed,
+        "formed_um_per_day": formed + modeling,
+        "modeling_um_per_day": modeling.copy(),
+        "oc_activity": np.asarray(act, dtype=float).copy(),
+        "rankl_free": np.asarray(inp["rankl_free"], dtype=float).copy(),
+        "denosumab_ng_ml": forcing.exposure("denosumab_ng_ml", day),
+        "bisphosphonate_umol": forcing.exposure("bisphosphonate_umol", day),
+        "romosozumab_ug_ml": forcing.exposure("romosozumab_ug_ml", day),
     }
 
 

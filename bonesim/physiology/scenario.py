@@ -132,6 +132,54 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "start_years": _start(),
         "stop_years": _stop(),
     },
+    # treatments: mechanisms, PK and sources in bonesim.physiology.treatments and docs/treatments.md
+    "hormone_therapy": {
+        "cee_mg_per_day": Key(0.0, 0.0, 2.5, "mg/day", "oral conjugated equine estrogens (+ progestin)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "alendronate": {
+        "dose_mg": Key(0.0, 0.0, 70.0, "mg", "oral alendronate per dose (10 daily or 70 weekly)"),
+        "interval_days": Key(1.0, 1.0, 28.0, "days", "days between doses (1 daily, 7 weekly)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "zoledronate": {
+        "dose_mg": Key(0.0, 0.0, 10.0, "mg", "intravenous zoledronic acid per infusion"),
+        "interval_years": Key(1.0, 0.25, 5.0, "years", "years between infusions"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "denosumab": {
+        "dose_mg": Key(0.0, 0.0, 210.0, "mg", "subcutaneous denosumab per injection"),
+        "interval_months": Key(6.0, 1.0, 12.0, "months", "months between injections"),
+        "start_years": _start(),
+        "stop_years": _stop("years after day 0 after which no more injections are given (1000 = never)"),
+    },
+    "teriparatide": {
+        "dose_ug_per_day": Key(0.0, 0.0, 80.0, "ug/day", "daily subcutaneous teriparatide (PTH 1-34)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "abaloparatide": {
+        "dose_ug_per_day": Key(
+            0.0, 0.0, 160.0, "ug/day", "daily subcutaneous abaloparatide (PTHrP analogue)"
+        ),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
+    "romosozumab": {
+        "dose_mg": Key(0.0, 0.0, 420.0, "mg", "subcutaneous romosozumab per injection"),
+        "interval_months": Key(1.0, 1.0, 6.0, "months", "months between injections"),
+        "start_years": _start(),
+        "stop_years": _stop("years after day 0 after which no more injections are given (1000 = never)"),
+    },
+    "calcium_vitamin_d": {
+        "calcium_mg_per_day": Key(0.0, 0.0, 2000.0, "mg/day", "supplemental elemental calcium"),
+        "vitamin_d_iu_per_day": Key(0.0, 0.0, 4000.0, "IU/day", "supplemental vitamin D3 (raises 25(OH)D)"),
+        "start_years": _start(),
+        "stop_years": _stop(),
+    },
     "remodeling": {
         "acf0_per_year": Key(
             HEALTHY["acf_per_year"],
@@ -166,6 +214,39 @@ SCHEMA: dict[str, dict[str, Key]] = {
     },
 }
 _TOP = {"name", "description", "include"}
+#: dose keys of the treatment sections: a section given without a dose would have no effect
+DOSE_KEYS: dict[str, tuple[str, ...]] = {
+    "hormone_therapy": ("cee_mg_per_day",),
+    "alendronate": ("dose_mg",),
+    "zoledronate": ("dose_mg",),
+    "denosumab": ("dose_mg",),
+    "teriparatide": ("dose_ug_per_day",),
+    "abaloparatide": ("dose_ug_per_day",),
+    "romosozumab": ("dose_mg",),
+    "calcium_vitamin_d": ("calcium_mg_per_day", "vitamin_d_iu_per_day"),
+}
+
+
+def _check_effect(values: dict[str, dict[str, Any]], given: Mapping[str, Any], origin: str) -> None:
+    """Refuse keys that could not take effect: a treatment section without a dose, a window that is empty."""
+    for sec, body in given.items():
+        if sec not in SCHEMA or not body:
+            continue
+        v = values[sec]
+        changed = any(val != SCHEMA[sec][k].default for k, val in body.items())
+        if not changed:  # defaults written out in full (to_toml round trip): nothing to take effect
+            continue
+        if sec in DOSE_KEYS and all(v[k] == 0 for k in DOSE_KEYS[sec]):
+            raise BonesimError(
+                f"{origin}scenario section `[{sec}]` is given without a dose ({' or '.join(DOSE_KEYS[sec])}"
+                " > 0): its keys would have no effect"
+            )
+        if "start_years" in v and ("start_years" in body or "stop_years" in body):
+            if v["start_years"] >= v["stop_years"]:
+                raise BonesimError(
+                    f"{origin}scenario section `[{sec}]`: start_years ({v['start_years']:g}) must be before "
+                    f"stop_years ({v['stop_years']:g})"
+                )
 
 
 def _defaults() -> dict[str, dict[str, Any]]:
@@ -236,9 +317,11 @@ class Scenario:
             for sec, k in _overrides(base):
                 values[sec][k] = base.values[sec][k]
                 given.add((sec, k))
-        for sec, body in _check_sections(data, origin).items():
+        checked = _check_sections(data, origin)
+        for sec, body in checked.items():
             values[sec].update(body)
             given.update((sec, k) for k in body)
+        _check_effect(values, checked, origin)
         name = data.get("name", "custom")
         desc = data.get("description", "")
         if not isinstance(name, str) or not isinstance(desc, str):
@@ -269,9 +352,11 @@ class Scenario:
         """Return a copy with some keys changed, validated: ``scn.replace(vitamin_d={"level_ng_ml": 10})``."""
         values = copy.deepcopy(self.values)
         given = set(self.given)
-        for sec, body in _check_sections(sections, "").items():
+        checked = _check_sections(sections, "")
+        for sec, body in checked.items():
             values[sec].update(body)
             given.update((sec, k) for k in body)
+        _check_effect(values, checked, "")
         return Scenario(self.name, self.description, values, frozenset(given))
 
     def to_toml(self) -> str:

@@ -34,7 +34,9 @@ def test_physiology_csv_and_plot(tmp_path):
     assert "PTH_pM" in r.output
     data = np.genfromtxt(csv, delimiter=",", names=True)
     assert len(data) == 731 and data["day"][-1] == 730
-    assert {"acf_per_year", "formation_efficiency", "bv_rel", "pth_pM"} <= set(data.dtype.names)
+    assert {"acf_per_year", "formation_efficiency", "bv_rel", "bmd_rel", "tmd_rel", "pth_pM"} <= set(
+        data.dtype.names
+    )
     assert png.stat().st_size > 1000
 
 
@@ -51,16 +53,40 @@ def test_bad_toml_one_line(tmp_path):
     assert r.exit_code == 1 and "`thyroid.level` must be in [0.3, 4], got 12" in r.output
 
 
-def test_validate_physiology_level_passes():
-    r = run("validate", "--level", "physiology")
-    assert r.exit_code == 0, r.output
-    assert "meno-first-2y" in r.output and "PASS" in r.output
-    assert "pattern: menopause" in r.output
+def test_validate_physiology_level_exit_status_follows_rows():
+    from bonesim.physiology.calibration import evaluate
+
+    results, patterns = evaluate()
+    scored = [r for r in results if r.target.kind in ("fitted", "independent")]
+    expect = 1 if any(r.passed is False for r in scored) or any(ok is False for _, ok in patterns) else 0
+    r = CliRunner().invoke(main, ["validate", "--level", "physiology"])
+    assert r.exit_code == expect, r.output
+    assert "Fitted rows" in r.output and "Independent rows" in r.output
+    assert "meno-first-2y" in r.output and "pattern: menopause" in r.output
+    # the evidence grade of every row is printed
+    for res in results:
+        line = next(ln for ln in r.output.splitlines() if ln.startswith(res.target.id + " "))
+        assert f" {res.target.evidence} " in line
+
+
+def test_validate_fails_on_an_independent_row(tmp_path, monkeypatch):
+    """An independent row that fails makes the command exit 1 (it can fail)."""
+    import bonesim.physiology.calibration as cal
+
+    bad = tmp_path / "rates.csv"
+    bad.write_text(
+        "id,scenario,comparator,quantity,t0_years,t1_years,target,tolerance,unit,kind,evidence,site,modality,"
+        "mapping,source,note\n"
+        "x,healthy-adult,,bv_rate,0,1,5.0,0.1,%/yr,independent,assumed,s,m,map,src,\n"
+    )
+    real = cal.load_targets
+    monkeypatch.setattr(cal, "load_targets", lambda path=None: real(bad))
+    r = CliRunner().invoke(main, ["validate", "--level", "physiology", "--scenario", "healthy-adult"])
+    assert r.exit_code == 1 and "FAIL" in r.output
 
 
 def test_validate_one_scenario():
-    r = run("validate", "--level", "physiology", "--scenario", "glucocorticoid")
-    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["validate", "--level", "physiology", "--scenario", "glucocorticoid"])
     assert "gc-year1" in r.output and "meno" not in r.output
 
 

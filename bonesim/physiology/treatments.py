@@ -1,0 +1,231 @@
+"""Treatments: doses and schedules -> drug exposure over time (pharmacokinetics) -> drug effect.
+
+Each treatment is a scenario section (:data:`bonesim.physiology.scenario.SCHEMA`) with
+doses in units named in the keys and ``start_years`` / ``stop_years``. This module turns
+the doses into daily exposure time courses; :mod:`bonesim.physiology.factors` maps the
+exposures onto the cell and calcium parameters (pharmacodynamics). The mechanisms, PK
+models and sources are in ``docs/treatments.md``; marks as in ``factors.py``
+([code] read in a model's source, [read] read in a retrieved abstract or text,
+[memory] from memory, not verified, [assumed], [fitted]).
+
+PK models
+---------
+denosumab
+    Two-compartment model with first-order subcutaneous absorption and linear plus
+    Michaelis-Menten (target-mediated) elimination, parameters of OpenBoneMin
+    (``inst/OpenBoneMin.cpp``; Peterson et al. 2004 AAPS J 6 abstract W4340) [code].
+    Free RANKL fraction 1 / (1 + C / K_D), with K_D = k_out,L / (k_denosL * 6.667 nM per
+    ng/mL) = 220 ng/mL from the same code's RANKL binding term [code].
+romosozumab
+    One-compartment model, V 3.92 L, CL 0.23 L/day (Martin et al. 2020 Bone 133:115223, as
+    tabulated in the Pharmacolibrary model M05BX06 [code]); absorption 0.2 /day and
+    bioavailability 0.8 [assumed].
+bisphosphonates (alendronate, zoledronate)
+    The absorbed dose goes to an *active surface pool* (µmol) from which it leaves with a
+    half-life of 1.5 years [assumed; the terminal skeletal half-life is longer, > 10 years,
+    but most of that drug is buried under new bone]. Oral alendronate: 0.64 % absorbed
+    [read: 0.6-0.7 %, Brixen & Mosekilde, Ugeskr Laeger 2005], half of it retained in bone
+    [memory, Lin 1999 Bone 25:97]; zoledronate IV: 60 % retained [memory]. The effect is
+    the pool's occupancy P / (P + K) of osteoclast-accessible surface, K = 10 µmol
+    alendronate-equivalent [assumed], zoledronate counted 4x per µmol [assumed].
+intermittent PTH analogues (teriparatide, abaloparatide)
+    A daily injection with a plasma half-life of about an hour: the exposure is the daily
+    pulse, x = dose / (dose + D50) with D50 = 20 µg teriparatide, 80 µg abaloparatide
+    [assumed; the approved doses]. The pulse does not enter the calcium module's
+    continuous PTH (the time-averaged rise is small).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.integrate import solve_ivp
+
+__all__ = ["PK", "PKParams", "exposures"]
+
+DAYS_PER_YEAR = 365.25
+
+
+@dataclass(frozen=True)
+class PKParams:
+    """Pharmacokinetic constants (see the module docstring for the source of each)."""
+
+    # denosumab, OpenBoneMin [code]; hours, mL, ng
+    den_vmax: float = 3110.0  # ng/h
+    den_km: float = 188.0  # ng/mL
+    den_vc: float = 2340.0  # mL
+    den_vp: float = 1324.0  # mL
+    den_cl: float = 2.75  # mL/h
+    den_q: float = 18.67  # mL/h
+    den_ka: float = 0.00592  # 1/h
+    den_f: float = 0.729
+    den_kd_ng_ml: float = 220.0  # free RANKL 1/(1 + C/K_D), from koutL / (kdenosl * 1e6/150000) [code]
+    # romosozumab
+    rom_v_l: float = 3.92  # [code, Martin 2020 via Pharmacolibrary]
+    rom_cl_l_d: float = 0.23  # [code]
+    rom_ka_d: float = 0.2  # [assumed]
+    rom_f: float = 0.8  # [assumed]
+    # bisphosphonates
+    aln_oral_f: float = 0.0064  # [read]
+    aln_bone_fraction: float = 0.5  # [memory]
+    zol_bone_fraction: float = 0.6  # [memory]
+    bp_pool_half_life_years: float = 1.5  # [assumed]
+    bp_k_umol: float = 10.0  # [assumed]
+    zol_potency: float = 4.0  # [assumed]
+    aln_mw: float = 249.1  # g/mol, alendronic acid
+    zol_mw: float = 272.1  # g/mol, zoledronic acid
+    # PTH analogues
+    tpt_d50_ug: float = 20.0  # [assumed]
+    aba_d50_ug: float = 80.0  # [assumed]
+
+
+PK = PKParams()
+
+
+def _dose_times(start_d: float, stop_d: float, interval_d: float, horizon_d: float) -> np.ndarray:
+    """Dose times (days): start + 0.5 d, then every interval, while <= stop and <= horizon."""
+    t0 = start_d + 0.5
+    end = min(stop_d, horizon_d)
+    if t0 > end:
+        return np.empty(0)
+    return np.arange(t0, end + 1e-9, interval_d)
+
+
+def _bolus_course(grid: np.ndarray, doses: np.ndarray, amount: float, rhs, y_dose: int, n_state: int, out):
+    """Integrate a PK system with boluses of ``amount`` into state ``y_dose``; return out(states) on grid."""
+    res = np.zeros((n_state, len(grid)))
+    y = np.zeros(n_state)
+    t = float(grid[0])
+    stops = [*doses, float(grid[-1])]
+    for i, b in enumerate(stops):
+        if b > t:
+            sel = (grid > t) & (grid <= b)
+            sol = solve_ivp(
+                rhs, (t, b), y, t_eval=np.union1d(grid[sel], [b]), method="LSODA", rtol=1e-8, atol=1e-9
+            )
+            res[:, sel] = sol.y[:, np.isin(sol.t, grid[sel])]
+            y = sol.y[:, -1].copy()
+            t = b
+        if i < len(doses):
+            y[y_dose] += amount
+    return out(res)
+
+
+def _denosumab(grid, doses_d, dose_mg, p: PKParams):
+    def rhs(t, y):  # t in days; PK rates per hour x 24
+        sc, cent, per = y
+        cp = cent / p.den_vc
+        cl_nl = p.den_vmax / (p.den_km + cp)
+        return 24.0 * np.array(
+            [
+                -p.den_ka * sc,
+                p.den_ka * sc + p.den_q * per / p.den_vp - (p.den_q + p.den_cl + cl_nl) * cp,
+                p.den_q * cp - p.den_q * per / p.den_vp,
+            ]
+        )
+
+    return _bolus_course(grid, doses_d, dose_mg * 1e6 * p.den_f, rhs, 0, 3, lambda r: r[1] / p.den_vc)
+
+
+def _romosozumab(grid, doses_d, dose_mg, p: PKParams):
+    ke = p.rom_cl_l_d / p.rom_v_l
+
+    def rhs(t, y):
+        return np.array([-p.rom_ka_d * y[0], p.rom_ka_d * y[0] - ke * y[1]])
+
+    return _bolus_course(grid, doses_d, dose_mg * p.rom_f, rhs, 0, 2, lambda r: r[1] / p.rom_v_l)  # mg/L
+
+
+def _pool(grid, rate_per_day, boluses):
+    """Surface pool with first-order loss: daily input ``rate_per_day(grid)`` plus boluses (time, amount)."""
+    k = np.log(2.0) / (PK.bp_pool_half_life_years * DAYS_PER_YEAR)
+    dt = np.diff(grid, prepend=grid[0])
+    add = rate_per_day * dt
+    for t, amt in boluses:
+        i = int(np.searchsorted(grid, t))
+        if i < len(grid):
+            add[i] += amt
+    out = np.zeros(len(grid))
+    decay = np.exp(-k * dt)
+    acc = 0.0
+    for i in range(len(grid)):
+        acc = acc * decay[i] + add[i]
+        out[i] = acc
+    return out
+
+
+def _window(grid, sec):
+    return ((grid > sec["start_years"] * DAYS_PER_YEAR) & (grid <= sec["stop_years"] * DAYS_PER_YEAR)).astype(
+        float
+    )
+
+
+def exposures(scenario, horizon_days: float, p: PKParams = PK) -> dict[str, np.ndarray]:
+    """Daily drug exposures for a scenario, day 0 to ``horizon_days``.
+
+    Returns a dict with ``day`` and: ``denosumab_ng_ml``, ``rankl_free``, ``romosozumab_ug_ml``,
+    ``bisphosphonate_umol`` (alendronate-equivalent surface pool), ``teriparatide_x``,
+    ``abaloparatide_x`` (pulse exposure 0..1), ``cee_mg_per_day``, ``supplement_calcium_mg``,
+    ``supplement_vitamin_d_iu``.
+
+    >>> from bonesim.physiology.scenario import load_scenario
+    >>> e = exposures(load_scenario("denosumab"), 400)
+    >>> bool(e["rankl_free"][0] == 1.0), bool(e["rankl_free"][30] < 0.1), bool(e["rankl_free"][175] > e["rankl_free"][30])
+    (True, True, True)
+    """
+    grid = np.arange(0.0, np.ceil(horizon_days) + 2.0)
+    out: dict[str, np.ndarray] = {"day": grid}
+    den = scenario["denosumab"]
+    c = np.zeros(len(grid))
+    if den["dose_mg"] > 0:
+        doses = _dose_times(
+            den["start_years"] * DAYS_PER_YEAR,
+            den["stop_years"] * DAYS_PER_YEAR,
+            den["interval_months"] * DAYS_PER_YEAR / 12.0,
+            grid[-1],
+        )
+        if len(doses):
+            c = np.maximum(_denosumab(grid, doses, den["dose_mg"], p), 0.0)
+    out["denosumab_ng_ml"] = c
+    out["rankl_free"] = 1.0 / (1.0 + c / p.den_kd_ng_ml)
+    rom = scenario["romosozumab"]
+    c = np.zeros(len(grid))
+    if rom["dose_mg"] > 0:
+        doses = _dose_times(
+            rom["start_years"] * DAYS_PER_YEAR,
+            rom["stop_years"] * DAYS_PER_YEAR,
+            rom["interval_months"] * DAYS_PER_YEAR / 12.0,
+            grid[-1],
+        )
+        if len(doses):
+            c = np.maximum(_romosozumab(grid, doses, rom["dose_mg"], p), 0.0)
+    out["romosozumab_ug_ml"] = c
+    aln, zol = scenario["alendronate"], scenario["zoledronate"]
+    rate = (
+        aln["dose_mg"] / aln["interval_days"] * p.aln_oral_f * p.aln_bone_fraction / p.aln_mw * 1e3
+    ) * _window(grid, aln)  # µmol/day (the pool's half-life >> dosing interval: mean rate)
+    boluses = []
+    if zol["dose_mg"] > 0:
+        for t in _dose_times(
+            zol["start_years"] * DAYS_PER_YEAR,
+            zol["stop_years"] * DAYS_PER_YEAR,
+            zol["interval_years"] * DAYS_PER_YEAR,
+            grid[-1],
+        ):
+            boluses.append((t, zol["dose_mg"] * p.zol_bone_fraction / p.zol_mw * 1e3 * p.zol_potency))
+    out["bisphosphonate_umol"] = (
+        _pool(grid, rate, boluses) if (rate.any() or boluses) else np.zeros(len(grid))
+    )
+    tpt, aba = scenario["teriparatide"], scenario["abaloparatide"]
+    d = tpt["dose_ug_per_day"]
+    out["teriparatide_x"] = d / (d + p.tpt_d50_ug) * _window(grid, tpt)
+    d = aba["dose_ug_per_day"]
+    out["abaloparatide_x"] = d / (d + p.aba_d50_ug) * _window(grid, aba)
+    ht = scenario["hormone_therapy"]
+    out["cee_mg_per_day"] = ht["cee_mg_per_day"] * _window(grid, ht)
+    cvd = scenario["calcium_vitamin_d"]
+    w = _window(grid, cvd)
+    out["supplement_calcium_mg"] = cvd["calcium_mg_per_day"] * w
+    out["supplement_vitamin_d_iu"] = cvd["vitamin_d_iu_per_day"] * w
+    return out
