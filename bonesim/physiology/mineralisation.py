@@ -41,6 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import fftconvolve
 
+from bonesim.defaults import DAYS_PER_YEAR
+
 __all__ = ["MINERALISATION", "MineralisationLaw", "mineral_content"]
 
 
@@ -69,16 +71,16 @@ class MineralisationLaw:
 
     def m(self, age_days):
         a = np.maximum(np.asarray(age_days, dtype=float) - self.lag_days, 0.0)
-        ts = self.secondary_years * 365.25
+        ts = self.secondary_years * DAYS_PER_YEAR
         return self.primary_fraction * (1.0 - np.exp(-a / self.primary_days)) + (
             1.0 - self.primary_fraction
         ) * (1.0 - np.exp(-a / ts))
 
     def steady_mean(self, turnover_per_year: float) -> float:
         """Mean m over the exponential age distribution of a steady turnover k (per year)."""
-        k = turnover_per_year / 365.25
+        k = turnover_per_year / DAYS_PER_YEAR
         lag = np.exp(-k * self.lag_days)
-        tp, ts = self.primary_days, self.secondary_years * 365.25
+        tp, ts = self.primary_days, self.secondary_years * DAYS_PER_YEAR
         return float(
             lag * (self.primary_fraction / (1.0 + k * tp) + (1.0 - self.primary_fraction) / (1.0 + k * ts))
         )
@@ -118,7 +120,7 @@ def mineral_content(
     new = surv * fftconvolve(src, law.m(ages))[:n]
     # bone present at day 0: steady age distribution of the day-0 turnover
     k0 = max(float(resorbed[0]), 1e-9)  # per day
-    amax = int(min(40.0 / k0, 200 * 365.25))
+    amax = int(min(40.0 / k0, 200 * DAYS_PER_YEAR))
     a = np.arange(amax, dtype=float)
     w = k0 * (1.0 - k0) ** a  # the discrete steady state of the same bookkeeping (exactly stationary)
     w /= w.sum()

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-__all__ = ["PK", "PKParams", "exposures"]
+from bonesim.defaults import DAYS_PER_YEAR
 
-DAYS_PER_YEAR = 365.25
+__all__ = ["PK", "PKParams", "exposures"]
 
 
 @dataclass(frozen=True)
