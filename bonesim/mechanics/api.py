@@ -16,6 +16,7 @@ from bonesim.mechanics import results as res
 from bonesim.mechanics.loads import AXES, ApparentStrain, Uniaxial, constraints
 from bonesim.mechanics.operator import VoxelMesh
 from bonesim.mechanics.solver import PRECONDITIONERS, default_maxiter, make_preconditioner, pcg
+from bonesim.preflight import available_memory
 from bonesim.volume import BONE_FULL, Volume
 
 log = logging.getLogger(__name__)
@@ -111,23 +112,6 @@ def _load_path(bone: np.ndarray, load) -> tuple[np.ndarray, np.ndarray, int]:
     return kept, np.where(kept, lab, 0), int(mask.sum() - kept.sum())
 
 
-def memory_available() -> int:
-    """Bytes of host memory available (MemAvailable of /proc/meminfo, else psutil, else 0)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        import psutil
-
-        return int(psutil.virtual_memory().available)
-    except Exception:
-        return 0
-
-
 def preflight(need: int, have: int, where: str = "host") -> None:
     """Refuse a solve that would not fit in memory."""
     log.info("memory pre-flight (%s): need %.2f GB, available %.2f GB", where, need / 1e9, have / 1e9)
@@ -207,7 +191,7 @@ def solve(
     modulus = modulus_field(np.where(kept, bone, 0), tissue_modulus_gpa, exponent)
     mesh = VoxelMesh.from_modulus(modulus, vs_um / 1000.0)
     factor = _GMG_MEMORY_FACTOR if preconditioner == "gmg" else 1.0
-    preflight(int(mesh.bytes_estimate() * factor), memory_available())
+    preflight(int(mesh.bytes_estimate() * factor), available_memory() or 0)
     node_labels = np.zeros(mesh.n_nodes, dtype=np.int64)
     node_labels[mesh.conn] = labels.ravel()[mesh.elements][:, None]
     bc = constraints(mesh, load, node_labels)
