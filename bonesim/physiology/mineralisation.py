@@ -60,7 +60,7 @@ class MineralisationLaw:
 
     >>> law = MineralisationLaw()
     >>> float(law.m(0.0)), round(float(law.m(28.0)), 3), round(float(law.m(36525.0)), 3)
-    (0.0, 0.61, 1.0)
+    (0.0, 0.638, 1.0)
     """
 
     lag_days: float = 10.0

@@ -279,15 +279,16 @@ class Scenario:
     """A resolved scenario: a name, a description and every factor's values (defaults filled).
 
     Index it like a nested dict (``scn["menopause"]["age_years"]``). Compose with
-    :meth:`combine` (or ``a + b``): every key ``b`` sets (in its file or its
-    includes, default value or not) overrides ``a``; so do values of ``b`` that
-    differ from the defaults.
+    :meth:`combine` (or ``a + b``): every key ``b``'s own file sets (default
+    value or not) overrides ``a``; so do values of ``b`` (or of its includes)
+    that differ from the defaults.
     """
 
     name: str
     description: str = ""
     values: dict[str, dict[str, Any]] = field(default_factory=_defaults)
-    #: ``(section, key)`` pairs set explicitly by the scenario's file or its includes.
+    #: ``(section, key)`` pairs the scenario's own file (or ``replace``) sets explicitly; they win in
+    #: a composition even at their default value. Keys that only come from an ``include`` do not.
     given: frozenset = field(default=frozenset(), compare=False, repr=False)
 
     def __getitem__(self, section: str) -> dict[str, Any]:
@@ -314,9 +315,8 @@ class Scenario:
             if inc in _seen:
                 raise BonesimError(f"{origin}scenario include cycle through {inc!r}")
             base = load_scenario(inc, _seen=(*_seen, inc))
-            for sec, k in _overrides(base):
+            for sec, k in _overrides(base):  # an include's keys are its values, not this file's word
                 values[sec][k] = base.values[sec][k]
-                given.add((sec, k))
         checked = _check_sections(data, origin)
         for sec, body in checked.items():
             values[sec].update(body)
