@@ -60,7 +60,7 @@ __all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenar
 
 log = logging.getLogger(__name__)
 
-#: Columns the CA engine reads (DESIGN.md, "Daily parameter table"): the engine's own list.
+#: Columns the CA engine reads (docs/model.md, daily parameter table): the engine's own list.
 CA_COLUMNS = ("day", *TABLE_COLUMNS)
 #: Damping of the PTH action on the cells: PTH_cell = PTH_cell0 * PTH_rel**PTH_GAMMA [assumed].
 #: Without it, loss changed by ~1 %/yr per +20 % PTH (PHYSIOLOGY.md), too steep for the

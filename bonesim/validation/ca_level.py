@@ -6,7 +6,7 @@ the engine's BV/TV series after its spin-up) and a target: a number (a clinical
 rate) or ``phys``, the physiology-level prediction ``bv_rel`` of the same scenario
 over the same period (the consistency mapping Ac.f * E * BS/BV * (1 - f) plus the
 remodeling space), computed with the volume's own BS/BV (marching-cubes area at
-the 127.5 level, as DESIGN.md's "Expected loss" prescribes). Rows other than the
+the 127.5 level; loss is proportional to BS/BV, see docs/model.md). Rows other than the
 healthy one are scored *net of the healthy run* on the same volume and seed, the
 control the CA prototype needed: a small phantom drifts a little even at balance.
 Numeric (clinical) targets compare the net CA value scaled to the BS/BV of the
@@ -15,7 +15,7 @@ BS/BV and a phantom thick enough not to perforate has a lower BS/BV.
 
 The default volume is a sheet gyroid (plate-like, fully connected) of 64^3 voxels at
 20 um with ~250 um thick sheets (BV/TV 0.6), thick enough not to be perforated at f = 1 with
-E = 50 um (DESIGN.md, "Thin structures").
+E = 50 um (a trabecula thinner than about two erosion depths perforates).
 
 References
 ----------
