@@ -207,6 +207,10 @@ class RunFolder:
 
         if self._lock_fd is not None:
             return
+        if self.path.exists() and not self.path.is_dir():
+            raise BonesimError(
+                f"{self.path} exists but is not a run folder; remove it or start over with --overwrite"
+            )
         self.path.mkdir(exist_ok=True)
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:

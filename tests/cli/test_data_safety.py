@@ -528,3 +528,9 @@ def test_state_validation_reads_direction_codes_only_where_they_are_codes():
     st["phase"][1, 1, 1] = (27 << 3) | 1  # resorbing with direction 27: corrupt
     with pytest.raises(BonesimError, match="direction"):
         validate_state(st, shape, "here")
+
+
+def test_resume_onto_a_plain_file_named_like_the_run_folder(files, tmp_path):
+    out = tmp_path / "p.h5"
+    partial_path(out).write_text("not a folder")
+    one_line_failure(run("simulate", files / "bone.h5", out, *ARGS, "--resume"), "not a run folder")
