@@ -31,21 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from bonesim.mechanics import solve  # noqa: E402
 
-SAMPLE = ROOT / "data" / "lhdl_3155_D_4_bc" / "slices"
 VOXEL_UM = 19.5
 
 
 def real_sample(crop: int | None) -> np.ndarray:
-    import tifffile
-    from scipy import ndimage
+    from bonesim.io.sample import real_sample as segmented
 
-    files = sorted(SAMPLE.glob("*.tif"))
-    grey = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    mask = ndimage.gaussian_filter(grey, 1.0) > 63
-    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    bone = np.where(lab == sizes.argmax(), 255, 0).astype(np.uint8)
+    bone = segmented()
     if crop:
         lo = [(s - crop) // 2 for s in bone.shape]
         bone = np.ascontiguousarray(bone[lo[0] : lo[0] + crop, lo[1] : lo[1] + crop, lo[2] : lo[2] + crop])

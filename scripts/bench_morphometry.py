@@ -22,21 +22,7 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-SAMPLE = ROOT / "data" / "lhdl_3155_D_4_bc" / "slices"
 VOXEL_UM = 19.5
-
-
-def real_sample() -> np.ndarray:
-    import tifffile
-    from scipy import ndimage
-
-    files = sorted(SAMPLE.glob("*.tif"))
-    grey = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    mask = ndimage.gaussian_filter(grey, 1.0) > 63
-    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return np.where(lab == sizes.argmax(), 255, 0).astype(np.uint8)
 
 
 def test_volume(kind: str, size: int) -> np.ndarray:
@@ -44,6 +30,8 @@ def test_volume(kind: str, size: int) -> np.ndarray:
         from bonesim.phantom import gyroid, gyroid_sheet_level_for
 
         return gyroid((size,) * 3, 40, gyroid_sheet_level_for(0.2), sheet=True)
+    from bonesim.io.sample import real_sample
+
     vol = real_sample()
     pads = [(max(0, (size - n) // 2), max(0, size - n - (size - n) // 2)) for n in vol.shape]
     vol = np.pad(vol, pads, mode="symmetric") if any(p != (0, 0) for p in pads) else vol

@@ -27,22 +27,14 @@ from bonesim.mechanics.api import _load_path, modulus_field  # noqa: E402
 from bonesim.mechanics.loads import constraints  # noqa: E402
 from bonesim.mechanics.operator import VoxelMesh  # noqa: E402
 
-SAMPLE = ROOT / "data" / "lhdl_3155_D_4_bc" / "slices"
 VOXEL_UM = 19.5
 
 
 def segment_sample() -> np.ndarray:
     """σ = 1 Gaussian, threshold 63, largest 26-connected component (data/lhdl_3155_D_4_bc/README.md)."""
-    import tifffile
-    from scipy import ndimage
+    from bonesim.io.sample import real_sample_mask
 
-    files = sorted(SAMPLE.glob("*.tif"))
-    grey = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    mask = ndimage.gaussian_filter(grey, 1.0) > 63
-    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == sizes.argmax()
+    return real_sample_mask()
 
 
 def central_crop(bone: np.ndarray, n: int | None) -> np.ndarray:

@@ -30,11 +30,8 @@ and 7 s under the same load), so the test runs on the central 128³ crop.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-from scipy import ndimage
 
 from bonesim import phantom
 from bonesim.morphometry import morphometry
@@ -42,7 +39,6 @@ from bonesim.morphometry import morphometry
 ps = pytest.importorskip("porespy")
 edt = pytest.importorskip("edt")
 
-SAMPLE = Path(__file__).resolve().parents[2] / "data" / "lhdl_3155_D_4_bc" / "slices"
 VOXEL_UM = 19.5
 
 
@@ -59,16 +55,12 @@ def porespy_indices(mask: np.ndarray, voxel_size_um: float) -> dict[str, float]:
 
 def segment_sample() -> np.ndarray:
     """σ = 1 Gaussian, threshold 63, largest 26-connected component (data/lhdl_3155_D_4_bc/README.md)."""
-    tifffile = pytest.importorskip("tifffile")
-    files = sorted(SAMPLE.glob("*.tif"))
-    if len(files) != 200:
+    pytest.importorskip("tifffile")
+    from bonesim.io.sample import real_sample_mask, sample_slices
+
+    if len(sample_slices()) != 200:
         pytest.skip("real sample not present")
-    grey = np.stack([tifffile.imread(f) for f in files]).astype(np.float32)
-    mask = ndimage.gaussian_filter(grey, 1.0) > 63
-    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    return lab == sizes.argmax()
+    return real_sample_mask()
 
 
 def compare(mask: np.ndarray, voxel_size_um: float) -> tuple[dict, dict]:
