@@ -161,6 +161,21 @@ def _window(grid, sec):
     )
 
 
+def _injections(sec: dict, concentration, grid: np.ndarray, p) -> np.ndarray:
+    """Serum concentration of an injected drug given every ``interval_months`` in its window (0 without a dose)."""
+    if sec["dose_mg"] <= 0:
+        return np.zeros(len(grid))
+    doses = _dose_times(
+        sec["start_years"] * DAYS_PER_YEAR,
+        sec["stop_years"] * DAYS_PER_YEAR,
+        sec["interval_months"] * DAYS_PER_YEAR / 12.0,
+        grid[-1],
+    )
+    if not len(doses):
+        return np.zeros(len(grid))
+    return np.maximum(concentration(grid, doses, sec["dose_mg"], p), 0.0)
+
+
 def exposures(scenario, horizon_days: float, p: PKParams = PK) -> dict[str, np.ndarray]:
     """Daily drug exposures for a scenario, day 0 to ``horizon_days``.
 
@@ -176,31 +191,10 @@ def exposures(scenario, horizon_days: float, p: PKParams = PK) -> dict[str, np.n
     """
     grid = np.arange(0.0, np.ceil(horizon_days) + 2.0)
     out: dict[str, np.ndarray] = {"day": grid}
-    den = scenario["denosumab"]
-    c = np.zeros(len(grid))
-    if den["dose_mg"] > 0:
-        doses = _dose_times(
-            den["start_years"] * DAYS_PER_YEAR,
-            den["stop_years"] * DAYS_PER_YEAR,
-            den["interval_months"] * DAYS_PER_YEAR / 12.0,
-            grid[-1],
-        )
-        if len(doses):
-            c = np.maximum(_denosumab(grid, doses, den["dose_mg"], p), 0.0)
+    c = _injections(scenario["denosumab"], _denosumab, grid, p)
     out["denosumab_ng_ml"] = c
     out["rankl_free"] = 1.0 / (1.0 + c / p.den_kd_ng_ml)
-    rom = scenario["romosozumab"]
-    c = np.zeros(len(grid))
-    if rom["dose_mg"] > 0:
-        doses = _dose_times(
-            rom["start_years"] * DAYS_PER_YEAR,
-            rom["stop_years"] * DAYS_PER_YEAR,
-            rom["interval_months"] * DAYS_PER_YEAR / 12.0,
-            grid[-1],
-        )
-        if len(doses):
-            c = np.maximum(_romosozumab(grid, doses, rom["dose_mg"], p), 0.0)
-    out["romosozumab_ug_ml"] = c
+    out["romosozumab_ug_ml"] = _injections(scenario["romosozumab"], _romosozumab, grid, p)
     aln, zol = scenario["alendronate"], scenario["zoledronate"]
     rate = (
         aln["dose_mg"] / aln["interval_days"] * p.aln_oral_f * p.aln_bone_fraction / p.aln_mw * 1e3
