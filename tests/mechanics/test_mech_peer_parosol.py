@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bonesim.io.sample import N_SLICES, sample_slices
 from bonesim.mechanics import solve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ def _compare_module():
 @pytest.fixture(scope="module")
 def cmp():
     mod = _compare_module()
-    if len(list(mod.SAMPLE.glob("*.tif"))) != 200:
+    if len(sample_slices()) != N_SLICES:
         pytest.skip("real sample not present")
     try:
         pp.solve(
