@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.ca.rng import MAX_SEED
 from bonesim.errors import BonesimError
 
 if sys.version_info >= (3, 11):
@@ -507,9 +508,9 @@ def _seeds(raw: Any, errors: list[str]) -> list[int]:
     if not isinstance(raw, list) or not raw:
         errors.append(f"`seeds` must be a count or a non-empty list of integers, got {raw!r}")
         return [0]
-    bad = [s for s in raw if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s < 2**32]
+    bad = [s for s in raw if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
     if bad:
-        errors.append(f"`seeds` must be integers in [0, 2**32), got {bad!r}")
+        errors.append(f"`seeds` must be integers in [0, 2**63 - 1], got {bad!r}")
         return [0]
     dups = sorted({s for s in raw if raw.count(s) > 1})
     if dups:

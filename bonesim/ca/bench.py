@@ -21,6 +21,7 @@ import numpy as np
 
 from bonesim.ca.backends.base import COUNTERS, INERT, OFFSETS, pack
 from bonesim.ca.params import RemodelingParams
+from bonesim.ca.rng import voxel_random
 from bonesim.ca.schedule import Schedule
 from bonesim.phantom import gyroid, gyroid_sheet_level_for
 
@@ -148,17 +149,7 @@ def naive_step(words: Any, inputs: Any, neighbourhood: int = 26) -> tuple[Any, n
         ]
     )
     lin = cupy.arange(words.size, dtype=cupy.uint64)
-    lo = (lin & cupy.uint64(0xFFFFFFFF)).astype(cupy.uint32)
-    hi = (lin >> cupy.uint64(32)).astype(cupy.uint32)
-
-    def fm(h: Any) -> Any:
-        h = h ^ (h >> 16)
-        h = h * cupy.uint32(0x85EBCA6B)
-        h = h ^ (h >> 13)
-        h = h * cupy.uint32(0xC2B2AE35)
-        return h ^ (h >> 16)
-
-    hashes = fm(fm(cupy.uint32(inputs.key) ^ hi) ^ lo)
+    hashes = voxel_random(inputs.seed_lo, inputs.seed_hi, inputs.step, lin, xp=cupy)
     new, ev = rule(W, inputs, hashes, neighbourhood, xp=cupy)
     ob = (W[13] & 0xFF).astype(cupy.int64)
     diff = (new & 0xFF).astype(cupy.int64) - ob

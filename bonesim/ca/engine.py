@@ -43,6 +43,7 @@ from bonesim._validation import check_in_range, check_positive
 from bonesim.ca.backends import resolve_backend
 from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
+from bonesim.ca.rng import MAX_SEED
 from bonesim.ca.schedule import CAL_EVERY, Schedule
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputTypeError
@@ -170,8 +171,8 @@ def plan_run(
     years = check_in_range(check_positive(years, name="years"), 0.0, MAX_YEARS, name="years")
     save_every = check_positive(save_every, name="save_every")
     spinup_years = check_in_range(spinup_years, 0.0, 100.0, name="spinup_years")
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
-        raise BonesimError(f"`seed` must be an integer in [0, 2**32 - 1], got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) <= MAX_SEED:
+        raise BonesimError(f"`seed` must be an integer in [0, 2**63 - 1], got {seed!r}")
     n_days = math.ceil(years * DAYS_PER_YEAR)
     check_memory(n_days * 8 * (len(TABLE_COLUMNS) + 1) * 2, what=f"the daily table of {years:g} years")
     daily, table, scen_name, scen_toml = _resolve_daily(params, scenario, base_params, n_days)

@@ -40,8 +40,9 @@ from typing import Any
 
 import numpy as np
 
-from bonesim.ca.backends.base import COUNTERS, NEIGH, OFFSETS, StepInputs, step_key
+from bonesim.ca.backends.base import COUNTERS, NEIGH, OFFSETS, StepInputs
 from bonesim.ca.params import RemodelingParams
+from bonesim.ca.rng import seed_words
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import InputError
 
@@ -206,7 +207,9 @@ class Schedule:
             cost1=self.costs[0],
             cost2=self.costs[1],
             cost3=self.costs[2],
-            key=step_key(seed, step),
+            seed_lo=seed_words(seed)[0],
+            seed_hi=seed_words(seed)[1],
+            step=step & 0xFFFFFFFF,
         )
 
     def inputs_for_step(self, step: int, *, seed: int, drain: Callable[[], None] | None = None) -> StepInputs:

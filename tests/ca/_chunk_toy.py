@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bonesim.ca.backends.base import fmix32
+from bonesim.ca.rng import voxel_random
 
 ACT = np.uint32(2**27)
 FILL = np.uint32(2**30)
@@ -27,10 +27,9 @@ def toy_step(fields, *, origin, global_shape, step, owned=None, seed=0, act=ACT,
         pass
     bone, phase, timer = fields["bone"], fields["phase"], fields["timer"]
     shape = bone.shape
-    z, y, x = (xp.arange(n, dtype=xp.uint32) + xp.uint32(o) for n, o in zip(shape, origin, strict=True))
-    gidx = (z[:, None, None] * xp.uint32(global_shape[1]) + y[None, :, None]) * xp.uint32(global_shape[2]) + x
-    with np.errstate(over="ignore"):
-        h = fmix32(gidx ^ fmix32(xp.full(1, (step * 0x9E3779B9 + seed) & 0xFFFFFFFF, xp.uint32)))
+    z, y, x = (xp.arange(n, dtype=xp.uint64) + xp.uint64(o) for n, o in zip(shape, origin, strict=True))
+    gidx = (z[:, None, None] * xp.uint64(global_shape[1]) + y[None, :, None]) * xp.uint64(global_shape[2]) + x
+    h = voxel_random(seed, 0, step, gidx, xp=xp)
     isbone = bone >= 128
     pb = xp.pad(isbone, 1, constant_values=False)
     pm = xp.pad(~isbone, 1, constant_values=False)  # beyond the block: neither bone nor marrow (inert)

@@ -59,7 +59,9 @@ def inputs(**kw) -> StepInputs:
         cost1=16,
         cost2=23,
         cost3=28,
-        key=0,
+        seed_lo=0,
+        seed_hi=0,
+        step=0,
     )
     base.update(kw)
     return StepInputs(**base)

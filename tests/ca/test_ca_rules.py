@@ -76,7 +76,7 @@ def test_activation_rate_follows_threshold():
     thr = int(0.05 * 2**32)
     n = 0
     for step in range(10):
-        _out, c = step_block(w, inputs(act_thr=thr, key=step + 1))
+        _out, c = step_block(w, inputs(act_thr=thr, seed_lo=1, step=step))
         n += int(c[3])
     expected = 0.05 * 10 * 2 * 64 * 64
     assert abs(n - expected) < 4 * np.sqrt(expected)

@@ -38,13 +38,13 @@ def _gyroid(shape):
 # ----------------------------------------------------------------------------- argument layout
 def test_struct_layout_matches_the_cpp_structs(tmp_path):
     lib = _harness_lib(26, str(tmp_path))
-    out = np.zeros(25, np.uint64)
+    out = np.zeros(27, np.uint64)
     lib.bonesim_host_abi(ctypes.c_void_p(out.ctypes.data))
     assert out[0] == GEOM_DTYPE.itemsize
     assert list(out[1:11]) == [GEOM_DTYPE.fields[n][1] for n in GEOM_DTYPE.names]
     assert out[11] == STEP_DTYPE.itemsize
-    assert list(out[12:23]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
-    assert (out[23], out[24]) == (NSLOT, NCOUNT)
+    assert list(out[12:25]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
+    assert (out[25], out[26]) == (NSLOT, NCOUNT)
 
 
 def test_kernel_signatures_are_kernel_args():
@@ -216,7 +216,7 @@ def test_corrupted_direction_code_stays_in_the_neighbourhood(code, tmp_path):
     for i, s in enumerate(sites):
         b, t = kinds[i % 3]
         w.ravel()[s] = np.uint32(b) | (pb << np.uint32(8)) | (np.uint32(t) << np.uint32(16))
-    inp = inputs(act_thr=2**30, key=7, lat0=60)
+    inp = inputs(act_thr=2**30, seed_lo=7, lat0=60)
     maps = [np.full(shape, -1, np.int32) for _ in range(2)]
     ref, cref = step_block(w, inp, resorbed_day=maps[0], formed_day=maps[1], map_day=0)
     for blocks in ("", "32,4,4", "zm:32,8,16"):

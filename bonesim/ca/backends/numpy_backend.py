@@ -33,8 +33,8 @@ from bonesim.ca.backends.base import (
     StepInputs,
     pack,
     unpack,
-    voxel_hash,
 )
+from bonesim.ca.rng import STREAM_ACTIVATION, voxel_random
 from bonesim.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -334,7 +334,7 @@ def step_block(
         return dst, counters
     cz, cy, cx = np.unravel_index(ci, inner)
     pi = ((cz + 1) * PY + (cy + 1)) * PX + (cx + 1)
-    hashes = voxel_hash(inputs.key, linear((cz, cy, cx)))
+    hashes = _draws(inputs, linear((cz, cy, cx)))
     old = pflat[pi]
     new = np.empty(ci.shape, np.uint32)
     ev = np.zeros(ci.shape, np.int64)
@@ -404,10 +404,15 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear) -> tuple[np.nda
     near_i = near.reshape(pad.shape)[1:-1, 1:-1, 1:-1]
     # activation draws for surface voxels
     sidx_i = np.flatnonzero(surface)
-    hs = voxel_hash(inputs.key, linear(np.unravel_index(sidx_i, inner)))
+    hs = _draws(inputs, linear(np.unravel_index(sidx_i, inner)))
     drawn = np.zeros(surface.size, bool)
     drawn[sidx_i[hs < np.uint32(inputs.act_thr)]] = True
     return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
+
+
+def _draws(inputs: StepInputs, linear_index: np.ndarray) -> np.ndarray:
+    """The activation stream's random words of these voxels at this step (``bonesim.ca.rng``)."""
+    return voxel_random(inputs.seed_lo, inputs.seed_hi, inputs.step, linear_index, STREAM_ACTIVATION)
 
 
 def _count_events(counters: np.ndarray, diff: np.ndarray, ev: np.ndarray) -> None:

@@ -77,7 +77,7 @@ struct BsGeom {
     bs_i64 oz, oy, ox, gz, gy, gx;
 };
 static_assert(sizeof(BsGeom) == 64, "BsGeom layout: see bonesim/ca/kernel_abi.py");
-static_assert(sizeof(BsStep) == 44, "BsStep layout: see bonesim/ca/kernel_abi.py");
+static_assert(sizeof(BsStep) == 52, "BsStep layout: see bonesim/ca/kernel_abi.py");
 
 // Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
 BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {

@@ -52,7 +52,7 @@
 
 // Host-computed integer inputs of one step (no floats in the rule).
 struct BsStep {
-    bs_u32 act_thr;    // activation: hash < act_thr
+    bs_u32 act_thr;    // activation: random word < act_thr
     bs_u32 erode;      // bone units a resorbing front removes this step
     bs_u32 depth;      // bone units one column removes in total (erosion depth E)
     bs_u32 form;       // bone units a forming front lays down this step
@@ -60,7 +60,8 @@ struct BsStep {
     bs_u32 f_q16;      // formation efficiency, 16.16 fixed point
     bs_u32 lat0;       // lateral budget of a new seed (footprint radius L)
     bs_u32 cost1, cost2, cost3;  // lateral cost of a face / edge / corner step
-    bs_u32 key;        // hash key of this step
+    bs_u32 seed_lo, seed_hi;  // the run's 64-bit seed: the Philox key
+    bs_u32 step;       // step number: a Philox counter word
 };
 
 BONESIM_HD bool bs_in_neigh(int k) {
@@ -173,7 +174,7 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
             return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), (bs_u32)bestc << 8);
         }
         // 3. activation of a new BMU
-        if (bs_voxel_hash(s.key, idx_hi, idx_lo) < s.act_thr) {
+        if (bs_voxel_random(s.seed_lo, s.seed_hi, s.step, BS_STREAM_ACTIVATION, idx_hi, idx_lo) < s.act_thr) {
             *ev |= BS_EV_RECRUIT | BS_EV_SEED;
             return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), s.lat0 << 8);
         }

@@ -92,13 +92,14 @@ extern "C" void bonesim_host_abi(bs_u64* out) {
                           offsetof(BsGeom, gy), offsetof(BsGeom, gx)};
     std::memcpy(out + 1, g, sizeof g);
     out[11] = sizeof(BsStep);
-    const bs_u64 s[11] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
+    const bs_u64 s[13] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
                           offsetof(BsStep, form), offsetof(BsStep, rev_steps), offsetof(BsStep, f_q16),
                           offsetof(BsStep, lat0), offsetof(BsStep, cost1), offsetof(BsStep, cost2),
-                          offsetof(BsStep, cost3), offsetof(BsStep, key)};
+                          offsetof(BsStep, cost3), offsetof(BsStep, seed_lo),
+                          offsetof(BsStep, seed_hi), offsetof(BsStep, step)};
     std::memcpy(out + 12, s, sizeof s);
-    out[23] = BONESIM_NSLOT;
-    out[24] = BONESIM_NCOUNT;
+    out[25] = BONESIM_NSLOT;
+    out[26] = BONESIM_NCOUNT;
 }
 
 // One launch of kernel `variant` (0 tile, 1 z-march) with grid (gx, gy, gz) and block (bx, by, bz).
