@@ -1,7 +1,7 @@
 """The argument layout of the CA step kernels, in one place.
 
 ``kernels/remodel.cu`` takes ``(src, dst, resorbed_day, formed_day, counters,
-BsGeom geom, BsStep step, int map_day)``; the structs go by value. This module
+mech, lut, BsGeom geom, BsStep step, int map_day)``; the structs go by value. This module
 is the one Python description of that list: the CuPy launcher
 (``backends/cupy_backend.launch_step``), the host harness wrapper and the CuPy
 stand-in of the tests (``tests/ca``) all build and read arguments through
@@ -51,7 +51,7 @@ class KernelArg:
     ctype: str
 
 
-_U32, _I32, _U64 = np.dtype(np.uint32), np.dtype(np.int32), np.dtype(np.uint64)
+_U8, _U32, _I32, _U64 = np.dtype(np.uint8), np.dtype(np.uint32), np.dtype(np.int32), np.dtype(np.uint64)
 
 #: The kernel's parameters, in order (the signature of both step kernels in remodel.cu).
 KERNEL_ARGS: tuple[KernelArg, ...] = (
@@ -60,6 +60,8 @@ KERNEL_ARGS: tuple[KernelArg, ...] = (
     KernelArg("resorbed_day", "array", _I32, "bs_i32* __restrict__"),
     KernelArg("formed_day", "array", _I32, "bs_i32* __restrict__"),
     KernelArg("counters", "array", _U64, "bs_u64* __restrict__"),
+    KernelArg("mech", "array", _U8, "const bs_u8* __restrict__"),
+    KernelArg("lut", "array", _U32, "const bs_u32* __restrict__"),
     KernelArg("geom", "struct", GEOM_DTYPE, "const BsGeom"),
     KernelArg("step", "struct", STEP_DTYPE, "const BsStep"),
     KernelArg("map_day", "scalar", _I32, "int"),
@@ -88,6 +90,31 @@ def step_struct(inputs: StepInputs) -> np.ndarray:
     out = np.zeros(1, STEP_DTYPE)
     out[0] = tuple(int(v) for v in vals)
     return out
+
+
+#: Classes of the mechanical signal (uint8) and the weight of class 0..255 in the lookup table.
+N_MECH_CLASSES = 256
+#: A lookup-table weight of 1.0 (8.8 fixed point).
+MECH_WEIGHT_ONE = 256
+
+
+def check_mechanics(mech: Any, lut: Any, inner: tuple[int, ...], on: bool) -> None:
+    """Refuse a mechanical-signal field or lookup table the rule would misread (``on``: the step uses them)."""
+    if not on:
+        return
+    if mech is None or lut is None:
+        raise InputError("a step with mechanoregulation (mech_on = 1) needs the `mech` field and its `lut`")
+    flags = getattr(mech, "flags", None)
+    if (
+        getattr(mech, "dtype", None) != _U8
+        or tuple(getattr(mech, "shape", ())) != tuple(inner)
+        or not (flags is not None and flags.c_contiguous)
+    ):
+        raise InputError(
+            f"`mech` must be a C-contiguous uint8 array of shape {tuple(inner)}, got {_desc(mech)}"
+        )
+    if getattr(lut, "dtype", None) != _U32 or tuple(getattr(lut, "shape", ())) != (N_MECH_CLASSES,):
+        raise InputError(f"`lut` must be a uint32 array of shape ({N_MECH_CLASSES},), got {_desc(lut)}")
 
 
 def kernel_args(**values: Any) -> tuple[Any, ...]:

@@ -113,6 +113,8 @@ class Schedule:
         self.daily = list(daily)
         self.h = float(voxel_size_um)
         self.spinup_steps = int(spinup_steps)
+        #: 1 while a mechanical-signal field steers activation (set by the engine's mechanoregulation).
+        self.mech_on = 0
         base = self.daily[0]
         for p in {id(p): p for p in self.daily}.values():
             p.check_voxel_size(self.h)
@@ -210,6 +212,7 @@ class Schedule:
             seed_lo=seed_words(seed)[0],
             seed_hi=seed_words(seed)[1],
             step=step & 0xFFFFFFFF,
+            mech_on=int(self.mech_on),
         )
 
     def inputs_for_step(self, step: int, *, seed: int, drain: Callable[[], None] | None = None) -> StepInputs:

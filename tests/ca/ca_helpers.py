@@ -25,9 +25,15 @@ def run_words(
     step_fn=None,
     start: int = 0,
     record=None,
+    mech=None,
+    lut=None,
 ):
-    """Run ``steps`` steps of the NumPy rule (or ``step_fn``) on packed words with a calibrated schedule."""
+    """Run ``steps`` steps of the NumPy rule (or ``step_fn``) on packed words with a calibrated schedule.
+
+    ``mech``/``lut`` switch mechanoregulation on (``step_fn`` must then have been built with them).
+    """
     sched = Schedule([params], voxel_size_um)
+    sched.mech_on = int(mech is not None)
     shape = words.shape
     rmap = np.full(shape, -1, np.int32)
     fmap = np.full(shape, -1, np.int32)
@@ -36,7 +42,14 @@ def run_words(
         inp = sched.inputs_for_step(n, seed=seed)
         if step_fn is None:
             words, c = step_block(
-                words, inp, neighbourhood=params.neighbourhood, resorbed_day=rmap, formed_day=fmap, map_day=n
+                words,
+                inp,
+                neighbourhood=params.neighbourhood,
+                resorbed_day=rmap,
+                formed_day=fmap,
+                map_day=n,
+                mech=mech,
+                lut=lut,
             )
         else:
             words, c = step_fn(words, inp, rmap, fmap, n)

@@ -21,7 +21,8 @@ from bonesim import phantom
 from bonesim._resources import kernel_dir
 from bonesim.ca.backends.numpy_backend import step_block
 from bonesim.ca.kernel_abi import KERNEL_ARGS, NCOUNT, NSLOT, geom_struct, kernel_args, step_struct
-from tests.ca.ca_helpers import run_words, words_of
+from bonesim.errors import InputError
+from tests.ca.ca_helpers import inputs, run_words, words_of
 from tests.fast_params import fast
 
 HARNESS = Path(__file__).parent / "harness" / "remodel_host.cpp"
@@ -93,8 +94,12 @@ def host_step_fn(
     blocks="",
     order: int = 0,
     defines: tuple[str, ...] = (),
+    mech=None,
+    lut=None,
 ):
     """A ``step_fn`` for :func:`run_words`: the plain host loop, or a kernel's block emulation."""
+    if mech is None:
+        mech, lut = np.zeros(1, np.uint8), np.zeros(256, np.uint32)  # valid pointers the rule does not read
     lib = _harness_lib(neighbourhood, tmpdir, blocks, tuple(defines))
     zm = blocks.startswith("zm:")
     dims = [int(v) for v in (blocks[3:] if zm else blocks).split(",")] if blocks else []
@@ -110,6 +115,8 @@ def host_step_fn(
             resorbed_day=rmap,
             formed_day=fmap,
             counters=cnt,
+            mech=mech,
+            lut=lut,
             geom=geom_struct(src.shape, halo, origin, global_shape),
             step=step_struct(inp),
             map_day=n,
@@ -239,3 +246,69 @@ def test_chunk_beyond_2_32_voxels_hashes_both_index_words(tmp_path_factory):
     assert voxel_random(1, 0, 0, lin)[0] != voxel_random(1, 0, 0, lin % 2**32)[0]
     with pytest.raises(ValueError, match="outside"):
         step_block(w, inp, halo=1, origin=(5, 0, 0), global_shape=g)
+
+
+# ------------------------------------------------------------------ mechanoregulation
+def _mech_field(shape, seed=0):
+    """A signal-class field (smooth plus noise) and a lookup table that weights low classes up, high down."""
+    rng = np.random.default_rng(seed)
+    z = np.linspace(0, 1, shape[0])[:, None, None]
+    mech = np.clip(np.round(128 * z + rng.integers(-40, 40, shape)), 0, 255).astype(np.uint8)
+    lut = np.round(256 * 4.0 * np.exp(-np.arange(256) / 60.0)).astype(np.uint32)
+    return np.ascontiguousarray(mech), lut
+
+
+@pytest.mark.parametrize("blocks", ["", "32,4,4", "zm:8,4,5"])
+def test_mechanoregulated_activation_is_identical_in_numpy_and_the_kernel(blocks, tmp_path_factory):
+    tmp = str(tmp_path_factory.mktemp("mech"))
+    shape = (17, 9, 21)
+    params = fast(neighbourhood=26)
+    w0 = words_of(_phantom(shape, "gyroid"))
+    mech, lut = _mech_field(shape)
+    a = run_words(w0, params, 20.0, 60, seed=5, mech=mech, lut=lut)
+    b = run_words(
+        w0,
+        params,
+        20.0,
+        60,
+        seed=5,
+        mech=mech,
+        lut=lut,
+        step_fn=host_step_fn(26, tmp, blocks=blocks, mech=mech, lut=lut),
+    )
+    for x, y in zip(a, b, strict=False):
+        np.testing.assert_array_equal(x, y)
+    plain = run_words(w0, params, 20.0, 60, seed=5)
+    assert not np.array_equal(a[0], plain[0]), "the signal field must change where BMUs start"
+
+
+def test_mechanoregulation_steers_activation_to_low_signal_classes():
+    """Seeds land where the lookup table weights them: class 0 (weight 4) ≈ 16 × class 200 (weight 1/4)."""
+    bone = phantom.plate((4, 96, 96), 2, axis=0)
+    w = words_of(bone)
+    mech = np.zeros(bone.shape, np.uint8)
+    mech[:, :, 48:] = 200
+    lut = np.full(256, 256, np.uint32)
+    lut[0], lut[200] = 1024, 64
+    thr = int(0.02 * 2**32)
+    low = high = 0
+    for step in range(20):
+        _out, _c = step_block(w, inputs(act_thr=thr, seed_lo=1, step=step, mech_on=1), mech=mech, lut=lut)
+        seeds = ((_out >> 8) & 7) == 5  # R | TOP: a new top front
+        low += int(seeds[:, :, :48].sum())
+        high += int(seeds[:, :, 48:].sum())
+    assert 10 < low / max(high, 1) < 26
+
+
+def test_a_mechanoregulated_step_needs_its_field():
+    w = words_of(phantom.plate((4, 8, 8), 2, axis=0))
+    with pytest.raises(InputError, match="mech"):
+        step_block(w, inputs(act_thr=1, mech_on=1))
+    with pytest.raises(InputError, match="shape"):
+        step_block(
+            w, inputs(act_thr=1, mech_on=1), mech=np.zeros((4, 8, 7), np.uint8), lut=np.zeros(256, np.uint32)
+        )
+    with pytest.raises(InputError, match="lut"):
+        step_block(
+            w, inputs(act_thr=1, mech_on=1), mech=np.zeros((4, 8, 8), np.uint8), lut=np.zeros(255, np.uint32)
+        )

@@ -38,13 +38,13 @@ def _gyroid(shape):
 # ----------------------------------------------------------------------------- argument layout
 def test_struct_layout_matches_the_cpp_structs(tmp_path):
     lib = _harness_lib(26, str(tmp_path))
-    out = np.zeros(27, np.uint64)
+    out = np.zeros(28, np.uint64)
     lib.bonesim_host_abi(ctypes.c_void_p(out.ctypes.data))
     assert out[0] == GEOM_DTYPE.itemsize
     assert list(out[1:11]) == [GEOM_DTYPE.fields[n][1] for n in GEOM_DTYPE.names]
     assert out[11] == STEP_DTYPE.itemsize
-    assert list(out[12:25]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
-    assert (out[25], out[26]) == (NSLOT, NCOUNT)
+    assert list(out[12:26]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
+    assert (out[26], out[27]) == (NSLOT, NCOUNT)
 
 
 def test_kernel_signatures_are_kernel_args():
@@ -59,7 +59,7 @@ def test_kernel_signatures_are_kernel_args():
 
 def test_kernel_args_refuses_a_wrong_struct():
     a = np.zeros((1, 1, 1), np.uint32)
-    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, map_day=0)
+    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, mech=a, lut=a, map_day=0)
     with pytest.raises(TypeError, match="geom"):
         kernel_args(**kw, geom=np.zeros(1, STEP_DTYPE), step=np.zeros(1, STEP_DTYPE))
     with pytest.raises(TypeError, match="missing"):

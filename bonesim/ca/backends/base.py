@@ -76,6 +76,7 @@ class StepInputs:
     seed_lo: int
     seed_hi: int
     step: int
+    mech_on: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         return (
@@ -92,6 +93,7 @@ class StepInputs:
             self.seed_lo,
             self.seed_hi,
             self.step,
+            self.mech_on,
         )
 
 
@@ -128,3 +130,7 @@ class Backend(Protocol):
         ...
 
     def download_bone(self, state: Any) -> np.ndarray: ...
+
+    def set_mechanics(self, state: Any, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
+        """Mechanoregulation of the following steps: uint8 signal class per voxel, uint32[256] class weights."""
+        ...

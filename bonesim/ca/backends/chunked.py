@@ -81,10 +81,11 @@ class BlockStep:
         self.inner = inner
         self.neighbourhood = int(neighbourhood)
 
-    def __call__(self, fields, *, origin, global_shape, owned, step, inputs, map_day):
+    def __call__(self, fields, *, origin, global_shape, owned, step, inputs, map_day, lut=None):
         from bonesim.ca.backends.base import COUNTERS, INERT
 
         word = fields["word"]
+        mech = fields.get("mech")  # constant between FE solves: carried, never changed
         xp = np
         if self.inner == "cupy":
             import cupy as xp
@@ -99,15 +100,19 @@ class BlockStep:
             sub_origin = tuple(o + lo - 1 for o, (lo, _) in zip(origin, box, strict=True))
             r = xp.ascontiguousarray(rmap[_sl(box)])
             f = xp.ascontiguousarray(fmap[_sl(box)])
-            dst, c = self._step(sub, inputs, sub_origin, global_shape, r, f, map_day)
+            m = None if mech is None else xp.ascontiguousarray(mech[_sl(box)])
+            dst, c = self._step(sub, inputs, sub_origin, global_shape, r, f, map_day, m, lut)
             new[_sl(box)] = dst
             rmap[_sl(box)] = r
             fmap[_sl(box)] = f
             if i == 0:
                 counts = c[: len(COUNTERS)]
-        return {"word": new, "resorbed_day": rmap, "formed_day": fmap}, counts
+        out = {"word": new, "resorbed_day": rmap, "formed_day": fmap}
+        if mech is not None:
+            out["mech"] = mech
+        return out, counts
 
-    def _step(self, sub, inputs, origin, global_shape, rmap, fmap, map_day):
+    def _step(self, sub, inputs, origin, global_shape, rmap, fmap, map_day, mech, lut):
         if self.inner == "numpy":
             from bonesim.ca.backends.numpy_backend import step_block
 
@@ -121,6 +126,8 @@ class BlockStep:
                 resorbed_day=rmap,
                 formed_day=fmap,
                 map_day=map_day,
+                mech=mech,
+                lut=lut,
             )
             return dst, np.asarray(c, np.int64)
         import cupy
@@ -141,6 +148,8 @@ class BlockStep:
             origin=origin,
             global_shape=global_shape,
             map_day=map_day,
+            mech=mech,
+            lut=None if lut is None else cupy.asarray(lut),
         )
         return dst, ring.sum(axis=0).get().astype(np.int64)
 
@@ -151,6 +160,7 @@ class _ChunkedState:
         self.neighbourhood = neighbourhood
         self.pending: list[tuple[Any, int, int]] = []
         self.rows: list[np.ndarray] = []
+        self.lut: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -242,7 +252,7 @@ class ChunkedBackend:
 
         def params(t: int) -> dict[str, Any]:
             inputs, _, map_day = pending[t - first]
-            return {"inputs": inputs, "map_day": map_day}
+            return {"inputs": inputs, "map_day": map_day, "lut": state.lut}
 
         new, counts = simulate_chunked(
             state.fields,
@@ -260,6 +270,15 @@ class ChunkedBackend:
         state.fields = new
         state.rows.extend(np.asarray(counts, np.uint64))
         self.exchanges += 1
+
+    def set_mechanics(self, state: _ChunkedState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
+        """The mechanical-signal classes and class weights of the next steps (queued steps keep the old ones)."""
+        self._flush(state)
+        if mech is None:
+            state.fields.pop("mech", None)
+        else:
+            state.fields["mech"] = np.ascontiguousarray(mech, np.uint8)
+        state.lut = None if lut is None else np.ascontiguousarray(lut, np.uint32)
 
     def read_counters(self, state: _ChunkedState) -> np.ndarray:
         from bonesim.ca.backends.base import COUNTERS

@@ -21,11 +21,13 @@ from bonesim._resources import kernel_dir
 from bonesim.ca.backends.base import COUNTERS, StepInputs, pack
 from bonesim.ca.kernel_abi import (
     BLOCK,
+    N_MECH_CLASSES,
     NCOUNT,
     NSLOT,
     ZBLOCK,
     ZCHUNK,
     check_launch,
+    check_mechanics,
     geom_struct,
     grid_for,
     kernel_args,
@@ -127,6 +129,8 @@ def launch_step(
     map_day: int = -1,
     min_blocks: int = MIN_BLOCKS,
     variant: str = DEFAULT_VARIANT,
+    mech: Any = None,
+    lut: Any = None,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
 
@@ -145,6 +149,9 @@ def launch_step(
     inner = check_launch(
         src, dst, resorbed_day, formed_day, counters, halo=halo, origin=origin, global_shape=global_shape
     )
+    check_mechanics(mech, lut, inner, bool(inputs.mech_on))
+    if mech is None or lut is None:
+        mech, lut = unused_mechanics()
     mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation())
     fn = mod.get_function(kernel_name(neighbourhood, variant))
     grid, block = grid_for(variant, inner)
@@ -154,11 +161,20 @@ def launch_step(
         resorbed_day=resorbed_day,
         formed_day=formed_day,
         counters=counters,
+        mech=mech,
+        lut=lut,
         geom=geom_struct(tuple(src.shape), halo, tuple(origin), global_shape),
         step=step_struct(inputs),
         map_day=map_day,
     )
     fn(grid, block, args)
+
+
+def unused_mechanics() -> tuple[Any, Any]:
+    """Valid pointers for steps without mechanoregulation (the kernel never reads them then)."""
+    import cupy
+
+    return cupy.zeros(1, cupy.uint8), cupy.zeros(N_MECH_CLASSES, cupy.uint32)
 
 
 class _CupyState:
@@ -169,6 +185,7 @@ class _CupyState:
         self.rows = 0
         self.host_rows: list[np.ndarray] = []
         self.neighbourhood = neighbourhood
+        self.mech, self.lut = unused_mechanics()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -204,7 +221,7 @@ class CupyBackend:
             _module(
                 neighbourhood, BLOCK, self.device_id, MIN_BLOCKS, _mutation()
             )  # compile now, not inside the timed loop
-        return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+            return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
 
     def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
         import cupy
@@ -222,9 +239,22 @@ class CupyBackend:
                 neighbourhood=state.neighbourhood,
                 map_day=map_day,
                 variant=self.variant,
+                mech=state.mech,
+                lut=state.lut,
             )
         state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
         state.rows += 1
+
+    def set_mechanics(self, state: _CupyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
+        """The mechanical-signal classes (uint8, the volume's shape) and class weights of the next steps."""
+        import cupy
+
+        with cupy.cuda.Device(self.device_id):
+            if mech is None or lut is None:
+                state.mech, state.lut = unused_mechanics()
+            else:
+                state.mech = cupy.asarray(np.ascontiguousarray(mech, np.uint8))
+                state.lut = cupy.asarray(np.ascontiguousarray(lut, np.uint32))
 
     def _drain(self, state: _CupyState) -> None:
         if state.rows:

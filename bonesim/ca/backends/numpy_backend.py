@@ -34,6 +34,7 @@ from bonesim.ca.backends.base import (
     pack,
     unpack,
 )
+from bonesim.ca.kernel_abi import check_mechanics
 from bonesim.ca.rng import STREAM_ACTIVATION, voxel_random
 from bonesim.errors import InputError
 
@@ -137,12 +138,15 @@ class _Gather:
         return self.pflat[self.pi + self.offs[d]].astype(np.int64)
 
 
-def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np) -> tuple[Any, Any]:
+def rule(
+    words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np, thr: Any = None
+) -> tuple[Any, Any]:
     """The per-voxel rule, vectorised: ``words`` [27, n] old neighbour words → (new words, event bits).
 
     A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
-    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``.
+    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``;
+    ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
     """
     DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
@@ -201,7 +205,7 @@ def rule(words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = n
             bestc = xp.where(ok, c, bestc)
         lat_rec = qs & (bestc > 0)
         out = xp.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
-        act = qs & ~lat_rec & (hashes.astype(np.int64) < s.act_thr)
+        act = qs & ~lat_rec & (hashes.astype(np.int64) < (s.act_thr if thr is None else thr))
         out = xp.where(act, word(b, 1 | 4 | (d << 3), s.lat0 << 8), out)
         ev[lat_rec | act] |= EV_RECRUIT
         ev[act] |= EV_SEED
@@ -289,6 +293,8 @@ def step_block(
     resorbed_day: np.ndarray | None = None,
     formed_day: np.ndarray | None = None,
     map_day: int = -1,
+    mech: np.ndarray | None = None,
+    lut: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One CA step of a block: a pure function of the old words, the inputs and the position.
 
@@ -305,6 +311,11 @@ def step_block(
         Shape of the whole volume (default: the block's interior).
     resorbed_day, formed_day : ndarray of int32, interior shape, optional
         Remodeling maps, updated in place when ``map_day >= 0``.
+    mech, lut : ndarray, optional
+        Mechanoregulation (read when ``inputs.mech_on``): the uint8 signal class of
+        each interior voxel and the uint32 activation weight of each class (8.8 fixed
+        point); a surface voxel activates when its draw is below
+        ``min(2**32 - 1, act_thr * lut[mech] >> 8)``.
 
     Returns
     -------
@@ -316,6 +327,8 @@ def step_block(
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
     gshape = _check_block(src, halo, origin, global_shape, resorbed_day, formed_day)
+    check_mechanics(mech, lut, inner, bool(inputs.mech_on))
+    thresholds = _Thresholds(inputs, mech, lut)
     pad = _padded(src, halo, tuple(origin), gshape)
     dst = np.ascontiguousarray(pad[1:-1, 1:-1, 1:-1])
     pflat = pad.ravel()
@@ -326,7 +339,7 @@ def step_block(
         gz_, gy_, gx_ = (np.asarray(c, np.int64) + o + halo for c, o in zip(zyx, origin, strict=False))
         return (gz_ * gshape[1] + gy_) * gshape[2] + gx_
 
-    cand, n_surface = _candidates(pad, offs, inputs, neighbourhood, inner, linear)
+    cand, n_surface = _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds)
     counters = np.zeros(len(COUNTERS), np.uint64)
     counters[COUNTERS.index("surface")] = n_surface
     ci = np.flatnonzero(cand)
@@ -343,7 +356,9 @@ def step_block(
     for g in range(4):
         sel = np.flatnonzero(group == g)
         if sel.size:
-            new[sel], ev[sel] = rule(_Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood)
+            new[sel], ev[sel] = rule(
+                _Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood, thr=thresholds.at(ci[sel])
+            )
     dst.reshape(-1)[ci] = new
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
     _count_events(counters, diff, ev)
@@ -386,7 +401,22 @@ def _byte_views(pad: np.ndarray) -> tuple[np.ndarray, ...]:
     )
 
 
-def _candidates(pad, offs, inputs, neighbourhood, inner, linear) -> tuple[np.ndarray, int]:
+class _Thresholds:
+    """Activation thresholds of interior voxels (flat indices): act_thr, or act_thr scaled by lut[mech]."""
+
+    def __init__(self, inputs: StepInputs, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
+        self.act_thr = int(inputs.act_thr)
+        self.flat = mech.reshape(-1) if inputs.mech_on else None
+        self.lut = lut
+
+    def at(self, flat_index: np.ndarray) -> np.ndarray | int:
+        if self.flat is None:
+            return self.act_thr
+        t = (np.uint64(self.act_thr) * self.lut[self.flat[flat_index]].astype(np.uint64)) >> np.uint64(8)
+        return np.minimum(t, np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> tuple[np.ndarray, int]:
     """Voxels the rule must visit this step (active, recruitable or drawn to seed), and the surface count."""
     pbone, pph, plat, marrow, ptimer_nz = _byte_views(pad)
     pbyte = pph[1:-1, 1:-1, 1:-1]
@@ -406,7 +436,7 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear) -> tuple[np.nda
     sidx_i = np.flatnonzero(surface)
     hs = _draws(inputs, linear(np.unravel_index(sidx_i, inner)))
     drawn = np.zeros(surface.size, bool)
-    drawn[sidx_i[hs < np.uint32(inputs.act_thr)]] = True
+    drawn[sidx_i[hs.astype(np.int64) < thresholds.at(sidx_i)]] = True
     return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
 
 
@@ -434,7 +464,7 @@ def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
 
 
 class _NumpyState:
-    __slots__ = ("counters", "formed_day", "gshape", "neighbourhood", "resorbed_day", "word")
+    __slots__ = ("counters", "formed_day", "gshape", "lut", "mech", "neighbourhood", "resorbed_day", "word")
 
     def __init__(self, word: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
         self.word = word
@@ -443,6 +473,8 @@ class _NumpyState:
         self.neighbourhood = neighbourhood
         self.gshape = word.shape
         self.counters: list[np.ndarray] = []
+        self.mech: np.ndarray | None = None
+        self.lut: np.ndarray | None = None
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -482,8 +514,15 @@ class NumpyBackend:
             resorbed_day=state.resorbed_day,
             formed_day=state.formed_day,
             map_day=map_day,
+            mech=state.mech,
+            lut=state.lut,
         )
         state.counters.append(c)
+
+    def set_mechanics(self, state: _NumpyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
+        """The mechanical-signal classes (uint8, the volume's shape) and class weights of the next steps."""
+        state.mech = None if mech is None else np.ascontiguousarray(mech, np.uint8)
+        state.lut = None if lut is None else np.ascontiguousarray(lut, np.uint32)
 
     def read_counters(self, state: _NumpyState) -> np.ndarray:
         out = np.array(state.counters, dtype=np.uint64).reshape(-1, len(COUNTERS))

@@ -70,13 +70,14 @@ extern "C" __global__ void __launch_bounds__(BS_NTHREADS, BONESIM_MIN_BLOCKS)
 BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
     bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
-    bs_u64* __restrict__ counters, const BsGeom g, const BsStep s, int map_day)
+    bs_u64* __restrict__ counters, const bs_u8* __restrict__ mech, const bs_u32* __restrict__ lut,
+    const BsGeom g, const BsStep s, int map_day)
 {
     __shared__ bs_u32 tile[BS_TILE];
     __shared__ bs_u32 bsum[BONESIM_NCOUNT];
     BsDeviceExec ex;
     bs_exec_init(ex, (threadIdx.z * BONESIM_BY + threadIdx.y) * BONESIM_BX + threadIdx.x, bsum);
-    const BsIO io = {src, dst, rmap, fmap, map_day};
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
     bs_tile_block(ex, tile, io, g, s, blockIdx.z, blockIdx.y, blockIdx.x);
     bs_flush_counters(ex, bsum, counters);
 }
@@ -86,13 +87,14 @@ extern "C" __global__ void __launch_bounds__(BS_ZNTHREADS)
 BONESIM_CAT(bonesim_remodel_step_zm_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
     bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
-    bs_u64* __restrict__ counters, const BsGeom g, const BsStep s, int map_day)
+    bs_u64* __restrict__ counters, const bs_u8* __restrict__ mech, const bs_u32* __restrict__ lut,
+    const BsGeom g, const BsStep s, int map_day)
 {
     __shared__ bs_u32 ring[3 * BS_ZPLANE];
     __shared__ bs_u32 bsum[BONESIM_NCOUNT];
     BsDeviceExec ex;
     bs_exec_init(ex, threadIdx.y * BONESIM_ZBX + threadIdx.x, bsum);
-    const BsIO io = {src, dst, rmap, fmap, map_day};
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
     bs_zm_block(ex, ring, io, g, s, blockIdx.z, blockIdx.y, blockIdx.x);
     bs_flush_counters(ex, bsum, counters);
 }

@@ -50,6 +50,8 @@ struct BsIO {
     bs_u32* dst;
     bs_i32* rmap;
     bs_i32* fmap;
+    const bs_u8* mech;  // mechanical-signal class per interior voxel (read only when the step's mech_on)
+    const bs_u32* lut;  // activation weight per class, 8.8 fixed point
     int map_day;
 };
 
@@ -77,7 +79,7 @@ struct BsGeom {
     bs_i64 oz, oy, ox, gz, gy, gx;
 };
 static_assert(sizeof(BsGeom) == 64, "BsGeom layout: see bonesim/ca/kernel_abi.py");
-static_assert(sizeof(BsStep) == 52, "BsStep layout: see bonesim/ca/kernel_abi.py");
+static_assert(sizeof(BsStep) == 56, "BsStep layout: see bonesim/ca/kernel_abi.py");
 
 // Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
 BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {
@@ -113,17 +115,21 @@ struct BsTileNb {
 // counters in c[0..5] (removed, added, recruited, seeds, surface, perforated).
 // Voxels beyond the interior (threads of partial blocks) do nothing.
 template <class Nb>
-BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, int iz, int iy, int ix, bs_u32* dst,
-                               bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
+BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, int iz, int iy, int ix, const BsIO& io,
+                               bs_u32 c[6]) {
+    bs_u32* dst = io.dst;
+    bs_i32* rmap = io.rmap;
+    bs_i32* fmap = io.fmap;
+    const int map_day = io.map_day;
     BS_UNROLL
     for (int i = 0; i < 6; ++i) c[i] = 0u;
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     if (iz >= iz_n || iy >= iy_n || ix >= ix_n) return;
     const bs_u32 w = nb(13);
     const bs_i64 lin = ((g.oz + iz + g.halo) * g.gy + (g.oy + iy + g.halo)) * g.gx + (g.ox + ix + g.halo);
-    bs_u32 ev = 0u;
-    const bs_u32 nw = bonesim_rule(nb, s, (bs_u32)((bs_u64)lin >> 32), (bs_u32)lin, &ev);
     const bs_i64 o = ((bs_i64)iz * iy_n + iy) * ix_n + ix;
+    bs_u32 ev = 0u;
+    const bs_u32 nw = bonesim_rule(nb, s, io.mech, o, io.lut, (bs_u32)((bs_u64)lin >> 32), (bs_u32)lin, &ev);
     dst[o] = nw;
     const bs_u32 ob = w & 0xFFu, nbn = nw & 0xFFu;
     if (nbn < ob) {
@@ -141,11 +147,11 @@ BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, i
 
 // Thread (tz, ty, tx) of the 3-D tile block at (z0, y0, x0).
 BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
-                               int ty, int tx, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, int map_day, bs_u32 c[6]) {
+                               int ty, int tx, const BsIO& io, bs_u32 c[6]) {
     BsTileNb nb;
     nb.tile = tile;
     nb.base = ((tz + 1) * BS_TY + ty + 1) * BS_TX + tx + 1;
-    bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, dst, rmap, fmap, map_day, c);
+    bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, io, c);
 }
 
 // The 3-D tile kernel's block (bz, by, bx): stage the tile, barrier, every thread its voxel.
@@ -161,7 +167,7 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
         int tz, ty, tx;
         ex.thread3(tid, tz, ty, tx);
         bs_u32 c[6];
-        bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io.dst, io.rmap, io.fmap, io.map_day, c);
+        bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, c);
         BS_UNROLL
         for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
     });
@@ -238,7 +244,7 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
             bs_ring_slots(z - zbeg, nb.slot);
             nb.base = (ty + 1) * BS_ZTX + tx + 1;
             bs_u32 c[6];
-            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io.dst, io.rmap, io.fmap, io.map_day, c);
+            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io, c);
             BS_UNROLL
             for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
         });

@@ -62,6 +62,7 @@ struct BsStep {
     bs_u32 cost1, cost2, cost3;  // lateral cost of a face / edge / corner step
     bs_u32 seed_lo, seed_hi;  // the run's 64-bit seed: the Philox key
     bs_u32 step;       // step number: a Philox counter word
+    bs_u32 mech_on;    // 1: the activation threshold of a surface voxel is scaled by lut[mech] (mechanoregulation)
 };
 
 BONESIM_HD bool bs_in_neigh(int k) {
@@ -105,9 +106,18 @@ BONESIM_HD bool bs_head_on(int a, int b) {
     return d < 0 && 4 * d * d >= bs_norm1(a) * bs_norm1(b);
 }
 
-// One voxel, one step. `nb(k)` returns the old word of neighbour k (13 = self).
+// Activation threshold of a surface voxel under mechanoregulation: act_thr times the weight of its
+// mechanical-signal class (8.8 fixed point, computed on the host per FE solve), saturating.
+BONESIM_HD bs_u32 bs_mech_threshold(bs_u32 act_thr, bs_u32 weight_q8) {
+    const bs_u64 t = ((bs_u64)act_thr * (bs_u64)weight_q8) >> 8;
+    return t > 0xFFFFFFFFull ? 0xFFFFFFFFu : (bs_u32)t;
+}
+
+// One voxel, one step. `nb(k)` returns the old word of neighbour k (13 = self). mech[o] is the voxel's
+// mechanical-signal class and lut the 256 class weights; both are read only when s.mech_on.
 template <class Nb>
-BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_u32 idx_lo, bs_u32* ev) {
+BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech, bs_i64 o, const bs_u32* lut,
+                               bs_u32 idx_hi, bs_u32 idx_lo, bs_u32* ev) {
     const bs_u32 w = nb(13);
     const bs_u32 b = w & 0xFFu;
     const bs_u32 pb = (w >> 8) & 0xFFu;
@@ -174,7 +184,8 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, bs_u32 idx_hi, bs_
             return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), (bs_u32)bestc << 8);
         }
         // 3. activation of a new BMU
-        if (bs_voxel_random(s.seed_lo, s.seed_hi, s.step, BS_STREAM_ACTIVATION, idx_hi, idx_lo) < s.act_thr) {
+        const bs_u32 thr = s.mech_on ? bs_mech_threshold(s.act_thr, lut[mech[o]]) : s.act_thr;
+        if (bs_voxel_random(s.seed_lo, s.seed_hi, s.step, BS_STREAM_ACTIVATION, idx_hi, idx_lo) < thr) {
             *ev |= BS_EV_RECRUIT | BS_EV_SEED;
             return bs_word(b, BS_PH_R | BS_TOP | ((bs_u32)d << 3), s.lat0 << 8);
         }

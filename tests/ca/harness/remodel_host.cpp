@@ -92,22 +92,23 @@ extern "C" void bonesim_host_abi(bs_u64* out) {
                           offsetof(BsGeom, gy), offsetof(BsGeom, gx)};
     std::memcpy(out + 1, g, sizeof g);
     out[11] = sizeof(BsStep);
-    const bs_u64 s[13] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
+    const bs_u64 s[14] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
                           offsetof(BsStep, form), offsetof(BsStep, rev_steps), offsetof(BsStep, f_q16),
                           offsetof(BsStep, lat0), offsetof(BsStep, cost1), offsetof(BsStep, cost2),
                           offsetof(BsStep, cost3), offsetof(BsStep, seed_lo),
-                          offsetof(BsStep, seed_hi), offsetof(BsStep, step)};
+                          offsetof(BsStep, seed_hi), offsetof(BsStep, step), offsetof(BsStep, mech_on)};
     std::memcpy(out + 12, s, sizeof s);
-    out[25] = BONESIM_NSLOT;
-    out[26] = BONESIM_NCOUNT;
+    out[26] = BONESIM_NSLOT;
+    out[27] = BONESIM_NCOUNT;
 }
 
 // One launch of kernel `variant` (0 tile, 1 z-march) with grid (gx, gy, gz) and block (bx, by, bz).
 // Returns 0, or -1 when the block shape is not the one the body was compiled for (the launcher's bug).
 extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, int by, int bz, int order,
                                    const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, bs_u64* counters,
-                                   const BsGeom* g, const BsStep* s, int map_day) {
-    const BsIO io = {src, dst, rmap, fmap, map_day};
+                                   const bs_u8* mech, const bs_u32* lut, const BsGeom* g, const BsStep* s,
+                                   int map_day) {
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
     if (variant == 0 ? (bx != BONESIM_BX || by != BONESIM_BY || bz != BONESIM_BZ)
                      : (bx != BONESIM_ZBX || by != BONESIM_ZBY || bz != 1))
         return -1;
@@ -129,8 +130,10 @@ extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, 
 
 // The plain reference loop: pad the interior with its neighbours (inert outside), apply the rule.
 extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
-                                  bs_u64* counters, const BsGeom* gp, const BsStep* s, int map_day) {
+                                  bs_u64* counters, const bs_u8* mech, const bs_u32* lut, const BsGeom* gp,
+                                  const BsStep* s, int map_day) {
     const BsGeom& g = *gp;
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     const int PZ = iz_n + 2, PY = iy_n + 2, PX = ix_n + 2;
     for (int tz = 0; tz < PZ; ++tz)
@@ -148,7 +151,7 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 nb.sy = PX;
                 nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
                 bs_u32 c[6];
-                bs_apply_voxel(nb, g, *s, iz, iy, ix, dst, rmap, fmap, map_day, c);
+                bs_apply_voxel(nb, g, *s, iz, iy, ix, io, c);
                 for (int k = 0; k < 6; ++k) counters[k] += c[k];
             }
 }
