@@ -41,6 +41,7 @@ import numpy as np
 
 from bonesim._validation import check_in_range, check_positive
 from bonesim.ca.backends import resolve_backend
+from bonesim.ca.mechano import MechanoParams, Mechanoregulation
 from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
 from bonesim.ca.rng import MAX_SEED
@@ -141,6 +142,8 @@ class RunPlan:
     n_main: int
     save_steps: int
     config: dict[str, Any]
+    mechanics: MechanoParams | None = None
+    load_magnitude: np.ndarray | None = None
 
     @property
     def total(self) -> int:
@@ -148,6 +151,13 @@ class RunPlan:
 
     def day_of(self, step: int) -> float:
         return (step - self.n_spin) * self.dt
+
+    def magnitude_at(self, step: int) -> float:
+        """The habitual-load multiplier on the day of ``step`` (the spin-up takes day 0's)."""
+        if self.load_magnitude is None or len(self.load_magnitude) == 0:
+            return 1.0
+        day = min(max(int(self.day_of(step)), 0), len(self.load_magnitude) - 1)
+        return float(self.load_magnitude[day])
 
 
 def plan_run(
@@ -160,6 +170,7 @@ def plan_run(
     spinup_years: float,
     scenario: Any = None,
     base_params: RemodelingParams | None = None,
+    mechanics: MechanoParams | bool | None = None,
 ) -> RunPlan:
     """Check the arguments and fix what the run will do (no files, no device)."""
     if not isinstance(volume, Volume):
@@ -189,6 +200,12 @@ def plan_run(
     n_spin = round(spinup_years * DAYS_PER_YEAR / dt)
     n_main = max(1, round(years * DAYS_PER_YEAR / dt))
     save_steps = max(1, round(save_every / dt))
+    mech = _mechanics(mechanics, scenario)
+    load = table.get("load_magnitude") if mech is not None else None
+    if load is not None:
+        load = np.asarray(load, np.float64)
+        if not np.all(np.isfinite(load)) or load.min() < 0 or load.max() > 10:
+            raise BonesimError("the daily table's `load_magnitude` must lie in [0, 10]")
     constant = isinstance(params, RemodelingParams) or (params is None and scenario is None)
     config = {
         "input_digest": volume_digest(volume),
@@ -207,10 +224,41 @@ def plan_run(
         "total_steps": n_spin + n_main,
         "shape": list(volume.shape),
         "voxel_size_um": volume.voxel_size_um,
+        "mechanics": None if mech is None else mech.to_dict(),
     }
+    if load is not None:
+        config["load_digest"] = digest_arrays({"load_magnitude": load})
+        config["mechanics"] = {**config["mechanics"], "load_digest": config.pop("load_digest")}
     return RunPlan(
-        volume, daily, table, scen_name, scen_toml, years, int(seed), dt, n_spin, n_main, save_steps, config
+        volume,
+        daily,
+        table,
+        scen_name,
+        scen_toml,
+        years,
+        int(seed),
+        dt,
+        n_spin,
+        n_main,
+        save_steps,
+        config,
+        mechanics=mech,
+        load_magnitude=load,
     )
+
+
+def _mechanics(mechanics: MechanoParams | bool | None, scenario: Any) -> MechanoParams | None:
+    """The run's mechanoregulation: explicit settings, True (defaults, the scenario's load axis) or off."""
+    if mechanics is None or mechanics is False:
+        return None
+    if mechanics is True:
+        axis = getattr(getattr(scenario, "loading", None), "axis", None)
+        return MechanoParams(axis=axis) if axis else MechanoParams()
+    if not isinstance(mechanics, MechanoParams):
+        raise InputTypeError(
+            f"`mechanics` must be a MechanoParams, True or None, got {type(mechanics).__name__}"
+        )
+    return mechanics
 
 
 @dataclass
@@ -225,6 +273,7 @@ class _Start:
     metrics_acc: dict[str, Any] | None = None
     rows: list[dict[str, float]] = field(default_factory=list)
     fresh: bool = True
+    mechanics: dict[str, Any] = field(default_factory=dict)
 
 
 def _initial_state(volume: Volume) -> dict[str, np.ndarray]:
@@ -304,7 +353,15 @@ def _resume_point(plan: RunPlan, folder: RunFolder) -> _Start:
     folder.drop_frames_from(ck.n_frames)
     log.info("resuming %s at step %d of %d", folder.path, ck.step, plan.total)
     return _Start(
-        ck.state, ck.step, ck.n_frames, ck.prev_bone, ck.schedule, ck.metrics_acc, ck.rows, fresh=False
+        ck.state,
+        ck.step,
+        ck.n_frames,
+        ck.prev_bone,
+        ck.schedule,
+        ck.metrics_acc,
+        ck.rows,
+        fresh=False,
+        mechanics=ck.mechanics,
     )
 
 
@@ -326,6 +383,13 @@ class _Loop:
             *(start.state[k] for k in ("bone", "phase", "timer", "resorbed_day", "formed_day")),
             neighbourhood=self.sched.neighbourhood,
         )
+        self.mechano = None
+        if plan.mechanics is not None:
+            self.mechano = Mechanoregulation(plan.mechanics, plan.volume.voxel_size_um, plan.dt)
+            if start.mechanics:
+                self.mechano.set_state(start.mechanics)
+                self.be.set_mechanics(self.state, self.mechano.mech, self.mechano.lut)
+        self.t_mech = 0.0
         self.rows_from = start.step  # step index of the first counter row not read yet
         self.done = start.step
         self.t_io = 0.0
@@ -362,6 +426,7 @@ class _Loop:
                 device=self.be.device,
                 seed=self.plan.seed,
                 compression=self.compression,
+                mechanics=None if self.mechano is None else self.mechano.get_state(),
             )
         self.n_frames += frame
         self.final = st
@@ -384,12 +449,23 @@ class _Loop:
         for n in range(self.start, p.total):
             if interrupted():
                 self._interrupt()
+            if self.mechano is not None and self.mechano.due(n):
+                self._solve_mechanics(n)
             inputs = self.sched.inputs_for_step(n, seed=p.seed, drain=self.drain)
             self.be.step(self.state, inputs, step=n, map_day=int(p.day_of(n)) if n >= p.n_spin else -1)
             self.done = n + 1
             self._save_due()
             if progress is not None and (self.done % CAL_EVERY == 0 or self.done == p.total):
                 _report(progress, p, self.start, self.done, time.perf_counter() - t0)
+
+    def _solve_mechanics(self, n: int) -> None:
+        """FE on the bone after ``n`` steps: new signal classes and weights for the next steps."""
+        t0 = time.perf_counter()
+        up = self.mechano.update(self.be.download_bone(self.state), self.plan.magnitude_at(n))
+        self.be.set_mechanics(self.state, up.mech, up.lut)
+        self.sched.mech_on = 1
+        self.sched.formation_q16 = up.formation_q16
+        self.t_mech += time.perf_counter() - t0
 
     def _interrupt(self) -> None:
         if self.folder is not None:
@@ -426,9 +502,12 @@ def _finish(loop: _Loop, wall: float, *, command: str | None, overwrite: bool) -
     timings = {
         "wall_s": wall,
         "io_s": loop.t_io,
+        "mechanics_s": loop.t_mech,
         "steps": ran,
         "steps_per_s": ran / wall if wall > 0 else float("nan"),
-        "gvox_per_s": ran * nvox / (wall - loop.t_io) / 1e9 if wall > loop.t_io else float("nan"),
+        "gvox_per_s": ran * nvox / (wall - loop.t_io - loop.t_mech) / 1e9
+        if wall > loop.t_io + loop.t_mech
+        else float("nan"),
     }
     if loop.folder is None:
         return timings
@@ -476,6 +555,7 @@ def simulate(
     scenario: Any = None,
     base_params: RemodelingParams | None = None,
     compression: str = "gzip",
+    mechanics: MechanoParams | bool | None = None,
     command: str | None = None,
 ) -> SimulationResult:
     """Simulate bone remodeling of ``volume`` for ``years``.
@@ -514,6 +594,11 @@ def simulate(
         ``bonesim.physiology.scenario_table``); stored in ``/scenario``.
     base_params : RemodelingParams, optional
         Fields a daily table does not hold (footprint, neighbourhood, dt).
+    mechanics : MechanoParams or True, optional
+        Mechanoregulation (``bonesim.ca.mechano``): the micro-FE is solved every
+        ``interval_days`` on the current bone and its sensed strain energy steers
+        where BMUs start; the daily table's ``load_magnitude`` column (if any)
+        scales the habitual load. ``True``: default settings. Off by default.
     compression : {'gzip', 'zstd', 'none'}
     command : str, optional
         Command line stored in ``/provenance``.
@@ -535,6 +620,7 @@ def simulate(
         spinup_years=spinup_years,
         scenario=scenario,
         base_params=base_params,
+        mechanics=mechanics,
     )
     folder = RunFolder(out) if out is not None else None
     start = _open_run(plan, folder, resume=resume, overwrite=overwrite)

@@ -115,6 +115,8 @@ class Schedule:
         self.spinup_steps = int(spinup_steps)
         #: 1 while a mechanical-signal field steers activation (set by the engine's mechanoregulation).
         self.mech_on = 0
+        #: Formation efficiency factor of mechanoregulation (16.16 fixed point; 65536 = 1).
+        self.formation_q16 = 65536
         base = self.daily[0]
         for p in {id(p): p for p in self.daily}.values():
             p.check_voxel_size(self.h)
@@ -204,7 +206,7 @@ class Schedule:
             depth=depth,
             form=min(form, 0xFFFFFFFF),
             rev_steps=rev,
-            f_q16=f_q16,
+            f_q16=min(0xFFFFFFFF, (f_q16 * self.formation_q16) >> 16),
             lat0=self.lat0,
             cost1=self.costs[0],
             cost2=self.costs[1],
@@ -269,6 +271,8 @@ class Schedule:
             "pending_steps": self.pending_steps,
             "deficit_q16": self.deficit_q16,
             "surface_mean": self.surface_mean,
+            "mech_on": self.mech_on,
+            "formation_q16": self.formation_q16,
         }
 
     def set_state(self, state: dict[str, Any]) -> None:
@@ -283,3 +287,5 @@ class Schedule:
         self.pending_steps = int(state.get("pending_steps", 0))
         self.deficit_q16 = int(state.get("deficit_q16", 0))
         self.surface_mean = int(state.get("surface_mean", 0))
+        self.mech_on = int(state.get("mech_on", 0))
+        self.formation_q16 = int(state.get("formation_q16", 65536))

@@ -63,6 +63,7 @@ IDENTITY_KEYS: dict[str, str] = {
     "save_steps": "the save interval (--save-every)",
     "shape": "the volume shape",
     "voxel_size_um": "the voxel size",
+    "mechanics": "the mechanoregulation (--mechanics and its settings)",
 }
 STATE_FIELDS = ("bone", "phase", "timer")
 MAP_FIELDS = ("resorbed_day", "formed_day")
@@ -136,6 +137,26 @@ def _write_state(f: h5py.File, st: Mapping[str, np.ndarray], compression: str) -
     return s
 
 
+def _read_mechanics(f: h5py.File, where: str) -> dict[str, Any]:
+    """The mechanoregulation state of a checkpoint (``{}`` when the run has none), digest-checked."""
+    if "mechanics" not in f:
+        return {}
+    g = f["mechanics"]
+    arrays = {nm: _read_checked(g[nm], where) for nm in g}
+    digest = g.attrs.get("digest")
+    digest = digest.decode() if isinstance(digest, bytes) else str(digest)
+    if digest != digest_arrays(arrays):
+        raise BonesimError(
+            f"{where}: the mechanics state does not match its digest; start over with --overwrite"
+        )
+    attrs = read_json_attr(g, "attrs")
+    if not isinstance(attrs, dict):
+        raise BonesimError(
+            f"{where}: the mechanics attributes are not a mapping; start over with --overwrite"
+        )
+    return {"attrs": attrs, "arrays": arrays}
+
+
 @dataclass
 class Checkpoint:
     """What a checkpoint holds: the state, the step and everything the loop carries."""
@@ -147,6 +168,7 @@ class Checkpoint:
     rows: list[dict[str, float]]
     n_frames: int
     prev_bone: np.ndarray | None = None
+    mechanics: dict[str, Any] = field(default_factory=dict)
 
 
 def validate_state(state: Mapping[str, np.ndarray], shape: tuple[int, ...], where: str) -> None:
@@ -274,9 +296,17 @@ class RunFolder:
         device: str,
         seed: int,
         compression: str,
+        mechanics: Mapping[str, Any] | None = None,
     ) -> None:
+        """``mechanics``: the mechanoregulation state (``{"attrs": {...}, "arrays": {...}}``), if any."""
         with atomic_h5(self.path / "checkpoint.h5") as f:
             s = _write_state(f, st, compression)
+            if mechanics:
+                g = f.create_group("mechanics")
+                for nm, a in mechanics["arrays"].items():
+                    _checked(g, nm, a, compression)
+                write_json_attr(g, "attrs", dict(mechanics["attrs"]))
+                g.attrs["digest"] = digest_arrays(dict(mechanics["arrays"]))
             write_table(f.create_group("tables"), "metrics", metrics)
             s.attrs.update(step=int(step), day=float(day), seed=int(seed), backend=backend, device=device)
             write_json_attr(s, "schedule", dict(schedule))
@@ -354,6 +384,7 @@ class RunFolder:
                 t = read_table(f["tables/metrics"])
                 schedule = read_json_attr(s, "schedule")
                 metrics_acc = read_json_attr(s, "metrics_acc")
+                mechanics = _read_mechanics(f, where)
         except KeyError as exc:
             raise BonesimError(f"{where} lacks {exc}; start over with --overwrite") from None
         except (ValueError, TypeError) as exc:
@@ -374,7 +405,7 @@ class RunFolder:
             )
         validate_state(state, shape, where)
         rows = [{k: float(t[k][i]) for k in t} for i in range(len(t["day"]))] if t else []
-        ck = Checkpoint(state, step, schedule, metrics_acc, rows[:n_frames], n_frames)
+        ck = Checkpoint(state, step, schedule, metrics_acc, rows[:n_frames], n_frames, mechanics=mechanics)
         if n_frames > 0:
             with h5py.File(self.path / f"frame_{n_frames - 1:05d}.h5", "r") as fr:
                 ck.prev_bone = fr["bone"][...]
