@@ -144,9 +144,9 @@ class MechanoParams:
         if (
             isinstance(self.fe_coarsen, bool)
             or not isinstance(self.fe_coarsen, int)
-            or not 1 <= self.fe_coarsen <= 8
+            or not 0 <= self.fe_coarsen <= 8
         ):
-            raise InputError(f"`fe_coarsen` must be an integer in [1, 8], got {self.fe_coarsen!r}")
+            raise InputError(f"`fe_coarsen` must be an integer in [0, 8] (0: automatic), got {self.fe_coarsen!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -240,7 +240,7 @@ class Mechanoregulation:
         if not 0.0 <= magnitude <= 10.0:
             raise InputError(f"load magnitude must lie in [0, 10], got {magnitude}")
         p = self.p
-        k = p.fe_coarsen
+        k = p.fe_coarsen or max(1, int(50.0 // self.h))
         load = Uniaxial(p.axis, strain=p.habitual_strain)
         res = solve(coarsen(bone, k), load, voxel_size_um=self.h * k, tol=p.tol, backend="numpy")
         force = abs(float(res.reaction_force_n or 0.0))
