@@ -146,7 +146,9 @@ class MechanoParams:
             or not isinstance(self.fe_coarsen, int)
             or not 0 <= self.fe_coarsen <= 8
         ):
-            raise InputError(f"`fe_coarsen` must be an integer in [0, 8] (0: automatic), got {self.fe_coarsen!r}")
+            raise InputError(
+                f"`fe_coarsen` must be an integer in [0, 8] (0: automatic), got {self.fe_coarsen!r}"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import click
+import numpy as np
 
 from bonesim.cli._common import compression_option, overwrite_option, user_errors
 from bonesim.defaults import DAYS_PER_YEAR
@@ -108,6 +109,20 @@ def _already_complete(output_path: str) -> bool:
     default=None,
     help="Start from frame N of a result file (IN.h5 is then a result; -1 = its last frame).",
 )
+@click.option(
+    "--mechanics/--no-mechanics",
+    default=None,
+    help="Mechanoregulation: re-solve the micro-FE on the current bone and let the strain energy the "
+    "osteocytes sense steer where BMUs start (default: on when the scenario changes the load).",
+)
+@click.option(
+    "--mechanics-every",
+    type=float,
+    default=30.0,
+    show_default=True,
+    metavar="DAYS",
+    help="With --mechanics: days between FE solves.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its folder OUT.h5.partial/.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
@@ -126,6 +141,8 @@ def simulate(
     chunks,
     steps_per_exchange,
     frame,
+    mechanics,
+    mechanics_every,
     resume,
     no_progress,
     overwrite,
@@ -143,6 +160,7 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --years 5
       bonesim simulate bone.h5 run.h5 --params low_f.toml --backend numpy --seed 3
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
+      bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10 --mechanics
       bonesim simulate bone.h5 run.h5 --years 5 --resume
       bonesim simulate big.h5 run.h5 --years 5 --chunks 512 --backend cupy
       bonesim simulate run.h5 next.h5 --frame -1 --years 5   # continue from a result's last frame
@@ -162,6 +180,7 @@ def simulate(
     scenario = scenario_table(scenario_name, years) if scenario_name else None
     base = _base_params(params_file, scenario)
     params = None if scenario is not None else (base or RemodelingParams())
+    mech = _mechanics_settings(mechanics, mechanics_every, scenario)
     be = make_backend(backend, chunks=chunks, steps_per_exchange=steps_per_exchange)
     click.echo(
         f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
@@ -202,6 +221,7 @@ def simulate(
             scenario=scenario,
             base_params=base,
             compression=compression,
+            mechanics=mech,
             command=command,
         )
     except KeyboardInterrupt:
@@ -226,3 +246,26 @@ def simulate(
         f"BV/TV input {volume.bv_tv:.4f}, day 0 (after spin-up) {m['bv_tv'][0]:.4f}, "
         f"end {m['bv_tv'][-1]:.4f}; {res.timings['gvox_per_s']:.4f} Gvox/s"
     )
+
+
+def _mechanics_settings(flag, every, scenario):
+    """MechanoParams for the run, or None: on with --mechanics, or when the scenario changes the load."""
+    from bonesim.ca.mechano import MechanoParams
+
+    load = None if scenario is None else scenario.table.get("load_magnitude")
+    changes_load = load is not None and bool((np.asarray(load) != 1.0).any())
+    if flag is None:
+        flag = changes_load
+        if flag:
+            click.echo(
+                "the scenario changes the mechanical load: mechanoregulation on (--no-mechanics: off)",
+                err=True,
+            )
+    elif not flag and changes_load:
+        click.echo(
+            "warning: --no-mechanics ignores the scenario's [loading] (it acts through mechanics)", err=True
+        )
+    if not flag:
+        return None
+    axis = getattr(getattr(getattr(scenario, "scenario", None), "loading", None), "axis", None) or "z"
+    return MechanoParams(interval_days=every, axis=axis)

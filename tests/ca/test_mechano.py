@@ -136,3 +136,41 @@ def test_disuse_in_the_daily_table_loses_more_bone(vol):
     assert bv(disuse) < bv(habitual)
     with pytest.raises(BonesimError, match="load_magnitude"):
         simulate(vol, {**table, "load_magnitude": np.full(n, -1.0)}, **kw)
+
+
+def test_cli_simulate_with_mechanics(tmp_path):
+    from click.testing import CliRunner
+
+    from bonesim.cli import main
+    from bonesim.io.hdf5 import write_volume
+
+    bone = phantom.gyroid((16, 18, 20), 18, phantom.gyroid_sheet_level_for(0.4), sheet=True)
+    src = tmp_path / "bone.h5"
+    write_volume(src, Volume(bone, voxel_size_um=20.0))
+    fast_toml = tmp_path / "fast.toml"
+    fast_toml.write_text(
+        "acf_per_year = 20.0\nresorption_days = 15\nreversal_days = 5\nmar_um_per_day = 2.0\n"
+    )
+    args = [
+        "--years",
+        "0.1",
+        "--spinup-years",
+        "0",
+        "--backend",
+        "numpy",
+        "--no-progress",
+        "--params",
+        str(fast_toml),
+    ]
+    r = CliRunner().invoke(
+        main, ["simulate", str(src), str(tmp_path / "m.h5"), *args, "--mechanics", "--mechanics-every", "5"]
+    )
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(main, ["simulate", str(src), str(tmp_path / "p.h5"), *args])
+    assert r.exit_code == 0, r.output
+    with h5py.File(tmp_path / "m.h5", "r") as a, h5py.File(tmp_path / "p.h5", "r") as b:
+        assert not np.array_equal(a["state/bone"][...], b["state/bone"][...])
+    r = CliRunner().invoke(
+        main, ["simulate", str(src), str(tmp_path / "x.h5"), *args, "--mechanics", "--mechanics-every", "0"]
+    )
+    assert r.exit_code == 1 and "interval_days" in r.output
