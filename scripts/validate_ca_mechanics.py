@@ -32,6 +32,7 @@ from bonesim.io.sample import VOXEL_UM, real_sample
 from bonesim.morphometry.indices import morphometry
 from bonesim.physiology.model import scenario_table
 
+LOCAL_GAIN = [MechanoParams().local_gain]
 INDICES = ("bv_tv", "tb_th", "tb_sp", "tb_n", "conn_d")
 KEYS = ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "conn_d_per_mm3")
 
@@ -70,7 +71,7 @@ def run(
         save_every=365.25,
         scenario=st,
         out=out,
-        mechanics=MechanoParams() if mech else None,
+        mechanics=MechanoParams(local_gain=LOCAL_GAIN[0]) if mech else None,
     )
     wall = time.perf_counter() - t0
     res = Result.open(out)
@@ -108,7 +109,9 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--scenarios", default="healthy-adult,postmenopausal")
     ap.add_argument("--mechanics", choices=("on", "off", "both"), default="both")
+    ap.add_argument("--local-gain", type=float, default=MechanoParams().local_gain)
     args = ap.parse_args()
+    LOCAL_GAIN[0] = args.local_gain
     full = real_sample()
     lo = (full.shape[0] - args.size) // 2
     crop = np.ascontiguousarray(full[lo : lo + args.size, lo : lo + args.size, lo : lo + args.size])

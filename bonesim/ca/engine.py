@@ -252,7 +252,7 @@ def _mechanics(mechanics: MechanoParams | bool | None, scenario: Any) -> Mechano
     if mechanics is None or mechanics is False:
         return None
     if mechanics is True:
-        axis = getattr(getattr(scenario, "loading", None), "axis", None)
+        axis = getattr(scenario, "load_axis", None)
         return MechanoParams(axis=axis) if axis else MechanoParams()
     if not isinstance(mechanics, MechanoParams):
         raise InputTypeError(

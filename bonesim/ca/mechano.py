@@ -24,11 +24,12 @@ enters the CA as integers only, so NumPy and CUDA stay bit-identical:
    ``1 / (1 + (r − 1 − lazy_zone))``. The weights are divided by their mean
    over the current surface, so this step moves BMUs, it does not add any:
    the systemic Ac.f (physiology) stays what it is.
-4. **Global level** (how much): the mean surface signal relative to the
-   habitual reference, X = S̄ / S̄_ref. Below ``1 − lazy_zone`` (disuse) the
-   activation of every surface is raised by up to ``1 + disuse_activation_gain``
+4. **Global level** (how much, optional): the mean surface signal relative to
+   the habitual reference, X = S̄ / S̄_ref. Below ``1 − lazy_zone`` (disuse) the
+   activation of every surface can be raised by up to ``1 + disuse_activation_gain``
    and the formation efficiency of every BMU lowered by up to
-   ``disuse_formation_gain``; within or above it both are 1.
+   ``disuse_formation_gain``; within or above it both are 1. Off by default:
+   the systemic disuse response lives in the physiology (see the parameters).
 
 The lookup table (256 weights in 8.8 fixed point) and the formation factor
 (16.16) are integers computed on the host from the FE result; both, the class
@@ -95,8 +96,13 @@ class MechanoParams:
         Extra activation of a fully unloaded surface relative to the lazy zone (3: 4×).
     disuse_activation_gain, disuse_formation_gain : float
         Raise of activation and loss of formation efficiency at zero load
-        (1.0: Ac.f doubles; 0.3: BMUs refill 70 %), scaled linearly from the
-        lower edge of the lazy zone.
+        (e.g. 1.0: Ac.f doubles; 0.3: BMUs refill 70 %), scaled linearly from
+        the lower edge of the lazy zone. 0 by default: a scenario's
+        ``[loading]`` already drives the systemic disuse response in the
+        physiology (osteocyte RANKL and osteoblast apoptosis, fitted to
+        bed-rest histology), which reaches the CA through Ac.f and f; set these
+        only with a daily table that has no such response, or the disuse is
+        counted twice.
     tol : float
         Relative residual of the FE solves (a signal, not a modulus: 1e-4).
     fe_coarsen : int
@@ -114,8 +120,8 @@ class MechanoParams:
     sensing_um: float = 100.0
     lazy_zone: float = 0.25
     local_gain: float = 3.0
-    disuse_activation_gain: float = 1.0
-    disuse_formation_gain: float = 0.3
+    disuse_activation_gain: float = 0.0
+    disuse_formation_gain: float = 0.0
     tol: float = 1e-4
     fe_coarsen: int = 0
 

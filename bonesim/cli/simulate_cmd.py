@@ -267,5 +267,5 @@ def _mechanics_settings(flag, every, scenario):
         )
     if not flag:
         return None
-    axis = getattr(getattr(getattr(scenario, "scenario", None), "loading", None), "axis", None) or "z"
+    axis = getattr(scenario, "load_axis", None) or "z"
     return MechanoParams(interval_days=every, axis=axis)

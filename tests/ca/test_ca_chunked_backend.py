@@ -11,9 +11,10 @@ engine = pytest.importorskip("bonesim.ca.engine")
 
 from bonesim import Volume, phantom  # noqa: E402
 from bonesim.ca.backends.chunked import ChunkedBackend, shell_boxes, simulate_in_chunks  # noqa: E402
+from tests.fast_params import fast  # noqa: E402
 
 SHAPE = (28, 24, 26)
-KW = {"years": 0.15, "spinup_years": 0.05, "save_every": 20, "seed": 3}
+KW = {"years": 0.15, "spinup_years": 0.05, "save_every": 20, "seed": 3, "params": fast(acf_per_year=4)}
 
 
 @pytest.fixture(scope="module")

@@ -76,7 +76,9 @@ def test_an_unloaded_strut_senses_less_than_the_loaded_columns():
 
 def test_force_control_raises_the_signal_as_bone_is_lost_and_disuse_lowers_it():
     bone = _columns_and_strut()
-    m = Mechanoregulation(MechanoParams(axis="z"), 20.0, 1.0)
+    m = Mechanoregulation(
+        MechanoParams(axis="z", disuse_activation_gain=1.0, disuse_formation_gain=0.3), 20.0, 1.0
+    )
     m.update(bone)
     thinner = bone.copy()
     thinner[:, 10:14, 6] = 0
@@ -128,7 +130,9 @@ def test_mechanics_changes_the_run_and_resume_is_bit_identical(vol, tmp_path):
 def test_disuse_in_the_daily_table_loses_more_bone(vol):
     n = 200
     table = constant_table(FAST, n)
-    mech = MechanoParams(interval_days=30, sensing_um=60.0)
+    mech = MechanoParams(
+        interval_days=30, sensing_um=60.0, disuse_activation_gain=1.0, disuse_formation_gain=0.3
+    )
     kw = dict(years=0.4, spinup_years=0.05, backend="numpy", seed=2, base_params=FAST, mechanics=mech)
     habitual = simulate(vol, {**table, "load_magnitude": np.ones(n)}, **kw)
     disuse = simulate(vol, {**table, "load_magnitude": np.full(n, 0.2)}, **kw)
