@@ -160,8 +160,11 @@ def morphometry(
             out["conn_d_per_mm3"] = undefined("Conn.D", "the volume has no bone")
             out["conn_d_purified_per_mm3"] = float("nan")
         else:
-            out["conn_d_per_mm3"] = topology.connectivity(mask) / tv_mm3
-            out["conn_d_purified_per_mm3"] = topology.connectivity_purified(mask) / tv_mm3
+            raw = topology.connectivity(mask)
+            pure = topology.purify(mask)
+            same = np.array_equal(pure, mask)  # one particle, no cavity: nothing to recount
+            out["conn_d_per_mm3"] = raw / tv_mm3
+            out["conn_d_purified_per_mm3"] = (raw if same else topology.connectivity(pure)) / tv_mm3
         out.update(topology.particle_counts(mask).as_dict())
 
     def do_smi() -> None:
