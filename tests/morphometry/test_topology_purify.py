@@ -16,6 +16,7 @@ from bonesim.morphometry.topology import (
     connectivity_purified,
     enclosed_cavities,
     euler_3d,
+    euler_boundary_corrected,
     largest_particle,
     particle_counts,
     purify,
@@ -73,6 +74,8 @@ def test_torus_with_speck_and_pocket_purifies_to_one_loop():
     assert connectivity(m) == -2
     assert connectivity_purified(m) == 1
     np.testing.assert_array_equal(purify(m), ring)
+    # with loop-free specks inside the box: β1 = β0 + β2 − χ from the counts of the raw bone
+    assert c.n_particles + c.n_cavities - euler_boundary_corrected(m) == 1
 
 
 def grid_loops(n: int) -> int:
@@ -101,6 +104,7 @@ def test_rod_lattice_with_specks_and_pockets(n):
     assert (c.n_particles, c.n_cavities, c.cavity_voxels) == (1 + len(specks), len(nodes), len(nodes))
     assert connectivity(m) == grid_loops(n) - len(specks) - len(nodes)
     assert connectivity_purified(m) == grid_loops(n)
+    assert c.n_particles + c.n_cavities - euler_boundary_corrected(m) == grid_loops(n)
     vol = np.where(m, 255, 0).astype(np.uint8)
     r = morphometry(vol, voxel_size_um=H, indices=["conn_d"])
     tv_mm3 = (40 * H / 1000) ** 3
