@@ -29,9 +29,15 @@ METRIC_COLUMNS = (
     "conn_d_per_mm3",
     "smi",
     "da",
+    "conn_d_purified_per_mm3",
+    "n_particles",
+    "n_cavities",
+    "cavity_voxels",
 )
 #: Extra columns of ``/tables/morphometry`` and of the CSV.
 EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "tb_sp_max_um")
+#: Columns that hold counts (written to the CSV as integers).
+COUNT_COLUMNS = ("n_particles", "n_cavities", "cavity_voxels")
 FRAMES = ("all", "last")
 
 
@@ -118,4 +124,10 @@ def _write_csv(path: Path, table: dict[str, Any]) -> None:
         w = _csv.writer(fh)
         w.writerow(names)
         for r in range(len(table["frame"])):
-            w.writerow([int(table[c][r]) if c == "frame" else f"{table[c][r]:.6g}" for c in names])
+            w.writerow([_cell(c, table[c][r]) for c in names])
+
+
+def _cell(name: str, value: float) -> str:
+    if name == "frame" or (name in COUNT_COLUMNS and np.isfinite(value)):
+        return str(int(value))
+    return f"{value:.6g}"

@@ -22,7 +22,7 @@ INDEX_KEYS: dict[str, tuple[str, ...]] = {
     "tb_th": ("tb_th_um", "tb_th_sd_um", "tb_th_max_um"),
     "tb_sp": ("tb_sp_um", "tb_sp_sd_um", "tb_sp_max_um"),
     "tb_n": ("tb_n_per_mm",),
-    "conn_d": ("conn_d_per_mm3",),
+    "conn_d": ("conn_d_per_mm3", "conn_d_purified_per_mm3", "n_particles", "n_cavities", "cavity_voxels"),
     "smi": ("smi",),
     "da": ("da",),
 }
@@ -77,7 +77,10 @@ def morphometry(
     dict
         ``bv_tv``; ``bs_bv_per_mm``, ``bs_tv_per_mm``; ``tb_th_um``,
         ``tb_th_sd_um``, ``tb_th_max_um``; the same for ``tb_sp``;
-        ``tb_n_per_mm`` = 1/(Tb.Th + Tb.Sp); ``conn_d_per_mm3``; ``smi``;
+        ``tb_n_per_mm`` = 1/(Tb.Th + Tb.Sp); ``conn_d_per_mm3`` (raw bone) and
+        ``conn_d_purified_per_mm3`` (BoneJ-style purified bone: largest particle,
+        cavities filled), ``n_particles``, ``n_cavities``, ``cavity_voxels`` (bone
+        particles and enclosed marrow cavities of the raw bone); ``smi``;
         ``da`` (MIL, max/min ≥ 1). An index that is undefined for the volume
         (no bone, no marrow) is NaN with a :class:`MorphometryWarning`.
 
@@ -155,8 +158,14 @@ def morphometry(
     def do_conn() -> None:
         if n_bone == 0:
             out["conn_d_per_mm3"] = undefined("Conn.D", "the volume has no bone")
+            out["conn_d_purified_per_mm3"] = float("nan")
         else:
-            out["conn_d_per_mm3"] = topology.connectivity(mask) / tv_mm3
+            raw = topology.connectivity(mask)
+            pure = topology.purify(mask)
+            same = np.array_equal(pure, mask)  # one particle, no cavity: nothing to recount
+            out["conn_d_per_mm3"] = raw / tv_mm3
+            out["conn_d_purified_per_mm3"] = (raw if same else topology.connectivity(pure)) / tv_mm3
+        out.update(topology.particle_counts(mask).as_dict())
 
     def do_smi() -> None:
         smi = basic.structure_model_index(data, h) if n_bone else float("nan")

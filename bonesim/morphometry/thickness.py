@@ -20,12 +20,18 @@ Exact and fast:
    an n has ``D(n) > D(c)``, so the pruning is exact: no value changes.
    BoneJ's continuous test ``sqrt D(n) >= sqrt D(c) + |n - c|`` keeps 81 % of
    the bone voxels of the real sample; this one keeps 20 %;
-3. paint the ridge balls in decreasing D (integer arithmetic, row by row):
-   the first ball to reach a voxel holds its maximum, so each voxel is
-   written once; per-row "next unpainted voxel" pointers (union-find with
-   path halving) skip painted runs; z-slabs run in parallel in a Numba
-   kernel without write races. Without Numba a vectorised NumPy version
-   paints one radius class at a time (exact, slow).
+3. paint the ridge balls in decreasing D (integer arithmetic): the first
+   ball to reach a voxel holds its maximum, so each voxel is written once.
+   The still-unpainted voxels are kept as one 64-bit mask per 4×4×4 block;
+   a ball visits only the blocks its extent meets whose mask is not empty
+   (per row of blocks, "next non-empty block" pointers, union-find with path
+   halving, skip the painted ones), builds the block's ball mask from 12
+   squared offsets, paints ``unpainted & ball`` and clears those bits. Most
+   ridge balls (77 % on the real marrow) find nothing left to paint; this
+   makes each such visit a few mask operations instead of a walk over rows.
+   z-slabs of blocks run in parallel in a Numba kernel without write races.
+   Without Numba a vectorised NumPy version paints one radius class at a
+   time (exact, slow).
 
 The outside of the volume counts as neither structure nor background (the
 EDT ignores the border), so a plate cut by the volume faces keeps its
@@ -187,24 +193,34 @@ def _numba_ridge():
         return keep
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def ridge_far(d2, keep, cz, cy, cx, offs, cls, need):  # pragma: no cover - compiled
-        # second pass over the survivors of the 26-neighbour test: the balls of centres
-        # 2..RIDGE_REACH voxels away (offs sorted nearest first, cls = row of `need`)
+    def ridge_far(d2, keep, idx, offs, lin, cls, need_t, reach):  # pragma: no cover - compiled
+        # second pass over the survivors of the 26-neighbour test (flat indices `idx`): the balls
+        # of centres 2..reach voxels away (offs sorted nearest first, lin their flat offsets,
+        # cls their row of need, stored transposed: need_t[D, class])
         nz, ny, nx = d2.shape
-        for i in numba.prange(cz.shape[0]):
-            z = cz[i]
-            y = cy[i]
-            x = cx[i]
-            d = d2[z, y, x]
-            for j in range(offs.shape[0]):
-                zz = z + offs[j, 0]
-                yy = y + offs[j, 1]
-                xx = x + offs[j, 2]
-                if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
-                    continue
-                if d2[zz, yy, xx] >= need[cls[j], d]:
-                    keep[z, y, x] = False
-                    break
+        flat = d2.reshape(-1)
+        kflat = keep.reshape(-1)
+        for ii in numba.prange(idx.shape[0]):
+            p = idx[ii]
+            z = p // (ny * nx)
+            y = (p // nx) % ny
+            x = p % nx
+            row = need_t[flat[p]]
+            if reach <= z < nz - reach and reach <= y < ny - reach and reach <= x < nx - reach:
+                for j in range(lin.shape[0]):
+                    if flat[p + lin[j]] >= row[cls[j]]:
+                        kflat[p] = False
+                        break
+            else:
+                for j in range(offs.shape[0]):
+                    zz = z + offs[j, 0]
+                    yy = y + offs[j, 1]
+                    xx = x + offs[j, 2]
+                    if zz < 0 or zz >= nz or yy < 0 or yy >= ny or xx < 0 or xx >= nx:
+                        continue
+                    if d2[zz, yy, xx] >= row[cls[j]]:
+                        kflat[p] = False
+                        break
         return keep
 
     _NUMBA_RIDGE = (ridge, ridge_far)
@@ -235,9 +251,12 @@ def distance_ridge(d2: np.ndarray, *, engine: str = "auto") -> np.ndarray:
         classes = sorted({tuple(sorted(abs(c) for c in o)) for o in offs})
         index = {c: i for i, c in enumerate(classes)}
         cls = np.array([index[tuple(sorted(abs(c) for c in o))] for o in offs], np.int64)
-        need_far = _need_table(int(d2.max()), classes)
-        cz, cy, cx = np.nonzero(keep)
-        keep = ridge_far(d2, keep, cz, cy, cx, np.array(offs, np.int64), cls, need_far)
+        need_t = np.ascontiguousarray(_need_table(int(d2.max()), classes).T)
+        _, ny, nx = d2.shape
+        offs_a = np.array(offs, np.int64)
+        lin = (offs_a[:, 0] * ny + offs_a[:, 1]) * nx + offs_a[:, 2]
+        idx = np.flatnonzero(keep)
+        keep = ridge_far(d2, keep, idx, offs_a, lin, cls, need_t, RIDGE_REACH)
     return keep
 
 
@@ -246,7 +265,10 @@ _NUMBA_KERNEL = None
 
 
 def _numba_kernel():
-    """Compile (once, cached on disk by Numba) the parallel ball painter; None without Numba."""
+    """Compile (once, cached on disk by Numba) the parallel ball painter; None without Numba.
+
+    Returns ``(block_masks, paint)``.
+    """
     global _NUMBA_KERNEL
     if _NUMBA_KERNEL is not None:
         return _NUMBA_KERNEL or None
@@ -258,18 +280,11 @@ def _numba_kernel():
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _find(nxt, z, y, x):  # pragma: no cover - compiled
-        # next unpainted x' >= x in row (z, y), with path halving
+        # next x' >= x in row (z, y) with nxt[z, y, x'] == x' (path halving)
         while nxt[z, y, x] != x:
             nxt[z, y, x] = nxt[z, y, nxt[z, y, x]]
             x = nxt[z, y, x]
         return x
-
-    @numba.njit(cache=True, nogil=True, inline="always")
-    def _find_row(rnxt, z, y):  # pragma: no cover - compiled
-        while rnxt[z, y] != y:
-            rnxt[z, y] = rnxt[z, rnxt[z, y]]
-            y = rnxt[z, y]
-        return y
 
     @numba.njit(cache=True, nogil=True, inline="always")
     def _isqrt_below(v):  # pragma: no cover - compiled
@@ -282,16 +297,37 @@ def _numba_kernel():
         return r
 
     @numba.njit(parallel=True, cache=True, nogil=True)
-    def paint(out, nxt, rcnt, rnxt, cz, cy, cx, cd, nslab):  # pragma: no cover - compiled
+    def block_masks(mask, bits):  # pragma: no cover - compiled
+        # bit (lz*16 + ly*4 + lx) of bits[bz, by, bx]: voxel (4bz+lz, 4by+ly, 4bx+lx) is in the phase
+        nz, ny, nx = mask.shape
+        nbz, nby, nbx = bits.shape
+        for bz in numba.prange(nbz):
+            for by in range(nby):
+                for bx in range(nbx):
+                    u = np.uint64(0)
+                    for lz in range(min(4, nz - 4 * bz)):
+                        for ly in range(min(4, ny - 4 * by)):
+                            for lx in range(min(4, nx - 4 * bx)):
+                                if mask[4 * bz + lz, 4 * by + ly, 4 * bx + lx]:
+                                    u |= np.uint64(1) << np.uint64(lz * 16 + ly * 4 + lx)
+                    bits[bz, by, bx] = u
+        return bits
+
+    @numba.njit(parallel=True, cache=True, nogil=True)
+    def paint(out, bits, bnxt, cz, cy, cx, cd, slab_blocks):  # pragma: no cover - compiled
         # Centres come in decreasing cd: the first ball to reach a voxel holds its maximum, so
-        # every voxel is written once. `nxt` skips painted runs within a row (voxels of the other
-        # phase start as painted: strict balls never hold them); `rcnt`/`rnxt` skip rows with
-        # nothing left to paint. Slabs of z are independent: no write races.
+        # every voxel is written once. `bits` holds the unpainted phase voxels of each 4x4x4
+        # block; `bnxt[bz, by, bx]` is the next block >= bx of that row of blocks whose mask
+        # may be non-empty. Slabs of `slab_blocks` block layers are independent: no races.
         nz, ny, nx = out.shape
-        slab = (nz + nslab - 1) // nslab
+        nbz = bits.shape[0]
+        nslab = (nbz + slab_blocks - 1) // slab_blocks
+        full = ~np.uint64(0)
+        one = np.uint64(1)
         for s in numba.prange(nslab):
-            z0 = s * slab
-            z1 = min(nz, z0 + slab)
+            z0 = 4 * s * slab_blocks
+            z1 = min(nz, z0 + 4 * slab_blocks)
+            sq = np.empty(12, np.int64)  # squared offsets of the block's 4 z, 4 y, 4 x from the centre
             for i in range(cz.shape[0]):
                 d = cd[i]
                 zc = cz[i]
@@ -302,29 +338,58 @@ def _numba_kernel():
                     continue
                 yc = cy[i]
                 xc = cx[i]
-                for z in range(za, zb + 1):
-                    rem = d - (z - zc) * (z - zc)
-                    ry = _isqrt_below(rem)
-                    ya = max(0, yc - ry)
-                    yb = min(ny - 1, yc + ry)
-                    y = _find_row(rnxt, z, ya)
-                    while y <= yb:
-                        rx = _isqrt_below(rem - (y - yc) * (y - yc))
-                        xa = max(0, xc - rx)
-                        xb = min(nx - 1, xc + rx)
-                        x = _find(nxt, z, y, xa)
-                        while x <= xb:
-                            out[z, y, x] = d
-                            nxt[z, y, x] = x + 1
-                            rcnt[z, y] -= 1
-                            x = _find(nxt, z, y, x + 1)
-                        if rcnt[z, y] == 0:
-                            rnxt[z, y] = y + 1
-                        y = _find_row(rnxt, z, y + 1)
+                for bz in range(za // 4, zb // 4 + 1):
+                    lo = 4 * bz
+                    dz = lo - zc if zc < lo else (zc - lo - 3 if zc > lo + 3 else 0)
+                    fz = max(zc - lo, lo + 3 - zc)
+                    for k in range(4):
+                        sq[k] = (lo + k - zc) * (lo + k - zc)
+                    for by in range(max(0, yc - r) // 4, min(ny - 1, yc + r) // 4 + 1):
+                        lo2 = 4 * by
+                        dy = lo2 - yc if yc < lo2 else (yc - lo2 - 3 if yc > lo2 + 3 else 0)
+                        rem = d - dz * dz - dy * dy
+                        if rem <= 0:
+                            continue
+                        rx = _isqrt_below(rem)  # x reach of the ball at the row's nearest point
+                        fy = max(yc - lo2, lo2 + 3 - yc)
+                        for k in range(4):
+                            sq[4 + k] = (lo2 + k - yc) * (lo2 + k - yc)
+                        bxe = min(nx - 1, xc + rx) // 4
+                        bx = _find(bnxt, bz, by, max(0, xc - rx) // 4)
+                        while bx <= bxe:
+                            lo3 = 4 * bx
+                            fx = max(xc - lo3, lo3 + 3 - xc)
+                            if fz * fz + fy * fy + fx * fx < d:  # the whole block is in the ball
+                                m = full
+                            else:
+                                for k in range(4):
+                                    sq[8 + k] = (lo3 + k - xc) * (lo3 + k - xc)
+                                m = np.uint64(0)
+                                for lz in range(4):
+                                    if sq[lz] >= d:
+                                        continue
+                                    for ly in range(4):
+                                        syz = sq[lz] + sq[4 + ly]
+                                        if syz >= d:
+                                            continue
+                                        for lx in range(4):
+                                            if syz + sq[8 + lx] < d:
+                                                m |= one << np.uint64(lz * 16 + ly * 4 + lx)
+                            u = bits[bz, by, bx]
+                            hit = u & m
+                            if hit != 0:
+                                for k in range(64):
+                                    if (hit >> np.uint64(k)) & one:
+                                        out[lo + (k >> 4), lo2 + ((k >> 2) & 3), lo3 + (k & 3)] = d
+                                u &= ~m
+                                bits[bz, by, bx] = u
+                                if u == 0:
+                                    bnxt[bz, by, bx] = bx + 1
+                            bx = _find(bnxt, bz, by, bx + 1)
         return out
 
-    _NUMBA_KERNEL = paint
-    return paint
+    _NUMBA_KERNEL = (block_masks, paint)
+    return _NUMBA_KERNEL
 
 
 def _paint_numpy(shape: tuple[int, int, int], centres: np.ndarray, d: np.ndarray) -> np.ndarray:
@@ -364,18 +429,17 @@ def local_thickness_squared(mask: np.ndarray, *, engine: str = "auto") -> np.nda
     if engine == "numba" and kernel is None:
         raise ImportError("engine='numba' needs the numba package: pip install 'bonesim[morph]'")
     if kernel is not None:
+        block_masks, paint = kernel
         order = np.argsort(-cd, kind="stable")
-        out = np.zeros(mask.shape, np.int32)
         nz, ny, nx = mask.shape
-        nxt = np.empty((nz, ny, nx + 1), np.int32)
-        nxt[...] = np.arange(nx + 1, dtype=np.int32)
-        nxt[:, :, :nx] += ~mask  # the other phase counts as painted
-        rcnt = np.count_nonzero(mask, axis=2).astype(np.int32)
-        rnxt = np.empty((nz, ny + 1), np.int32)
-        rnxt[...] = np.arange(ny + 1, dtype=np.int32)
-        rnxt[:, :ny] += rcnt == 0
-        nslab = max(1, min(nz, 2 * (os.cpu_count() or 1)))
-        kernel(out, nxt, rcnt, rnxt, cz[order], cy[order], cx[order], cd[order], nslab)
+        nb = (-(-nz // 4), -(-ny // 4), -(-nx // 4))
+        bits = block_masks(mask, np.zeros(nb, np.uint64))
+        bnxt = np.empty((nb[0], nb[1], nb[2] + 1), np.int32)
+        bnxt[...] = np.arange(nb[2] + 1, dtype=np.int32)
+        bnxt[:, :, : nb[2]] += bits == 0  # blocks with nothing to paint are skipped from the start
+        out = np.zeros(mask.shape, np.int32)
+        slab_blocks = max(1, nb[0] // (4 * (os.cpu_count() or 1)))
+        paint(out, bits, bnxt, cz[order], cy[order], cx[order], cd[order], slab_blocks)
     else:
         out = _paint_numpy(mask.shape, np.stack([cz, cy, cx], axis=1), cd)
     out[~mask] = 0
