@@ -70,17 +70,17 @@ References
 .. [13] Sowers MR, Zheng H, Jannausch ML, et al. Amount of bone loss in relation to time around the
    final menstrual period and FSH staging of the transmenopause. J Clin Endocrinol Metab
    95:2155-2162 (2010), PMC2869543 (the -1.7 / -3.3 / -1.1 %/yr spine rates).
+.. [14] Law MR, Hackshaw AK. A meta-analysis of cigarette smoking, bone mineral density and risk of
+   hip fracture. BMJ 315:841-846 (1997) [memory].
 .. [15] Zerwekh JE, Ruml LA, Gottschalk F, Pak CYC. The effects of twelve weeks of bed rest on bone
    histology, biochemical markers of bone turnover, and calcium homeostasis in eleven normal
-   subjects. J Bone Miner Res 13:1594-1601 (1998) [read, abstract]: cancellous eroded surface
-   2.1 -> 4.7 %, active osteoclast surface doubled, serum formation markers unchanged, PTH and
-   calcitriol down, urinary Ca 5.3 -> 7.3 mmol/day.
+   subjects. J Bone Miner Res 13:1594-1601 (1998) [read, abstract; volume/pages from memory]:
+   cancellous eroded surface 2.1 -> 4.7 %, active osteoclast surface doubled, serum formation
+   markers unchanged, PTH and calcitriol down, urinary Ca 5.3 -> 7.3 mmol/day.
 .. [16] Xiong J, Onal M, Jilka RL, et al. Matrix-embedded cells control osteoclast formation. Nat Med
    17:1235-1241 (2011) (osteocyte RANKL needed for unloading-induced loss) [memory]; Spatz JM,
    Fields EE, Yu EW, et al. Serum sclerostin increases in healthy adult men during bed rest. J Clin
    Endocrinol Metab 97:E1736-E1740 (2012) [memory].
-.. [14] Law MR, Hackshaw AK. A meta-analysis of cigarette smoking, bone mineral density and risk of
-   hip fracture. BMJ 315:841-846 (1997) [memory].
 """
 
 from __future__ import annotations
