@@ -35,6 +35,9 @@ eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
                        (low IGF-1); the RANKL rise comes through estrogen
 primary HPT            parathyroid secretion x G (continuous excess, catabolic) Peterson & Riggs 2010 [code]
+disuse (``loading``)   load deficit d = max(0, 1 - magnitude): osteocyte RANKL  Zerwekh 1998 bed rest [read]
+                       P_RANKL + k d (resorption up) and sclerostin/Wnt loss:   -> [fitted] (cells only, no
+                       OB apoptosis A_OBa x (1 + k d); > 1 (exercise): none     BMD); Xiong 2011, Spatz 2012
 =====================  =======================================================  ===========================
 
 References
@@ -69,6 +72,15 @@ References
    95:2155-2162 (2010), PMC2869543 (the -1.7 / -3.3 / -1.1 %/yr spine rates).
 .. [14] Law MR, Hackshaw AK. A meta-analysis of cigarette smoking, bone mineral density and risk of
    hip fracture. BMJ 315:841-846 (1997) [memory].
+.. [15] Zerwekh JE, Ruml LA, Gottschalk F, Pak CYC. The effects of twelve weeks of bed rest on bone
+   histology, biochemical markers of bone turnover, and calcium homeostasis in eleven normal
+   subjects. J Bone Miner Res 13:1594-1601 (1998) [read, abstract; volume/pages from memory]:
+   cancellous eroded surface 2.1 -> 4.7 %, active osteoclast surface doubled, serum formation
+   markers unchanged, PTH and calcitriol down, urinary Ca 5.3 -> 7.3 mmol/day.
+.. [16] Xiong J, Onal M, Jilka RL, et al. Matrix-embedded cells control osteoclast formation. Nat Med
+   17:1235-1241 (2011) (osteocyte RANKL needed for unloading-induced loss) [memory]; Spatz JM,
+   Fields EE, Yu EW, et al. Serum sclerostin increases in healthy adult men during bed rest. J Clin
+   Endocrinol Metab 97:E1736-E1740 (2012) [memory].
 """
 
 from __future__ import annotations
@@ -146,6 +158,14 @@ class FactorParams:
     rom_opg: float = 0.5  # OPG x (1 + k occupancy) [assumed]
     rom_adapt_days: float = 120.0  # attenuation of the formation response [assumed]
     vd_ng_ml_per_100iu: float = 0.7  # 25(OH)D rise per 100 IU/day D3 [memory, Heaney 2003]
+    # disuse, per unit of load deficit d = max(0, 1 - loading.magnitude) [fitted, cells only]: at
+    # bed rest (magnitude 0.3, d = 0.7) the quasi-steady osteoclasts double (Zerwekh 1998: cancellous
+    # eroded surface x2.2, active osteoclast surface x2) and the osteoblasts stay at baseline (serum
+    # formation markers unchanged) [read]; solved jointly on the quasi-steady cells at healthy PTH
+    # (tests/physiology/test_loading.py checks the two numbers).
+    # Linear in d [assumed]; no term above habitual loading (exercise: the CA's local mechanics).
+    disuse_rankl: float = 508.36  # pM/day extra RANKL production per unit deficit (osteocyte RANKL)
+    disuse_aoba: float = 1.0543  # A_OBa x (1 + k d): sclerostin-Wnt loss of osteoblast survival
 
 
 FACTOR_PARAMS = FactorParams()
@@ -224,6 +244,7 @@ class Forcing:
             "teriparatide",
             "abaloparatide",
             "calcium_vitamin_d",
+            "loading",
         ):
             for k in ("start_years", "stop_years"):
                 d = self.s[sec][k] * DAYS_PER_YEAR
@@ -273,6 +294,11 @@ class Forcing:
         x_gc = dose / (dose + self.p.gc_d50_mg) * self._window("glucocorticoid", t)
         return d_e, x_gc
 
+    def load_magnitude(self, t):
+        """Habitual loading relative to normal: ``loading.magnitude`` inside its window, else 1."""
+        on = self._window("loading", self._t(t))
+        return np.where(on > 0, self.s["loading"]["magnitude"], 1.0)
+
     def thyroid(self, t):
         lvl = self.s["thyroid"]["level"]
         w = self._window("thyroid", self._t(t))
@@ -310,11 +336,14 @@ class Forcing:
         # calcium module in extreme random scenarios).
         x_tpt = self.exposure("teriparatide_x", t)
         x_aba = self.exposure("abaloparatide_x", t)
+        load = self.load_magnitude(t)
+        disuse = np.clip(1.0 - load, 0.0, 1.0)
         p_rankl = (
             p.p_rankl_estrogen * (d_e - (1.0 - p.estrogen_sustained) * adapt_e)
             + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
             + p.ed_p_rankl * sev
             + p.tpt_rankl * (x_tpt + p.aba_rankl_ratio * x_aba)
+            + p.disuse_rankl * disuse
         )
         p_rankl = np.maximum(p_rankl, -0.25 * 168.4195)
         bp = self.exposure("bisphosphonate_umol", t)
@@ -328,6 +357,7 @@ class Forcing:
             * (1.0 + p.alcohol_aoba * units)
             * (1.0 + p.smoking_aoba * cig)
             * (1.0 + p.ed_aoba * sev)
+            * (1.0 + p.disuse_aoba * disuse)
         )
         vd = (
             (
@@ -381,4 +411,5 @@ class Forcing:
             "reversal_mult": 1.0 / theta,
             "mar_mult": theta * (1.0 - p.gc_mar * x_gc),
             "vitamin_d_eff_ng_ml": vd,
+            "load_magnitude": load,
         }

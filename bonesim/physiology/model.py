@@ -238,7 +238,8 @@ def run_physiology(
         ``calcium_mM``, ``pth_pM``, ``calcitriol_pM``, ``estrogen``, ``obp``, ``oba``,
         ``oca`` (relative to healthy, dynamic), ``oca_qs``, ``oba_qs`` (quasi-steady),
         ``ca_absorption_mmol_d``, ``urinary_ca_mmol_d``, ``bone_ca_release_mmol_d``,
-        ``remodeling_period_days``, ``bv_rel``, ``bv_rel_balance``, ``vitamin_d_ng_ml``).
+        ``remodeling_period_days``, ``bv_rel``, ``bv_rel_balance``, ``vitamin_d_ng_ml``,
+        ``load_magnitude`` (habitual loading relative to normal, 1 outside the ``[loading]`` window)).
 
     Examples
     --------
@@ -346,6 +347,9 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
         "denosumab_ng_ml": forcing.exposure("denosumab_ng_ml", day),
         "bisphosphonate_umol": forcing.exposure("bisphosphonate_umol", day),
         "romosozumab_ug_ml": forcing.exposure("romosozumab_ug_ml", day),
+        # habitual loading relative to normal (scenario [loading]); the axis is scenario-level
+        # (ScenarioTable.load_axis), the CA's mechanoregulation reads both
+        "load_magnitude": inp["load_magnitude"].copy(),
     }
 
 
@@ -368,6 +372,14 @@ class ScenarioTable:
     toml: str
     table: dict[str, np.ndarray]
     scenario: Scenario
+
+    @property
+    def load_axis(self) -> str:
+        """Principal habitual loading axis of the sample, ``"z"``, ``"y"`` or ``"x"`` (``[loading] axis``).
+
+        The daily magnitude is the table column ``load_magnitude`` (1 habitual).
+        """
+        return self.scenario["loading"]["axis"]
 
 
 def scenario_table(name_or_path: str | Scenario, years: float, *, spinup_years: float = 0.0) -> ScenarioTable:

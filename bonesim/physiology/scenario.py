@@ -180,6 +180,24 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "start_years": _start(),
         "stop_years": _stop(),
     },
+    # habitual mechanical loading of the site: the CA's mechanoregulation reads the axis and the
+    # daily magnitude (column ``load_magnitude``); the systemic disuse factor is in factors.py
+    "loading": {
+        "axis": Key(
+            "z",
+            choices=("z", "y", "x"),
+            doc="principal habitual loading axis of the sample (volume axis, as bonesim mechanics --axis)",
+        ),
+        "magnitude": Key(
+            1.0,
+            0.0,
+            3.0,
+            "",
+            "habitual loading relative to normal inside the window (1 habitual, < 1 disuse, > 1 exercise)",
+        ),
+        "start_years": _start("years after day 0 when the changed loading starts"),
+        "stop_years": _stop("years after day 0 when habitual loading (magnitude 1) returns (1000 = never)"),
+    },
     "remodeling": {
         "acf0_per_year": Key(
             HEALTHY["acf_per_year"],

@@ -14,8 +14,24 @@ denosumab
     Two-compartment model with first-order subcutaneous absorption and linear plus
     Michaelis-Menten (target-mediated) elimination, parameters of OpenBoneMin
     (``inst/OpenBoneMin.cpp``; Peterson et al. 2004 AAPS J 6 abstract W4340) [code].
-    Free RANKL fraction 1 / (1 + C / K_D), with K_D = k_out,L / (k_denosL * 6.667 nM per
-    ng/mL) = 220 ng/mL from the same code's RANKL binding term [code].
+    Pharmacodynamics: equilibrium binding of RANKL by the antibody in the bone-marrow
+    interstitium, free RANKL fraction 1 / (1 + ABC * C / K_D), with the affinity of
+    denosumab for human RANKL K_D = 3 pM = 0.45 ng/mL at 150 kDa (Kostenuik et al. 2009
+    JBMR 24:182 [memory; the 3e-12 M value also read on a secondary encyclopedia page])
+    and the bone antibody biodistribution coefficient ABC = 0.073 (bone / plasma
+    concentration of an IgG; Shah & Betts 2013 mAbs 5:297 [memory]); the serum
+    concentration of half-maximal binding is K_D / ABC = 6.2 ng/mL. The antibody (nM) is
+    in large excess over RANKL (pM), so its free concentration is the total one.
+    *Before* this change, the free fraction used K_D = k_out,L / (k_denosL * 6.667 pM per
+    ng/mL) = 220 ng/mL, the RANKL-removal term of OpenBoneMin. That constant belongs to
+    OpenBoneMin's own osteoclast response (a Hill exponent of 8.5 on RANK-RANKL, so a 2x
+    RANKL fall already shuts osteoclastogenesis); in the Pivonka cell model, whose RANK
+    activation is hyperbolic and whose TGF-beta feedback makes OCa scale like the square
+    root of the activation, it left Ac.f suppressed by > 70 % only for ~2 months of each
+    6-month interval (Ac.f 0.21 -> 0.38 -> 0.82 of baseline at days 30, 90, 150), against
+    the ~80-90 % CTX suppression held until month 6 in FREEDOM (Cummings 2009 NEJM 361:756:
+    CTX -86 % at month 1, -72 % at month 6 [memory]) and Bekker 2004 JBMR 19:1059 (single
+    60 mg: suppression sustained ~6 months [memory]).
 romosozumab
     One-compartment model, V 3.92 L, CL 0.23 L/day (Martin et al. 2020 Bone 133:115223, as
     tabulated in the Pharmacolibrary model M05BX06 [code]); absorption 0.2 /day and
@@ -60,7 +76,15 @@ class PKParams:
     den_q: float = 18.67  # mL/h
     den_ka: float = 0.00592  # 1/h
     den_f: float = 0.729
-    den_kd_ng_ml: float = 220.0  # free RANKL 1/(1 + C/K_D), from koutL / (kdenosl * 1e6/150000) [code]
+    den_kd_pm: float = 3.0  # denosumab-RANKL affinity, Kostenuik 2009 [memory]
+    den_mw_kda: float = 150.0  # IgG2 (OpenBoneMin's 150000 g/mol) [code]
+    den_bone_abc: float = 0.073  # bone / plasma IgG concentration, Shah & Betts 2013 [memory]
+
+    @property
+    def den_kd_ng_ml(self) -> float:
+        """Serum denosumab (ng/mL) that binds half the RANKL: K_D (pM -> ng/mL) / ABC (6.16)."""
+        return self.den_kd_pm * self.den_mw_kda / 1000.0 / self.den_bone_abc
+
     # romosozumab
     rom_v_l: float = 3.92  # [code, Martin 2020 via Pharmacolibrary]
     rom_cl_l_d: float = 0.23  # [code]

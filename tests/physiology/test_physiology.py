@@ -397,6 +397,12 @@ def test_random_scenarios_within_ranges_stay_finite(seed):
         body[sec] = {}
         if sec in TREATMENT_PRESETS:  # drawn in the next test (same draws as before treatments existed)
             continue
+        # [loading] came later and stays habitual here: any disuse on top of seed 3's extremes (G = 10,
+        # 25(OH)D 150, 3 g Ca, thyrotoxicosis; 3.2 mM already) is an immobilisation hypercalcaemic
+        # crisis above this test's 3.5 mM (3.5 / 3.6 / 4.1 mM at magnitude 0.5 / 0.1 / 0, measured);
+        # test_loading draws deep disuse on the presets instead
+        if sec == "loading":
+            continue
         for k, key in keys.items():
             if isinstance(key.default, bool):
                 body[sec][k] = bool(rng.integers(2))

@@ -83,6 +83,33 @@ def test_treatment_keys_refused_out_of_range():
         Scenario.from_dict({"name": "x", "denosumab": {"dose": 60}})
 
 
+def test_denosumab_suppresses_activation_through_each_interval_and_wears_off():
+    """60 mg every 6 months: Ac.f >= 70 % below day 0 from day 14 to 150 after each dose
+    (FREEDOM CTX -86 % at month 1, -72 % at month 6); back to baseline within a year of the last."""
+    scn = load_scenario(f"{PMO}+denosumab").replace(denosumab={"stop_years": 1.0})
+    t = run_physiology(scn, 2.5)
+    acf = t["acf_per_year"]
+    doses = [0.5, 0.5 + 6 * 365.25 / 12]  # the two injections before stop_years
+    for d in doses:
+        window = acf[int(np.ceil(d)) + 14 : int(d) + 151]
+        assert window.max() <= 0.3 * acf[0], (d, window.max() / acf[0])
+    # offset: suppression wanes near the end of the interval, and after the last dose it is gone
+    assert acf[int(doses[0]) + 180] > acf[int(doses[0]) + 150]
+    last = int(doses[-1])
+    assert acf[last + 365] > 0.9 * acf[0] and acf[last + 365 :].max() < 1.5 * acf[0]
+    assert t["rankl_free"][last + 365] > 0.95
+
+
+def test_denosumab_pd_binding_constant():
+    """Half the RANKL bound at K_D / ABC of serum denosumab: 3 pM x 150 kDa / 0.073 = 6.2 ng/mL."""
+    from bonesim.physiology.treatments import PK
+
+    assert PK.den_kd_ng_ml == pytest.approx(0.45 / 0.073)
+    e = exposures(load_scenario("denosumab"), 200)
+    c, f = e["denosumab_ng_ml"], e["rankl_free"]
+    np.testing.assert_allclose(f, 1.0 / (1.0 + c / PK.den_kd_ng_ml))
+
+
 def test_denosumab_offset_after_last_dose():
     on = run_physiology(f"{PMO}+denosumab", 4)
     off = run_physiology(load_scenario(f"{PMO}+denosumab").replace(denosumab={"stop_years": 2.0}), 4)
