@@ -46,7 +46,9 @@ from bonesim.ca.rng import seed_words
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import InputError
 
-#: Steps between recalibrations of the activation probability.
+#: Days between recalibrations of the activation probability (``Schedule.cal_every`` steps).
+CAL_EVERY_DAYS = 16
+#: The same in steps at the default 1-day step (progress reports, the chunked exchange default).
 CAL_EVERY = 16
 #: Weight (in seeds) of the flat-surface prior footprint in the calibration.
 PRIOR_SEEDS = 20
@@ -151,6 +153,8 @@ class Schedule:
                 raise InputError("neighbourhood, dt_days and footprint_radius_um must be constant over a run")
         self.neighbourhood = base.neighbourhood
         self.dt = base.dt_days
+        #: steps between recalibrations: CAL_EVERY_DAYS in days, whatever the step
+        self.cal_every = max(1, round(CAL_EVERY_DAYS / self.dt))
         self.lat0, *costs = lateral_costs(base, self.h)
         self.costs = tuple(costs)
         self.footprint0, self.rings = flat_footprint(self.lat0, self.costs, self.neighbourhood)
@@ -247,12 +251,12 @@ class Schedule:
         )
 
     def inputs_for_step(self, step: int, *, seed: int, drain: Callable[[], None] | None = None) -> StepInputs:
-        """The protocol of every driver: every ``CAL_EVERY`` steps, read the counters and recalibrate; then inputs.
+        """The protocol of every driver: every ``cal_every`` steps (16 days), read the counters and recalibrate.
 
         ``drain`` (if given) must feed the counters of the steps run so far to
         :meth:`add_counters` before the calibration.
         """
-        if step % CAL_EVERY == 0:
+        if step % self.cal_every == 0:
             if drain is not None:
                 drain()
             self.calibrate()
@@ -276,7 +280,7 @@ class Schedule:
             self.pending_steps += len(rows)
 
     def calibrate(self) -> None:
-        """Fold the pending counters into the calibration (call when ``step % CAL_EVERY == 0``)."""
+        """Fold the pending counters into the calibration (call when ``step % cal_every == 0``)."""
         self.recruited_total += int(self.pending[COUNTERS.index("recruited")])
         self.seeds_total += int(self.pending[COUNTERS.index("seeds")])
         recruited = int(self.pending[COUNTERS.index("recruited")])
