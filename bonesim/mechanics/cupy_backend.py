@@ -134,7 +134,14 @@ def device_preflight(mesh: VoxelMesh) -> None:
 
 
 def solve_displacement(
-    mesh: VoxelMesh, poisson: float, bc, *, tol: float, maxiter: int, callback=None, x0: np.ndarray | None = None
+    mesh: VoxelMesh,
+    poisson: float,
+    bc,
+    *,
+    tol: float,
+    maxiter: int,
+    callback=None,
+    x0: np.ndarray | None = None,
 ):
     """Jacobi-PCG on the device; returns (u, K u, iterations, relative residual, converged) on the host.
 

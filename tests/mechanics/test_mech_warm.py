@@ -69,7 +69,7 @@ def test_warm_start_maps_nodes_and_zeroes_new_ones():
     grown[(bone == 0) & ndimage.binary_dilation(bone > 0)] = 255  # every new node is on new bone
     second = run(grown)
     mapped = warm_start(first, second.mesh)
-    old = dict(zip(first.mesh.node_grid.tolist(), range(first.mesh.n_nodes)))
+    old = dict(zip(first.mesh.node_grid.tolist(), range(first.mesh.n_nodes), strict=True))
     for i, g in enumerate(second.mesh.node_grid.tolist()):
         expect = first.displacement[old[g]] if g in old else np.zeros(3)
         assert np.array_equal(mapped[i], expect)
