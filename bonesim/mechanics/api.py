@@ -30,7 +30,20 @@ _GMG_MEMORY_FACTOR = 1.35
 
 @dataclass
 class MechanicsResult:
-    """Outcome of :func:`solve`. Forces in N, moduli in MPa, energies in J, SED in MPa."""
+    """Outcome of :func:`solve`. Forces in N, moduli in MPa, energies in J, SED in MPa.
+
+    ``sed`` (with ``keep_fields=True``) is the strain-energy density of every
+    voxel, float32, the volume's shape, in MPa (= N/mm² = MJ/m³; ×1000 for
+    kJ/m³): for a bone voxel (an element) ``SED_e = ½ uₑᵀ Kₑ uₑ / h³``, the exact
+    energy of the trilinear element over its volume (the volume average of
+    ½ σ:ε, not a centre-point value); 0 for marrow and for bone removed because
+    it does not carry the load (``removed_voxels``). ``Σ sed · h³`` is the strain
+    energy. For uniaxial stress (``Uniaxial`` on a solid bar: lateral faces free)
+    it is ½ E ε²; it scales with the square of the applied strain.
+    ``displacement`` is (n_nodes, 3) in mm on the nodes of ``mesh``
+    (components z, y, x); pass the whole result back as ``solve(..., x0=result)``
+    to warm-start the next solve.
+    """
 
     load: Any
     apparent_modulus_mpa: float | None
