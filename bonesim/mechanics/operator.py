@@ -237,9 +237,15 @@ class ElementOperator:
 
     def diagonal(self) -> np.ndarray:
         """Diagonal of K as (n_nodes, 3)."""
-        d = self.element_diagonals().reshape(-1, 8, 3)
         n = self.mesh.n_nodes
         out = np.empty((n, 3))
+        if self.matrices is None and self.basis.shape[0] == 1:  # s_e · diag(K₁): no (n_el, 24) temporary
+            dk = np.diagonal(self.basis[0]).reshape(8, 3)
+            for c in range(3):
+                w = (self.weights[:, :1] * dk[None, :, c]).ravel()
+                out[:, c] = np.bincount(self._conn_flat, weights=w, minlength=n)
+            return out
+        d = self.element_diagonals().reshape(-1, 8, 3)
         for c in range(3):
             out[:, c] = np.bincount(self._conn_flat, weights=d[:, :, c].ravel(), minlength=n)
         return out

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 PRECONDITIONERS = ("gmg", "jacobi")
 #: Coarse-level operators of the multigrid: Galerkin ``Pᵀ K P`` or re-discretised mean modulus.
 COARSE_OPERATORS = ("galerkin", "rediscretise")
+#: Precision in which the Galerkin element matrices are stored (the products accumulate in float64).
+GALERKIN_STORAGE = np.float32
 #: Coarsen until a level has at most this many nodes, then factorise it.
 COARSEST_NODES = 6000
 #: Chebyshev degree of the smoother; 1 (a damped Jacobi step) needs the fewest fine products per
@@ -221,23 +223,30 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
             mats[lo:hi] = (weights[lo:hi] @ flat).reshape(-1, 24, 24)
         return ElementOperator(coarse, weights=weights, basis=basis, matrices=mats)
     step = max(1, CHUNK // 16)
-    for c in range(8):
-        for lo in range(0, n, step):
-            hi = min(lo + step, n)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        acc = np.zeros((hi - lo, 24, 24))  # float64 sums, rounded once to the storage precision
+        for c in range(8):
             ok = np.flatnonzero(kids[lo:hi, c] >= 0)
-            if ok.size == 0:
-                continue
-            ids = kids[lo:hi, c][ok]
-            mats[lo + ok] += np.einsum("ia,eij,jb->eab", pc[c], _rows(fine, ids), pc[c], optimize=True)
-    mats = 0.5 * (mats + mats.transpose(0, 2, 1))
-    return ElementOperator(coarse, matrices=mats.astype(storage, copy=False))
+            if ok.size:
+                acc[ok] += _congruence(_rows(fine, kids[lo:hi, c][ok]), pc[c])
+        mats[lo:hi] = 0.5 * (acc + acc.transpose(0, 2, 1))
+    return ElementOperator(coarse, matrices=mats)
 
 
 def _rows(op: ElementOperator, ids: np.ndarray) -> np.ndarray:
     """float64 element matrices of the elements ``ids`` (exact weighted form where there is one)."""
     if op.basis is not None:
-        return np.einsum("em,mij->eij", op.weights[ids], op.basis)
+        return (op.weights[ids] @ op.basis.reshape(-1, 576)).reshape(-1, 24, 24)
     return op.matrices[ids].astype(np.float64)
+
+
+def _congruence(k: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``pᵀ k_e p`` for every symmetric k_e of the stack ``k`` (n, 24, 24): two large GEMMs."""
+    n = k.shape[0]
+    t = (k.reshape(n * 24, 24) @ p).reshape(n, 24, 24)  # k_e p
+    t = np.ascontiguousarray(t.transpose(0, 2, 1))  # (k_e p)ᵀ = pᵀ k_e
+    return (t.reshape(n * 24, 24) @ p).reshape(n, 24, 24)
 
 
 def _power_lambda_max(level: Level, iters: int = 12) -> float:
@@ -282,9 +291,7 @@ class Multigrid:
             self.prolong.append(p)
             op = None
             if coarse == "galerkin":
-                # float32 storage on the first (largest) coarse level, float64 below
-                storage = np.float32 if len(self.levels) == 1 else np.float64
-                op = galerkin_operator(self.levels[-1].op, cmesh, storage=storage)
+                op = galerkin_operator(self.levels[-1].op, cmesh, storage=GALERKIN_STORAGE)
             self.levels.append(Level(cmesh, poisson, cfree, op))
         self.lam = [_power_lambda_max(lv) for lv in self.levels[:-1]]
         self._factor_coarsest()
