@@ -104,10 +104,12 @@ def kernel(threaded: bool = False):
 
 
 @functools.lru_cache(maxsize=1)
-def kernel_explicit():
-    """Compiled product with one stored matrix per element (float32 or float64), or None.
+def kernel_packed():
+    """Compiled product with one stored symmetric matrix per element, or None.
 
-    ``kernel_explicit()(u, conn, matrices, out)``; accumulates in float64.
+    ``kernel_packed()(u, conn, packed, out)`` with ``packed`` (n_el, 300) the row-major
+    upper triangles (float32 or float64, :func:`bonesim.mechanics.operator.pack`);
+    every stored entry is read once and used twice; accumulates in float64.
     """
     if os.environ.get("BONESIM_NUMBA", "1") == "0":
         return None
@@ -117,7 +119,7 @@ def kernel_explicit():
         return None
 
     @nb.njit(cache=True, boundscheck=False)
-    def hex8_matvec_explicit(u, conn, mats, out):  # pragma: no cover - compiled
+    def hex8_matvec_packed(u, conn, packed, out):  # pragma: no cover - compiled
         out[:] = 0.0
         ue = np.empty(24)
         fe = np.empty(24)
@@ -128,17 +130,24 @@ def kernel_explicit():
                 ue[3 * a + 1] = u[nd, 1]
                 ue[3 * a + 2] = u[nd, 2]
             fe[:] = 0.0
+            k = 0
             for j in range(24):
                 v = ue[j]
-                for i in range(24):
-                    fe[i] += mats[e, j, i] * v
+                acc = fe[j] + packed[e, k] * v
+                k += 1
+                for i in range(j + 1, 24):
+                    kji = packed[e, k]
+                    k += 1
+                    fe[i] += kji * v
+                    acc += kji * ue[i]
+                fe[j] = acc
             for a in range(8):
                 nd = conn[e, a]
                 out[nd, 0] += fe[3 * a]
                 out[nd, 1] += fe[3 * a + 1]
                 out[nd, 2] += fe[3 * a + 2]
 
-    return hex8_matvec_explicit
+    return hex8_matvec_packed
 
 
 def colour_blocks(

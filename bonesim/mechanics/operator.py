@@ -22,6 +22,22 @@ from bonesim.mechanics.element import CORNERS, ke_unit
 
 #: Elements per chunk of the gather/GEMM step (bounds the temporary memory).
 CHUNK = 1 << 17
+#: Row-major upper triangle (diagonal included) of a 24×24 matrix: the 300 stored entries of a
+#: symmetric element matrix; entry (j, i ≥ j) sits at ``24j − j(j−1)/2 + (i − j)``.
+TRIU = np.triu_indices(24)
+
+
+def pack(full: np.ndarray, dtype=np.float64) -> np.ndarray:
+    """(n, 24, 24) symmetric matrices → (n, 300) upper triangles."""
+    return np.asarray(full)[:, TRIU[0], TRIU[1]].astype(dtype, copy=False)
+
+
+def unpack(packed: np.ndarray) -> np.ndarray:
+    """(n, 300) upper triangles → (n, 24, 24) symmetric float64 matrices."""
+    out = np.empty((packed.shape[0], 24, 24))
+    out[:, TRIU[0], TRIU[1]] = packed
+    out[:, TRIU[1], TRIU[0]] = packed
+    return out
 
 
 @dataclass
@@ -114,7 +130,8 @@ class ElementOperator:
 
     The element matrices are a weighted sum of a few fixed symmetric matrices,
     ``Kₑ = Σ_j W[e, j] · B[j]`` (``weights`` (n_el, m), ``basis`` (m, 24, 24)),
-    and/or explicit (``matrices`` (n_el, 24, 24), float64 or float32 storage).
+    and/or explicit (``packed`` (n_el, 300) upper triangles, see :func:`pack`;
+    float64 or float32 storage).
     The fine voxel operator is the first form with m = 1 (``B[0]`` the unit-cube
     matrix, ``W`` = E·h); the Galerkin coarse levels of the multigrid store
     explicit matrices (and keep the exact weighted form where they have one, to
@@ -130,12 +147,12 @@ class ElementOperator:
         *,
         weights: np.ndarray | None = None,
         basis: np.ndarray | None = None,
-        matrices: np.ndarray | None = None,
+        packed: np.ndarray | None = None,
     ) -> None:
         self.mesh = mesh
-        if matrices is None and (weights is None or basis is None):
-            raise ValueError("give weights and basis, or matrices")
-        self.matrices = None if matrices is None else np.ascontiguousarray(matrices)
+        if packed is None and (weights is None or basis is None):
+            raise ValueError("give weights and basis, or packed element matrices")
+        self.packed = None if packed is None else np.ascontiguousarray(packed)
         self.weights = self.basis = None
         if weights is not None and basis is not None:
             self.weights = np.asarray(weights, dtype=np.float64).reshape(mesh.n_elements, -1)
@@ -152,10 +169,10 @@ class ElementOperator:
         self._fast: tuple | None = None
         from bonesim.mechanics import fast
 
-        if self.matrices is not None:
-            kern = fast.kernel_explicit()
+        if self.packed is not None:
+            kern = fast.kernel_packed()
             if kern is not None:
-                self._fast = (kern, mesh.conn, self.matrices)
+                self._fast = (kern, mesh.conn, self.packed)
         elif self.basis.shape[0] == 1:
             threaded = fast.parallel()
             kern = fast.kernel(threaded)
@@ -188,10 +205,8 @@ class ElementOperator:
         return (n, n)
 
     def _element_forces(self, ue: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
-        if self.matrices is not None:
-            np.matmul(
-                self.matrices[lo:hi].astype(np.float64, copy=False), ue[:, :, None], out=out[:, :, None]
-            )
+        if self.packed is not None:
+            np.matmul(unpack(self.packed[lo:hi]), ue[:, :, None], out=out[:, :, None])
             return
         m = self.basis.shape[0]
         if m == 1:
@@ -227,19 +242,19 @@ class ElementOperator:
         """The explicit (hi − lo, 24, 24) float64 matrices of elements lo … hi−1 (exact form first)."""
         if self.basis is not None:
             return np.einsum("em,mij->eij", self.weights[lo:hi], self.basis)
-        return self.matrices[lo:hi].astype(np.float64)
+        return unpack(self.packed[lo:hi])
 
     def element_diagonals(self) -> np.ndarray:
         """(n_el, 24) diagonals of the element matrices (those the product uses)."""
-        if self.matrices is not None:
-            return np.diagonal(self.matrices, axis1=1, axis2=2).astype(np.float64)
+        if self.packed is not None:
+            return self.packed[:, TRIU[0] == TRIU[1]].astype(np.float64)
         return self.weights @ np.diagonal(self.basis, axis1=1, axis2=2)
 
     def diagonal(self) -> np.ndarray:
         """Diagonal of K as (n_nodes, 3)."""
         n = self.mesh.n_nodes
         out = np.empty((n, 3))
-        if self.matrices is None and self.basis.shape[0] == 1:  # s_e · diag(K₁): no (n_el, 24) temporary
+        if self.packed is None and self.basis.shape[0] == 1:  # s_e · diag(K₁): no (n_el, 24) temporary
             dk = np.diagonal(self.basis[0]).reshape(8, 3)
             for c in range(3):
                 w = (self.weights[:, :1] * dk[None, :, c]).ravel()

@@ -10,14 +10,19 @@ Preconditioners
 ``"jacobi"``
     the diagonal of K.
 ``"gmg"`` (default)
-    one symmetric V-cycle of geometric multigrid on the voxel hierarchy, as in
-    ParOSol (Flaig & Arbenz 2011): each coarse level rediscretises the model
-    on voxels twice as large with the mean modulus of the 2×2×2 children,
-    trilinear prolongation between node grids, Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
+    one symmetric V-cycle of geometric multigrid on the voxel hierarchy: the
+    coarse voxels are twice as large (a coarse voxel exists where any of its
+    2×2×2 children is bone), trilinear prolongation P between node grids, and
+    by default the **Galerkin** coarse operator ``Pᵀ K P``, built element by
+    element (:func:`galerkin_operator`; on the real sample it needs 31 % fewer
+    iterations than re-discretising, 40 vs 58 at 128³). ``coarse="rediscretise"``
+    instead re-discretises the model with the mean modulus of the children, as
+    ParOSol does (Flaig & Arbenz 2011). Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
     on D⁻¹A before and after the coarse correction, and a sparse direct solve
     on the coarsest level. A coarse degree of freedom is held fixed where it
     interpolates to any fixed fine degree of freedom (keeps every level
     positive definite). Measured iteration counts are in docs/mechanics.md.
+    Products: :mod:`bonesim.mechanics.fast` (compiled) when Numba is installed.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bonesim.mechanics.element import CORNERS
-from bonesim.mechanics.operator import CHUNK, ElementOperator, StiffnessOperator, VoxelMesh
+from bonesim.mechanics.operator import CHUNK, TRIU, ElementOperator, StiffnessOperator, VoxelMesh, unpack
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +207,7 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
     fine nodes of its 8 children, so ``Pᵀ K P`` is assembled from coarse element
     matrices ``K_E = Σ_c P_cᵀ K_c P_c`` (c the children, :func:`child_prolongations`);
     this equals the global product exactly (tested). The matrices are stored
-    explicitly in ``storage`` precision (float32 halves the memory of the first,
+    explicitly (upper triangles, 300 numbers each) in ``storage`` precision (float32 halves the memory of the first,
     largest coarse level); when the fine operator is a weighted sum of a few
     matrices (the voxel operator), the coarse one keeps the exact weighted form
     ``K_E = Σ_(c,j) W_(child c, j) · P_cᵀ B_j P_c`` too, and the next level is built from it.
@@ -210,7 +215,7 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
     pc = child_prolongations()
     kids = children(fine.mesh, coarse)
     n = coarse.n_elements
-    mats = np.zeros((n, 24, 24), dtype=storage)
+    mats = np.empty((n, TRIU[0].size), dtype=storage)  # upper triangles
     if fine.basis is not None and fine.basis.shape[0] == 1:
         # W'[E, c] = W[child c of E];  B'[c] = P_cᵀ B_0 P_c
         weights = np.append(fine.weights[:, 0], 0.0)[kids]
@@ -220,8 +225,8 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
         step = max(1, CHUNK // 8)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            mats[lo:hi] = (weights[lo:hi] @ flat).reshape(-1, 24, 24)
-        return ElementOperator(coarse, weights=weights, basis=basis, matrices=mats)
+            mats[lo:hi] = (weights[lo:hi] @ flat).reshape(-1, 24, 24)[:, TRIU[0], TRIU[1]]
+        return ElementOperator(coarse, weights=weights, basis=basis, packed=mats)
     step = max(1, CHUNK // 16)
     for lo in range(0, n, step):
         hi = min(lo + step, n)
@@ -230,15 +235,15 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
             ok = np.flatnonzero(kids[lo:hi, c] >= 0)
             if ok.size:
                 acc[ok] += _congruence(_rows(fine, kids[lo:hi, c][ok]), pc[c])
-        mats[lo:hi] = 0.5 * (acc + acc.transpose(0, 2, 1))
-    return ElementOperator(coarse, matrices=mats)
+        mats[lo:hi] = (0.5 * (acc + acc.transpose(0, 2, 1)))[:, TRIU[0], TRIU[1]]
+    return ElementOperator(coarse, packed=mats)
 
 
 def _rows(op: ElementOperator, ids: np.ndarray) -> np.ndarray:
     """float64 element matrices of the elements ``ids`` (exact weighted form where there is one)."""
     if op.basis is not None:
         return (op.weights[ids] @ op.basis.reshape(-1, 576)).reshape(-1, 24, 24)
-    return op.matrices[ids].astype(np.float64)
+    return unpack(op.packed[ids])
 
 
 def _congruence(k: np.ndarray, p: np.ndarray) -> np.ndarray:

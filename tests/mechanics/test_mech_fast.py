@@ -97,3 +97,12 @@ def test_both_coarse_operators_solve_the_same_system(coarse):
     assert np.abs(out.x.ravel() - x).max() <= 1e-7 * np.abs(x).max()
     with pytest.raises(ValueError):
         S.Multigrid(mesh, mod, 0.3, free, coarse="nope")
+
+
+def test_pack_unpack_round_trip():
+    from bonesim.mechanics.operator import pack, unpack
+
+    a = np.random.default_rng(6).standard_normal((5, 24, 24))
+    a = a + a.transpose(0, 2, 1)
+    assert pack(a).shape == (5, 300)
+    assert np.array_equal(unpack(pack(a)), a)
