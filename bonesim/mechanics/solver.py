@@ -221,11 +221,11 @@ def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float
         weights = np.append(fine.weights[:, 0], 0.0)[kids]
         basis = np.einsum("cia,ik,ckb->cab", pc, fine.basis[0], pc)
         basis = 0.5 * (basis + basis.transpose(0, 2, 1))
-        flat = basis.reshape(8, 576)
+        flat = basis[:, TRIU[0], TRIU[1]]  # (8, 300): the upper triangles are linear in the weights too
         step = max(1, CHUNK // 8)
         for lo in range(0, n, step):
             hi = min(lo + step, n)
-            mats[lo:hi] = (weights[lo:hi] @ flat).reshape(-1, 24, 24)[:, TRIU[0], TRIU[1]]
+            mats[lo:hi] = weights[lo:hi] @ flat
         return ElementOperator(coarse, weights=weights, basis=basis, packed=mats)
     step = max(1, CHUNK // 16)
     for lo in range(0, n, step):
