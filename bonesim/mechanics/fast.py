@@ -28,6 +28,18 @@ import numpy as np
 BLOCK = 2048
 
 
+def fine_product() -> str:
+    """``BONESIM_FINE_PRODUCT``: 'compiled' (default) or 'numpy' for the voxel operator ``s_e·K₁``.
+
+    'numpy' keeps the compiled product for the Galerkin coarse levels but uses
+    the NumPy gather / GEMM / ``bincount`` for the fine (and re-discretised)
+    levels, whose GEMM runs on all BLAS threads: faster on an idle multi-core
+    host (128³ crop, 2 cores, load ≈ 1.3: 21.9 s vs 26.9 s per solve), slower on a
+    shared one, and 384 B per element more memory (see docs/mechanics.md).
+    """
+    return "numpy" if os.environ.get("BONESIM_FINE_PRODUCT", "compiled") == "numpy" else "compiled"
+
+
 def parallel() -> bool:
     """Whether the threaded colour-block kernel is asked for (``BONESIM_NUMBA_PARALLEL=1``)."""
     return os.environ.get("BONESIM_NUMBA_PARALLEL", "0") == "1"

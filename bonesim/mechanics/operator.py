@@ -173,7 +173,7 @@ class ElementOperator:
             kern = fast.kernel_packed()
             if kern is not None:
                 self._fast = (kern, mesh.conn, self.packed)
-        elif self.basis.shape[0] == 1:
+        elif self.basis.shape[0] == 1 and fast.fine_product() == "compiled":
             threaded = fast.parallel()
             kern = fast.kernel(threaded)
             if kern is not None:

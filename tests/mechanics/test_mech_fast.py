@@ -106,3 +106,12 @@ def test_pack_unpack_round_trip():
     a = a + a.transpose(0, 2, 1)
     assert pack(a).shape == (5, 300)
     assert np.array_equal(unpack(pack(a)), a)
+
+
+def test_fine_product_switch(monkeypatch):
+    pytest.importorskip("numba")
+    _, mesh = _mesh()
+    monkeypatch.setenv("BONESIM_FINE_PRODUCT", "numpy")
+    assert not StiffnessOperator(mesh, 0.3).compiled
+    monkeypatch.setenv("BONESIM_FINE_PRODUCT", "compiled")
+    assert StiffnessOperator(mesh, 0.3).compiled
