@@ -133,8 +133,20 @@ def device_preflight(mesh: VoxelMesh) -> None:
     preflight(need, int(free_b), where="device")
 
 
-def solve_displacement(mesh: VoxelMesh, poisson: float, bc, *, tol: float, maxiter: int, callback=None):
-    """Jacobi-PCG on the device; returns (u, K u, iterations, relative residual, converged) on the host."""
+def solve_displacement(
+    mesh: VoxelMesh,
+    poisson: float,
+    bc,
+    *,
+    tol: float,
+    maxiter: int,
+    callback=None,
+    x0: np.ndarray | None = None,
+):
+    """Jacobi-PCG on the device; returns (u, K u, iterations, relative residual, converged) on the host.
+
+    ``x0`` (n_nodes, 3, zero on the fixed degrees of freedom) is the warm start of the free part.
+    """
     if not available():
         raise BonesimError("backend 'cupy' needs CuPy and a CUDA device; use backend='numpy'")
     import cupy as cp
@@ -150,7 +162,10 @@ def solve_displacement(mesh: VoxelMesh, poisson: float, bc, *, tol: float, maxit
     inv = cp.asarray(np.where(free > 0, 1.0 / diag, 0.0))
     ud = cp.asarray(to_dense(mesh, bc.value))
     b = -op(ud)
-    out = pcg(lambda v: op(v), b, lambda r: inv * r, tol=tol, maxiter=maxiter, callback=callback, xp=cp)
+    start = None if x0 is None else cp.asarray(to_dense(mesh, x0)) * op.free
+    out = pcg(
+        lambda v: op(v), b, lambda r: inv * r, tol=tol, maxiter=maxiter, callback=callback, x0=start, xp=cp
+    )
     u = out.x + ud
     f = op(u, free=ones)
     cp.cuda.Stream.null.synchronize()

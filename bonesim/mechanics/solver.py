@@ -10,18 +10,24 @@ Preconditioners
 ``"jacobi"``
     the diagonal of K.
 ``"gmg"`` (default)
-    one symmetric V-cycle of geometric multigrid on the voxel hierarchy, as in
-    ParOSol (Flaig & Arbenz 2011): each coarse level rediscretises the model
-    on voxels twice as large with the mean modulus of the 2×2×2 children,
-    trilinear prolongation between node grids, Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
+    one symmetric V-cycle of geometric multigrid on the voxel hierarchy: the
+    coarse voxels are twice as large (a coarse voxel exists where any of its
+    2×2×2 children is bone), trilinear prolongation P between node grids, and
+    by default the **Galerkin** coarse operator ``Pᵀ K P``, built element by
+    element (:func:`galerkin_operator`; on the real sample it needs 31 % fewer
+    iterations than re-discretising, 40 vs 58 at 128³). ``coarse="rediscretise"``
+    instead re-discretises the model with the mean modulus of the children, as
+    ParOSol does (Flaig & Arbenz 2011). Chebyshev smoothing (degree :data:`CHEB_DEGREE`)
     on D⁻¹A before and after the coarse correction, and a sparse direct solve
     on the coarsest level. A coarse degree of freedom is held fixed where it
     interpolates to any fixed fine degree of freedom (keeps every level
     positive definite). Measured iteration counts are in docs/mechanics.md.
+    Products: :mod:`bonesim.mechanics.fast` (compiled) when Numba is installed.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Callable
@@ -29,11 +35,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bonesim.mechanics.operator import StiffnessOperator, VoxelMesh
+from bonesim.mechanics.element import CORNERS
+from bonesim.mechanics.operator import CHUNK, TRIU, ElementOperator, StiffnessOperator, VoxelMesh, unpack
 
 log = logging.getLogger(__name__)
 
 PRECONDITIONERS = ("gmg", "jacobi")
+#: Coarse-level operators of the multigrid: Galerkin ``Pᵀ K P`` or re-discretised mean modulus.
+COARSE_OPERATORS = ("galerkin", "rediscretise")
+#: Precision in which the Galerkin element matrices are stored (the products accumulate in float64).
+GALERKIN_STORAGE = np.float32
 #: Coarsen until a level has at most this many nodes, then factorise it.
 COARSEST_NODES = 6000
 #: Chebyshev degree of the smoother; 1 (a damped Jacobi step) needs the fewest fine products per
@@ -99,9 +110,9 @@ def pcg(
 class Level:
     """One grid level: masked operator ``F K F`` with its diagonal."""
 
-    def __init__(self, mesh: VoxelMesh, poisson: float, free: np.ndarray) -> None:
+    def __init__(self, mesh: VoxelMesh, poisson: float, free: np.ndarray, op: ElementOperator | None = None):
         self.mesh = mesh
-        self.op = StiffnessOperator(mesh, poisson)
+        self.op = StiffnessOperator(mesh, poisson) if op is None else op
         self.free = free.astype(np.float64)
         d = self.op.diagonal()
         self.inv_diag = np.where(self.free > 0, 1.0 / np.where(d > 0, d, 1.0), 0.0)
@@ -154,6 +165,95 @@ def prolongation(fine: VoxelMesh, coarse: VoxelMesh):
     )
 
 
+@functools.lru_cache(maxsize=1)
+def child_prolongations() -> np.ndarray:
+    """(8, 24, 24): trilinear interpolation from the 24 dofs of a coarse voxel to those of its child c.
+
+    Child ``c`` has corner offset ``CORNERS[c]``; its local node ``a`` sits at
+    ``r = CORNERS[c] + CORNERS[a]`` ∈ {0, 1, 2}³ in the coarse voxel, and coarse
+    local node ``A`` contributes ``Π_d w(r_d, A_d)`` with w = 1 at the node, ½ at
+    the midpoint, 0 at the opposite end.
+    """
+    out = np.zeros((8, 24, 24))
+    eye = np.eye(3)
+    for c, off in enumerate(CORNERS):
+        for a, ca in enumerate(CORNERS):
+            r = off + ca
+            for big_a, cb in enumerate(CORNERS):
+                w = float(np.prod([0.5 if r[d] == 1 else float(r[d] == 2 * cb[d]) for d in range(3)]))
+                if w:
+                    out[c, 3 * a : 3 * a + 3, 3 * big_a : 3 * big_a + 3] = w * eye
+    out.setflags(write=False)
+    return out
+
+
+def children(fine: VoxelMesh, coarse: VoxelMesh) -> np.ndarray:
+    """(n_coarse_el, 8) fine element id of every child of each coarse element (−1: marrow/outside)."""
+    dense = np.full(int(np.prod(fine.shape)), -1, dtype=np.int64)
+    dense[fine.elements] = np.arange(fine.n_elements)
+    ez, ey, ex = np.unravel_index(coarse.elements, coarse.shape)
+    out = np.full((coarse.n_elements, 8), -1, dtype=np.int64)
+    for c, (dz, dy, dx) in enumerate(CORNERS):
+        fz, fy, fx = 2 * ez + dz, 2 * ey + dy, 2 * ex + dx
+        ok = (fz < fine.shape[0]) & (fy < fine.shape[1]) & (fx < fine.shape[2])
+        out[ok, c] = dense[np.ravel_multi_index((fz[ok], fy[ok], fx[ok]), fine.shape)]
+    return out
+
+
+def galerkin_operator(fine: ElementOperator, coarse: VoxelMesh, storage=np.float64) -> ElementOperator:
+    """The Galerkin coarse operator ``Pᵀ K P`` of trilinear interpolation, element by element.
+
+    Inside a coarse voxel the trilinear prolongation maps its 8 nodes onto the 27
+    fine nodes of its 8 children, so ``Pᵀ K P`` is assembled from coarse element
+    matrices ``K_E = Σ_c P_cᵀ K_c P_c`` (c the children, :func:`child_prolongations`);
+    this equals the global product exactly (tested). The matrices are stored
+    explicitly (upper triangles, 300 numbers each) in ``storage`` precision (float32 halves the memory of the first,
+    largest coarse level); when the fine operator is a weighted sum of a few
+    matrices (the voxel operator), the coarse one keeps the exact weighted form
+    ``K_E = Σ_(c,j) W_(child c, j) · P_cᵀ B_j P_c`` too, and the next level is built from it.
+    """
+    pc = child_prolongations()
+    kids = children(fine.mesh, coarse)
+    n = coarse.n_elements
+    mats = np.empty((n, TRIU[0].size), dtype=storage)  # upper triangles
+    if fine.basis is not None and fine.basis.shape[0] == 1:
+        # W'[E, c] = W[child c of E];  B'[c] = P_cᵀ B_0 P_c
+        weights = np.append(fine.weights[:, 0], 0.0)[kids]
+        basis = np.einsum("cia,ik,ckb->cab", pc, fine.basis[0], pc)
+        basis = 0.5 * (basis + basis.transpose(0, 2, 1))
+        flat = basis[:, TRIU[0], TRIU[1]]  # (8, 300): the upper triangles are linear in the weights too
+        step = max(1, CHUNK // 8)
+        for lo in range(0, n, step):
+            hi = min(lo + step, n)
+            mats[lo:hi] = weights[lo:hi] @ flat
+        return ElementOperator(coarse, weights=weights, basis=basis, packed=mats)
+    step = max(1, CHUNK // 16)
+    for lo in range(0, n, step):
+        hi = min(lo + step, n)
+        acc = np.zeros((hi - lo, 24, 24))  # float64 sums, rounded once to the storage precision
+        for c in range(8):
+            ok = np.flatnonzero(kids[lo:hi, c] >= 0)
+            if ok.size:
+                acc[ok] += _congruence(_rows(fine, kids[lo:hi, c][ok]), pc[c])
+        mats[lo:hi] = (0.5 * (acc + acc.transpose(0, 2, 1)))[:, TRIU[0], TRIU[1]]
+    return ElementOperator(coarse, packed=mats)
+
+
+def _rows(op: ElementOperator, ids: np.ndarray) -> np.ndarray:
+    """float64 element matrices of the elements ``ids`` (exact weighted form where there is one)."""
+    if op.basis is not None:
+        return (op.weights[ids] @ op.basis.reshape(-1, 576)).reshape(-1, 24, 24)
+    return unpack(op.packed[ids])
+
+
+def _congruence(k: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``pᵀ k_e p`` for every symmetric k_e of the stack ``k`` (n, 24, 24): two large GEMMs."""
+    n = k.shape[0]
+    t = (k.reshape(n * 24, 24) @ p).reshape(n, 24, 24)  # k_e p
+    t = np.ascontiguousarray(t.transpose(0, 2, 1))  # (k_e p)ᵀ = pᵀ k_e
+    return (t.reshape(n * 24, 24) @ p).reshape(n, 24, 24)
+
+
 def _power_lambda_max(level: Level, iters: int = 12) -> float:
     rng = np.random.default_rng(0)
     v = rng.standard_normal((level.mesh.n_nodes, 3)) * level.free
@@ -172,7 +272,16 @@ def _power_lambda_max(level: Level, iters: int = 12) -> float:
 class Multigrid:
     """Symmetric V-cycle on the voxel hierarchy (see the module docstring)."""
 
-    def __init__(self, mesh: VoxelMesh, modulus: np.ndarray, poisson: float, free: np.ndarray) -> None:
+    def __init__(
+        self,
+        mesh: VoxelMesh,
+        modulus: np.ndarray,
+        poisson: float,
+        free: np.ndarray,
+        coarse: str = "galerkin",
+    ) -> None:
+        if coarse not in COARSE_OPERATORS:
+            raise ValueError(f"coarse must be one of {COARSE_OPERATORS}, got {coarse!r}")
         self.levels: list[Level] = [Level(mesh, poisson, free)]
         self.prolong = []
         mod = np.asarray(modulus, dtype=np.float64)
@@ -185,7 +294,10 @@ class Multigrid:
             fine_fixed = 1.0 - self.levels[-1].free
             cfree = ((p.T @ fine_fixed) == 0).astype(np.float64)
             self.prolong.append(p)
-            self.levels.append(Level(cmesh, poisson, cfree))
+            op = None
+            if coarse == "galerkin":
+                op = galerkin_operator(self.levels[-1].op, cmesh, storage=GALERKIN_STORAGE)
+            self.levels.append(Level(cmesh, poisson, cfree, op))
         self.lam = [_power_lambda_max(lv) for lv in self.levels[:-1]]
         self._factor_coarsest()
 
@@ -243,14 +355,19 @@ class Multigrid:
 
 
 def make_preconditioner(
-    kind: str, mesh: VoxelMesh, modulus: np.ndarray, poisson: float, free: np.ndarray
+    kind: str,
+    mesh: VoxelMesh,
+    modulus: np.ndarray,
+    poisson: float,
+    free: np.ndarray,
+    coarse: str = "galerkin",
 ) -> tuple[Level, Callable]:
     """The fine level and the preconditioner ``r ↦ M⁻¹ r`` of ``kind``."""
     if kind == "jacobi":
         lv = Level(mesh, poisson, free)
         return lv, jacobi(lv)
     if kind == "gmg":
-        mg = Multigrid(mesh, modulus, poisson, free)
+        mg = Multigrid(mesh, modulus, poisson, free, coarse=coarse)
         log.info("multigrid: %d levels, nodes %s", len(mg.levels), [lv.mesh.n_nodes for lv in mg.levels])
         return mg.levels[0], mg
     raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {kind!r}")

@@ -174,3 +174,36 @@ def test_scale_to_force_is_linear():
     assert s.strain_energy_j == pytest.approx(twice.strain_energy_j, rel=1e-8)
     assert np.allclose(s.sed, twice.sed, rtol=1e-5)
     assert s.apparent_modulus_mpa == r.apparent_modulus_mpa
+
+
+@pytest.mark.parametrize("axis", ["z", "y", "x"])
+def test_sed_per_voxel_uniaxial_stress_and_uniaxial_strain(axis):
+    """SED of a bar in marrow: ½Eε² with free lateral faces, ½Mε² (M = λ + 2μ) laterally confined.
+
+    ``Uniaxial`` fixes only the axial displacement of the two end faces and leaves
+    the lateral faces free, so the bar is in uniaxial stress σ = Eε and
+    SED = ½σε = ½Eε². ``ApparentStrain`` with only ε_aa prescribes u = εX on every
+    face node, i.e. lateral displacement zero: uniaxial strain, σ_aa = Mε,
+    SED = ½Mε², M = E(1−ν)/((1+ν)(1−2ν)).
+    """
+    nu, eps, b = 0.25, 0.004, 128
+    e = E0 * (b / 255) ** 2  # partial bone, p = 2
+    shape = (9, 8, 7)
+    a = "zyx".index(axis)
+    bone = np.zeros(shape, np.uint8)
+    bar = [slice(2, 5), slice(2, 5), slice(2, 5)]
+    bar[a] = slice(None)
+    bone[tuple(bar)] = b
+    r = run(bone, Uniaxial(axis, eps), poisson=nu)
+    inside = bone > 0
+    assert r.sed.dtype == np.float32 and r.sed.shape == shape
+    assert np.all(r.sed[~inside] == 0)
+    assert np.allclose(r.sed[inside], 0.5 * e * eps**2, rtol=1e-6)
+    h = r.mesh.voxel_mm
+    assert float(r.sed.sum(dtype=np.float64)) * h**3 * 1e-3 == pytest.approx(r.strain_energy_j, rel=1e-6)
+    # laterally confined: a solid block (every face node prescribed)
+    t = np.zeros((3, 3))
+    t[a, a] = eps
+    c = run(np.full((4, 5, 3), b, np.uint8), ApparentStrain(t), poisson=nu)
+    m = e * (1 - nu) / ((1 + nu) * (1 - 2 * nu))
+    assert np.allclose(c.sed, 0.5 * m * eps**2, rtol=1e-6)
