@@ -248,6 +248,8 @@ class Mechanoregulation:
         if not 0.0 <= magnitude <= 10.0:
             raise InputError(f"load magnitude must lie in [0, 10], got {magnitude}")
         p = self.p
+        # Cold solves only: a warm start (solve(x0=...)) would make the field depend on whether the
+        # run was resumed (the converged answer differs within tol), and resume must be bit-identical.
         k = p.fe_coarsen or max(1, int(50.0 // self.h))
         load = Uniaxial(p.axis, strain=p.habitual_strain)
         res = solve(coarsen(bone, k), load, voxel_size_um=self.h * k, tol=p.tol, backend="numpy")
