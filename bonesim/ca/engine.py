@@ -226,9 +226,6 @@ def plan_run(
         "voxel_size_um": volume.voxel_size_um,
         "mechanics": None if mech is None else mech.to_dict(),
     }
-    if load is not None:
-        config["load_digest"] = digest_arrays({"load_magnitude": load})
-        config["mechanics"] = {**config["mechanics"], "load_digest": config.pop("load_digest")}
     return RunPlan(
         volume,
         daily,

@@ -263,12 +263,13 @@ class Mechanoregulation:
                     "the input bone carries no load along the mechanics axis: no bone path joins its faces"
                 )
             self.force_ref = force
-        scale = (magnitude * self.force_ref / force) ** 2 if force > 0 else 0.0
-        signal = sensed_signal(sed * scale, self.h, p.sensing_um)
+        habitual = (self.force_ref / force) ** 2 if force > 0 else 0.0  # SED ∝ force²
         surf = surface_mask(bone)
-        mean = float(signal[surf].mean()) if surf.any() else 0.0
-        if self.signal_ref is None:
-            self.signal_ref = mean / max(magnitude**2, 1e-12) if magnitude > 0 else mean
+        signal_hab = sensed_signal(sed * habitual, self.h, p.sensing_um)
+        mean_hab = float(signal_hab[surf].mean()) if surf.any() else 0.0
+        if self.signal_ref is None:  # the habitual signal of the input bone, whatever the first day's load
+            self.signal_ref = mean_hab
+        signal, mean = signal_hab * magnitude**2, mean_hab * magnitude**2
         x = mean / self.signal_ref if self.signal_ref and self.signal_ref > 0 else 0.0
         act, form = disuse_factors(x, p)
         rel = signal / mean if mean > 0 else np.zeros_like(signal)
