@@ -356,8 +356,9 @@ def step_block(
     for g in range(4):
         sel = np.flatnonzero(group == g)
         if sel.size:
+            thr = thresholds.at(ci[sel]) if g == 0 else None  # only quiescent voxels activate
             new[sel], ev[sel] = rule(
-                _Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood, thr=thresholds.at(ci[sel])
+                _Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood, thr=thr
             )
     dst.reshape(-1)[ci] = new
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
