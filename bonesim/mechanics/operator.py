@@ -179,7 +179,7 @@ class ElementOperator:
             if kern is not None:
                 scale = np.ascontiguousarray(self.weights[:, 0])
                 ke = np.ascontiguousarray(self.basis[0])
-                extra = fast.colour_blocks(mesh.shape, mesh.elements) if threaded else ()
+                extra = (fast.slabs(mesh.shape, mesh.elements, fast.n_slabs()),) if threaded else ()
                 self._fast = (kern, mesh.conn, scale, ke, *extra)
         self.matvecs = 0
 

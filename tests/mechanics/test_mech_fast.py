@@ -40,6 +40,27 @@ def test_compiled_product_equals_numpy_product():
     assert op.matvecs == ref.matvecs == 1
 
 
+@pytest.mark.parametrize("n_slabs", [1, 3, 9, 50])
+def test_threaded_slab_product_equals_serial_product(n_slabs):
+    """Slabs of one parity share no node (even one layer thick); the result is deterministic."""
+    from bonesim.mechanics import fast
+
+    _need_compiled()
+    _, mesh = _mesh((9, 8, 7), seed=2)
+    assert mesh.n_elements % fast.WIDTH  # exercises the partial last group
+    op = StiffnessOperator(mesh, 0.3)
+    args = (mesh.conn, np.ascontiguousarray(op.weights[:, 0]), np.ascontiguousarray(op.basis[0]))
+    u = np.random.default_rng(4).standard_normal((mesh.n_nodes, 3))
+    serial, threaded, again = (np.empty_like(u) for _ in range(3))
+    fast.kernel()(u, *args, serial)
+    slabs = fast.slabs(mesh.shape, mesh.elements, n_slabs)
+    assert slabs[0] == 0 and slabs[-1] == mesh.n_elements and np.all(np.diff(slabs) >= 0)
+    fast.kernel(True)(u, *args, slabs, threaded)
+    fast.kernel(True)(u, *args, slabs, again)
+    assert np.array_equal(threaded, again)
+    assert np.abs(threaded - serial).max() <= 1e-13 * np.abs(serial).max()
+
+
 @pytest.mark.parametrize("storage", [np.float64, np.float32])
 def test_galerkin_coarse_operator_is_pt_k_p(storage):
     mod, fine = _mesh()
