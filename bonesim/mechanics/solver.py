@@ -254,22 +254,78 @@ def _congruence(k: np.ndarray, p: np.ndarray) -> np.ndarray:
     return (t.reshape(n * 24, 24) @ p).reshape(n, 24, 24)
 
 
-def _power_lambda_max(level: Level, iters: int = 12) -> float:
-    rng = np.random.default_rng(0)
-    v = rng.standard_normal((level.mesh.n_nodes, 3)) * level.free
+def power_lambda_max(apply: Callable, inv_diag, v, iters: int = 12) -> float:
+    """Largest eigenvalue of D⁻¹A by ``iters`` power steps from ``v`` (NumPy or CuPy arrays)."""
     lam = 1.0
     for _ in range(iters):
-        nv = np.linalg.norm(v)
+        nv = float((v * v).sum()) ** 0.5
         if nv == 0:
             return 1.0
-        v /= nv
-        w = level.inv_diag * level.apply(v)
-        lam = float(np.vdot(v, w))
+        v = v / nv
+        w = inv_diag * apply(v)
+        lam = float((v * w).sum())
         v = w
     return lam
 
 
-class Multigrid:
+def chebyshev(apply: Callable, inv_diag, lam: float, b, x=None, degree: int = CHEB_DEGREE):
+    """Chebyshev iteration of ``degree`` on D⁻¹A x = D⁻¹b over [λ/10, 1.1 λ] (x=None: from 0)."""
+    hi = 1.1 * lam
+    lo = hi / 11.0
+    theta, delta = 0.5 * (hi + lo), 0.5 * (hi - lo)
+    sigma = theta / delta
+    rho = 1.0 / sigma
+    if x is None:
+        x = 0 * b
+        r = inv_diag * b
+    else:
+        r = inv_diag * (b - apply(x))
+    d = r / theta
+    for k in range(degree):
+        x = x + d
+        if k == degree - 1:
+            break
+        r = r - inv_diag * apply(d)
+        rho_new = 1.0 / (2 * sigma - rho)
+        d = rho_new * rho * d + 2 * rho_new / delta * r
+        rho = rho_new
+    return x
+
+
+class VCycle:
+    """A symmetric V-cycle over ``levels`` (each with ``apply``, ``inv_diag`` and ``free``).
+
+    Subclasses give the grid transfers (:meth:`restrict`, :meth:`prolong`, both
+    already masked by the free sets) and the coarsest solve (:meth:`coarse_solve`);
+    ``lam[i]`` is the largest eigenvalue of D⁻¹A on level i (Chebyshev bounds).
+    """
+
+    levels: list
+    lam: list[float]
+
+    def restrict(self, i: int, r):
+        raise NotImplementedError
+
+    def prolong(self, i: int, e):
+        raise NotImplementedError
+
+    def coarse_solve(self, b):
+        raise NotImplementedError
+
+    def _vcycle(self, i: int, b):
+        if i == len(self.levels) - 1:
+            return self.coarse_solve(b)
+        lv = self.levels[i]
+        x = chebyshev(lv.apply, lv.inv_diag, self.lam[i], b)
+        r = b - lv.apply(x)
+        x = x + self.prolong(i, self._vcycle(i + 1, self.restrict(i, r)))
+        return chebyshev(lv.apply, lv.inv_diag, self.lam[i], b, x)
+
+    def __call__(self, r):
+        return self._vcycle(0, r)
+
+
+class Multigrid(VCycle):
     """Symmetric V-cycle on the voxel hierarchy (see the module docstring)."""
 
     def __init__(
@@ -283,7 +339,7 @@ class Multigrid:
         if coarse not in COARSE_OPERATORS:
             raise ValueError(f"coarse must be one of {COARSE_OPERATORS}, got {coarse!r}")
         self.levels: list[Level] = [Level(mesh, poisson, free)]
-        self.prolong = []
+        self.prolong_ops = []
         mod = np.asarray(modulus, dtype=np.float64)
         h = mesh.voxel_mm
         while self.levels[-1].mesh.n_nodes > COARSEST_NODES and min(mod.shape) > 2:
@@ -293,12 +349,16 @@ class Multigrid:
             p = prolongation(self.levels[-1].mesh, cmesh)
             fine_fixed = 1.0 - self.levels[-1].free
             cfree = ((p.T @ fine_fixed) == 0).astype(np.float64)
-            self.prolong.append(p)
+            self.prolong_ops.append(p)
             op = None
             if coarse == "galerkin":
                 op = galerkin_operator(self.levels[-1].op, cmesh, storage=GALERKIN_STORAGE)
             self.levels.append(Level(cmesh, poisson, cfree, op))
-        self.lam = [_power_lambda_max(lv) for lv in self.levels[:-1]]
+        rng = np.random.default_rng(0)
+        self.lam = [
+            power_lambda_max(lv.apply, lv.inv_diag, rng.standard_normal((lv.mesh.n_nodes, 3)) * lv.free)
+            for lv in self.levels[:-1]
+        ]
         self._factor_coarsest()
 
     def _factor_coarsest(self) -> None:
@@ -314,44 +374,14 @@ class Multigrid:
         a = a + sp.diags(np.where(lv.free.ravel() > 0, shift, 1.0))
         self._solve_coarse = factorized(a.tocsc())
 
-    def _smooth(self, i: int, b: np.ndarray, x: np.ndarray | None) -> np.ndarray:
-        """Chebyshev iteration of degree CHEB_DEGREE on D⁻¹A x = D⁻¹b over [λ/10, 1.1 λ] (x=None: from 0)."""
-        lv = self.levels[i]
-        hi = 1.1 * self.lam[i]
-        lo = hi / 11.0
-        theta, delta = 0.5 * (hi + lo), 0.5 * (hi - lo)
-        sigma = theta / delta
-        rho = 1.0 / sigma
-        if x is None:
-            x = np.zeros_like(b)
-            r = lv.inv_diag * b
-        else:
-            r = lv.inv_diag * (b - lv.apply(x))
-        d = r / theta
-        for k in range(CHEB_DEGREE):
-            x = x + d
-            if k == CHEB_DEGREE - 1:
-                break
-            r = r - lv.inv_diag * lv.apply(d)
-            rho_new = 1.0 / (2 * sigma - rho)
-            d = rho_new * rho * d + 2 * rho_new / delta * r
-            rho = rho_new
-        return x
+    def restrict(self, i: int, r: np.ndarray) -> np.ndarray:
+        return self.levels[i + 1].free * (self.prolong_ops[i].T @ (self.levels[i].free * r))
 
-    def _vcycle(self, i: int, b: np.ndarray) -> np.ndarray:
-        lv = self.levels[i]
-        if i == len(self.levels) - 1:
-            return lv.free * self._solve_coarse(b.ravel()).reshape(-1, 3)
-        x = self._smooth(i, b, None)
-        r = b - lv.apply(x)
-        p = self.prolong[i]
-        cl = self.levels[i + 1]
-        rc = cl.free * (p.T @ (lv.free * r))
-        x = x + lv.free * (p @ (cl.free * self._vcycle(i + 1, rc)))
-        return self._smooth(i, b, x)
+    def prolong(self, i: int, e: np.ndarray) -> np.ndarray:
+        return self.levels[i].free * (self.prolong_ops[i] @ (self.levels[i + 1].free * e))
 
-    def __call__(self, r: np.ndarray) -> np.ndarray:
-        return self._vcycle(0, r)
+    def coarse_solve(self, b: np.ndarray) -> np.ndarray:
+        return self.levels[-1].free * self._solve_coarse(b.ravel()).reshape(-1, 3)
 
 
 def make_preconditioner(
