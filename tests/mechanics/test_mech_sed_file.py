@@ -97,3 +97,28 @@ def test_refusals(bone_file, tmp_path):
 def test_help_shows_save_sed_example():
     r = CliRunner().invoke(main, ["mechanics", "--help"])
     assert r.exit_code == 0 and "--save-sed sed.h5" in r.output
+
+
+def test_frame_of_a_simulation_records_its_run(tmp_path):
+    from bonesim.ca.engine import simulate
+    from bonesim.ca.params import RemodelingParams
+    from bonesim.phantom import gyroid, gyroid_sheet_level_for
+
+    vol = Volume(gyroid((16, 16, 16), 16, gyroid_sheet_level_for(0.4), sheet=True), 25.0)
+    res = simulate(
+        vol,
+        RemodelingParams(acf_per_year=2.0),
+        years=0.1,
+        spinup_years=0,
+        backend="numpy",
+        save_every=30,
+        out=tmp_path / "sim.h5",
+    )
+    out = tmp_path / "sed.h5"
+    r = run(res.path, "--frame", -1, "--save-sed", out)
+    assert r.exit_code == 0, r.output
+    _, attrs = read_sed_map(out, "z")
+    frame = read_volume(res.path, frame=-1)
+    assert attrs["frame"] == frame.metadata["frame"] and attrs["day"] == frame.metadata["day"]
+    assert attrs["source_input_digest"] == volume_digest(vol)  # the run's input
+    assert attrs["input_digest"] == volume_digest(frame)  # the frame solved
