@@ -24,23 +24,39 @@ from bonesim.cli._common import overwrite_option, user_errors
     show_default=True,
     help="gpu: BV/TV, Tb.Th and Tb.Sp with CuPy.",
 )
+@click.option(
+    "--mechanics",
+    is_flag=True,
+    help="Also compress each frame along z by micro-FE (bonesim mechanics defaults) and report "
+    "e_app_z_mpa (slow).",
+)
 @click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
 @overwrite_option
 @user_errors
 def analyze(
-    result: str, csv_path: str | None, frames: str, backend: str, no_write: bool, overwrite: bool
+    result: str,
+    csv_path: str | None,
+    frames: str,
+    backend: str,
+    mechanics: bool,
+    no_write: bool,
+    overwrite: bool,
 ) -> None:
     """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI and DA of RESULT.
 
     The columns are added to /tables/metrics of a simulation result (one row
     per saved frame), or written to /tables/morphometry of a plain volume
     file. The file is updated in place; nothing else in it changes.
+    --mechanics adds the apparent modulus in z compression, e_app_z_mpa
+    (the E_app of `bonesim mechanics FILE --axis z`; 0 when the bone does
+    not connect the faces).
 
     \b
     Examples:
       bonesim analyze run.h5
       bonesim analyze run.h5 --frames last --csv run_morphometry.csv
       bonesim analyze bone.h5 --no-write --csv bone.csv
+      bonesim analyze run.h5 --mechanics --csv stiffness_over_time.csv
     """
     from tqdm import tqdm
 
@@ -62,6 +78,7 @@ def analyze(
             write=not no_write,
             backend=backend,
             overwrite=overwrite,
+            mechanics=mechanics,
         )
     finally:
         bar.close()
@@ -72,6 +89,7 @@ def analyze(
         f"Tb.Th {last['tb_th_um']:.1f} µm, Tb.Sp {last['tb_sp_um']:.1f} µm, "
         f"Tb.N {last['tb_n_per_mm']:.3f}/mm, Conn.D {last['conn_d_per_mm3']:.2f}/mm³, "
         f"SMI {last['smi']:.2f}, DA {last['da']:.2f}"
+        + (f", E_app,z {last['e_app_z_mpa']:.1f} MPa" if mechanics else "")
     )
     if csv_path:
         click.echo(f"wrote {csv_path}")

@@ -106,31 +106,60 @@ def _render_kwargs(camera, size, clip, downsample, no_ghost, no_legend) -> dict:
     help="Image file (.png, .jpg).",
 )
 @click.option("--frame", default=-1, show_default=True, help="Saved frame; negative counts from the end.")
+@click.option(
+    "--field",
+    type=click.Choice(["remodeling", "sed"]),
+    default="remodeling",
+    show_default=True,
+    help="Colour by remodeling state, or by the SED map of a `bonesim mechanics --save-sed` file.",
+)
+@click.option(
+    "--axis",
+    type=click.Choice(["z", "y", "x"]),
+    default=None,
+    help="With --field sed: which load axis's map (default: the first of z, y, x in the file).",
+)
 @_with(_render_options)
 @overwrite_option
 @user_errors
-def render(result, out, frame, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
-    """Render one saved frame of RESULT off-screen (bone surface coloured by remodeling).
+def render(result, out, frame, field, axis, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+    """Render one saved frame of RESULT off-screen (bone surface coloured by remodeling or SED).
 
     Colours relative to the first frame: translucent grey = initial surface,
     ivory = unchanged bone, red = resorbed, green = newly formed, magenta =
     perforation (bone gone all the way through).
+
+    --field sed colours the surface by the strain-energy density stored by
+    `bonesim mechanics IN.h5 --save-sed SED.h5` (render SED.h5): a log scale
+    clipped to the 2nd-98th percentile of the bone's SED, colour bar in kJ/m³.
 
     \b
     Examples:
       bonesim render run.h5 -o last.png
       bonesim render run.h5 --frame 0 --camera top -o first.png
       bonesim render run.h5 --clip 0,1,0,0.5,0,1 --size 1200x900 -o inside.png
+      bonesim render sed.h5 --field sed --axis z -o sed_z.png
     """
     from bonesim.io.hdf5 import check_input_file
     from bonesim.io.outputs import check_output
     from bonesim.viz import render_frame
     from bonesim.viz.render import IMAGE_SUFFIXES
 
+    if axis is not None and field != "sed":
+        raise click.UsageError("--axis chooses an SED map: use it with --field sed")
     check_input_file(result)
     check_output(out, overwrite=overwrite, inputs=[result], suffixes=IMAGE_SUFFIXES, what="image")
+    extra = {"field": "sed", "axis": axis} if field == "sed" else {}
+    if extra:
+        from bonesim.io.sed import read_sed_map
+
+        read_sed_map(result, axis)  # no SED map (or not along --axis): say so before any rendering
     render_frame(
-        result, frame, out=out, **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend)
+        result,
+        frame,
+        out=out,
+        **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
+        **extra,
     )
     click.echo(f"wrote {out}")
 

@@ -7,7 +7,7 @@ Layout (see ``docs/hdf5.md``)::
     /volume/grey       optional original grey values
     /state/...         latest CA state (checkpoint)
     /series/bone       uint8 [T,Z,Y,X] saved frames; /series/day float64 [T]
-    /maps/...          int32 [Z,Y,X]
+    /maps/...          int32 [Z,Y,X] day maps; /maps/sed/<axis> float32 [Z,Y,X] SED (MPa), see bonesim.io.sed
     /tables/NAME/COL   one 1-D dataset per column
     /scenario          attrs: name, toml
     /provenance        attrs: command, created, host, device, timings (JSON)

@@ -62,6 +62,15 @@ def write_xdmf(h5path: str | os.PathLike) -> Path:
                         + _item(ref, f[extra], "        ")
                         + "      </Attribute>\n"
                     )
+            sed = f.get("maps/sed")
+            if isinstance(sed, h5py.Group):  # SED maps of `bonesim mechanics --save-sed`
+                for ax in ("z", "y", "x"):
+                    if isinstance(sed.get(ax), h5py.Dataset) and sed[ax].shape == ds.shape:
+                        body += (
+                            f'      <Attribute Name="sed_{ax}" AttributeType="Scalar" Center="Cell">\n'
+                            + _item(ref, sed[ax], "        ")
+                            + "      </Attribute>\n"
+                        )
             grids.append(_grid("volume", ds.shape, spacing, body, None))
         if "series/bone" in f:
             s = f["series/bone"]

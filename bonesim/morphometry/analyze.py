@@ -38,6 +38,8 @@ METRIC_COLUMNS = (
 EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "tb_sp_max_um")
 #: Columns that hold counts (written to the CSV as integers).
 COUNT_COLUMNS = ("n_particles", "n_cavities", "cavity_voxels")
+#: Columns added with ``mechanics=True`` (to ``/tables/metrics`` and the CSV).
+MECHANICS_COLUMNS = ("e_app_z_mpa",)
 FRAMES = ("all", "last")
 
 
@@ -50,6 +52,7 @@ def analyze(
     write: bool = True,
     backend: str = "cpu",
     overwrite: bool = False,
+    mechanics: bool = False,
 ) -> dict[str, np.ndarray]:
     """Morphometry of the saved frames of a bonesim file, written into the file (and a CSV).
 
@@ -71,12 +74,20 @@ def analyze(
         See :func:`bonesim.morphometry.morphometry`.
     overwrite : bool
         Replace an existing ``csv`` (never the input file).
+    mechanics : bool
+        Also compress every analysed frame along z by micro-FE
+        (:func:`bonesim.mechanics.solve` with its defaults: 1 % strain,
+        E0 = 10 GPa, ν = 0.3, tol 1e-6; NumPy for ``backend='cpu'``, CuPy for
+        'gpu') and report its apparent modulus as ``e_app_z_mpa`` (MPa). Slow
+        (seconds to minutes per frame), so off by default. A frame whose bone
+        does not connect z = 0 to the top face carries no load: 0 MPa, with
+        a warning.
 
     Returns
     -------
     dict of ndarray
-        Columns ``frame`` (−1 for ``/volume/bone``), ``day`` and the indices,
-        one row per analysed frame.
+        Columns ``frame`` (−1 for ``/volume/bone``), ``day`` and the indices
+        (and ``e_app_z_mpa`` with ``mechanics``), one row per analysed frame.
 
     Notes
     -----
@@ -97,25 +108,56 @@ def analyze(
     idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
     rows: list[dict[str, float]] = []
     for k, i in enumerate(idx):
-        m = morphometry(Volume(info.frame(i), info.voxel_size_um), backend=backend)
+        vol = Volume(info.frame(i), info.voxel_size_um)
+        m = morphometry(vol, backend=backend)
         frame = i if info.has_series else -1
+        if mechanics:
+            m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
         rows.append({"frame": frame, "day": float(info.days[i]), **m})
         log.info("frame %s (day %g): %s", frame, info.days[i], m)
         if progress is not None:
             progress(k + 1, len(idx))
-    names = ["frame", "day", *METRIC_COLUMNS, *EXTRA_COLUMNS]
+    extra_mech = MECHANICS_COLUMNS if mechanics else ()
+    names = ["frame", "day", *METRIC_COLUMNS, *extra_mech, *EXTRA_COLUMNS]
     table = {
         c: np.array([r.get(c, np.nan) for r in rows], dtype=np.int64 if c == "frame" else np.float64)
         for c in names
     }
     if write:
-        write_frame_metrics(info, table, METRIC_COLUMNS)
+        write_frame_metrics(info, table, (*METRIC_COLUMNS, *extra_mech))
     if csv is not None:
         with atomic_write(
             csv, overwrite=overwrite, inputs=[path], suffixes=(".csv",), what="CSV file"
         ) as tmp:
             _write_csv(tmp, table)
     return table
+
+
+def apparent_modulus_z(volume: Volume, *, backend: str = "cpu", where: str = "the volume") -> float:
+    """E_app (MPa) of a z compression with :func:`bonesim.mechanics.solve`'s defaults; 0 without a load path.
+
+    ``backend`` is the morphometry backend: 'cpu' solves with NumPy, 'gpu' with CuPy.
+    """
+    import warnings
+
+    from scipy import ndimage
+
+    from bonesim.mechanics import solve
+
+    mask = volume.data > 0
+    lab, _ = ndimage.label(mask, structure=np.ones((3, 3, 3)))
+    lo, hi = np.unique(lab[0]), np.unique(lab[-1])
+    if not np.intersect1d(lo[lo > 0], hi[hi > 0]).size:
+        warnings.warn(
+            f"{where}: the bone does not connect z = 0 to the top face; E_app,z = 0 MPa",
+            UserWarning,
+            stacklevel=2,
+        )
+        return 0.0
+    r = solve(volume, "z", backend="numpy" if backend == "cpu" else "cupy", keep_fields=False)
+    if not r.converged:
+        log.warning("%s: PCG did not converge (relative residual %.3g)", where, r.relative_residual)
+    return float(r.apparent_modulus_mpa)
 
 
 def _write_csv(path: Path, table: dict[str, Any]) -> None:

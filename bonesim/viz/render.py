@@ -25,6 +25,11 @@ from bonesim.viz import scene
 log = logging.getLogger(__name__)
 
 CAMERAS = ("iso", "top", "side")
+#: What ``render`` colours the bone surface by: the remodeling state, or a stored SED map.
+FIELDS = ("remodeling", "sed")
+#: Colour map and percentile clip of ``field="sed"`` (log scale, kJ/m³).
+SED_CMAP = "inferno"
+SED_PERCENTILES = (2.0, 98.0)
 BACKGROUND = (30, 32, 36)
 #: Camera direction (from focal point towards the eye) and view-up, VTK xyz.
 _VIEWS = {
@@ -103,8 +108,15 @@ def build_plotter(
     tolerance: float = scene.TOLERANCE,
     smooth: float = 0.6,
     parallel: bool | None = None,
+    field: tuple[np.ndarray, dict[str, Any]] | None = None,
 ) -> Any:
-    """Make an off-screen ``pyvista.Plotter`` showing frame ``idx`` (arrays already read)."""
+    """Make an off-screen ``pyvista.Plotter`` showing frame ``idx`` (arrays already read).
+
+    ``field`` = ``(sed, attrs)`` (see :func:`bonesim.io.sed.read_sed_map`)
+    colours the surface by the SED map instead of the remodeling state: a log
+    colour scale clipped to the 2nd–98th percentile of the bone's SED, with a
+    colour bar in kJ/m³; no ghost.
+    """
     import pyvista as pv
 
     check_choice(camera, CAMERAS, name="camera")
@@ -145,7 +157,7 @@ def build_plotter(
     g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
     current = surface(g.bt, g.origin_mm, g.spacing_mm)
     ghost_mesh = None
-    if ghost and idx != info.reference_index:
+    if ghost and idx != info.reference_index and field is None:
         # the translucent ghost is context: a coarser mesh when the scene is large
         kg = 2 * k if downsample == "auto" and current.n_cells > max_triangles // 4 else k
         if kg == k:
@@ -157,7 +169,9 @@ def build_plotter(
 
     p = pv.Plotter(off_screen=True, window_size=(w, h))
     p.set_background(_rgb(BACKGROUND))
-    if current.n_points:
+    if current.n_points and field is not None:
+        _add_sed_surface(p, current, field, bt, info.voxel_size_um, k, clip, g, legend, h)
+    elif current.n_points:
         states = scene.point_states(current.points, g, tolerance)
         current.point_data["state"] = states
         cmap = [_rgb(scene.COLOURS[n]) for n in scene.STATE_NAMES]
@@ -191,12 +205,20 @@ def build_plotter(
     p.add_mesh(pv.Box(bounds=box).outline(), color=(0.55, 0.55, 0.55), line_width=1, name="box")
     if scale_bar:
         _add_scale_bar(p, box, camera)
-    if annotate:
+    if annotate and field is not None:
+        p.add_text(
+            _sed_label(info, field[1]),
+            position="upper_left",
+            font_size=max(6, h // 60),
+            color="white",
+            name="label",
+        )
+    elif annotate:
         day = float(info.days[idx])
         bv = float(np.mean(bt, dtype=np.float64)) / 255.0
         text = f"{info.scenario}\nday {day:g} ({day / DAYS_PER_YEAR:.2f} y), frame {idx + 1}/{info.n_frames}\nBV/TV {bv:.3f}"
         p.add_text(text, position="upper_left", font_size=max(6, h // 60), color="white", name="label")
-    if legend:
+    if legend and field is None:
         order = ["initial", "quiescent", "resorbed", "formed", "perforation"]
         labels = {
             "initial": "initial surface",
@@ -226,6 +248,59 @@ def build_plotter(
     )
     p.camera.zoom(1.15 if camera == "iso" else 1.05)
     return p
+
+
+def _add_sed_surface(p, mesh, field, bt, voxel_size_um, k, clip, g, legend, height) -> None:
+    """Colour ``mesh`` by the SED map of ``field`` (log scale, kJ/m³) and add its colour bar."""
+    sed, _ = field
+    grid = scene.field_grid(sed, bt, voxel_size_um, downsample=k, clip=clip)
+    bone_sed = sed[bt > 0] * 1000.0  # MPa -> kJ/m³
+    lo, hi = scene.log_range(bone_sed, SED_PERCENTILES)
+    values = np.clip(scene.sample_field(mesh.points, grid, g) * 1000.0, lo, hi)
+    mesh.point_data["sed_kj_m3"] = values
+    p.add_mesh(
+        mesh,
+        scalars="sed_kj_m3",
+        cmap=SED_CMAP,
+        clim=(lo, hi),
+        log_scale=True,
+        show_scalar_bar=legend,
+        scalar_bar_args={
+            "title": "SED [kJ/m³]",
+            "color": "white",
+            "vertical": True,
+            "position_x": 0.86,
+            "position_y": 0.2,
+            "width": 0.08,
+            "height": 0.6,
+            "fmt": "%.3g",
+            "n_labels": 4,
+            "title_font_size": max(8, height // 45),
+            "label_font_size": max(7, height // 55),
+        },
+        specular=0.2,
+        name="bone",
+    )
+    bar = p.scalar_bars["SED [kJ/m³]"] if legend and "SED [kJ/m³]" in p.scalar_bars else None
+    if bar is not None:  # keep the title clear of the top label
+        bar.SetVerticalTitleSeparation(max(4, height // 40))
+
+
+def _sed_label(info: Result, attrs: dict[str, Any]) -> str:
+    axis = attrs.get("axis", "?")
+    lines = [f"{info.scenario}: SED, {axis} compression"]
+    strain, e_app = attrs.get("strain"), attrs.get("apparent_modulus_mpa")
+    if strain is not None:
+        lines[0] += f" {100 * float(strain):g} %"
+    if e_app is not None:
+        lines.append(f"E_app,{axis} {float(e_app):.0f} MPa")
+    frame, day = attrs.get("frame", -1), attrs.get("day")
+    if frame is not None and int(frame) >= 0:
+        lines.append(
+            f"frame {int(frame)}" + (f", day {float(day):g}" if day is not None and np.isfinite(day) else "")
+        )
+    lines.append(f"colour: log, {SED_PERCENTILES[0]:g}-{SED_PERCENTILES[1]:g} percentile")
+    return "\n".join(lines)
 
 
 def _add_scale_bar(p: Any, box: tuple[float, ...], camera: str) -> None:
@@ -266,9 +341,21 @@ def render_plotter(result: str | os.PathLike | Result, frame: int = -1, **kwargs
     info = _as_info(result)
     idx = info.frame_index(frame)
     history = kwargs.pop("history", False)
+    field = kwargs.pop("field", "remodeling")
+    axis = kwargs.pop("axis", None)
+    check_choice(field, FIELDS, name="field")
+    if axis is not None and field != "sed":
+        raise InputError("`axis` chooses an SED map: use it with field='sed'")
+    sed = None
+    if field == "sed":
+        from bonesim.io.sed import read_sed_map
+
+        sed = read_sed_map(info.path, axis)
+        if sed[0].shape != tuple(info.shape):
+            raise BonesimError(f"{info.path}: the SED map is {sed[0].shape}, the bone {tuple(info.shape)}")
     require_rendering()
     (_, arrays), *_ = list(_frame_states(info, [idx], history))
-    return build_plotter(info, idx, arrays, **kwargs)
+    return build_plotter(info, idx, arrays, field=sed, **kwargs)
 
 
 def render_frame(
@@ -306,7 +393,11 @@ def render_frame(
         frame up to ``frame``), ``smooth`` (Gaussian sigma in voxels, 0.6),
         ``ghost``, ``perforations``, ``annotate``, ``legend``, ``scale_bar``
         (all True), ``tolerance`` (bone-fraction change that counts, 48),
-        ``parallel`` (projection; default parallel for top/side).
+        ``parallel`` (projection; default parallel for top/side), ``field``
+        ('remodeling', the default, or 'sed': colour by the SED map that
+        ``bonesim mechanics --save-sed`` stored in the file, log scale in
+        kJ/m³) and ``axis`` (which SED map: 'z', 'y' or 'x'; default the first
+        of z, y, x present).
 
     Returns
     -------

@@ -214,3 +214,66 @@ def perforated_points(
     hit = (bone_now & before_exit).any(axis=0)
     mask[cand] = ok & exited & ~hit
     return mask
+
+
+def field_grid(
+    values: np.ndarray,
+    bone: np.ndarray,
+    voxel_size_um: float,
+    *,
+    downsample: int = 1,
+    clip: Sequence[float] | None = None,
+) -> np.ndarray:
+    """A per-voxel field of the bone (e.g. SED) on the grid of :func:`prepare`, for sampling at the surface.
+
+    Cropped to ``clip`` and averaged over the bone voxels (``bone > 0``) of
+    each ``downsample`` block like the bone itself; marrow blocks (and the
+    one-voxel padding) take the value of the nearest bone block, so a
+    trilinear sample at the bone surface (which lies between bone and marrow
+    voxels) sees the adjacent bone, not a mix with marrow's 0. Float32,
+    aligned with the arrays of :func:`prepare` (same origin and spacing).
+
+    >>> v = np.zeros((4, 4, 4), np.float32); b = np.zeros((4, 4, 4), np.uint8)
+    >>> v[1:3, 1:3, 1:3], b[1:3, 1:3, 1:3] = 2.0, 255
+    >>> g = field_grid(v, b, 20.0)
+    >>> g.shape, float(g.min()), float(g.max())
+    ((6, 6, 6), 2.0, 2.0)
+    """
+    if values.shape != bone.shape:
+        raise InputError(f"the field is {values.shape} but the bone {bone.shape}")
+    h = voxel_size_um / 1000.0
+    sl = clip_slices(clip, bone.shape, h)
+    k = int(downsample)
+    mask = (bone[sl] > 0).astype(np.float32)
+    num = block_mean(np.asarray(values[sl], dtype=np.float32) * mask, k)
+    den = block_mean(mask, k)
+    has = den > 0
+    out = np.zeros(num.shape, np.float32)
+    out[has] = num[has] / den[has]
+    if has.any() and not has.all():
+        idx = ndimage.distance_transform_edt(~has, return_distances=False, return_indices=True)
+        out = out[tuple(idx)]
+    return np.pad(out, 1, mode="edge")
+
+
+def sample_field(points_mm: np.ndarray, grid: np.ndarray, g: FrameGrids) -> np.ndarray:
+    """Trilinear samples of a :func:`field_grid` at surface points (mm, xyz)."""
+    if len(points_mm) == 0:
+        return np.zeros(0, np.float32)
+    return _sample(grid, _to_index(points_mm, g))
+
+
+def log_range(values: np.ndarray, percentiles: tuple[float, float] = (2.0, 98.0)) -> tuple[float, float]:
+    """Colour range of a positive field on a log scale: the percentiles of its positive values.
+
+    >>> log_range(np.array([0.0, 1.0, 10.0, 100.0]), (0, 100))
+    (1.0, 100.0)
+    """
+    pos = np.asarray(values, dtype=np.float64)
+    pos = pos[np.isfinite(pos) & (pos > 0)]
+    if pos.size == 0:
+        raise InputError("the field is zero everywhere: nothing to colour")
+    lo, hi = (float(v) for v in np.percentile(pos, percentiles))
+    if not hi > lo:  # a uniform field: one decade around it
+        lo, hi = lo / np.sqrt(10.0), hi * np.sqrt(10.0)
+    return lo, hi
