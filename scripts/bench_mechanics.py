@@ -132,7 +132,7 @@ def gpu_cases(sizes: list[int], tol: float) -> list[dict]:
                 device_peak_bytes_per_voxel=pool.total_bytes() / bone.size,
             )
             mesh = VoxelMesh.from_modulus((bone > 0) * 10000.0, VOXEL_UM / 1000)
-            op = DeviceOperator(mesh, 0.3, cp.ones((3, *mesh.node_shape)))
+            op = DeviceOperator(dense_scale(mesh), cp.ones((3, *mesh.node_shape)), 0.3)
             x = cp.random.random((3, *mesh.node_shape))
             y = op(x)
             cp.cuda.Stream.null.synchronize()

@@ -214,7 +214,9 @@ def solve(
     tol : float
         Relative residual ‖b − Ax‖/‖b‖ at which PCG stops.
     preconditioner : {'gmg', 'jacobi'}
-        NumPy backend only (the CuPy backend uses Jacobi).
+        Geometric multigrid (default) or Jacobi. The NumPy backend's multigrid
+        uses Galerkin coarse operators, the CuPy backend's re-discretised ones
+        (:mod:`bonesim.mechanics.gridmg`).
     callback : callable(iteration, relative_residual), optional
         Called after every PCG iteration; ``progress=True`` shows a tqdm bar instead.
     keep_fields : bool
@@ -270,9 +272,16 @@ def solve(
             from bonesim.mechanics.cupy_backend import solve_displacement
 
             u, forces, it, rel, conv = solve_displacement(
-                mesh, poisson, bc, tol=tol, maxiter=maxiter, callback=callback, x0=start
+                mesh,
+                poisson,
+                bc,
+                tol=tol,
+                maxiter=maxiter,
+                preconditioner=preconditioner,
+                callback=callback,
+                x0=start,
             )
-            pre = "jacobi"
+            pre = preconditioner
             from bonesim.mechanics.operator import StiffnessOperator
 
             op = StiffnessOperator(mesh, poisson)
