@@ -243,3 +243,24 @@ def test_plain_volume_is_refused(tmp_path):
         analyze(p, histomorphometry=True)
     r = CliRunner().invoke(main, ["analyze", str(p), "--histomorphometry"])
     assert r.exit_code != 0 and "plain volume" in r.output
+
+
+@pytest.mark.parametrize(("state_day", "expect_es"), [(60.0, 100 * 15.5 / 31), (45.0, None)])
+def test_es_os_from_the_state_of_the_last_frame_only(tmp_path, state_day, expect_es):
+    """/state is read for the last frame when it is at that frame's day; NaN otherwise."""
+    p = _result(tmp_path / "run.h5")
+    ph = np.zeros((N, N, N), np.uint8)
+    ph[TOP + 1, :, :16] = 1  # osteoclasts over half of the last frame's top (z = 10 holds 204)
+    with h5py.File(p, "r+") as f:
+        s = f.create_group("state")
+        s.create_dataset("bone", data=_slab(204))
+        s.create_dataset("phase", data=ph)
+        s.create_dataset("timer", data=np.zeros((N, N, N), np.uint16))
+        s.attrs["day"] = state_day
+    t = dynamic_histomorphometry(p)
+    assert np.isnan(t["es_bs_pct"][:-1]).all()
+    if expect_es is None:
+        assert np.isnan(t["es_bs_pct"][-1]) and np.isnan(t["os_bs_pct"][-1])
+    else:
+        assert t["es_bs_pct"][-1] == pytest.approx(expect_es)
+        assert t["os_bs_pct"][-1] == 0.0
