@@ -38,6 +38,7 @@ _API: dict[str, str] = {
     # morphometry
     "analyze": "bonesim.morphometry",
     "morphometry": "bonesim.morphometry",
+    "dynamic_histomorphometry": "bonesim.morphometry",
     # visualisation
     "render_frame": "bonesim.viz",
     "animate": "bonesim.viz",

@@ -30,6 +30,12 @@ from bonesim.cli._common import overwrite_option, user_errors
     help="Also compress each frame along z by micro-FE (bonesim mechanics defaults) and report "
     "e_app_z_mpa (slow).",
 )
+@click.option(
+    "--histomorphometry",
+    is_flag=True,
+    help="Also report dynamic histomorphometry (ASBMR): MS/BS, MAR, BFR/BS over the interval "
+    "since the previous frame, ES/BS and OS/BS (last frame), Ac.f.",
+)
 @click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
 @overwrite_option
 @user_errors
@@ -39,6 +45,7 @@ def analyze(
     frames: str,
     backend: str,
     mechanics: bool,
+    histomorphometry: bool,
     no_write: bool,
     overwrite: bool,
 ) -> None:
@@ -49,7 +56,12 @@ def analyze(
     file. The file is updated in place; nothing else in it changes.
     --mechanics adds the apparent modulus in z compression, e_app_z_mpa
     (the E_app of `bonesim mechanics FILE --axis z`; 0 when the bone does
-    not connect the faces).
+    not connect the faces). --histomorphometry adds, per frame, the dynamic
+    histomorphometry of the interval since the frame before it, in the
+    ASBMR nomenclature with units in the column names: ms_bs_pct,
+    mar_um_per_day, bfr_bs_um3_um2_yr, es_bs_pct and os_bs_pct (from the CA
+    phase: last frame only), ac_f_per_yr, ac_f_bfr_per_yr and
+    activations_per_mm2_yr (definitions in docs/morphometry.md).
 
     \b
     Examples:
@@ -57,6 +69,7 @@ def analyze(
       bonesim analyze run.h5 --frames last --csv run_morphometry.csv
       bonesim analyze bone.h5 --no-write --csv bone.csv
       bonesim analyze run.h5 --mechanics --csv stiffness_over_time.csv
+      bonesim analyze run.h5 --histomorphometry --csv histo.csv
     """
     from tqdm import tqdm
 
@@ -79,6 +92,7 @@ def analyze(
             backend=backend,
             overwrite=overwrite,
             mechanics=mechanics,
+            histomorphometry=histomorphometry,
         )
     finally:
         bar.close()
@@ -91,5 +105,13 @@ def analyze(
         f"SMI {last['smi']:.2f}, DA {last['da']:.2f}"
         + (f", E_app,z {last['e_app_z_mpa']:.1f} MPa" if mechanics else "")
     )
+    if histomorphometry:
+        click.echo(
+            f"histomorphometry (day {last['day']:g}, interval since the previous frame): "
+            f"MS/BS {last['ms_bs_pct']:.2f} %, MAR {last['mar_um_per_day']:.3f} µm/d, "
+            f"BFR/BS {last['bfr_bs_um3_um2_yr']:.2f} µm³/µm²/yr, ES/BS {last['es_bs_pct']:.2f} %, "
+            f"OS/BS {last['os_bs_pct']:.2f} %, Ac.f {last['ac_f_per_yr']:.3f}/yr "
+            f"(BFR/BS / W.Th: {last['ac_f_bfr_per_yr']:.3f}/yr)"
+        )
     if csv_path:
         click.echo(f"wrote {csv_path}")

@@ -614,6 +614,29 @@ class Result:
                         out[k] = np.asarray(ds[...])
         return out
 
+    def state(self) -> dict[str, np.ndarray]:
+        """The CA state ``/state/bone, phase, timer`` of the file's last step ({} when absent).
+
+        It is the state of the last saved frame when ``state_attrs["day"]``
+        equals ``days[-1]`` (a complete run); ``bonesim.morphometry.histomorphometry``
+        reads ES/BS and OS/BS from it.
+        """
+        want = {"bone": np.uint8, "phase": np.uint8, "timer": np.uint16}
+        out: dict[str, np.ndarray] = {}
+        with open_bonesim(self.path) as f:
+            g = f.get("state")
+            if not isinstance(g, h5py.Group):
+                return {}
+            for k, dt in want.items():
+                ds = g.get(k)
+                if not isinstance(ds, h5py.Dataset) or ds.shape != self.shape or ds.dtype != dt:
+                    return {}
+                try:
+                    out[k] = np.asarray(ds[...])
+                except OSError as exc:
+                    raise BonesimError(f"{self.path}: {ds.name} is corrupt ({exc})") from None
+        return out
+
     def initial(self) -> np.ndarray:
         """The input volume ``/volume/bone`` (frame 0 when a result lacks it)."""
         with open_bonesim(self.path) as f:

@@ -7,6 +7,8 @@ Rooms:
 - :mod:`~bonesim.morphometry.topology` — Euler characteristic, Conn.D;
 - :mod:`~bonesim.morphometry.anisotropy` — MIL fabric tensor, DA;
 - :mod:`~bonesim.morphometry.labels` — resorption/quiescent/formation labels between frames;
+- :mod:`~bonesim.morphometry.histomorphometry` — dynamic histomorphometry (MS/BS, MAR, BFR/BS, ES/BS,
+  OS/BS, Ac.f) of a simulation;
 - :mod:`~bonesim.morphometry.gpu` — CuPy versions of BV/TV and local thickness;
 - :mod:`~bonesim.morphometry.analyze` — fill the metrics table of a result file.
 
@@ -16,16 +18,18 @@ See ``docs/morphometry.md`` for definitions and validation.
 from __future__ import annotations
 
 from bonesim.morphometry._common import MorphometryWarning
-from bonesim.morphometry.analyze import METRIC_COLUMNS, analyze
+from bonesim.morphometry.analyze import HISTO_COLUMNS, METRIC_COLUMNS, analyze, dynamic_histomorphometry
 from bonesim.morphometry.indices import ALL_INDICES, morphometry
 from bonesim.morphometry.labels import remodeling_labels, remodeling_summary
 from bonesim.morphometry.thickness import local_thickness
 
 __all__ = [
     "ALL_INDICES",
+    "HISTO_COLUMNS",
     "METRIC_COLUMNS",
     "MorphometryWarning",
     "analyze",
+    "dynamic_histomorphometry",
     "local_thickness",
     "morphometry",
     "remodeling_labels",

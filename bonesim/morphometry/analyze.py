@@ -15,6 +15,7 @@ from bonesim._validation import check_choice
 from bonesim.errors import BonesimError
 from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result, write_frame_metrics
+from bonesim.morphometry.histomorphometry import HISTO_COLUMNS as _HISTO_COLUMNS
 from bonesim.volume import Volume
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "
 COUNT_COLUMNS = ("n_particles", "n_cavities", "cavity_voxels")
 #: Columns added with ``mechanics=True`` (to ``/tables/metrics`` and the CSV).
 MECHANICS_COLUMNS = ("e_app_z_mpa",)
+#: Columns added with ``histomorphometry=True`` (see :mod:`bonesim.morphometry.histomorphometry`).
+HISTO_COLUMNS = _HISTO_COLUMNS
 FRAMES = ("all", "last")
 
 
@@ -53,6 +56,7 @@ def analyze(
     backend: str = "cpu",
     overwrite: bool = False,
     mechanics: bool = False,
+    histomorphometry: bool = False,
 ) -> dict[str, np.ndarray]:
     """Morphometry of the saved frames of a bonesim file, written into the file (and a CSV).
 
@@ -82,12 +86,21 @@ def analyze(
         (seconds to minutes per frame), so off by default. A frame whose bone
         does not connect z = 0 to the top face carries no load: 0 MPa, with
         a warning.
+    histomorphometry : bool
+        Also report the dynamic histomorphometry of every analysed frame over
+        the interval since the frame before it (ASBMR nomenclature,
+        :func:`bonesim.morphometry.histomorphometry.histomorphometry_interval`):
+        ``ms_bs_pct``, ``mar_um_per_day``, ``bfr_bs_um3_um2_yr``, ``ac_f_per_yr``,
+        ``ac_f_bfr_per_yr``, ``activations_per_mm2_yr`` (NaN for frame 0), and
+        ``es_bs_pct``, ``os_bs_pct`` (from the CA phase, which a result holds
+        for its last frame only: NaN for the others). Needs a simulation result.
 
     Returns
     -------
     dict of ndarray
         Columns ``frame`` (−1 for ``/volume/bone``), ``day`` and the indices
-        (and ``e_app_z_mpa`` with ``mechanics``), one row per analysed frame.
+        (and ``e_app_z_mpa`` with ``mechanics``, :data:`HISTO_COLUMNS` with
+        ``histomorphometry``), one row per analysed frame.
 
     Notes
     -----
@@ -105,19 +118,26 @@ def analyze(
     info = Result.open(path)
     if write and not os.access(info.path, os.W_OK):
         raise BonesimError(f"{path} is read-only: cannot store the results (write a CSV with --csv instead)")
+    if histomorphometry and not info.has_series:
+        raise BonesimError(
+            f"{path} is a plain volume: histomorphometry needs a simulation result (saved frames over time)"
+        )
     idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
     rows: list[dict[str, float]] = []
+    histo = _Histo(info) if histomorphometry else None
     for k, i in enumerate(idx):
         vol = Volume(info.frame(i), info.voxel_size_um)
         m = morphometry(vol, backend=backend)
         frame = i if info.has_series else -1
         if mechanics:
             m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
+        if histo is not None:
+            m.update(histo.row(i, vol.data))
         rows.append({"frame": frame, "day": float(info.days[i]), **m})
         log.info("frame %s (day %g): %s", frame, info.days[i], m)
         if progress is not None:
             progress(k + 1, len(idx))
-    extra_mech = MECHANICS_COLUMNS if mechanics else ()
+    extra_mech = (*(MECHANICS_COLUMNS if mechanics else ()), *(HISTO_COLUMNS if histomorphometry else ()))
     names = ["frame", "day", *METRIC_COLUMNS, *extra_mech, *EXTRA_COLUMNS]
     table = {
         c: np.array([r.get(c, np.nan) for r in rows], dtype=np.int64 if c == "frame" else np.float64)
@@ -131,6 +151,98 @@ def analyze(
         ) as tmp:
             _write_csv(tmp, table)
     return table
+
+
+def dynamic_histomorphometry(path: str | os.PathLike, *, frames: str = "all") -> dict[str, np.ndarray]:
+    """The dynamic histomorphometry of a simulation result alone (nothing written, no other index).
+
+    Columns ``frame``, ``day`` and :data:`HISTO_COLUMNS`, one row per
+    analysed frame; the same values as ``analyze(path, histomorphometry=True)``
+    (see there and ``docs/morphometry.md``).
+
+    >>> import tempfile, pathlib, h5py
+    >>> from bonesim.io.hdf5 import write_root_attrs
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "run.h5"
+    >>> b0 = np.zeros((8, 8, 8), np.uint8); b0[:4] = 255; b1 = b0.copy(); b1[4] = 153  # 12 µm in 30 d
+    >>> with h5py.File(p, "w") as f:
+    ...     write_root_attrs(f, 20.0)
+    ...     _ = f.create_dataset("series/bone", data=np.stack([b0, b1]))
+    ...     _ = f.create_dataset("series/day", data=[0.0, 30.0])
+    >>> t = dynamic_histomorphometry(p)
+    >>> t["ms_bs_pct"].tolist(), round(float(t["mar_um_per_day"][1] * (7 / 8) ** 2), 6)
+    ([nan, 100.0], 0.4)
+    """
+    check_choice(frames, FRAMES, name="frames")
+    info = Result.open(path)
+    if not info.has_series:
+        raise BonesimError(
+            f"{path} is a plain volume: histomorphometry needs a simulation result (saved frames over time)"
+        )
+    idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
+    histo = _Histo(info)
+    rows = [{"frame": i, "day": float(info.days[i]), **histo.row(i, info.frame(i))} for i in idx]
+    return {
+        c: np.array([r[c] for r in rows], dtype=np.int64 if c == "frame" else np.float64)
+        for c in ("frame", "day", *HISTO_COLUMNS)
+    }
+
+
+class _Histo:
+    """The histomorphometry columns of frame i of a result: frame i-1, the last state, metrics, W.Th."""
+
+    def __init__(self, info: Result) -> None:
+        self.info = info
+        self.prev: tuple[int, np.ndarray] | None = None
+        st = info.state()
+        day = info.state_attrs.get("day")
+        last_day = float(info.days[-1])
+        self.state = st if st and day is not None and abs(float(day) - last_day) < 1e-9 else None
+        metrics = info.tables.get("metrics", {})
+        n = len(next(iter(metrics.values()))) if metrics else 0
+        self.metrics = metrics if n == info.n_frames else {}
+        self.phys = info.tables.get("physiology", {})
+
+    def _frame(self, i: int) -> np.ndarray:
+        if self.prev is not None and self.prev[0] == i:
+            return self.prev[1]
+        return self.info.frame(i)
+
+    def wall_thickness_um(self, d0: float, d1: float) -> float | None:
+        """Mean f · E of the daily parameters of days [d0, d1) (the last row beyond the table)."""
+        t = self.phys
+        if "erosion_depth_um" not in t or "formation_efficiency" not in t:
+            return None
+        w = np.asarray(t["erosion_depth_um"], float) * np.asarray(t["formation_efficiency"], float)
+        if w.size == 0:
+            return None
+        lo = min(max(int(np.floor(d0)), 0), w.size - 1)
+        hi = min(max(int(np.ceil(d1)), lo + 1), w.size)
+        return float(w[lo:hi].mean())
+
+    def row(self, i: int, after: np.ndarray) -> dict[str, float]:
+        from bonesim.morphometry.histomorphometry import histomorphometry_interval
+
+        out = {c: float("nan") for c in HISTO_COLUMNS}
+        info = self.info
+        if i > 0 and info.days[i] > info.days[i - 1]:
+            d0, d1 = float(info.days[i - 1]), float(info.days[i])
+            r = histomorphometry_interval(
+                self._frame(i - 1),
+                after,
+                info.voxel_size_um,
+                d1 - d0,
+                state=self.state if i == info.n_frames - 1 else None,
+                metrics_row={k: float(v[i]) for k, v in self.metrics.items()},
+                wall_thickness_um=self.wall_thickness_um(d0, d1),
+            )
+            out.update({c: float(r[c]) for c in HISTO_COLUMNS})
+        elif i == info.n_frames - 1 and self.state is not None:  # a one-frame result: ES, OS only
+            from bonesim.morphometry.histomorphometry import state_surfaces
+
+            s = state_surfaces(after, self.state["phase"], self.state["timer"], info.voxel_size_um)
+            out.update(es_bs_pct=s["es_bs_pct"], os_bs_pct=s["os_bs_pct"])
+        self.prev = (i, after)
+        return out
 
 
 def apparent_modulus_z(volume: Volume, *, backend: str = "cpu", where: str = "the volume") -> float:
