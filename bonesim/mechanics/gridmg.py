@@ -18,8 +18,8 @@ node ``2i`` and a fine odd node ``2i+1`` takes the mean of coarse ``i`` and
 slices only, so this module runs unchanged on NumPy (where the operator is
 :func:`~bonesim.mechanics.cupy_backend.emulate_matvec`; the tests) and on
 CuPy. The coarsest level (at most :data:`COARSEST_NODES` active nodes) is
-assembled on the host and inverted once (a dense inverse, applied as one
-matrix-vector product per cycle).
+assembled on the host and inverted once on the device (a dense inverse,
+applied as one matrix-vector product per cycle).
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from bonesim.mechanics.element import ke_unit
 from bonesim.mechanics.operator import StiffnessOperator, VoxelMesh
 from bonesim.mechanics.solver import VCycle, coarsen_modulus, power_lambda_max
 
-#: The dense inverse of the coarsest level is (3·nodes)² float64: 4000 nodes → 1.15 GB.
-COARSEST_NODES = 4000
+#: The dense inverse of the coarsest level is (3·nodes)² float64: 2000 nodes → 288 MB.
+COARSEST_NODES = 2000
 
 #: ``make_operator(s, free) → apply`` where ``apply(x) = free · K(s) x`` on dense grids.
 OperatorFactory = Callable[[object, object], Callable]
@@ -152,9 +152,10 @@ class GridMultigrid(VCycle):
         free,
         make_operator: OperatorFactory,
         xp=np,
-        coarsest_nodes: int = COARSEST_NODES,
+        coarsest_nodes: int | None = None,
     ) -> None:
         self.xp = xp
+        coarsest_nodes = COARSEST_NODES if coarsest_nodes is None else coarsest_nodes
         mod = np.asarray(modulus, dtype=np.float64)
         h = float(voxel_mm)
         self.levels = [GridLevel(xp.asarray(mod * h), free, poisson, make_operator, xp)]
@@ -185,7 +186,8 @@ class GridMultigrid(VCycle):
         d = np.diagonal(a)
         shift = 1e-10 * float(d.max()) if d.size else 0.0
         a[np.diag_indices_from(a)] += np.where(free > 0, shift, 1.0)
-        self._coarse_inv = xp.asarray(np.linalg.inv(a) * free[:, None] * free[None, :])
+        mask = xp.asarray(free)
+        self._coarse_inv = xp.linalg.inv(xp.asarray(a)) * mask[:, None] * mask[None, :]
         self._coarse_nodes = xp.asarray(mesh.node_grid)
 
     def restrict(self, i: int, r):

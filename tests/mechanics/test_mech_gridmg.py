@@ -73,9 +73,9 @@ def test_grid_multigrid_is_a_symmetric_preconditioner():
 
 @pytest.mark.parametrize("axis", ["z", "x"])
 def test_device_solver_code_on_the_host_agrees_with_the_numpy_backend(axis, monkeypatch):
-    bone, load, mesh, bc = _case(axis=axis)
+    bone, load, mesh, bc = _case(14, axis=axis)
     ref = solve(bone, load, voxel_size_um=20, backend="numpy", tol=1e-9)
-    monkeypatch.setattr(G, "COARSEST_NODES", 300)
+    monkeypatch.setattr(G, "COARSEST_NODES", 150)
     iters = {}
     for pre in ("gmg", "jacobi"):
         u, f, it, rel, conv = CB.grid_solve(
