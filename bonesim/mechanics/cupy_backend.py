@@ -132,6 +132,7 @@ class DeviceOperator:
 
     def __call__(self, x, out=None, free=None):
         cp = self.cp
+        x = cp.ascontiguousarray(x, dtype=cp.float64)  # the kernel indexes C-contiguous grids
         y = cp.empty_like(x) if out is None else out
         nz, ny, nx = self.shape
         self.kernel(
