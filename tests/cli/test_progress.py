@@ -71,3 +71,16 @@ def test_simulate_log_covers_the_spin_up_without_carriage_returns(run_h5):
 def test_simulate_end_line_names_the_three_baselines(run_h5):
     _, r = run_h5
     assert re.search(r"BV/TV input [0-9.]+, day 0 \(after spin-up\) [0-9.]+, end [0-9.]+", r.stdout), r.stdout
+
+
+def test_analyze_reports_each_frame_on_stderr_and_no_progress_silences_it(run_h5):
+    out, _ = run_h5
+    r = CliRunner().invoke(
+        main, ["analyze", str(out), "--no-write", "--frames", "last"], catch_exceptions=False
+    )
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.stderr
+    assert "analyze: 0/1 frame (0 %)" in r.stderr and "analyze: 1/1 frame (100 %)" in r.stderr, r.stderr
+    assert "frame(s) analysed" in r.stdout
+    r = CliRunner().invoke(main, ["analyze", str(out), "--no-write", "--frames", "last", "--no-progress"])
+    assert r.exit_code == 0 and "analyze:" not in r.stderr, r.stderr
