@@ -297,17 +297,18 @@ def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrit
     if not resume:
         if folder.exists() and not folder.path.is_dir():
             if not overwrite:
+                what = f"{folder.path} exists but is not a run folder: nothing to resume; remove it or pass"
                 raise BonesimError(
-                    f"{folder.path} exists but is not a run folder: nothing to --resume; remove it or pass "
-                    "overwrite=True (--overwrite) to replace it"
+                    f"{what} overwrite=True to replace it", cli=f"{what} --overwrite to replace it"
                 )
         elif folder.exists():
             folder.lock()  # refuses while another process writes this run
             if folder.has_checkpoint() and not overwrite:
                 folder.unlock()
+                what = f"an interrupted run exists in {folder.path}: pass"
                 raise BonesimError(
-                    f"an interrupted run exists in {folder.path}: pass resume=True (--resume) to continue it "
-                    "or overwrite=True (--overwrite) to start over"
+                    f"{what} resume=True to continue it or overwrite=True to start over",
+                    cli=f"{what} --resume to continue it or --overwrite to start over",
                 )
             folder.unlock()
         return _Start(_initial_state(plan.volume))

@@ -117,6 +117,8 @@ class Progress:
             self.desc = phase
         self.n = n
         if self._bar is not None:
+            if self._bar.total != self.total:  # a total learnt on the way
+                self._bar.total = self.total
             if changed_phase:
                 self._bar.set_description_str(phase, refresh=False)
             if postfix is not None:

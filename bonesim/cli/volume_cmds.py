@@ -257,16 +257,15 @@ def import_(
     from bonesim.io.segment import segment
 
     check_output_path(out, overwrite=overwrite)  # fail before the (long) read
-    bar: dict[str, Any] = {}
+    from bonesim.cli._progress import Progress
+
+    bar = Progress(None, desc="reading", unit="slice")
 
     def progress(done: int, total: int) -> None:
-        if "bar" not in bar:
-            from tqdm import tqdm
+        bar.total = total
+        bar.update(done)
 
-            bar["bar"] = tqdm(total=total, unit="slice", desc="reading", leave=False, disable=None)
-        bar["bar"].update(done - bar["bar"].n)
-
-    try:
+    with bar:  # closed (its line ended) before an error is printed
         grey = import_volume(
             input_path,
             voxel_size_um=voxel_size,
@@ -275,9 +274,6 @@ def import_(
             downsample=downsample,
             progress=progress,
         )
-    finally:
-        if "bar" in bar:
-            bar["bar"].close()
     bone = segment(
         grey,
         _threshold(threshold),

@@ -84,3 +84,37 @@ def test_analyze_reports_each_frame_on_stderr_and_no_progress_silences_it(run_h5
     assert "frame(s) analysed" in r.stdout
     r = CliRunner().invoke(main, ["analyze", str(out), "--no-write", "--frames", "last", "--no-progress"])
     assert r.exit_code == 0 and "analyze:" not in r.stderr, r.stderr
+
+
+def test_an_error_starts_on_its_own_line_after_a_bar_in_cli_spelling():
+    import click
+
+    from bonesim.cli._common import user_errors
+    from bonesim.errors import BonesimError
+
+    @click.command()
+    @user_errors
+    def cmd():
+        with Progress(10, desc="work", unit="d", tty=True) as p:
+            p.update(3)
+            raise BonesimError("pass overwrite=True to replace it", cli="pass --overwrite to replace it")
+
+    r = CliRunner().invoke(cmd, [])
+    assert r.exit_code == 1
+    assert "\nError: pass --overwrite to replace it\n" in r.stderr, repr(r.stderr)
+    assert "overwrite=True" not in r.stderr
+
+
+def test_import_errors_use_cli_spelling_on_the_cli_and_api_spelling_in_python(tmp_path):
+    import numpy as np
+
+    from bonesim.errors import BonesimError
+    from bonesim.io.importers import import_volume
+
+    src = tmp_path / "grey.npy"
+    np.save(src, np.zeros((4, 4, 4), np.uint8))
+    r = CliRunner().invoke(main, ["import", str(src), str(tmp_path / "a.h5")])
+    assert r.exit_code == 1 and "--voxel-size UM" in r.stderr and "voxel_size_um" not in r.stderr, r.stderr
+    with pytest.raises(BonesimError, match=r"voxel_size_um=$") as exc:
+        import_volume(src)
+    assert "--voxel-size" not in str(exc.value)
