@@ -68,9 +68,16 @@ def test_simulate_log_covers_the_spin_up_without_carriage_returns(run_h5):
     assert any("ETA" in ln and "?" not in ln.split("ETA")[1][:3] for ln in lines)
 
 
-def test_simulate_end_line_names_the_three_baselines(run_h5):
-    _, r = run_h5
-    assert re.search(r"BV/TV input [0-9.]+, day 0 \(after spin-up\) [0-9.]+, end [0-9.]+", r.stdout), r.stdout
+def test_simulate_end_line_and_info_name_the_same_three_baselines(run_h5):
+    out, r = run_h5
+    pattern = r"BV/TV +input ([0-9.]+), day 0 \(after spin-up\) ([0-9.]+), end ([0-9.]+)"
+    end_line = re.search(pattern, r.stdout)
+    assert end_line, r.stdout
+    info = CliRunner().invoke(main, ["info", str(out)])
+    assert info.exit_code == 0, info.output
+    shown = re.search(pattern, info.stdout)
+    assert shown, info.stdout
+    assert shown.groups() == end_line.groups()
 
 
 def test_analyze_reports_each_frame_on_stderr_and_no_progress_silences_it(run_h5):
