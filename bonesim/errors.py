@@ -1,12 +1,34 @@
 """Exceptions that carry a message meant for the user.
 
 The CLI prints the message of a :class:`BonesimError` as one sentence and exits
-with a non-zero code, never with a traceback.
+with a non-zero code, never with a traceback. A message that names an argument
+can carry two spellings: ``str(exc)`` names the Python argument
+(``overwrite=True``) and :attr:`BonesimError.cli_message` the command-line
+option (``--overwrite``), which is what the CLI prints.
 """
+
+from __future__ import annotations
 
 
 class BonesimError(Exception):
-    """An error caused by user input (bad file, bad parameter), not by a bug."""
+    """An error caused by user input (bad file, bad parameter), not by a bug.
+
+    ``cli=`` is the same message in command-line spelling (options instead of
+    keyword arguments); without it the CLI prints ``str(exc)``.
+
+    >>> e = BonesimError("pass overwrite=True to replace it", cli="pass --overwrite to replace it")
+    >>> str(e), e.cli_message
+    ('pass overwrite=True to replace it', 'pass --overwrite to replace it')
+    """
+
+    def __init__(self, *args: object, cli: str | None = None) -> None:
+        super().__init__(*args)
+        self.cli = cli
+
+    @property
+    def cli_message(self) -> str:
+        """The message as a command-line user should read it."""
+        return self.cli if self.cli else str(self)
 
 
 class SchemaError(BonesimError):

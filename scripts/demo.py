@@ -13,7 +13,7 @@ Steps (each prints what it did; about 1-2 minutes on 2 CPU cores):
 2. a remodeling simulation (1-year spin-up, then ``--years`` with a formation
    deficit, f = 0.95 by default) on the GPU when CuPy finds one, else NumPy
    -> ``OUT/run.h5``;
-3. BV/TV before and after;
+3. BV/TV of the input, at day 0 (after the spin-up) and at the end;
 4. ``OUT/first.png`` and ``OUT/last.png`` (bone surface coloured by
    remodeling state: red resorbed, green formed, magenta perforated, grey
    ghost of the day-0 surface) and ``OUT/bvtv.png`` (BV/TV over time).
@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     m = res.metrics
     print(f"backend {res.backend} ({res.device}), {res.timings.get('wall_s', float('nan')):.1f} s")
     print(
-        f"BV/TV before (day 0): {m['bv_tv'][0]:.4f}   after (day {m['day'][-1]:g}): {m['bv_tv'][-1]:.4f}   "
-        f"change {100 * (m['bv_tv'][-1] / m['bv_tv'][0] - 1):+.2f} %"
+        f"BV/TV input {vol.bv_tv:.4f}   day 0 (after spin-up): {m['bv_tv'][0]:.4f}   "
+        f"end (day {m['day'][-1]:g}): {m['bv_tv'][-1]:.4f}   "
+        f"change since day 0 {100 * (m['bv_tv'][-1] / m['bv_tv'][0] - 1):+.2f} %"
     )
 
     try:

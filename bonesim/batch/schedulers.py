@@ -85,6 +85,8 @@ def make_cluster(
             if key in study.dask:
                 kw[key] = study.dask[key]
         kw.update(opts)
+        if kw.get("processes", True) and "worker_class" not in kw:
+            kw["worker_class"] = _patient_nanny()
         return distributed.LocalCluster(**kw)
     if scheduler == "dask-cuda":
         dask_cuda = _need("dask_cuda", scheduler, "dask-cuda")
@@ -193,17 +195,50 @@ def run_on_cluster(
             return
     with _quiet_dask():
         cluster = make_cluster(scheduler, study, workers=n, options=options)
+        client = None
         try:
             from distributed import Client
 
-            with Client(cluster) as client:
-                if scheduler == "slurm":
-                    log.warning(
-                        "waiting for SLURM jobs to start workers (dashboard: %s)", client.dashboard_link
-                    )
-                run_with_client(client, runs, run_fn, on_done, gpu_resource=(scheduler == "slurm"))
+            client = Client(cluster)
+            if scheduler == "slurm":
+                log.warning("waiting for SLURM jobs to start workers (dashboard: %s)", client.dashboard_link)
+            run_with_client(client, runs, run_fn, on_done, gpu_resource=(scheduler == "slurm"))
         finally:
-            cluster.close()
+            shutdown(client, cluster)
+
+
+#: Seconds a local worker process gets to exit when a study ends, before its nanny kills it
+#: (Dask's own budget is 4 s, which a loaded node misses: "Worker process still alive ... killing").
+WORKER_EXIT_S = 30.0
+#: Seconds the client and then the cluster get to close.
+SHUTDOWN_TIMEOUT_S = 60.0
+
+
+def _patient_nanny() -> type:
+    """``distributed.Nanny`` whose close waits up to WORKER_EXIT_S for its worker process."""
+    from distributed import Nanny
+
+    class PatientNanny(Nanny):
+        async def close(self, timeout: float = WORKER_EXIT_S / 0.8, reason: str = "nanny-close") -> Any:
+            return await super().close(timeout=timeout, reason=reason)
+
+    return PatientNanny
+
+
+def shutdown(client: Any, cluster: Any, timeout: float = SHUTDOWN_TIMEOUT_S) -> None:
+    """Stop a study's Dask cluster cleanly: close the client, then the cluster, each with ``timeout``.
+
+    The local cluster's nannies (:func:`_patient_nanny`) give each worker
+    process WORKER_EXIT_S to exit, so a slow exit on a loaded node is waited
+    for instead of killed.
+    """
+    if client is not None:
+        with contextlib.suppress(Exception):  # a dead scheduler: nothing to say goodbye to
+            client.close(timeout=timeout)
+    try:
+        cluster.close(timeout=timeout)
+    except TimeoutError:  # the results are written; only the cluster's own teardown hangs
+        log.warning("the Dask cluster did not close within %.0f s; its processes end with this one", timeout)
 
 
 @contextlib.contextmanager

@@ -45,7 +45,7 @@ from bonesim.ca.mechano import MechanoParams, Mechanoregulation
 from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
 from bonesim.ca.rng import MAX_SEED
-from bonesim.ca.schedule import CAL_EVERY, Schedule
+from bonesim.ca.schedule import Schedule
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputTypeError
 from bonesim.io.hdf5 import check_output_path
@@ -297,17 +297,18 @@ def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrit
     if not resume:
         if folder.exists() and not folder.path.is_dir():
             if not overwrite:
+                what = f"{folder.path} exists but is not a run folder: nothing to resume; remove it or pass"
                 raise BonesimError(
-                    f"{folder.path} exists but is not a run folder: nothing to --resume; remove it or pass "
-                    "overwrite=True (--overwrite) to replace it"
+                    f"{what} overwrite=True to replace it", cli=f"{what} --overwrite to replace it"
                 )
         elif folder.exists():
             folder.lock()  # refuses while another process writes this run
             if folder.has_checkpoint() and not overwrite:
                 folder.unlock()
+                what = f"an interrupted run exists in {folder.path}: pass"
                 raise BonesimError(
-                    f"an interrupted run exists in {folder.path}: pass resume=True (--resume) to continue it "
-                    "or overwrite=True (--overwrite) to start over"
+                    f"{what} resume=True to continue it or overwrite=True to start over",
+                    cli=f"{what} --resume to continue it or --overwrite to start over",
                 )
             folder.unlock()
         return _Start(_initial_state(plan.volume))
@@ -437,7 +438,7 @@ class _Loop:
             self.save(frame=False)  # checkpoints during the spin-up
 
     def run(self, interrupted: Callable[[], bool], progress: Callable | None, fresh: bool) -> None:
-        """Steps ``start .. total``: calibrate every CAL_EVERY steps, step, save on the grid."""
+        """Steps ``start .. total``: mechanics when due, step, save on the grid, report each day."""
         p, t0 = self.plan, time.perf_counter()
         if fresh and self.folder is not None and self.start != p.n_spin:
             self.save(frame=False)  # a run killed during its spin-up can resume too
@@ -452,7 +453,9 @@ class _Loop:
             self.be.step(self.state, inputs, step=n, map_day=int(p.day_of(n)) if n >= p.n_spin else -1)
             self.done = n + 1
             self._save_due()
-            if progress is not None and (self.done % CAL_EVERY == 0 or self.done == p.total):
+            if progress is not None and (
+                self.done == p.total or math.floor(self.done * p.dt) > math.floor(n * p.dt)
+            ):  # once per simulated day (every step when dt >= 1 day), and at the end
                 _report(progress, p, self.start, self.done, time.perf_counter() - t0)
 
     def _solve_mechanics(self, n: int) -> None:
@@ -485,6 +488,8 @@ def _report(progress: Callable, plan: RunPlan, start: int, done: int, elapsed: f
             "total_days": plan.n_main * plan.dt,
             "step": done,
             "total_steps": plan.total,
+            "start_step": start,
+            "spinup_days": plan.n_spin * plan.dt,
             "steps_per_s": (done - start) / el,
             "gvox_per_s": (done - start) * nvox / el / 1e9,
         }
@@ -584,8 +589,12 @@ def simulate(
     resume : bool
         Continue the interrupted run checkpointed in ``out.partial``.
     progress : callable, optional
-        Called every few steps with a dict (``day``, ``total_days``, ``step``,
-        ``total_steps``, ``steps_per_s``, ``gvox_per_s``).
+        Called once per simulated day (spin-up included; every step when
+        ``dt_days >= 1``) and at the end, with a dict: ``day`` (negative
+        during the spin-up), ``total_days`` (after the spin-up),
+        ``spinup_days``, ``step``, ``total_steps`` (spin-up + run),
+        ``start_step`` (where this call started: > 0 on resume),
+        ``steps_per_s`` and ``gvox_per_s`` (measured since the start).
     scenario : object, optional
         With attributes ``name``, ``toml`` and ``table`` (see
         ``bonesim.physiology.scenario_table``); stored in ``/scenario``.

@@ -26,7 +26,7 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return func(*args, **kwargs)
         except BonesimError as exc:
-            _fail(str(exc).strip() or exc.__class__.__name__)
+            _fail(exc.cli_message.strip() or exc.__class__.__name__)
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except OSError as exc:

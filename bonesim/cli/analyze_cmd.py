@@ -37,6 +37,7 @@ from bonesim.cli._common import overwrite_option, user_errors
     "since the previous frame, ES/BS and OS/BS (last frame), Ac.f.",
 )
 @click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
+@click.option("--no-progress", is_flag=True, help="No per-frame progress on stderr.")
 @overwrite_option
 @user_errors
 def analyze(
@@ -47,6 +48,7 @@ def analyze(
     mechanics: bool,
     histomorphometry: bool,
     no_write: bool,
+    no_progress: bool,
     overwrite: bool,
 ) -> None:
     """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI and DA of RESULT.
@@ -62,6 +64,8 @@ def analyze(
     mar_um_per_day, bfr_bs_um3_um2_yr, es_bs_pct and os_bs_pct (from the CA
     phase: last frame only), ac_f_per_yr, ac_f_bfr_per_yr and
     activations_per_mm2_yr (definitions in docs/morphometry.md).
+    Progress (one step per frame) goes to stderr: a bar on a terminal, a
+    plain line every 10 % or minute in a log; --no-progress silences it.
 
     \b
     Examples:
@@ -70,19 +74,25 @@ def analyze(
       bonesim analyze bone.h5 --no-write --csv bone.csv
       bonesim analyze run.h5 --mechanics --csv stiffness_over_time.csv
       bonesim analyze run.h5 --histomorphometry --csv histo.csv
+      bonesim analyze run.h5 --no-progress --csv run.csv
     """
-    from tqdm import tqdm
-
+    from bonesim.cli._progress import Progress
+    from bonesim.errors import BonesimError
+    from bonesim.io.result import Result
     from bonesim.morphometry import analyze as run
 
-    bar = tqdm(total=None, unit="frame", desc="analyze", disable=None)
+    try:
+        total = 1 if frames == "last" else Result.open(result).n_frames
+    except BonesimError:
+        total = None  # analyze() says what is wrong with the file
+    bar = Progress(total, desc="analyze", unit="frame", quiet=no_progress)
+    bar.update(0)
 
     def progress(done: int, total: int) -> None:
-        if bar.total != total:
-            bar.total = total
-        bar.update(done - bar.n)
+        bar.total = total
+        bar.update(done)
 
-    try:
+    with bar:  # closed (its line ended) before an error or the summary is printed
         table = run(
             result,
             frames=frames,
@@ -94,8 +104,6 @@ def analyze(
             mechanics=mechanics,
             histomorphometry=histomorphometry,
         )
-    finally:
-        bar.close()
     last = {k: v[-1] for k, v in table.items()}
     click.echo(
         f"{len(table['frame'])} frame(s) analysed; last (day {last['day']:g}): "

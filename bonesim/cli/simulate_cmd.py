@@ -9,7 +9,6 @@ import click
 import numpy as np
 
 from bonesim.cli._common import compression_option, overwrite_option, user_errors
-from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError
 
 
@@ -185,48 +184,29 @@ def simulate(
     click.echo(
         f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
     )
-    bar = None
-    if not no_progress:
-        from tqdm import tqdm
-
-        bar = tqdm(
-            total=round(years * DAYS_PER_YEAR), unit="d", desc="simulate", file=sys.stderr, dynamic_ncols=True
-        )
-
-    def progress(info):
-        if bar is None:
-            return
-        bar.n = max(0, round(info["day"]))
-        bar.set_postfix_str(
-            f"{info['steps_per_s']:.1f} d/s, {info['gvox_per_s']:.3f} Gvox/s"
-            + (" (spin-up)" if info["day"] < 0 else ""),
-            refresh=False,
-        )
-        bar.refresh()
-
+    bar = _SimulateProgress(quiet=no_progress)
     command = "bonesim simulate " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "bonesim simulate"
     try:
-        res = run(
-            volume,
-            params,
-            years=years,
-            backend=be,
-            seed=seed,
-            save_every=save_every,
-            out=output_path,
-            overwrite=overwrite,
-            spinup_years=spinup_years,
-            resume=resume,
-            progress=progress,
-            scenario=scenario,
-            base_params=base,
-            compression=compression,
-            mechanics=mech,
-            command=command,
-        )
+        with bar:  # closed (its line ended) before any message below, an error included
+            res = run(
+                volume,
+                params,
+                years=years,
+                backend=be,
+                seed=seed,
+                save_every=save_every,
+                out=output_path,
+                overwrite=overwrite,
+                spinup_years=spinup_years,
+                resume=resume,
+                progress=bar,
+                scenario=scenario,
+                base_params=base,
+                compression=compression,
+                mechanics=mech,
+                command=command,
+            )
     except KeyboardInterrupt:
-        if bar is not None:
-            bar.close()
         part = partial_path(output_path)
         if Path(output_path).is_file() and not part.exists():
             click.echo(f"Interrupted after the run completed; {output_path} is whole.", err=True)
@@ -238,14 +218,54 @@ def simulate(
         else:
             click.echo("Interrupted.", err=True)
         raise SystemExit(130) from None
-    if bar is not None:
-        bar.close()
     m = res.metrics
     click.echo(
         f"{res.path}: {len(m['day'])} frames over {m['day'][-1]:g} days on {res.backend} ({res.device}); "
         f"BV/TV input {volume.bv_tv:.4f}, day 0 (after spin-up) {m['bv_tv'][0]:.4f}, "
         f"end {m['bv_tv'][-1]:.4f}; {res.timings['gvox_per_s']:.4f} Gvox/s"
     )
+
+
+class _SimulateProgress:
+    """The engine's progress callback: one bar over spin-up + run, in simulated days.
+
+    The position is the days simulated since the start of the spin-up, so the
+    bar moves (and the ETA, from the measured rate, is known) during the
+    spin-up too; its label says which phase runs ("spin-up" before day 0,
+    "simulate" after). Opened on the first report, which carries the totals.
+    """
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar = None
+
+    def __enter__(self) -> _SimulateProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, info: dict) -> None:
+        from bonesim.cli._progress import Progress
+
+        spin = info.get("spinup_days", 0.0)
+        pos = round(info["day"] + spin)
+        if self.bar is None:  # the rate is measured from here: the first simulated day is done
+            self.bar = Progress(
+                round(spin + info["total_days"]),
+                desc="spin-up" if info["day"] < 0 else "simulate",
+                unit="d",
+                initial=pos,
+                quiet=self.quiet,
+            )
+        phase = "spin-up" if info["day"] < 0 else "simulate"
+        day = f"day {info['day']:g}" + (" (before day 0)" if info["day"] < 0 else "")
+        self.bar.update(
+            pos,
+            phase=phase,
+            postfix=f"{day}, {info['steps_per_s']:.1f} steps/s, {info['gvox_per_s']:.3f} Gvox/s",
+        )
 
 
 def _mechanics_settings(flag, every, scenario):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
@@ -174,30 +173,37 @@ def render(result, out, frame, field, axis, camera, size, clip, downsample, no_g
     help="Animation (.gif or .mp4).",
 )
 @click.option("--fps", default=4.0, show_default=True, help="Frames per second.")
+@click.option("--no-progress", is_flag=True, help="No per-frame progress on stderr.")
 @_with(_render_options)
 @overwrite_option
 @user_errors
-def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
     """Animate every saved frame of RESULT to a GIF or MP4 (one camera, same colours).
+
+    Progress (one step per rendered frame) goes to stderr: a bar on a
+    terminal, a plain line every 10 % or minute in a log.
 
     \b
     Examples:
       bonesim animate run.h5 -o run.mp4
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
+      bonesim animate run.h5 -o run.mp4 --no-progress
     """
+    from bonesim.cli._progress import Progress
     from bonesim.io.hdf5 import check_input_file
     from bonesim.io.result import Result
     from bonesim.viz import animate as animate_
 
     check_input_file(result)
     n = Result.open(result).n_frames
-    with click.progressbar(length=n, label=f"rendering {n} frames", file=sys.stderr) as bar:
+    with Progress(n, desc="animate", unit="frame", quiet=no_progress) as bar:
+        bar.update(0)
         animate_(
             result,
             out,
             fps=fps,
             overwrite=overwrite,
-            progress=lambda done, total: bar.update(1),
+            progress=lambda done, total: bar.update(done),
             **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
         )
     click.echo(f"wrote {out}")

@@ -35,6 +35,11 @@ def _shape(value: str) -> tuple[int, int, int]:
 def info(file: Path, as_json: bool) -> None:
     """Summarise a bonesim HDF5 FILE: shape, voxel size, BV/TV, schema, contents.
 
+    For a simulation result BV/TV is given three times, named: "input" (the
+    volume the run started from), "day 0 (after spin-up)" (frame 0, where the
+    run's time axis starts) and "end" (the last saved frame); --json gives
+    them as bv_tv, bv_tv_day0 and bv_tv_last.
+
     \b
     Examples:
       bonesim info bone.h5
@@ -52,7 +57,13 @@ def info(file: Path, as_json: bool) -> None:
         vs = d["voxel_size_um"]
         lines.append(f"  volume      {z} x {y} x {x} voxels (z, y, x) at {vs:g} um")
         lines.append(f"  size        {z * vs / 1000:.3g} x {y * vs / 1000:.3g} x {x * vs / 1000:.3g} mm")
-        lines.append(f"  BV/TV       {d['bv_tv']:.4f}")
+        if "bv_tv_day0" in d:  # a result: name the three baselines
+            lines.append(
+                f"  BV/TV       input {d['bv_tv']:.4f}, day 0 (after spin-up) {d['bv_tv_day0']:.4f}, "
+                f"end {d['bv_tv_last']:.4f}"
+            )
+        else:
+            lines.append(f"  BV/TV       {d['bv_tv']:.4f}")
         seg = d.get("metadata", {}).get("segmentation")
         src = d.get("metadata", {}).get("source")
         kind = d.get("metadata", {}).get("phantom")
@@ -70,7 +81,11 @@ def info(file: Path, as_json: bool) -> None:
     if "frames" in d:
         days = d["days"]
         span = f", days {days[0]:g} .. {days[1]:g}" if days else ""
-        last = f", last BV/TV {d['bv_tv_last']:.4f}" if "bv_tv_last" in d else ""
+        last = (
+            f", BV/TV day 0 (after spin-up) {d['bv_tv_day0']:.4f}, end {d['bv_tv_last']:.4f}"
+            if "bv_tv_last" in d and "shape" not in d  # no input volume: the line above is missing
+            else ""
+        )
         lines.append(f"  series      {d['frames']} frames{span}{last}")
     for name, t in d.get("tables", {}).items():
         lines.append(f"  table       {name}: {t['rows']} rows; {', '.join(t['columns'])}")
@@ -257,16 +272,15 @@ def import_(
     from bonesim.io.segment import segment
 
     check_output_path(out, overwrite=overwrite)  # fail before the (long) read
-    bar: dict[str, Any] = {}
+    from bonesim.cli._progress import Progress
+
+    bar = Progress(None, desc="reading", unit="slice")
 
     def progress(done: int, total: int) -> None:
-        if "bar" not in bar:
-            from tqdm import tqdm
+        bar.total = total
+        bar.update(done)
 
-            bar["bar"] = tqdm(total=total, unit="slice", desc="reading", leave=False, disable=None)
-        bar["bar"].update(done - bar["bar"].n)
-
-    try:
+    with bar:  # closed (its line ended) before an error is printed
         grey = import_volume(
             input_path,
             voxel_size_um=voxel_size,
@@ -275,9 +289,6 @@ def import_(
             downsample=downsample,
             progress=progress,
         )
-    finally:
-        if "bar" in bar:
-            bar["bar"].close()
     bone = segment(
         grey,
         _threshold(threshold),

@@ -354,7 +354,12 @@ def read_table(group: h5py.Group) -> dict[str, np.ndarray]:
 
 # -------------------------------------------------------------- summary ----
 def describe(path: str | os.PathLike) -> dict[str, Any]:
-    """Summarise a bonesim file: shape, voxel size, BV/TV, schema, series and tables."""
+    """Summarise a bonesim file: shape, voxel size, BV/TV, schema, series and tables.
+
+    ``bv_tv`` is the BV/TV of ``/volume/bone`` (of a result: its input, before
+    the spin-up); a result adds ``bv_tv_day0`` (frame 0: day 0, after the
+    spin-up) and ``bv_tv_last`` (the last frame: the end).
+    """
     with open_bonesim(path) as f:
         if "volume/bone" not in f and "series/bone" not in f:
             raise BonesimError(f"{path} holds neither /volume/bone nor /series/bone")
@@ -375,6 +380,8 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             out["frames"] = int(s.shape[0])
             out["days"] = [float(days[0]), float(days[-1])] if len(days) else []
             if s.shape[0]:
+                # a result's baselines: /volume/bone is the input, frame 0 is day 0 (after the spin-up)
+                out["bv_tv_day0"] = _mean_fraction(s, index=0)
                 out["bv_tv_last"] = _mean_fraction(s, index=-1)
         if "tables" in f:
             out["tables"] = {

@@ -201,13 +201,15 @@ def _resolve_voxel_size(
             log.warning("%s: file spacing %s um overridden by voxel_size_um=%g", p, spacing_um, given)
         return given, "argument"
     if spacing_um is None or not all(np.isfinite(s) and s > 0 for s in spacing_um):
-        raise BonesimError(f"{p} carries no voxel size; give it with voxel_size_um= (CLI: --voxel-size UM)")
+        what = f"{p} carries no voxel size; give it with"
+        raise BonesimError(f"{what} voxel_size_um=", cli=f"{what} --voxel-size UM")
     if not np.allclose(spacing_um, spacing_um[0], rtol=_ISO_RTOL):
         zyx = ", ".join(f"{s:.4g}" for s in spacing_um)
-        raise BonesimError(
+        what = (
             f"{p} has anisotropic voxels (z, y, x = {zyx} um); bonesim needs isotropic voxels: "
-            "resample it, or force a size with voxel_size_um= (--voxel-size)"
+            "resample it, or force a size with"
         )
+        raise BonesimError(f"{what} voxel_size_um=", cli=f"{what} --voxel-size UM")
     return float(np.mean(spacing_um)), "file"
 
 

@@ -259,7 +259,7 @@ def solve(
     if progress and callback is None:
         from tqdm import tqdm
 
-        bar = tqdm(desc="PCG", unit="it", leave=False)
+        bar = tqdm(desc="PCG", unit="it", leave=False, disable=None)  # none off a terminal (logs)
 
         def callback(it: int, rel: float) -> None:
             bar.update(1)

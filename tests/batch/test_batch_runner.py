@@ -166,3 +166,26 @@ def test_progress_counts_every_run(tmp_path):
         progress=lambda rec, n, total: seen.append((rec["status"], n, total)),
     )
     assert seen == [("skipped", 1, 4), ("skipped", 2, 4), ("done", 3, 4), ("done", 4, 4)]
+
+
+def _slow_exit_run(run, *, resume=False):
+    """fake_run in a worker whose process takes 4.5 s to exit (more than the nanny's 4-s kill budget)."""
+    import atexit
+
+    atexit.register(time.sleep, 4.5)
+    return fake_run(run, resume=resume)
+
+
+def test_local_cluster_shuts_down_without_killing_workers(tmp_path, caplog):
+    pytest.importorskip("distributed")
+    import logging
+
+    import bonesim.batch.schedulers as sch
+
+    study = load_manifest(write_study(tmp_path, seeds=1))
+    got = []
+    with caplog.at_level(logging.WARNING, logger="distributed"):
+        sch.run_on_cluster("local", study, study.runs[:1], _slow_exit_run, got.append, workers=1)
+    assert [r["status"] for r in got] == ["done"]
+    killed = [r.getMessage() for r in caplog.records if "still alive" in r.getMessage()]
+    assert not killed, killed

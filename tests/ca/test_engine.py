@@ -96,8 +96,9 @@ def test_refuses_existing_output_and_stale_checkpoint(vol, tmp_path):
         simulate(vol, FAST, years=0.05, out=out, backend="numpy", spinup_years=0)
     out.unlink()
     partial_path(out).write_bytes(b"")
-    with pytest.raises(BonesimError, match="--resume"):
+    with pytest.raises(BonesimError, match=r"nothing to resume.*overwrite=True") as exc:
         simulate(vol, FAST, years=0.05, out=out, backend="numpy", spinup_years=0)
+    assert "--" not in str(exc.value) and "pass --overwrite" in exc.value.cli_message  # one spelling each
     with pytest.raises(BonesimError, match="nothing to resume"):
         simulate(vol, FAST, years=0.05, out=tmp_path / "other.h5", backend="numpy", resume=True)
 

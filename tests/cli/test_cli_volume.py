@@ -95,11 +95,11 @@ def test_info_lists_series_tables_state(tmp_path):
         "bv_tv",
         "state",
         "resorbed_day",
-        "BV/TV       1.0000",
+        "BV/TV       input 1.0000, day 0 (after spin-up) 1.0000, end 0.4980",  # the three baselines, named
     ):
         assert text in r.output, r.output
     r = run("info", p, "--json")
-    assert '"frames": 2' in r.output
+    assert '"frames": 2' in r.output and '"bv_tv_day0": 1.0' in r.output
 
 
 # --------------------------------------------------------------- import ----

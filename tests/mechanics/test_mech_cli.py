@@ -161,3 +161,9 @@ def test_import_does_not_load_cupy():
     assert (
         subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).resolve().parents[2]).returncode == 0
     )
+
+
+def test_pcg_progress_writes_no_carriage_returns_off_a_terminal(bone_file):
+    r = CliRunner().invoke(main, ["mechanics", str(bone_file), "--axis", "z", "--backend", "numpy"])
+    assert r.exit_code == 0, r.output
+    assert "\r" not in r.stderr, repr(r.stderr[:200])

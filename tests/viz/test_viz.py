@@ -256,6 +256,8 @@ def test_cli_commands(run_h5, tmp_path, pv_clean):
     assert res.exit_code == 0 and (tmp_path / "e.vti").exists()
     res = runner.invoke(main, ["animate", str(run_h5), "-o", str(tmp_path / "a.gif"), "--size", "64x48"])
     assert res.exit_code == 0, res.output
+    n = Result.open(run_h5).n_frames  # per-frame progress on stderr, plain lines off a terminal
+    assert f"animate: {n}/{n} frame (100 %)" in res.stderr and "\r" not in res.stderr, res.stderr
     for cmd in ("render", "animate", "plot", "export"):
         assert "Examples:" in runner.invoke(main, [cmd, "--help"]).output
 
