@@ -83,8 +83,12 @@ def edt_squared(mask: np.ndarray, *, threads: int | None = None) -> np.ndarray:
         import edt
 
         d2 = edt.edtsq(mask, black_border=False, parallel=threads)
-    except ImportError:  # pragma: no cover - edt is in the morph extra
+    except ImportError:  # pragma: no cover - edt is a core dependency
         from scipy import ndimage
+
+        from bonesim._optional import warn_fallback
+
+        warn_fallback("edt", "the distance transform (scipy, single-threaded)")
 
         d2 = ndimage.distance_transform_edt(mask) ** 2
     return np.rint(d2).astype(np.int32)
@@ -160,6 +164,9 @@ def _numba_ridge():
     try:
         import numba
     except ImportError:
+        from bonesim._optional import warn_fallback
+
+        warn_fallback("numba", "local thickness (Tb.Th, Tb.Sp; NumPy, ~20x slower)")
         _NUMBA_RIDGE = False
         return None
 
@@ -275,6 +282,9 @@ def _numba_kernel():
     try:
         import numba
     except ImportError:
+        from bonesim._optional import warn_fallback
+
+        warn_fallback("numba", "local thickness (Tb.Th, Tb.Sp; NumPy, ~20x slower)")
         _NUMBA_KERNEL = False
         return None
 
@@ -427,7 +437,9 @@ def local_thickness_squared(mask: np.ndarray, *, engine: str = "auto") -> np.nda
     log.debug("local thickness: %d ridge centres of %d voxels", cz.size, int(mask.sum()))
     kernel = _numba_kernel() if engine in ("auto", "numba") else None
     if engine == "numba" and kernel is None:
-        raise ImportError("engine='numba' needs the numba package: pip install 'bonesim[morph]'")
+        from bonesim._optional import MissingDependencyError
+
+        raise MissingDependencyError("numba", "engine='numba'")
     if kernel is not None:
         block_masks, paint = kernel
         order = np.argsort(-cd, kind="stable")
