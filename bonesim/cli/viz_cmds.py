@@ -185,10 +185,13 @@ def animate(result, out, fps, camera, size, clip, downsample, no_ghost, no_legen
       bonesim animate run.h5 -o run.mp4
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
     """
+    from bonesim._optional import require
     from bonesim.io.hdf5 import check_input_file
     from bonesim.io.result import Result
     from bonesim.viz import animate as animate_
 
+    require("imageio.v2")  # missing packages: one sentence before the progress bar starts
+    require("pyvista")
     check_input_file(result)
     n = Result.open(result).n_frames
     with click.progressbar(length=n, label=f"rendering {n} frames", file=sys.stderr) as bar:

@@ -68,12 +68,16 @@ def test_export_without_pyvista(monkeypatch, run_h5, tmp_path):
 def test_render_and_animate_without_pyvista(monkeypatch, run_h5, tmp_path):
     hide(monkeypatch, "pyvista")
     one_sentence(run("render", run_h5, "-o", tmp_path / "r.png"), "bonesim render needs pyvista", "[viz]")
-    one_sentence(run("animate", run_h5, "-o", tmp_path / "a.gif"), "needs pyvista", "[viz]")
+    r = run("animate", run_h5, "-o", tmp_path / "a.gif")
+    one_sentence(r, "bonesim animate needs pyvista", "[viz]")
+    assert r.output.startswith("Error:"), r.output
 
 
 def test_animate_without_imageio(monkeypatch, run_h5, tmp_path):
     hide(monkeypatch, "imageio", "imageio.v2")
-    one_sentence(run("animate", run_h5, "-o", tmp_path / "a.gif"), "bonesim animate needs imageio", "[viz]")
+    r = run("animate", run_h5, "-o", tmp_path / "a.gif")
+    one_sentence(r, "bonesim animate needs imageio", "[viz]")
+    assert r.output.startswith("Error:"), r.output  # before the progress bar, not glued to it
 
 
 def test_physiology_plot_without_matplotlib(monkeypatch, tmp_path):
