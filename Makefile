@@ -28,7 +28,7 @@ $(STAMP_DEV): $(VENV)/bin/python pyproject.toml
 	@touch $@ $(STAMP_RUN)
 
 $(STAMP_RUN): $(VENV)/bin/python pyproject.toml
-	$(PIP) install -q -e ".[viz,io,morph]"
+	$(PIP) install -q -e .
 	@touch $@
 
 venv: $(VENV)/bin/python

@@ -48,3 +48,11 @@ def test_wheel_ships_kernels(tmp_path):
                 assert f"bonesim/_data/{sub}/{f.name}" in names
     assert "bonesim/cli/volume_cmds.py" in names
     assert not any(n.startswith("bonesim/_data/lhdl") for n in names)  # the sample stays out of the wheel
+    # the core set (issue 17): a plain `pip install bonesim` brings Numba, PyVista/VTK, matplotlib
+    meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
+    text = zipfile.ZipFile(whl).read(meta).decode()
+    core = [ln for ln in text.splitlines() if ln.startswith("Requires-Dist:") and "extra ==" not in ln]
+    for pkg in ("numba", "edt", "connected-components-3d", "matplotlib", "pyvista", "vtk", "imageio"):
+        assert any(ln.split()[1].startswith(pkg) for ln in core), pkg
+    assert not any("cupy" in ln or "dask" in ln for ln in core)
+    assert "Provides-Extra: morph" in text and "Provides-Extra: gpu13" in text

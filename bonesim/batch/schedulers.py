@@ -340,7 +340,9 @@ def slurm_array_script(
     ----------
     study : Study
         Its ``[slurm]`` table sets partition, account, time, GPUs
-        (``gpus_per_task``, ``gpu_type`` → ``--gres=gpu[:type]:N``), CPUs,
+        (``gpus_per_task``, ``gpu_type`` → ``--gres=gpu[:type]:N``; without
+        ``gpus_per_task`` a GPU is asked for only when a run's backend is
+        ``cupy``, not for ``numpy`` or ``auto``), CPUs,
         memory, ``array_parallelism`` (``%N``: at most N tasks at once), the
         environment ``setup`` lines and the ``bonesim`` command.
     indices : iterable of int, optional
@@ -359,8 +361,19 @@ def slurm_array_script(
     array = index_ranges(idx)
     if s.get("array_parallelism"):
         array += f"%{int(s['array_parallelism'])}"
-    if all(r.backend == "numpy" for r in study.runs) and "gpus_per_task" not in study.slurm:
-        s["gpus_per_task"] = 0  # a NumPy-only study asks for no GPU
+    note = []
+    if "gpus_per_task" not in study.slurm:
+        # --gres only for a CuPy study (or when [slurm] gpus_per_task says so): a NumPy study needs no
+        # GPU, and "auto" without a GPU requested falls back to NumPy on the node
+        if any(r.backend == "cupy" for r in study.runs):
+            s["gpus_per_task"] = max(1, int(s["gpus_per_task"]))
+        else:
+            s["gpus_per_task"] = 0
+            if any(r.backend == "auto" for r in study.runs):
+                note = [
+                    '# backend "auto" and no [slurm] gpus_per_task: no GPU requested, the runs use NumPy.',
+                    '# For GPUs set backend = "cupy" (or [slurm] gpus_per_task = 1) and write the script again.',
+                ]
     logs = study.output / "logs"
     lines = [
         "#!/bin/bash",
@@ -371,6 +384,7 @@ def slurm_array_script(
         "",
         f"# bonesim study {study.name!r}: {len(study.runs)} runs, this array holds {len(idx)}.",
         "# Finished runs are skipped; interrupted runs resume from their checkpoint.",
+        *note,
         f"# Results: {study.runs_dir}/<run_id>.h5; status: {study.output}/status/",
         "# Afterwards build the summary with:",
         f"#   {s['bonesim']} batch {shlex.quote(str(manifest))} --summarize",

@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from bonesim._optional import MissingDependencyError, missing_message
 from bonesim.errors import BonesimError
 
 
@@ -19,14 +20,26 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     errors a user causes (missing file, no permission, disk full) print one
     sentence and exit 1. Anything else is a bug in bonesim: it says so and
     prints the traceback with ``bonesim -v``, exit 2.
+
+    A missing optional package (a ``ModuleNotFoundError`` for one of
+    :data:`bonesim._optional.OPTIONAL`) is a user error too: one sentence
+    naming the command and the pip extra, e.g. ``bonesim plot needs
+    matplotlib: pip install 'bonesim[viz]'``.
     """
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except MissingDependencyError as exc:
+            _fail(exc.sentence(_command_name()))
         except BonesimError as exc:
             _fail(exc.cli_message.strip() or exc.__class__.__name__)
+        except ImportError as exc:
+            msg = missing_message(exc.name or "", _command_name()) if exc.name else None
+            if msg is None:
+                _bug(exc)
+            _fail(msg)
         except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
             _fail(f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
         except OSError as exc:
@@ -45,6 +58,12 @@ def user_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             _bug(exc)
 
     return wrapper
+
+
+def _command_name() -> str:
+    """``bonesim CMD`` for the command being run (``bonesim`` outside a click context)."""
+    ctx = click.get_current_context(silent=True)
+    return f"bonesim {ctx.info_name}" if ctx is not None and ctx.parent is not None else "bonesim"
 
 
 def _fail(msg: str) -> None:

@@ -67,6 +67,11 @@ def analyze(
     Progress (one step per frame) goes to stderr: a bar on a terminal, a
     plain line every 10 % or minute in a log; --no-progress silences it.
 
+    SMI (plate 0, rod 3, sphere 4) assumes a convex surface: it is
+    ill-defined where much of the surface is concave, as in dense or
+    plate-like bone, where it goes negative (the caveat of BoneJ; Salmon et
+    al. 2015, Front Endocrinol 6:162). Read it beside Tb.Th, Conn.D and DA.
+
     \b
     Examples:
       bonesim analyze run.h5
@@ -110,7 +115,7 @@ def analyze(
         f"BV/TV {last['bv_tv']:.4f}, BS/BV {last['bs_bv_per_mm']:.2f}/mm, "
         f"Tb.Th {last['tb_th_um']:.1f} µm, Tb.Sp {last['tb_sp_um']:.1f} µm, "
         f"Tb.N {last['tb_n_per_mm']:.3f}/mm, Conn.D {last['conn_d_per_mm3']:.2f}/mm³, "
-        f"SMI {last['smi']:.2f}, DA {last['da']:.2f}"
+        f"SMI {last['smi']:.2f} (ill-defined on concave surfaces, see --help), DA {last['da']:.2f}"
         + (f", E_app,z {last['e_app_z_mpa']:.1f} MPa" if mechanics else "")
     )
     if histomorphometry:

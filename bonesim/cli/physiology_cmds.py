@@ -202,8 +202,9 @@ def write_csv(table, path: str, *, overwrite: bool = False) -> None:
 
 def plot_table(table, path: str, title: str = "", *, overwrite: bool = False) -> None:
     """Plot Ac.f, f, PTH, calcium, estrogen and BV over time (matplotlib, imported lazily)."""
-    import matplotlib
+    from bonesim._optional import require
 
+    matplotlib = require("matplotlib", "plotting")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -189,11 +189,14 @@ def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_gh
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
       bonesim animate run.h5 -o run.mp4 --no-progress
     """
+    from bonesim._optional import require
     from bonesim.cli._progress import Progress
     from bonesim.io.hdf5 import check_input_file
     from bonesim.io.result import Result
     from bonesim.viz import animate as animate_
 
+    require("imageio.v2")  # missing packages: one sentence before the progress bar starts
+    require("pyvista")
     check_input_file(result)
     n = Result.open(result).n_frames
     with Progress(n, desc="animate", unit="frame", quiet=no_progress) as bar:

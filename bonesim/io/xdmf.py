@@ -3,6 +3,10 @@
 The sidecar ``FILE.xdmf`` sits beside ``FILE.h5`` and describes the initial
 volume and, for results, every saved frame as a temporal collection of cell
 data on a uniform grid with the physical voxel size (mm).
+
+8-bit data is declared ``NumberType="UChar" Precision="1"`` (``Char`` for
+int8): VTK's XDMF reader reads ``UInt``/``Precision="1"`` as 32-bit. meshio
+cannot read the sidecar (it reads unstructured meshes, not a ``3DCoRectMesh``).
 """
 
 from __future__ import annotations
@@ -16,11 +20,16 @@ import h5py
 log = logging.getLogger(__name__)
 
 _NUMBER = {"u": "UInt", "i": "Int", "f": "Float"}
+_NUMBER8 = {"u": "UChar", "i": "Char"}
 
 
 def _item(h5name: str, ds: h5py.Dataset, indent: str) -> str:
     dims = " ".join(str(n) for n in ds.shape)
-    kind = _NUMBER[ds.dtype.kind]
+    kind = (
+        _NUMBER8[ds.dtype.kind]
+        if ds.dtype.itemsize == 1 and ds.dtype.kind in _NUMBER8
+        else _NUMBER[ds.dtype.kind]
+    )
     return (
         f'{indent}<DataItem Dimensions="{dims}" NumberType="{kind}" '
         f'Precision="{ds.dtype.itemsize}" Format="HDF">{h5name}:{ds.name}</DataItem>\n'

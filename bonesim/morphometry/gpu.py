@@ -34,13 +34,9 @@ _THREADS = 256
 
 
 def _cupy() -> Any:
-    try:
-        import cupy
-    except ImportError:
-        from bonesim.errors import BonesimError
+    from bonesim._optional import require
 
-        raise BonesimError("the GPU morphometry needs CuPy: pip install 'bonesim[gpu]'") from None
-    return cupy
+    return require("cupy", "the GPU morphometry")
 
 
 @functools.cache

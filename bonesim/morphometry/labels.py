@@ -48,8 +48,12 @@ def _drop_small(mask: np.ndarray, min_cluster: int) -> np.ndarray:
         import cc3d
 
         return cc3d.dust(mask, threshold=min_cluster, connectivity=6, in_place=False).astype(bool)
-    except ImportError:  # pragma: no cover - cc3d is in the morph extra
+    except ImportError:  # pragma: no cover - cc3d is a core dependency
         from scipy import ndimage
+
+        from bonesim._optional import warn_fallback
+
+        warn_fallback("cc3d", "connected-component labelling (scipy)")
 
         lab, _ = ndimage.label(mask)
         sizes = np.bincount(lab.ravel())

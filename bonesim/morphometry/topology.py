@@ -108,8 +108,12 @@ def label_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, i
 
         lab, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
         return lab.astype(np.int64, copy=False), int(n)
-    except ImportError:  # pragma: no cover - cc3d is in the morph extra
+    except ImportError:  # pragma: no cover - cc3d is a core dependency
         from scipy import ndimage
+
+        from bonesim._optional import warn_fallback
+
+        warn_fallback("cc3d", "connected-component labelling (scipy)")
 
         structure = ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
         lab, n = ndimage.label(mask, structure=structure)

@@ -62,12 +62,16 @@ def animate(
     --------
     >>> animate("run.h5", "run.mp4", fps=6)  # doctest: +SKIP
     """
-    import imageio.v2 as imageio
+    from bonesim._optional import require
+
+    imageio = require("imageio.v2", "animations")
 
     out = Path(path)
     ext = out.suffix.lower()
     if ext not in FORMATS:
         raise BonesimError(f"animation must end in .gif or .mp4, got {out.name!r}")
+    if ext == ".mp4":
+        require("imageio_ffmpeg", "MP4 animations")
     if not fps > 0:
         raise InputError(f"`fps` must be > 0, got {fps!r}")
     check_output(out, overwrite=overwrite, inputs=[result], suffixes=FORMATS, what="animation")

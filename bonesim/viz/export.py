@@ -28,7 +28,9 @@ def export_vti(
     --------
     >>> export_vti("run.h5", "last.vti")  # doctest: +SKIP
     """
-    import pyvista as pv
+    from bonesim._optional import require
+
+    pv = require("pyvista", "VTK export")
 
     out = Path(path)
     if out.suffix.lower() != ".vti":

@@ -136,6 +136,9 @@ def require_rendering() -> GLInfo:
     BonesimError
         One sentence saying that no OpenGL is available and what to install.
     """
+    from bonesim._optional import require
+
+    require("pyvista", "rendering")  # in this process first: one sentence naming the extra
     info = probe()
     if not info.ok:
         raise BonesimError(f"cannot render: {info.reason}")

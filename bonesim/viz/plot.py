@@ -117,6 +117,9 @@ def plot_metrics(
     --------
     >>> fig = plot_metrics(["healthy.h5", "postmenopausal.h5"], "compare.png")  # doctest: +SKIP
     """
+    from bonesim._optional import require
+
+    require("matplotlib", "plotting")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

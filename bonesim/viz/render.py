@@ -429,7 +429,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
 
 def save_image(img: np.ndarray, path: str | os.PathLike, *, overwrite: bool = True, inputs=()) -> None:
     """Write an RGB image with imageio (format from the extension), atomically."""
-    import imageio.v3 as iio
+    from bonesim._optional import require
+
+    iio = require("imageio.v3", "writing images")
 
     try:
         with atomic_write(

@@ -37,7 +37,11 @@ def _cupy_problem() -> str | None:
     """None if CuPy imports and a CUDA device answers, else why not."""
     try:
         import cupy
-    except Exception as exc:  # ImportError, or a broken CUDA install
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "cupy":
+            return f"CuPy is not importable ({exc.__class__.__name__}: {exc})"
+        return "CuPy is not installed (pip install 'bonesim[gpu]'; CUDA 13 drivers: 'bonesim[gpu13]')"
+    except Exception as exc:  # a broken CUDA install
         return f"CuPy is not importable ({exc.__class__.__name__}: {exc})"
     try:
         if cupy.cuda.runtime.getDeviceCount() < 1:
@@ -94,10 +98,9 @@ def make_backend(name: str = "auto", *, chunks=None, steps_per_exchange: int = 1
     """
     if chunks is None:
         return resolve_backend(name)
-    try:
-        import dask  # noqa: F401
-    except ImportError:
-        raise BonesimError("chunked runs (--chunks) need Dask: pip install 'bonesim[hpc]'") from None
+    from bonesim._optional import require
+
+    require("dask.array", "--chunks")  # before any output exists: no .partial left behind
     from bonesim.ca.backends.chunked import ChunkedBackend
 
     return ChunkedBackend(name, chunks=chunks, steps_per_exchange=steps_per_exchange)
