@@ -33,7 +33,8 @@ smoking                anti-estrogenic: lowers the non-ovarian (postmenopausal) 
                        estrogen of women; no direct term (0 coefficients)      [assumed] coefficient
 eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
-                       (low IGF-1); the RANKL rise comes through estrogen
+                       (low IGF-1); the RANKL rise comes through estrogen;
+                       after stop, weight regain: severity x exp(-dt/recovery)  recovery_years [memory]
 primary HPT            parathyroid secretion x G (continuous excess, catabolic) Peterson & Riggs 2010 [code]
 disuse (``loading``)   load deficit d = max(0, 1 - magnitude): osteocyte RANKL  Zerwekh 1998 bed rest [read]
                        P_RANKL + k d (resorption up) and sclerostin/Wnt loss:   -> [fitted] (cells only, no
@@ -287,7 +288,7 @@ class Forcing:
                 np.clip((e - self.e_post) / max(1.0 - self.e_post, 1e-9), 0.0, 1.0) if self.menopause else 1.0
             )
             e = e * (1.0 - p.smoking_estrogen * cig * (1.0 - ovarian))
-            sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+            sev = self.ed_severity(t)
             e = e * (1.0 - p.ed_estrogen * sev)
         cee = self.exposure("cee_mg_per_day", t)
         e = e + (1.0 - e) * cee / (cee + self.p.ht_d50_mg)
@@ -300,6 +301,22 @@ class Forcing:
         dose = self.s["glucocorticoid"]["dose_mg_per_day"]
         x_gc = dose / (dose + self.p.gc_d50_mg) * self._window("glucocorticoid", t)
         return d_e, x_gc
+
+    def ed_severity(self, t):
+        """Eating-disorder severity: the scenario's inside its window; after ``stop_years`` it falls
+        with the weight regain, exp(-(t - stop)/recovery_years) (``recovery_years`` 0: at once).
+        Estrogen (menses), IGF-1 (the osteoblast term), intake and absorption all follow it."""
+        ed = self.s["eating_disorder"]
+        t = self._t(t)
+        sev = ed["severity"] * self._window("eating_disorder", t)
+        tau = ed["recovery_years"] * DAYS_PER_YEAR
+        if tau > 0 and ed["severity"] > 0:
+            stop = ed["stop_years"] * DAYS_PER_YEAR
+            after = np.asarray(t, dtype=float) > stop
+            tail = ed["severity"] * np.exp(-np.maximum(np.asarray(t, dtype=float) - stop, 0.0) / tau)
+            sev = np.where(after, tail, sev)
+            sev = float(sev) if np.ndim(sev) == 0 else sev
+        return sev
 
     def load_magnitude(self, t):
         """Habitual loading relative to normal: ``loading.magnitude`` inside its window, else 1."""
@@ -325,7 +342,7 @@ class Forcing:
         theta = self.thyroid(t)
         units = s["alcohol"]["units_per_day"]
         cig = min(s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
-        sev = s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+        sev = self.ed_severity(t)
         # age
         if self.aging:
             ramp = np.clip((age - (p.age_peak_years - p.age_ramp_years)) / p.age_ramp_years, 0.0, 1.0)
