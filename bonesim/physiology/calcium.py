@@ -21,6 +21,11 @@ calcium fluxes J14/J15. Changes from OpenBoneMin (documented in docs/physiology.
   bone for ever (without it, primary hyperparathyroidism *lowered* urinary calcium);
 * the renal estrogen term is weighted (``renal_estrogen_weight``): with full weight
   it nearly doubled urinary calcium after menopause in the prototype;
+* calcitriol's direct suppression of the gland (pool S and capacity PTmax) reads
+  c0 + w (c - c0) with ``gland_calcitriol_weight`` w = 0.2 [fitted to the vitamin-D
+  deficiency rows vitd-pth and vitd-calcium]: at full weight the gland rose with the fall of
+  calcitriol independently of plasma calcium, and that PTH raised serum calcium above normal
+  through the kidney (2.40 mM at 25(OH)D 10 ng/mL; clinically it is normal or low);
 * the constant of the maximal tubular reabsorption is solved so that the nominal
   state (Ca 2.35 mM, PTH 3.85 pM, calcitriol 90 pM) is an exact steady state.
 
@@ -96,6 +101,8 @@ class CalciumParams:
     Q0: float = 100.0  # mmol, exchangeable bone calcium (Peterson & Riggs 2010)
     max_tm_est_kid: float = 0.923737
     renal_estrogen_weight: float = 0.25  # [calibrated] see module docstring
+    # weight of calcitriol's direct (VDR) suppression of the gland, S and PTmax [fitted, module docstring]
+    gland_calcitriol_weight: float = 0.2
 
     @property
     def ca0(self) -> float:
@@ -215,13 +222,15 @@ def calcium_rhs(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS):
     # PTH secretion: calcium-sensing curve x gland pool x capacity x G
     t63 = p.T58 - (p.T58 - p.T61) * ca**p.T59 / (ca**p.T59 + t60**p.T59)
     dPTH = t63 * (S / 0.5) * PTmax * inp.gland - p.kout * PTH
+    # calcitriol as the parathyroid reads it (VDR): the deviation from nominal is weighted
+    c8_gland = p.c80 + p.gland_calcitriol_weight * (c8 - p.c80)
     t72 = 90.0 * (p.ca0 / ca) ** 0.9
-    t74 = np.tanh(p.T71 * (c8 - t72))
+    t74 = np.tanh(p.T71 * (c8_gland - t72))
     t75 = p.T70 * (0.85 * (1.0 + t74) + 0.15)
     t76 = p.T70 * (0.85 * (1.0 - t74) + 0.15)
     dS = (1.0 - S) * t76 - S * t75
-    ctriol_eff = p.ctriol_max - (p.ctriol_max - p.ctriol_min) * c8**p.ctriol_gam / (
-        c8**p.ctriol_gam + ctriol50**p.ctriol_gam
+    ctriol_eff = p.ctriol_max - (p.ctriol_max - p.ctriol_min) * c8_gland**p.ctriol_gam / (
+        c8_gland**p.ctriol_gam + ctriol50**p.ctriol_gam
     )
     dPTmax = p.PTout * (ctriol_eff - PTmax)
     # calcitriol: 1-alpha-hydroxylase driven by PTH, limited by 25(OH)D substrate

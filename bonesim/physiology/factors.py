@@ -21,9 +21,9 @@ glucocorticoid         OB differentiation D_OBp down, OB apoptosis A_OBa up,    
                        months), OPG down, small adapting RANKL rise, MAR down,  [calibrated] to Compston 2018
                        gut absorption down,
                        renal reabsorption down (hypercalciuria), PTH x0.9
-vitamin D 25(OH)D      substrate of renal 1-alpha-hydroxylase: f_VD =           [assumed] K25 = 3 ng/mL
-                       D/(D+K25) normalised at 30 ng/mL -> calcitriol ->
-                       active Ca absorption -> plasma Ca -> PTH
+vitamin D 25(OH)D      substrate of renal 1-alpha-hydroxylase: f_VD =           [assumed] Hill 2, K 8 ng/mL
+                       D^2/(D^2+K^2) normalised at 30 ng/mL -> calcitriol ->    (knee near Aloia 2006
+                       active Ca absorption -> plasma Ca -> PTH (CaSR curve)    17.6 ng/mL [read])
 dietary calcium        oral calcium input of the gut compartment                Peterson & Riggs 2010
 thyroid hormone        OC recruitment D_OCp x theta; phases shortened (resorption Mosekilde 1990, Eriksen 1985
                        and reversal / theta, MAR x theta); OB apoptosis x       [assumed]
@@ -33,7 +33,8 @@ smoking                anti-estrogenic: lowers the non-ovarian (postmenopausal) 
                        estrogen of women; no direct term (0 coefficients)      [assumed] coefficient
 eating disorder        estrogen down (hypothalamic amenorrhoea), Ca intake      Misra & Klibanski 2014
                        down, absorption and 25(OH)D down, OB apoptosis up       [assumed]
-                       (low IGF-1); the RANKL rise comes through estrogen
+                       (low IGF-1); the RANKL rise comes through estrogen;
+                       after stop, weight regain: severity x exp(-dt/recovery)  recovery_years [memory]
 primary HPT            parathyroid secretion x G (continuous excess, catabolic) Peterson & Riggs 2010 [code]
 disuse (``loading``)   load deficit d = max(0, 1 - magnitude): osteocyte RANKL  Zerwekh 1998 bed rest [read]
                        P_RANKL + k d (resorption up) and sclerostin/Wnt loss:   -> [fitted] (cells only, no
@@ -77,6 +78,9 @@ References
    subjects. J Bone Miner Res 13:1594-1601 (1998) [read, abstract; volume/pages from memory]:
    cancellous eroded surface 2.1 -> 4.7 %, active osteoclast surface doubled, serum formation
    markers unchanged, PTH and calcitriol down, urinary Ca 5.3 -> 7.3 mmol/day.
+.. [17] Aloia JF, Talwar SA, Pollack S, Feuerman M, Yeh JK. Optimal vitamin D status and serum
+   parathyroid hormone concentrations in African American women. Am J Clin Nutr 84:602-609 (2006)
+   [read, abstract]: line-line breakpoint of PTH on 25(OH)D at 44 nmol/L (17.6 ng/mL).
 .. [16] Xiong J, Onal M, Jilka RL, et al. Matrix-embedded cells control osteoclast formation. Nat Med
    17:1235-1241 (2011) (osteocyte RANKL needed for unloading-induced loss) [memory]; Spatz JM,
    Fields EE, Yu EW, et al. Serum sclerostin increases in healthy adult men during bed rest. J Clin
@@ -125,7 +129,11 @@ class FactorParams:
     gc_renal: float = 0.005
     gc_gland: float = 0.175  # Martonova 2023: time-averaged PTH x0.9 at their dose [code]
     # vitamin D [assumed]
-    k25_ng_ml: float = 3.0
+    # f_VD = D^n / (D^n + K^n), normalised at 30 ng/mL: flat above ~20 ng/mL, steep below, so that
+    # PTH rises below a breakpoint near 17.6 ng/mL (Aloia 2006 AJCN 84:602, line-line knot at
+    # 44 nmol/L [read, abstract]); n and K [assumed] (the first pass had n = 1, K = 3 ng/mL)
+    k25_ng_ml: float = 8.0
+    vd_hill: float = 2.0
     # thyroid [assumed]
     thyroid_aoba: float = 0.05
     # alcohol, smoking, eating disorder [assumed]
@@ -280,7 +288,7 @@ class Forcing:
                 np.clip((e - self.e_post) / max(1.0 - self.e_post, 1e-9), 0.0, 1.0) if self.menopause else 1.0
             )
             e = e * (1.0 - p.smoking_estrogen * cig * (1.0 - ovarian))
-            sev = self.s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+            sev = self.ed_severity(t)
             e = e * (1.0 - p.ed_estrogen * sev)
         cee = self.exposure("cee_mg_per_day", t)
         e = e + (1.0 - e) * cee / (cee + self.p.ht_d50_mg)
@@ -293,6 +301,22 @@ class Forcing:
         dose = self.s["glucocorticoid"]["dose_mg_per_day"]
         x_gc = dose / (dose + self.p.gc_d50_mg) * self._window("glucocorticoid", t)
         return d_e, x_gc
+
+    def ed_severity(self, t):
+        """Eating-disorder severity: the scenario's inside its window; after ``stop_years`` it falls
+        with the weight regain, exp(-(t - stop)/recovery_years) (``recovery_years`` 0: at once).
+        Estrogen (menses), IGF-1 (the osteoblast term), intake and absorption all follow it."""
+        ed = self.s["eating_disorder"]
+        t = self._t(t)
+        sev = ed["severity"] * self._window("eating_disorder", t)
+        tau = ed["recovery_years"] * DAYS_PER_YEAR
+        if tau > 0 and ed["severity"] > 0:
+            stop = ed["stop_years"] * DAYS_PER_YEAR
+            after = np.asarray(t, dtype=float) > stop
+            tail = ed["severity"] * np.exp(-np.maximum(np.asarray(t, dtype=float) - stop, 0.0) / tau)
+            sev = np.where(after, tail, sev)
+            sev = float(sev) if np.ndim(sev) == 0 else sev
+        return sev
 
     def load_magnitude(self, t):
         """Habitual loading relative to normal: ``loading.magnitude`` inside its window, else 1."""
@@ -318,7 +342,7 @@ class Forcing:
         theta = self.thyroid(t)
         units = s["alcohol"]["units_per_day"]
         cig = min(s["smoking"]["cigarettes_per_day"], 40.0) / 20.0
-        sev = s["eating_disorder"]["severity"] * self._window("eating_disorder", t)
+        sev = self.ed_severity(t)
         # age
         if self.aging:
             ramp = np.clip((age - (p.age_peak_years - p.age_ramp_years)) / p.age_ramp_years, 0.0, 1.0)
@@ -368,7 +392,8 @@ class Forcing:
             * (1.0 - p.smoking_vd * cig)
             * (1.0 - p.ed_vd * sev)
         )
-        f_vd = (vd / (vd + p.k25_ng_ml)) / (30.0 / (30.0 + p.k25_ng_ml))
+        h = p.vd_hill
+        f_vd = (vd**h / (vd**h + p.k25_ng_ml**h)) / (30.0**h / (30.0**h + p.k25_ng_ml**h))
         # 964 mg/day is identified with the 24.055 mmol/day of Peterson & Riggs (0.01 % apart)
         oral_ca = (
             CA_PARAMS.oral_ca0

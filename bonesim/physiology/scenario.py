@@ -124,6 +124,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "severity": Key(0.0, 0.0, 1.0, "", "0 none, 1 severe anorexia nervosa (amenorrhoea, undernutrition)"),
         "start_years": _start(),
         "stop_years": _stop(),
+        "recovery_years": Key(
+            0.0,
+            0.0,
+            10.0,
+            "years",
+            "time constant of weight regain after stop_years: the severity (estrogen, IGF-1, "
+            "intake) falls as exp(-(t - stop)/recovery_years); 0 = at once",
+        ),
     },
     "parathyroid": {
         "gland_activity": Key(

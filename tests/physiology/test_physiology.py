@@ -175,7 +175,9 @@ def test_anorexia_loss_and_recovery(runs):
     assert t["estrogen"][at(t, 1)] < 0.4
     assert rate(t, 0, 5) < -1.0
     assert rate(t, 6, 8) > rate(t, 0, 5)  # remission after 5 years
-    assert t["estrogen"][at(t, 6)] == pytest.approx(1.0)
+    # estrogen returns with the weight (recovery_years = 1): 1 - 0.7 exp(-1) one year on
+    assert t["estrogen"][at(t, 6)] == pytest.approx(1.0 - 0.7 * np.exp(-1.0), abs=0.01)
+    assert t["estrogen"][at(t, 8)] > 0.95
 
 
 def test_aging_formation_deficit_and_sex_difference():
@@ -404,6 +406,8 @@ def test_random_scenarios_within_ranges_stay_finite(seed):
         if sec == "loading":
             continue
         for k, key in keys.items():
+            if k == "recovery_years":  # came later: left at its default so the draws stay as they were
+                continue
             if isinstance(key.default, bool):
                 body[sec][k] = bool(rng.integers(2))
             elif isinstance(key.default, str):
