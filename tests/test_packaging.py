@@ -19,7 +19,7 @@ pytestmark = pytest.mark.skipif(not (ROOT / "pyproject.toml").is_file(), reason=
 
 
 def _project():
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
 
 
 def _names(reqs):
@@ -55,7 +55,7 @@ def test_the_extras_named_by_missing_package_messages_exist():
 
 
 def test_readme_install_section_names_the_extras():
-    text = (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
     for extra in ("bonesim[gpu]", "bonesim[gpu13]", "bonesim[hpc]", "bonesim[io]"):
         assert extra in text, extra
     assert "pip install bonesim" in text

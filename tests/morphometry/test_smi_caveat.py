@@ -31,5 +31,5 @@ def test_output_line_flags_smi(tmp_path):
 
 
 def test_docs_state_the_caveat():
-    text = (ROOT / "docs" / "morphometry.md").read_text()
+    text = (ROOT / "docs" / "morphometry.md").read_text(encoding="utf-8")
     assert "Salmon et al. (2015" in text and "6:162" in text and "concave" in text
