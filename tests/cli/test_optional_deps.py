@@ -104,36 +104,34 @@ def test_cupy_backend_without_cupy_names_the_extra(monkeypatch, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bone.h5", "bone.xdmf"]
 
 
-def test_a_stray_import_of_an_optional_package_is_one_sentence(monkeypatch):
-    hide(monkeypatch, "distributed")
-
-    @click.command("demo")
-    @user_errors
-    def demo():
-        import distributed  # noqa: F401
+def _invoke_demo(body):
+    """Run ``body`` as the command ``bonesim demo`` behind the CLI's error handling."""
+    demo = click.command("demo")(user_errors(body))
 
     @click.group()
     def grp():
         pass
 
     grp.add_command(demo)
-    r = CliRunner().invoke(grp, ["demo"])
+    return CliRunner().invoke(grp, ["demo"])
+
+
+def test_a_stray_import_of_an_optional_package_is_one_sentence(monkeypatch):
+    hide(monkeypatch, "distributed")
+
+    def demo():
+        import distributed  # noqa: F401
+
+    r = _invoke_demo(demo)
     assert r.exit_code == 1
     assert r.output.strip() == "Error: bonesim demo needs distributed: pip install 'bonesim[hpc]'"
 
 
 def test_a_missing_core_module_is_still_a_bug(monkeypatch):
-    @click.command("demo")
-    @user_errors
     def demo():
         import bonesim_no_such_module  # noqa: F401
 
-    @click.group()
-    def grp():
-        pass
-
-    grp.add_command(demo)
-    r = CliRunner().invoke(grp, ["demo"])
+    r = _invoke_demo(demo)
     assert r.exit_code == 2 and "Internal error" in r.output
 
 
