@@ -65,27 +65,32 @@ def element_range(u, conn, scale, ke, lo, hi, out):  # pragma: no cover - compil
 
 
 @nb.njit(cache=True, boundscheck=False)
-def hex8_matvec_serial(u, conn, scale, ke, out):  # pragma: no cover - compiled
+def hex8_matvec_serial(u, conn, scale, ke, slabs, out):  # pragma: no cover - compiled
+    """out = Σ s_e K₁ u_e: the even slabs in order, then the odd ones (the threaded kernel's order)."""
     out[:] = 0.0
-    element_range(u, conn, scale, ke, 0, conn.shape[0], out)
+    n_slabs = slabs.size - 1
+    for parity in range(2):
+        for sl in range(parity, n_slabs, 2):
+            element_range(u, conn, scale, ke, slabs[sl], slabs[sl + 1], out)
 
 
 @nb.njit(parallel=True, cache=True, boundscheck=False)
 def hex8_matvec(u, conn, scale, ke, slabs, out):  # pragma: no cover - compiled
+    """The threaded :func:`hex8_matvec_serial`: slabs of one parity share no node, so the bits are the same."""
     out[:] = 0.0
     n_slabs = slabs.size - 1
-    for parity in range(2):  # slabs of one parity share no node
+    for parity in range(2):
         for q in nb.prange((n_slabs - parity + 1) // 2):
             sl = 2 * q + parity
             element_range(u, conn, scale, ke, slabs[sl], slabs[sl + 1], out)
 
 
 @nb.njit(cache=True, boundscheck=False)
-def hex8_matvec_packed(u, conn, packed, out):  # pragma: no cover - compiled
-    out[:] = 0.0
+def packed_range(u, conn, packed, lo, hi, out):  # pragma: no cover - compiled
+    """out += K_e u_e over the elements lo … hi−1 from their stored upper triangles (float64 sums)."""
     ue = np.empty((24, 1))
     fe = np.empty((24, 1))
-    for e in range(conn.shape[0]):
+    for e in range(lo, hi):
         gather(u, conn, e, 1.0, ue, 0)
         fe[:] = 0.0
         k = 0
@@ -100,3 +105,24 @@ def hex8_matvec_packed(u, conn, packed, out):  # pragma: no cover - compiled
                 acc += kji * ue[i, 0]
             fe[j, 0] = acc
         scatter(fe, 0, conn, e, out)
+
+
+@nb.njit(cache=True, boundscheck=False)
+def hex8_matvec_packed_serial(u, conn, packed, slabs, out):  # pragma: no cover - compiled
+    """out = Σ K_e u_e in the slab order of :func:`hex8_matvec_serial`."""
+    out[:] = 0.0
+    n_slabs = slabs.size - 1
+    for parity in range(2):
+        for sl in range(parity, n_slabs, 2):
+            packed_range(u, conn, packed, slabs[sl], slabs[sl + 1], out)
+
+
+@nb.njit(parallel=True, cache=True, boundscheck=False)
+def hex8_matvec_packed(u, conn, packed, slabs, out):  # pragma: no cover - compiled
+    """The threaded :func:`hex8_matvec_packed_serial` (same bits)."""
+    out[:] = 0.0
+    n_slabs = slabs.size - 1
+    for parity in range(2):
+        for q in nb.prange((n_slabs - parity + 1) // 2):
+            sl = 2 * q + parity
+            packed_range(u, conn, packed, slabs[sl], slabs[sl + 1], out)

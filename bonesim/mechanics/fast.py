@@ -4,15 +4,22 @@ One pass over the elements gathers the 24 corner displacements of
 :data:`WIDTH` elements at a time, forms ``K₁ (s_e uₑ)`` for all of them in one
 (24×24)·(24×WIDTH) product whose inner loop over the WIDTH elements the
 compiler turns into SIMD, and adds the forces straight onto the nodes: no
-element-force buffer, no degree-of-freedom index array. It runs on one thread
-in element order (deterministic). ``BONESIM_NUMBA_PARALLEL=1`` switches to a
-threaded variant: z-slabs of whole layers (contiguous element ranges, since
-elements are in C order), the even slabs in parallel, then the odd ones (two
-slabs of one parity share no node), without atomics, still deterministic. It
-is off by default: on this 2-core host, shared with other jobs during the
-measurement, it was slower than the serial kernel (128³ crop: 0.20–0.25 s
-against 0.12–0.17 s per product, wall clock). Numba is a core dependency; the
-kernels live in :mod:`bonesim.mechanics._fast_kernels` (module level, so that
+element-force buffer, no degree-of-freedom index array.
+
+Order and threads: the elements are cut into z-slabs of :data:`SLAB_LAYERS`
+whole layers (contiguous element ranges, since elements are in C order). The
+product visits the even slabs, then the odd ones; two slabs of one parity
+share no node, so the even (then the odd) slabs run in parallel on Numba's
+threads without atomics, and every node receives its forces in the same order
+whatever the number of threads: the threaded and the serial kernel give the
+**same bits** (tested), so a result does not depend on the machine's core
+count. The Galerkin coarse levels (explicit matrices) use the same scheme.
+Threads are on when Numba has more than one (``NUMBA_NUM_THREADS``);
+``BONESIM_NUMBA_PARALLEL=0`` runs the serial kernel. Measured on the real
+200³ sample (2 cores, idle host): the cold solve takes 88.5 s threaded
+against 116.7 s serial for the fine product alone; docs/mechanics.md has the
+figures with threaded coarse levels. Numba is a core dependency; the kernels
+live in :mod:`bonesim.mechanics._fast_kernels` (module level, so that
 Numba's disk cache loads them in every process); without Numba, or with
 ``BONESIM_NUMBA=0`` in the environment, :class:`~bonesim.mechanics.operator.ElementOperator`
 uses the NumPy gather/GEMM/``bincount`` product, which gives the same result
@@ -26,8 +33,9 @@ import os
 
 import numpy as np
 
-#: z-slabs per thread of the threaded kernel (load balance).
-SLABS_PER_THREAD = 8
+#: z-layers of elements per slab (the unit of work of a thread; fixed, so the bits do not depend on
+#: the thread count). 4 layers give 50 slabs at 200³ (25 per parity) for load balance on 16 threads.
+SLAB_LAYERS = 4
 
 
 def fine_product() -> str:
@@ -43,15 +51,12 @@ def fine_product() -> str:
 
 
 def parallel() -> bool:
-    """Whether the threaded slab kernel is asked for (``BONESIM_NUMBA_PARALLEL=1``)."""
-    return os.environ.get("BONESIM_NUMBA_PARALLEL", "0") == "1"
-
-
-def n_slabs() -> int:
-    """z-slabs of the threaded kernel: :data:`SLABS_PER_THREAD` per Numba thread."""
+    """Whether the threaded kernels run: Numba has more than one thread and ``BONESIM_NUMBA_PARALLEL`` is not 0."""
+    if os.environ.get("BONESIM_NUMBA_PARALLEL", "1") == "0":
+        return False
     import numba
 
-    return SLABS_PER_THREAD * numba.get_num_threads()
+    return numba.get_num_threads() > 1
 
 
 #: Elements multiplied together: ``F (24×W) = K₁ (24×24) · U (24×W)`` keeps W products in one SIMD
@@ -74,13 +79,11 @@ def _numba():
 
 @functools.lru_cache(maxsize=2)
 def kernel(threaded: bool = False):
-    """The compiled kernel, or None when Numba is missing or switched off (``BONESIM_NUMBA=0``).
+    """The compiled voxel-operator kernel, or None when Numba is missing or off (``BONESIM_NUMBA=0``).
 
-    Serial: ``kernel()(u, conn, scale, ke, out)``; threaded: ``kernel(True)(u, conn,
-    scale, ke, slabs, out)`` with the element ranges of :func:`slabs`.
-    Elements are multiplied :data:`WIDTH` at a time. Both are deterministic; they
-    differ from each other in the last bits, because a node shared by two slabs
-    receives its forces in a different order.
+    ``kernel(threaded)(u, conn, scale, ke, slabs, out)`` with the element ranges
+    of :func:`slabs`; elements are multiplied :data:`WIDTH` at a time. The
+    serial and the threaded kernel give the same bits (module docstring).
     """
     if _numba() is None:
         return None
@@ -89,29 +92,30 @@ def kernel(threaded: bool = False):
     return k.hex8_matvec if threaded else k.hex8_matvec_serial
 
 
-@functools.lru_cache(maxsize=1)
-def kernel_packed():
+@functools.lru_cache(maxsize=2)
+def kernel_packed(threaded: bool = False):
     """Compiled product with one stored symmetric matrix per element, or None.
 
-    ``kernel_packed()(u, conn, packed, out)`` with ``packed`` (n_el, 300) the row-major
-    upper triangles (float32 or float64, :func:`bonesim.mechanics.operator.pack`);
-    every stored entry is read once and used twice; accumulates in float64.
+    ``kernel_packed(threaded)(u, conn, packed, slabs, out)`` with ``packed``
+    (n_el, 300) the row-major upper triangles (float32 or float64,
+    :func:`bonesim.mechanics.operator.pack`); every stored entry is read once
+    and used twice; accumulates in float64; serial and threaded give the same bits.
     """
     if _numba() is None:
         return None
     from bonesim.mechanics import _fast_kernels as k
 
-    return k.hex8_matvec_packed
+    return k.hex8_matvec_packed if threaded else k.hex8_matvec_packed_serial
 
 
-def slabs(shape: tuple[int, int, int], elements: np.ndarray, n_slabs: int) -> np.ndarray:
-    """Element ranges ``[slabs[i], slabs[i+1])`` of ``n_slabs`` z-slabs, for the threaded :func:`kernel`.
+def slabs(shape: tuple[int, int, int], elements: np.ndarray, layers: int = SLAB_LAYERS) -> np.ndarray:
+    """Element ranges ``[slabs[i], slabs[i+1])`` of z-slabs of ``layers`` whole layers (the last may be thinner).
 
     Elements are in C (z-major) order, so a slab of whole z-layers is a
     contiguous range. Every slab is at least one layer thick, so two slabs of
-    the same parity are separated by another and share no node.
+    the same parity are separated by another and share no node. The partition
+    depends on the shape only, never on the number of threads.
     """
     nz = shape[0]
-    n_slabs = max(1, min(int(n_slabs), nz))
-    layers = np.linspace(0, nz, n_slabs + 1).round().astype(np.int64)
-    return np.searchsorted(elements, layers * shape[1] * shape[2]).astype(np.int64)
+    bounds = np.append(np.arange(0, nz, max(1, int(layers))), nz).astype(np.int64)
+    return np.searchsorted(elements, bounds * shape[1] * shape[2]).astype(np.int64)

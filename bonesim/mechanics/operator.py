@@ -169,18 +169,19 @@ class ElementOperator:
         self._fast: tuple | None = None
         from bonesim.mechanics import fast
 
-        if self.packed is not None:
-            kern = fast.kernel_packed()
-            if kern is not None:
-                self._fast = (kern, mesh.conn, self.packed)
-        elif self.basis.shape[0] == 1 and fast.fine_product() == "compiled":
+        if self.packed is not None or (self.basis.shape[0] == 1 and fast.fine_product() == "compiled"):
             threaded = fast.parallel()
-            kern = fast.kernel(threaded)
-            if kern is not None:
-                scale = np.ascontiguousarray(self.weights[:, 0])
-                ke = np.ascontiguousarray(self.basis[0])
-                extra = (fast.slabs(mesh.shape, mesh.elements, fast.n_slabs()),) if threaded else ()
-                self._fast = (kern, mesh.conn, scale, ke, *extra)
+            order = fast.slabs(mesh.shape, mesh.elements)
+            if self.packed is not None:
+                kern = fast.kernel_packed(threaded)
+                if kern is not None:
+                    self._fast = (kern, mesh.conn, self.packed, order)
+            else:
+                kern = fast.kernel(threaded)
+                if kern is not None:
+                    scale = np.ascontiguousarray(self.weights[:, 0])
+                    ke = np.ascontiguousarray(self.basis[0])
+                    self._fast = (kern, mesh.conn, scale, ke, order)
         self.matvecs = 0
 
     @property

@@ -40,9 +40,9 @@ def test_compiled_product_equals_numpy_product():
     assert op.matvecs == ref.matvecs == 1
 
 
-@pytest.mark.parametrize("n_slabs", [1, 3, 9, 50])
-def test_threaded_slab_product_equals_serial_product(n_slabs):
-    """Slabs of one parity share no node (even one layer thick); the result is deterministic."""
+@pytest.mark.parametrize("layers", [1, 2, 4, 50])
+def test_threaded_slab_product_has_the_serial_bits(layers):
+    """Slabs of one parity share no node (even one layer thick): threaded == serial, bit for bit."""
     from bonesim.mechanics import fast
 
     _need_compiled()
@@ -51,14 +51,56 @@ def test_threaded_slab_product_equals_serial_product(n_slabs):
     op = StiffnessOperator(mesh, 0.3)
     args = (mesh.conn, np.ascontiguousarray(op.weights[:, 0]), np.ascontiguousarray(op.basis[0]))
     u = np.random.default_rng(4).standard_normal((mesh.n_nodes, 3))
-    serial, threaded, again = (np.empty_like(u) for _ in range(3))
-    fast.kernel()(u, *args, serial)
-    slabs = fast.slabs(mesh.shape, mesh.elements, n_slabs)
+    serial, threaded = (np.empty_like(u) for _ in range(2))
+    slabs = fast.slabs(mesh.shape, mesh.elements, layers)
     assert slabs[0] == 0 and slabs[-1] == mesh.n_elements and np.all(np.diff(slabs) >= 0)
+    assert slabs.size - 1 == -(-mesh.shape[0] // layers)
+    fast.kernel()(u, *args, slabs, serial)
     fast.kernel(True)(u, *args, slabs, threaded)
-    fast.kernel(True)(u, *args, slabs, again)
-    assert np.array_equal(threaded, again)
-    assert np.abs(threaded - serial).max() <= 1e-13 * np.abs(serial).max()
+    assert np.array_equal(threaded, serial)
+    ref = StiffnessOperator(mesh, 0.3)
+    ref.use_numpy()
+    assert np.abs(serial - ref.matvec(u)).max() <= 1e-13 * np.abs(serial).max()
+
+
+@pytest.mark.parametrize("storage", [np.float64, np.float32])
+def test_threaded_packed_product_has_the_serial_bits(storage):
+    from bonesim.mechanics import fast
+
+    _need_compiled()
+    mod, fine = _mesh((14, 12, 11), seed=3)
+    coarse = VoxelMesh.from_modulus(S.coarsen_modulus(mod), 0.04)
+    g = S.galerkin_operator(StiffnessOperator(fine, 0.3), coarse, storage=storage)
+    x = np.random.default_rng(6).standard_normal((coarse.n_nodes, 3))
+    slabs = fast.slabs(coarse.shape, coarse.elements, 1)
+    assert slabs.size - 1 == coarse.shape[0] >= 6
+    serial, threaded = (np.empty_like(x) for _ in range(2))
+    fast.kernel_packed()(x, coarse.conn, g.packed, slabs, serial)
+    fast.kernel_packed(True)(x, coarse.conn, g.packed, slabs, threaded)
+    assert np.array_equal(threaded, serial)
+    assert np.abs(serial.ravel() - g.assemble() @ x.ravel()).max() <= 1e-6 * np.abs(serial).max()
+
+
+def test_product_bits_do_not_depend_on_the_thread_count():
+    """The operator's product with Numba's threads at 1 and at 2 (and serial kernel): identical bits."""
+    import numba
+
+    from bonesim.mechanics import fast
+
+    _need_compiled()
+    _, mesh = _mesh((17, 9, 8), seed=7)
+    u = np.random.default_rng(8).standard_normal((mesh.n_nodes, 3))
+    n0 = numba.get_num_threads()
+    outs = []
+    try:
+        for n in sorted({1, min(2, numba.config.NUMBA_NUM_THREADS)}):
+            numba.set_num_threads(n)
+            assert fast.parallel() == (n > 1)
+            outs.append(StiffnessOperator(mesh, 0.3).matvec(u))
+    finally:
+        numba.set_num_threads(n0)
+    for o in outs[1:]:
+        assert np.array_equal(o, outs[0])
 
 
 @pytest.mark.parametrize("storage", [np.float64, np.float32])

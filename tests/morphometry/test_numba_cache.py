@@ -40,10 +40,11 @@ def test_mechanics_kernels_are_module_level_and_disk_cached():
     from bonesim.mechanics import fast
 
     names = ("gather", "scatter", "product", "element_range", "hex8_matvec_serial", "hex8_matvec")
-    for name in (*names, "hex8_matvec_packed"):
+    for name in (*names, "packed_range", "hex8_matvec_packed_serial", "hex8_matvec_packed"):
         d = getattr(fk, name)
         assert "<locals>" not in d.py_func.__qualname__ and d.py_func.__closure__ is None, name
         assert not isinstance(d._cache, NullCache), name
     if fast._numba() is not None:
         assert fast.kernel() is fk.hex8_matvec_serial and fast.kernel(True) is fk.hex8_matvec
-        assert fast.kernel_packed() is fk.hex8_matvec_packed
+        assert fast.kernel_packed() is fk.hex8_matvec_packed_serial
+        assert fast.kernel_packed(True) is fk.hex8_matvec_packed
