@@ -53,7 +53,7 @@ COLUMNS = (
     "sed_path",
     metavar="OUT.h5",
     type=click.Path(dir_okay=False),
-    help="Write the SED map of each axis (/maps/sed/<axis>, MPa) with the bone to OUT.h5.",
+    help="Write the SED (/maps/sed/<axis>, MPa) and von Mises strain (/maps/von_mises/<axis>) maps of each axis with the bone to OUT.h5.",
 )
 @click.option(
     "--overwrite", is_flag=True, help="Replace the --json / --save-sed file if it exists (default: refuse)."
@@ -80,8 +80,9 @@ def mechanics(
     Every bone voxel is an 8-node hexahedron; the face at 0 along the axis is
     held axially, the opposite face is displaced by −strain × height, the
     lateral faces are free. E_app = (F / A) / strain with A the full
-    cross-section. --save-sed stores the per-voxel strain-energy density of
-    each axis beside the bone (view it with `bonesim render --field sed`).
+    cross-section. --save-sed stores the per-voxel strain-energy density and
+    von Mises strain of each axis beside the bone (view the SED with
+    `bonesim render --field sed`).
     See docs/mechanics.md.
 
     \b
@@ -108,6 +109,7 @@ def mechanics(
     volume = read_volume(path, frame=frame)
     out: dict[str, dict] = {}
     maps: dict = {}
+    von_mises: dict = {}
     solves: dict[str, dict] = {}
     for ax in ("z", "y", "x") if axis == "all" else (axis,):
         r = solve(
@@ -124,6 +126,7 @@ def mechanics(
         out[ax] = r.summary()
         if sed_path is not None:
             maps[ax] = r.sed
+            von_mises[ax] = r.von_mises()
             solves[ax] = {**r.summary(), "strain": r.strain, "converged": r.converged}
             solves[ax].update(backend=r.backend, removed_voxels=r.removed_voxels)
         del r  # the displacement and mesh of one axis at a time
@@ -156,5 +159,6 @@ def mechanics(
             overwrite=overwrite,
             inputs=[path],
             command="bonesim mechanics " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else None,
+            von_mises=von_mises,
         )
         click.echo(f"wrote {sed_path}")

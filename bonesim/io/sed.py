@@ -15,6 +15,11 @@
                         apparent_modulus_mpa, reaction_force_n, strain_energy_j, iterations,
                         relative_residual, converged, tol, backend, removed_voxels,
                         source, frame, day, input_digest
+    /maps/von_mises     group; attrs: units="1" (strain), axes (JSON list); written when the
+                        caller gives von Mises maps (``bonesim mechanics --save-sed`` does)
+    /maps/von_mises/<axis>  float32 [Z,Y,X] equivalent (von Mises) strain at the element
+                        centres of the same solve, dimensionless (×10⁶ for µε); 0 in marrow
+                        attrs: units, axis, strain (the applied apparent strain)
     /provenance         attrs: command, created, host
 
 ``frame`` is the normalised index of the saved frame of a result that was
@@ -106,14 +111,23 @@ def write_sed_file(
     command: str | None = None,
     compression: str = "gzip",
     xdmf: bool = True,
+    von_mises: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
     """Write the SED ``maps`` (axis -> float32 array, MPa) of ``volume`` atomically (layout: module docstring).
 
     ``solves`` holds per axis the figures of the solve (:data:`SOLVE_ATTRS`),
     ``settings`` those shared by every axis (``tissue_modulus_gpa``,
     ``poisson``, ``exponent``, ``tol``), ``source`` what :func:`source_info` returns.
-    With ``xdmf`` an ``.xdmf`` sidecar shows ``bone`` and ``sed_<axis>`` in ParaView.
+    ``von_mises`` (axis -> float32 array, strain) adds the von Mises strain maps
+    of the same solves. With ``xdmf`` an ``.xdmf`` sidecar shows ``bone``,
+    ``sed_<axis>`` and ``von_mises_<axis>`` in ParaView.
     """
+    von_mises = dict(von_mises or {})
+    for ax, arr in von_mises.items():
+        if ax not in maps:
+            raise BonesimError(f"a von Mises map along {ax!r} needs the SED map of the same solve")
+        if np.shape(arr) != volume.shape:
+            raise BonesimError(f"the {ax} von Mises map is {np.shape(arr)}, the volume {volume.shape}")
     if not maps:
         raise BonesimError("no SED map to write")
     for ax, arr in maps.items():
@@ -140,6 +154,18 @@ def write_sed_file(
                 _set_attrs(d, settings)
                 _set_attrs(d, {k: v for k, v in solves.get(ax, {}).items() if k in SOLVE_ATTRS})
                 _set_attrs(d, source)
+            if von_mises:
+                g = f["maps"].create_group("von_mises")
+                g.attrs["units"] = "1"
+                g.attrs["axes"] = json.dumps([a for a in AXES if a in von_mises])
+                for ax in AXES:
+                    if ax in von_mises:
+                        d = create_array(
+                            g, ax, np.asarray(von_mises[ax], dtype=np.float32), compression=compression
+                        )
+                        d.attrs["units"] = "1"
+                        d.attrs["axis"] = ax
+                        _set_attrs(d, {k: v for k, v in solves.get(ax, {}).items() if k == "strain"})
             p = f.create_group("provenance")
             p.attrs["command"] = command or "bonesim.io.sed.write_sed_file"
             p.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -194,6 +220,25 @@ def read_sed_map(path: str | os.PathLike, axis: str | None = None) -> tuple[np.n
     attrs.setdefault("axis", axis)
     attrs.setdefault("units", UNITS)
     return arr, attrs
+
+
+def read_von_mises_map(path: str | os.PathLike, axis: str) -> np.ndarray:
+    """The von Mises strain map of ``axis`` (float32, dimensionless) written beside the SED map."""
+    with open_bonesim(path) as f:
+        ds = f.get(f"maps/von_mises/{axis}")
+        if not isinstance(ds, h5py.Dataset):
+            raise BonesimError(
+                f"{path} holds no von Mises strain map along {axis} (/maps/von_mises/{axis}); write it with "
+                f"`bonesim mechanics IN.h5 --axis {axis} --save-sed SED.h5`"
+            )
+        if ds.ndim != 3 or ds.dtype.kind != "f":
+            raise SchemaError(
+                f"{path}:/maps/von_mises/{axis} is {ds.dtype} {ds.shape}, expected float32 [Z,Y,X]"
+            )
+        try:
+            return np.asarray(ds[...], dtype=np.float32)
+        except OSError as exc:
+            raise BonesimError(f"{path}:/maps/von_mises/{axis} is corrupt ({exc})") from None
 
 
 def _plain(d: Mapping[str, Any]) -> dict[str, Any]:

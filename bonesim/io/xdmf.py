@@ -71,13 +71,15 @@ def write_xdmf(h5path: str | os.PathLike) -> Path:
                         + _item(ref, f[extra], "        ")
                         + "      </Attribute>\n"
                     )
-            sed = f.get("maps/sed")
-            if isinstance(sed, h5py.Group):  # SED maps of `bonesim mechanics --save-sed`
+            for name in ("sed", "von_mises"):  # maps of `bonesim mechanics --save-sed`
+                g = f.get(f"maps/{name}")
+                if not isinstance(g, h5py.Group):
+                    continue
                 for ax in ("z", "y", "x"):
-                    if isinstance(sed.get(ax), h5py.Dataset) and sed[ax].shape == ds.shape:
+                    if isinstance(g.get(ax), h5py.Dataset) and g[ax].shape == ds.shape:
                         body += (
-                            f'      <Attribute Name="sed_{ax}" AttributeType="Scalar" Center="Cell">\n'
-                            + _item(ref, sed[ax], "        ")
+                            f'      <Attribute Name="{name}_{ax}" AttributeType="Scalar" Center="Cell">\n'
+                            + _item(ref, g[ax], "        ")
                             + "      </Attribute>\n"
                         )
             grids.append(_grid("volume", ds.shape, spacing, body, None))

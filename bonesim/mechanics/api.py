@@ -65,6 +65,17 @@ class MechanicsResult:
     sed: np.ndarray | None = field(default=None, repr=False)
     mesh: VoxelMesh | None = field(default=None, repr=False)
 
+    def von_mises(self) -> np.ndarray:
+        """Equivalent (von Mises) strain per voxel, float32, volume shape, 0 in marrow (needs ``keep_fields``).
+
+        At the element centre, ``ε_vM = sqrt(2/3 · e′:e′)`` with e′ the deviatoric
+        strain (:func:`bonesim.mechanics.results.von_mises_strain_map`); dimensionless
+        (×10⁶ for µε); it scales linearly with the applied strain.
+        """
+        if self.displacement is None or self.mesh is None:
+            raise BonesimError("the von Mises strain needs a result solved with keep_fields=True")
+        return res.von_mises_strain_map(self.mesh, self.displacement)
+
     def summary(self) -> dict[str, Any]:
         """The JSON object of one load case (``bonesim mechanics --json``)."""
         return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bonesim.mechanics.element import centre_b
-from bonesim.mechanics.operator import StiffnessOperator
+from bonesim.mechanics.operator import CHUNK, StiffnessOperator, VoxelMesh
 
 
 def reaction_force(forces: np.ndarray, top: np.ndarray, axis: int) -> float:
@@ -41,28 +41,38 @@ def sed_map(op: StiffnessOperator, u: np.ndarray) -> np.ndarray:
     return out.reshape(mesh.shape)
 
 
-def element_strain(op: StiffnessOperator, u: np.ndarray) -> np.ndarray:
-    """Voigt strain at each element centre, (n_el, 6): ε_zz, ε_yy, ε_xx, γ_yx, γ_zx, γ_zy."""
-    mesh = op.mesh
+def element_strain(
+    op: StiffnessOperator | VoxelMesh, u: np.ndarray, lo: int = 0, hi: int | None = None
+) -> np.ndarray:
+    """Voigt strain at the centres of elements lo … hi−1, (n, 6): ε_zz, ε_yy, ε_xx, γ_yx, γ_zx, γ_zy.
+
+    ``op`` is the operator the displacement was solved with, or its mesh.
+    """
+    mesh = getattr(op, "mesh", op)
+    hi = mesh.n_elements if hi is None else hi
     b = centre_b() / mesh.voxel_mm
-    ue = u[mesh.conn].reshape(mesh.n_elements, 24)
+    ue = u[mesh.conn[lo:hi]].reshape(hi - lo, 24)
     return ue @ b.T
 
 
-def von_mises_strain_map(op: StiffnessOperator, u: np.ndarray) -> np.ndarray:
+def von_mises_strain_map(op: StiffnessOperator | VoxelMesh, u: np.ndarray) -> np.ndarray:
     """Equivalent (von Mises) strain per voxel at the element centre, float32, 0 in marrow.
 
     ``ε_vM = sqrt(2/3 · e′:e′)`` with e′ the deviatoric part of the strain tensor
     (tensor shear components ε_ij = γ_ij / 2); for uniaxial strain ε with lateral
-    contraction ν it is ``2(1+ν)ε/3``.
+    contraction ν it is ``2(1+ν)ε/3``. Computed in chunks of :data:`CHUNK`
+    elements (about 250 B of temporaries per element of a chunk, not of the mesh).
     """
-    e = element_strain(op, u)
-    mean = e[:, :3].mean(axis=1, keepdims=True)
-    dev = e[:, :3] - mean
-    j2 = (dev**2).sum(axis=1) + 0.5 * (e[:, 3:] ** 2).sum(axis=1)  # e′:e′ (γ²/4 counted twice)
-    mesh = op.mesh
+    mesh = getattr(op, "mesh", op)
+    vals = np.empty(mesh.n_elements, dtype=np.float32)
+    for lo in range(0, mesh.n_elements, CHUNK):
+        hi = min(lo + CHUNK, mesh.n_elements)
+        e = element_strain(mesh, u, lo, hi)
+        dev = e[:, :3] - e[:, :3].mean(axis=1, keepdims=True)
+        j2 = (dev**2).sum(axis=1) + 0.5 * (e[:, 3:] ** 2).sum(axis=1)  # e′:e′ (γ²/4 counted twice)
+        vals[lo:hi] = np.sqrt(2.0 / 3.0 * j2)
     out = np.zeros(int(np.prod(mesh.shape)), dtype=np.float32)
-    out[mesh.elements] = np.sqrt(2.0 / 3.0 * j2)
+    out[mesh.elements] = vals
     return out.reshape(mesh.shape)
 
 

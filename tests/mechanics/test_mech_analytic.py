@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from bonesim.errors import BonesimError
 from bonesim.mechanics import ApparentStrain, Uniaxial, solve
 from bonesim.mechanics.element import elasticity_matrix
 
@@ -160,6 +161,22 @@ def test_von_mises_strain_and_sed_of_uniaxial_stress():
     vm = von_mises_strain_map(StiffnessOperator(r.mesh, 0.3), r.displacement)
     assert np.allclose(vm, 2 * 1.3 * 0.01 / 3, rtol=1e-6)
     assert np.allclose(r.sed, 0.5 * E0 * 0.01**2, rtol=1e-6)  # ½ σ ε in MPa
+    np.testing.assert_array_equal(r.von_mises(), vm)  # the result's method is the same map
+
+
+def test_von_mises_map_in_chunks_equals_one_pass(monkeypatch):
+    from bonesim.mechanics import results
+
+    rng = np.random.default_rng(12)
+    bone = np.where(rng.random((9, 8, 7)) < 0.8, 255, 0).astype(np.uint8)
+    r = run(bone, Uniaxial("y", 0.01))
+    whole = r.von_mises()
+    monkeypatch.setattr(results, "CHUNK", 7)  # many chunks, the last one partial
+    np.testing.assert_array_equal(r.von_mises(), whole)
+    assert whole[bone > 0].min() > 0 and whole[bone == 0].max() == 0
+    r.displacement = None
+    with pytest.raises(BonesimError, match="keep_fields"):
+        r.von_mises()
 
 
 def test_scale_to_force_is_linear():

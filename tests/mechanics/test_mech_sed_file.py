@@ -13,8 +13,8 @@ from bonesim.cli import main
 from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import read_volume, write_volume
 from bonesim.io.result import volume_digest
-from bonesim.io.sed import read_sed_map, sed_axes
-from bonesim.mechanics import solve
+from bonesim.io.sed import read_sed_map, read_von_mises_map, sed_axes
+from bonesim.mechanics import Uniaxial, solve
 from bonesim.volume import Volume
 from tests.mechanics.test_mech_cli import lattice
 from tests.viz._results import write_result
@@ -59,6 +59,23 @@ def test_save_sed_of_every_axis_with_attributes(bone_file, tmp_path):
     with h5py.File(out, "r") as f:
         assert json.loads(f["maps/sed"].attrs["axes"]) == ["z", "y", "x"]
     assert "sed_z" in out.with_suffix(".xdmf").read_text()  # ParaView sees the maps too
+    assert "von_mises_x" in out.with_suffix(".xdmf").read_text()
+
+
+def test_save_sed_writes_the_von_mises_strain_of_the_same_solve(bone_file, tmp_path):
+    out = tmp_path / "sed.h5"
+    r = run(bone_file, "--axis", "y", "--save-sed", out, "--strain", 0.002)
+    assert r.exit_code == 0, r.output
+    ref = solve(read_volume(bone_file), Uniaxial("y", 0.002), backend="numpy")
+    vm = read_von_mises_map(out, "y")
+    assert vm.dtype == np.float32 and vm.shape == lattice().shape
+    np.testing.assert_allclose(vm, ref.von_mises(), rtol=1e-5, atol=1e-12)
+    assert vm[lattice() == 0].max() == 0.0 and vm[lattice() > 0].max() > 0.002  # strain concentrates
+    with h5py.File(out, "r") as f:
+        assert f["maps/von_mises"].attrs["units"] == "1"
+        assert f["maps/von_mises/y"].attrs["strain"] == 0.002
+    with pytest.raises(BonesimError, match="no von Mises strain map along z"):
+        read_von_mises_map(out, "z")
 
 
 def test_frame_of_a_result_is_recorded(tmp_path):
