@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "render": "bonesim.cli.viz_cmds:render",
     "animate": "bonesim.cli.viz_cmds:animate",
     "plot": "bonesim.cli.viz_cmds:plot",
+    "compare": "bonesim.cli.compare_cmd:compare",
     "export": "bonesim.cli.viz_cmds:export",
     "batch": "bonesim.cli.batch_cmd:batch",
     "bench": "bonesim.cli.bench_cmd:bench",
