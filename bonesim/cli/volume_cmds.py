@@ -235,6 +235,13 @@ def _threshold(value: str) -> str | float:
 )
 @click.option("--crop", default=None, help="z0:z1,y0:y1,x0:x1 in voxels of the input.")
 @click.option("--downsample", type=int, default=1, show_default=True, help="Average N^3 blocks.")
+@click.option(
+    "--resample-um",
+    default=None,
+    metavar="UM|auto",
+    help="Resample trilinearly onto cubic voxels of UM (auto: the smallest spacing) before "
+    "segmenting; needed for anisotropic voxels.",
+)
 @click.option("--keep-grey", is_flag=True, help="Also store the grey values as /volume/grey.")
 @overwrite_option
 @compression_option
@@ -251,6 +258,7 @@ def import_(
     partial_volume: tuple[float, float] | None,
     crop: str | None,
     downsample: int,
+    resample_um: str | None,
     keep_grey: bool,
     overwrite: bool,
     compression: str,
@@ -259,13 +267,16 @@ def import_(
 
     INPUT is a multi-page TIFF or a folder of TIFF slices, .npy, .mhd/.mha,
     .nii/.nii.gz, a folder of DICOM slices, or a Scanco .aim/.isq
-    (needs aimio-py). Bone is the bright phase.
+    (needs aimio-py). Bone is the bright phase. Anisotropic voxels are
+    resampled with --resample-um (trilinear, on the grey values, before
+    smoothing and thresholding); the original spacing goes into the metadata.
 
     \b
     Examples:
       bonesim import data/lhdl_3155_D_4_bc/slices sample.h5 --voxel-size 19.5 --sigma 1 --threshold 63
       bonesim import scan.nii.gz bone.h5 --threshold otsu --crop 0:128,0:128,0:128
       bonesim import scan.aim bone.h5 --sigma 0.8 --downsample 2 --keep specks
+      bonesim import aniso.nii.gz bone.h5 --resample-um auto --threshold otsu
     """
     from bonesim.io.hdf5 import check_output_path, write_volume
     from bonesim.io.importers import import_volume, parse_crop
@@ -287,6 +298,7 @@ def import_(
             fmt=fmt,
             crop=parse_crop(crop) if crop else None,
             downsample=downsample,
+            resample_um=resample_um,
             progress=progress,
         )
     bone = segment(
@@ -302,8 +314,10 @@ def import_(
     )
     seg = bone.metadata["segmentation"]
     z, y, x = bone.shape
+    res = bone.metadata.get("resample")
+    note = f" (resampled from {' x '.join(f'{s:g}' for s in res['from_spacing_um'])} um)" if res else ""
     click.echo(
-        f"wrote {out}: {z}x{y}x{x} at {bone.voxel_size_um:g} um, threshold {seg['threshold']:.4g} "
+        f"wrote {out}: {z}x{y}x{x} at {bone.voxel_size_um:g} um{note}, threshold {seg['threshold']:.4g} "
         f"({seg['method']}), BV/TV {bone.bv_tv:.4f}"
     )
 

@@ -1,0 +1,112 @@
+"""Research features of ``bonesim import``: resampling anisotropic voxels, density calibration, ROI masks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from bonesim.cli import main
+from bonesim.errors import BonesimError
+from bonesim.io.hdf5 import read_volume
+from bonesim.io.importers import import_volume, resample
+from bonesim.io.segment import segment
+from bonesim.volume import Volume
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def slab_grey(n: int, spacing: float, lo_um: float, hi_um: float, level: float = 100.0) -> np.ndarray:
+    """Partial-volume grey profile of a slab [lo_um, hi_um] on n voxels of ``spacing`` (exact overlaps)."""
+    edges = np.arange(n + 1) * spacing
+    overlap = np.clip(np.minimum(edges[1:], hi_um) - np.maximum(edges[:-1], lo_um), 0, None)
+    return (level * overlap / spacing).astype(np.float32)
+
+
+def slab_volume(axis: int, coarse: float, fine: float, lo: float, hi: float) -> tuple[np.ndarray, tuple]:
+    """A slab perpendicular to ``axis`` (the coarse one), 600 um deep along it, 12 fine voxels across."""
+    n_coarse = round(600 / coarse)
+    prof = slab_grey(n_coarse, coarse, lo, hi)
+    shape = [12, 12, 12]
+    shape[axis] = n_coarse
+    view = [1, 1, 1]
+    view[axis] = n_coarse
+    spacing = [fine, fine, fine]
+    spacing[axis] = coarse
+    return np.broadcast_to(prof.reshape(view), shape).copy(), tuple(spacing)
+
+
+# ---------------------------------------------------------- resampling ----
+@pytest.mark.parametrize("axis", [0, 1, 2])
+@pytest.mark.parametrize("target", [10.0, 20.0])
+def test_resampled_slab_keeps_thickness_and_bvtv_in_um(axis, target):
+    """A 300 um slab sampled at 30 um across and 10 um along: thickness and BV/TV survive in um.
+
+    Tolerance: one target voxel of thickness (the threshold crossing is
+    placed to within a voxel), i.e. BV/TV within target / 600.
+    """
+    grey, spacing = slab_volume(axis, 30.0, 10.0, 95.0, 395.0)
+    out = resample(grey, spacing, target)
+    assert out.dtype == np.float32
+    assert out.shape[axis] == round(600 / target)
+    assert all(out.shape[a] == round(120 / target) for a in range(3) if a != axis)
+    bone = segment(Volume(out, target), 50, keep="all")
+    thickness = (bone.data > 0).sum(axis=axis).mean() * target
+    assert thickness == pytest.approx(300.0, abs=target)
+    assert bone.bv_tv == pytest.approx(300 / 600, abs=target / 600)
+
+
+def test_resample_linear_profile_is_reproduced_exactly():
+    """A linear ramp in um is linear under trilinear interpolation: values at the new centres are exact."""
+    z = (np.arange(10) + 0.5) * 30.0  # centres of 30 um voxels
+    g = np.broadcast_to(z.reshape(10, 1, 1), (10, 3, 3)).astype(np.float32)
+    out = resample(g, (30.0, 10.0, 10.0), 10.0)
+    centres = (np.arange(30) + 0.5) * 10.0
+    inside = (centres >= z[0]) & (centres <= z[-1])  # outside the outer centres: the nearest value
+    np.testing.assert_allclose(out[inside, 1, 1], centres[inside], rtol=1e-6)
+
+
+@pytest.fixture
+def aniso_tiff(tmp_path):
+    tifffile = pytest.importorskip("tifffile")
+    grey, _ = slab_volume(0, 30.0, 10.0, 95.0, 395.0)
+    p = tmp_path / "aniso.tif"
+    tifffile.imwrite(
+        p, grey, imagej=True, resolution=(1 / 10.0, 1 / 10.0), metadata={"spacing": 30.0, "unit": "um"}
+    )
+    return p
+
+
+def test_import_api_resample_auto_records_original_spacing(aniso_tiff):
+    with pytest.raises(BonesimError, match=r"anisotropic.*resample_um='auto'"):
+        import_volume(aniso_tiff)
+    v = import_volume(aniso_tiff, resample_um="auto")
+    assert v.voxel_size_um == pytest.approx(10.0) and v.shape == (60, 12, 12)
+    r = v.metadata["resample"]
+    assert r["from_spacing_um"] == pytest.approx([30.0, 10.0, 10.0])
+    assert r["to_um"] == pytest.approx(10.0) and r["requested"] == "auto" and r["order"] == 1
+    assert r["shape_before"] == [20, 12, 12]
+    # crop (input voxels) first, then resampling, then downsampling
+    v = import_volume(aniso_tiff, resample_um=10, crop=[(0, 10), (None, None), (None, None)], downsample=2)
+    assert v.shape == (15, 6, 6) and v.voxel_size_um == pytest.approx(20.0)
+    for bad in ("fine", 0, -5, float("nan")):
+        with pytest.raises(BonesimError, match="resample_um"):
+            import_volume(aniso_tiff, resample_um=bad)
+
+
+def test_cli_refuses_anisotropic_without_resample_and_resamples_with_it(tmp_path, aniso_tiff):
+    out = tmp_path / "b.h5"
+    r = run("import", aniso_tiff, out, "--threshold", "50")
+    assert r.exit_code == 1 and len(r.output.strip().splitlines()) == 1, r.output
+    assert "anisotropic" in r.output and "--resample-um auto" in r.output and "Traceback" not in r.output
+    assert not out.exists()
+    r = run("import", aniso_tiff, out, "--threshold", "50", "--keep", "all", "--resample-um", "auto")
+    assert r.exit_code == 0, r.output
+    v = read_volume(out)
+    assert v.voxel_size_um == pytest.approx(10.0) and v.shape == (60, 12, 12)
+    assert (v.data > 0).sum(axis=0).mean() * 10.0 == pytest.approx(300.0, abs=10.0)
+    assert v.metadata["resample"]["from_spacing_um"] == pytest.approx([30.0, 10.0, 10.0])
+    r = run("import", aniso_tiff, tmp_path / "c.h5", "--resample-um", "x")
+    assert r.exit_code == 1 and "--resample-um must be" in r.output
