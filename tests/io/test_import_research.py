@@ -110,3 +110,69 @@ def test_cli_refuses_anisotropic_without_resample_and_resamples_with_it(tmp_path
     assert v.metadata["resample"]["from_spacing_um"] == pytest.approx([30.0, 10.0, 10.0])
     r = run("import", aniso_tiff, tmp_path / "c.h5", "--resample-um", "x")
     assert r.exit_code == 1 and "--resample-um must be" in r.output
+
+
+# --------------------------------------------------------- calibration ----
+def two_phase(tmp_path, noise: float = 0.0):
+    rng = np.random.default_rng(3)
+    g = np.full((20, 20, 20), 10.0, np.float32)
+    g[4:16, 4:16, 4:16] = 100.0
+    g += rng.normal(0, noise, g.shape).astype(np.float32) if noise else 0
+    p = tmp_path / "g.npy"
+    np.save(p, g)
+    return p, g
+
+
+def test_cli_calibration_tmd_and_vbmd_on_two_phases(tmp_path):
+    p, _ = two_phase(tmp_path)
+    out = tmp_path / "b.h5"
+    r = run(
+        "import", p, out, "--voxel-size", "10", "--threshold", "50",
+        "--calibration-slope", "8", "--calibration-intercept", "-50",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    cal = read_volume(out).metadata["calibration"]
+    assert cal["slope"] == 8 and cal["intercept"] == -50 and cal["unit"] == "mg HA/cm3"
+    assert cal["tmd_mg_ha_cm3"] == pytest.approx(8 * 100 - 50)  # bone voxels are all at 100
+    bv = 12**3 / 20**3
+    assert cal["vbmd_mg_ha_cm3"] == pytest.approx(8 * (100 * bv + 10 * (1 - bv)) - 50)
+    assert cal["bone_voxels"] == 12**3
+    r = run("info", out)
+    assert r.exit_code == 0 and "TMD 750.0 mg HA/cm3" in r.output, r.output
+    assert "calibration 8 * grey - 50" in r.output
+
+
+def test_calibration_equals_an_independent_mean_on_noisy_grey(tmp_path):
+    import h5py
+
+    p, _ = two_phase(tmp_path, noise=15.0)
+    out = tmp_path / "b.h5"
+    r = run(
+        "import", p, out, "--voxel-size", "10", "--sigma", "1", "--threshold", "55", "--keep-grey",
+        "--calibration-slope", "2.5", "--calibration-intercept", "30",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    with h5py.File(out, "r") as f:
+        bone = f["volume/bone"][...]
+        grey = f["volume/grey"][...].astype(np.float64)
+    cal = read_volume(out).metadata["calibration"]
+    assert cal["tmd_mg_ha_cm3"] == pytest.approx((2.5 * grey[bone > 127] + 30).mean(), rel=1e-9)
+    assert cal["vbmd_mg_ha_cm3"] == pytest.approx((2.5 * grey + 30).mean(), rel=1e-9)
+
+
+def test_calibration_refusals_and_no_line_without_it(tmp_path):
+    p, _ = two_phase(tmp_path)
+    base = ("import", p, tmp_path / "b.h5", "--voxel-size", "10", "--threshold", "50")
+    for extra, words in (
+        (("--calibration-slope", "8"), "--calibration-intercept"),
+        (("--calibration-intercept", "3"), "--calibration-slope"),
+        (("--calibration-slope", "0", "--calibration-intercept", "3"), "> 0"),
+        (("--calibration-slope", "nan", "--calibration-intercept", "3"), "> 0"),
+        (("--calibration-slope", "1", "--calibration-intercept", "inf"), "finite"),
+    ):
+        r = run(*base, *extra)
+        assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
+        assert not (tmp_path / "b.h5").exists()
+    assert run(*base).exit_code == 0
+    r = run("info", tmp_path / "b.h5")
+    assert r.exit_code == 0 and "density" not in r.output and "TMD" not in r.output
