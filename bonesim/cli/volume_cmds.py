@@ -74,6 +74,13 @@ def info(file: Path, as_json: bool) -> None:
                 f"  segmented   threshold {seg['threshold']:.4g} ({seg['method']}), sigma {seg['sigma']}, "
                 f"keep {seg['keep']}"
             )
+        if seg and seg.get("roi"):
+            roi = seg["roi"]
+            lines.append(
+                f"  roi         {roi['voxels']} voxels ({roi['fraction_of_box']:.1%} of the box)"
+                + (f" from {roi['source']}" if roi.get("source") else "")
+                + f", BV/TV inside {roi['bv_tv_roi']:.4f}"
+            )
         if kind:
             lines.append(f"  phantom     {kind}")
         cal = d.get("metadata", {}).get("calibration")
@@ -261,6 +268,14 @@ def _threshold(value: str) -> str | float:
 @click.option(
     "--calibration-intercept", type=float, default=None, metavar="I", help="See --calibration-slope."
 )
+@click.option(
+    "--mask",
+    "mask_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    metavar="FILE",
+    help="Region of interest (nonzero = inside), the input's shape: bone only inside it.",
+)
 @click.option("--keep-grey", is_flag=True, help="Also store the grey values as /volume/grey.")
 @overwrite_option
 @compression_option
@@ -280,6 +295,7 @@ def import_(
     resample_um: str | None,
     calibration_slope: float | None,
     calibration_intercept: float | None,
+    mask_path: Path | None,
     keep_grey: bool,
     overwrite: bool,
     compression: str,
@@ -293,7 +309,9 @@ def import_(
     smoothing and thresholding); the original spacing goes into the metadata.
     With a density calibration (mg HA/cm3 = S * grey + I, from the scanner's
     HA phantom) the file also records the tissue mineral density of the bone
-    voxels and the volumetric BMD; `bonesim info` shows them.
+    voxels and the volumetric BMD; `bonesim info` shows them. --mask restricts
+    bone to a region of interest (a mask file of the input's shape, cropped
+    and resampled with it); Otsu and vBMD then use the region only.
 
     \b
     Examples:
@@ -302,10 +320,11 @@ def import_(
       bonesim import scan.aim bone.h5 --sigma 0.8 --downsample 2 --keep specks
       bonesim import aniso.nii.gz bone.h5 --resample-um auto --threshold otsu
       bonesim import scan.aim bone.h5 --calibration-slope 0.35 --calibration-intercept -120
+      bonesim import scan.nii.gz bone.h5 --mask roi.nii.gz --threshold otsu
     """
     from bonesim.io.calibration import calibrate, check_calibration
     from bonesim.io.hdf5 import check_output_path, write_volume
-    from bonesim.io.importers import import_volume, parse_crop
+    from bonesim.io.importers import import_roi, import_volume, parse_crop
     from bonesim.io.segment import segment
 
     check_output_path(out, overwrite=overwrite)  # fail before the (long) read
@@ -328,6 +347,7 @@ def import_(
             resample_um=resample_um,
             progress=progress,
         )
+    roi = import_roi(mask_path, grey) if mask_path is not None else None
     bone = segment(
         grey,
         _threshold(threshold),
@@ -335,9 +355,12 @@ def import_(
         min_speck_voxels=min_speck,
         keep=keep,
         partial_volume=tuple(partial_volume) if partial_volume else None,
+        roi=roi,
     )
+    if roi is not None:
+        bone.metadata["segmentation"]["roi"]["source"] = str(mask_path)
     if cal is not None:
-        bone = calibrate(bone, grey.data, *cal)
+        bone = calibrate(bone, grey.data, *cal, roi=roi)
     write_volume(
         out, bone, overwrite=overwrite, compression=compression, grey=grey.data if keep_grey else None
     )
@@ -345,9 +368,10 @@ def import_(
     z, y, x = bone.shape
     res = bone.metadata.get("resample")
     note = f" (resampled from {' x '.join(f'{s:g}' for s in res['from_spacing_um'])} um)" if res else ""
+    inside = f" (inside the mask {seg['roi']['bv_tv_roi']:.4f})" if seg.get("roi") else ""
     click.echo(
         f"wrote {out}: {z}x{y}x{x} at {bone.voxel_size_um:g} um{note}, threshold {seg['threshold']:.4g} "
-        f"({seg['method']}), BV/TV {bone.bv_tv:.4f}"
+        f"({seg['method']}), BV/TV {bone.bv_tv:.4f}{inside}"
     )
 
 

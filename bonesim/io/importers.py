@@ -224,6 +224,54 @@ def import_volume(
     return Volume(data, vs, meta)
 
 
+def import_roi(path: str | os.PathLike, grey: Volume, *, fmt: str | None = None) -> np.ndarray:
+    """Read a region-of-interest mask for ``grey`` (a volume from :func:`import_volume`).
+
+    The mask file (any format :func:`import_volume` reads; nonzero = inside)
+    must have the shape of the *input* image. It goes through the same crop,
+    resampling and downsampling as the image, recorded in ``grey.metadata``
+    (linear interpolation / block means of 0 and 1, inside where ≥ 0.5),
+    so it lands on the same voxels. Returns a boolean array of
+    ``grey.shape``. Its voxel size, if any, is not used.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); p, m = os.path.join(d, "g.npy"), os.path.join(d, "m.npy")
+    >>> np.save(p, np.zeros((4, 4, 4), np.uint8)); roi = np.zeros((4, 4, 4), bool); roi[:2] = True
+    >>> np.save(m, roi)
+    >>> g = import_volume(p, voxel_size_um=10, downsample=2)
+    >>> import_roi(m, g)[:, 0, 0].tolist()
+    [True, False]
+    """
+    p = Path(path)
+    if not p.exists():
+        raise BonesimError(f"mask not found: {p}")
+    fmt = detect_format(p) if fmt is None else check_choice(fmt, FORMATS, name="fmt")
+    data, _spacing, _extra = _READERS[fmt](p, None)
+    data = np.asarray(data)
+    meta = grey.metadata
+    want = tuple(meta.get("source_shape", grey.shape))
+    if data.shape != want:
+        raise BonesimError(
+            f"mask {p} has shape {tuple(data.shape)} but the image has {want}; the mask needs the input's "
+            "shape (before crop, resampling and downsampling)"
+        )
+    if data.dtype.kind not in "uifb":
+        raise BonesimError(f"mask {p} holds values of dtype {data.dtype}; expected 0/1 or bool")
+    region = tuple(slice(a, b) for a, b in meta.get("crop", [[0, n] for n in want]))
+    inside = (data[region] != 0).astype(np.float32)
+    res = meta.get("resample")
+    if res is not None:
+        inside = resample(inside, res["from_spacing_um"], res["to_um"])
+    if int(meta.get("downsample", 1)) > 1:
+        inside = block_mean(inside, int(meta["downsample"]))
+    roi = inside >= 0.5
+    if roi.shape != grey.shape:  # pragma: no cover - the same steps give the same shape
+        raise BonesimError(f"mask {p} became {roi.shape} after crop/resample/downsample, not {grey.shape}")
+    if not roi.any():
+        raise BonesimError(f"mask {p} selects no voxel of the (cropped) image")
+    return roi
+
+
 def _resolve_voxel_size(
     p: Path, spacing_um: tuple[float, float, float] | None, given: float | None
 ) -> tuple[float, str]:

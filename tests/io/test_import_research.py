@@ -176,3 +176,75 @@ def test_calibration_refusals_and_no_line_without_it(tmp_path):
     assert run(*base).exit_code == 0
     r = run("info", tmp_path / "b.h5")
     assert r.exit_code == 0 and "density" not in r.output and "TMD" not in r.output
+
+
+# ---------------------------------------------------- region of interest ----
+def test_cli_mask_restricts_bone_and_records_the_roi(tmp_path):
+    p, g = two_phase(tmp_path)
+    roi = np.zeros(g.shape, np.uint8)
+    roi[:10] = 1  # the half z < 10: the cube's rows 4..9 are inside
+    np.save(tmp_path / "roi.npy", roi)
+    out = tmp_path / "b.h5"
+    r = run(
+        "import", p, out, "--voxel-size", "10", "--threshold", "50", "--keep", "all",
+        "--mask", tmp_path / "roi.npy", "--calibration-slope", "1", "--calibration-intercept", "0",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    v = read_volume(out)
+    expected = np.zeros(g.shape, bool)
+    expected[4:10, 4:16, 4:16] = True
+    np.testing.assert_array_equal(v.data > 0, expected)
+    info = v.metadata["segmentation"]["roi"]
+    assert info["voxels"] == 10 * 20 * 20 and info["fraction_of_box"] == pytest.approx(0.5)
+    assert info["bv_tv_roi"] == pytest.approx(6 * 12 * 12 / (10 * 20 * 20))
+    assert info["source"].endswith("roi.npy")
+    assert v.metadata["calibration"]["vbmd_mg_ha_cm3"] == pytest.approx(g[:10].mean())  # over the ROI only
+    r = run("info", out)
+    assert (
+        "roi         4000 voxels (50.0% of the box)" in r.output and "BV/TV inside 0.2160"
+    )  # 864 / 4000 in r.output
+
+
+def test_otsu_is_computed_inside_the_roi():
+    """Outside the ROI bright values (200..1000) pull Otsu up; inside, the two phases 10/40 decide it."""
+    g = np.full((16, 16, 16), 10.0, np.float32)
+    g[2:6, 2:6, 2:6] = 40.0
+    g[:, :, 8:] = np.random.default_rng(1).uniform(200, 1000, (16, 16, 8))  # outside the ROI
+    roi = np.zeros(g.shape, bool)
+    roi[:, :, :8] = True
+    whole = segment(Volume(g, 10), "otsu", keep="all")
+    inside = segment(Volume(g, 10), "otsu", keep="all", roi=roi)
+    assert whole.metadata["segmentation"]["threshold"] > 40  # the 40-block is lost
+    assert not (whole.data[:, :, :8] > 0).any()
+    assert 10 <= inside.metadata["segmentation"]["threshold"] < 40
+    assert int((inside.data > 0).sum()) == 4**3
+
+
+def test_mask_follows_crop_resample_and_downsample(tmp_path, aniso_tiff):
+    from bonesim.io.importers import import_roi
+
+    roi = np.zeros((20, 12, 12), np.uint8)
+    roi[:, :6] = 1  # y < 6: 60 um of 120
+    np.save(tmp_path / "roi.npy", roi)
+    g = import_volume(
+        aniso_tiff, resample_um="auto", crop=[(2, 18), (None, None), (None, None)], downsample=2
+    )
+    m = import_roi(tmp_path / "roi.npy", g)
+    assert m.shape == g.shape == (24, 6, 6)
+    assert m[:, :3].all() and not m[:, 3:].any()
+    np.save(tmp_path / "bad.npy", roi[:, :, :5])
+    with pytest.raises(BonesimError, match=r"shape \(20, 12, 5\) but the image has \(20, 12, 12\)"):
+        import_roi(tmp_path / "bad.npy", g)
+    np.save(tmp_path / "empty.npy", np.zeros_like(roi))
+    with pytest.raises(BonesimError, match="selects no voxel"):
+        import_roi(tmp_path / "empty.npy", g)
+
+
+def test_cli_mask_refusals(tmp_path):
+    p, _ = two_phase(tmp_path)
+    np.save(tmp_path / "small.npy", np.ones((5, 5, 5), np.uint8))
+    base = ("import", p, tmp_path / "b.h5", "--voxel-size", "10", "--threshold", "50", "--mask")
+    for mask, words in ((tmp_path / "small.npy", "input's shape"), (tmp_path / "nope.npy", "not found")):
+        r = run(*base, mask)
+        assert r.exit_code == 1 and words in r.output and len(r.output.strip().splitlines()) == 1, r.output
+    assert not (tmp_path / "b.h5").exists()
