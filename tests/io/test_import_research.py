@@ -41,21 +41,23 @@ def slab_volume(axis: int, coarse: float, fine: float, lo: float, hi: float) -> 
 # ---------------------------------------------------------- resampling ----
 @pytest.mark.parametrize("axis", [0, 1, 2])
 @pytest.mark.parametrize("target", [10.0, 20.0])
-def test_resampled_slab_keeps_thickness_and_bvtv_in_um(axis, target):
+@pytest.mark.parametrize("lo", [80.0, 95.0, 101.0])
+def test_resampled_slab_keeps_thickness_and_bvtv_in_um(axis, target, lo):
     """A 300 um slab sampled at 30 um across and 10 um along: thickness and BV/TV survive in um.
 
-    Tolerance: one target voxel of thickness (the threshold crossing is
-    placed to within a voxel), i.e. BV/TV within target / 600.
+    Tolerance: half a target voxel, i.e. the right number of voxels (a
+    corner-aligned ``scipy.ndimage.zoom``, whose voxels are not exactly
+    ``target``, gives 310 um at 10 um and fails).
     """
-    grey, spacing = slab_volume(axis, 30.0, 10.0, 95.0, 395.0)
+    grey, spacing = slab_volume(axis, 30.0, 10.0, lo, lo + 300.0)
     out = resample(grey, spacing, target)
     assert out.dtype == np.float32
     assert out.shape[axis] == round(600 / target)
     assert all(out.shape[a] == round(120 / target) for a in range(3) if a != axis)
     bone = segment(Volume(out, target), 50, keep="all")
     thickness = (bone.data > 0).sum(axis=axis).mean() * target
-    assert thickness == pytest.approx(300.0, abs=target)
-    assert bone.bv_tv == pytest.approx(300 / 600, abs=target / 600)
+    assert thickness == pytest.approx(300.0, abs=target / 2)
+    assert bone.bv_tv == pytest.approx(300 / 600, abs=target / 2 / 600)
 
 
 def test_resample_linear_profile_is_reproduced_exactly():
