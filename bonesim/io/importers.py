@@ -138,7 +138,8 @@ def import_volume(
     ------
     BonesimError
         Missing path, unknown format, a 2-D or 4-D image, NaN/inf values, a
-        missing or anisotropic voxel size, a bad crop.
+        missing voxel size, an anisotropic one without ``resample_um``, a bad
+        crop or ``resample_um``.
 
     Examples
     --------
