@@ -47,7 +47,10 @@ def test_wheel_ships_kernels(tmp_path):
             if f.is_file() and not f.name.startswith("."):
                 assert f"bonesim/_data/{sub}/{f.name}" in names
     assert "bonesim/cli/volume_cmds.py" in names
-    assert not any(n.startswith("bonesim/_data/lhdl") for n in names)  # the sample stays out of the wheel
+    # the real sample ships segmented, with its README and LICENSE; its slices stay out
+    for f in ("bone_sigma1_t63.npz", "README.md", "LICENSE"):
+        assert f"bonesim/_data/lhdl_3155_D_4_bc/{f}" in names
+    assert not any(n.startswith("bonesim/_data/lhdl_3155_D_4_bc/slices") for n in names)
     # the core set (issue 17): a plain `pip install bonesim` brings Numba, PyVista/VTK, matplotlib
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     text = zipfile.ZipFile(whl).read(meta).decode()

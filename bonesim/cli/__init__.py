@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "info": "bonesim.cli.volume_cmds:info",
     "phantom": "bonesim.cli.volume_cmds:phantom",
     "import": "bonesim.cli.volume_cmds:import_",
+    "sample": "bonesim.cli.volume_cmds:sample",
     "simulate": "bonesim.cli.simulate_cmd:simulate",
     "scenarios": "bonesim.cli.physiology_cmds:scenarios",
     "physiology": "bonesim.cli.physiology_cmds:physiology",

@@ -21,7 +21,9 @@ scanco     ``.aim``, ``.isq``                      aimio-py (``py_aimio``)      
 
 A voxel size given by the caller wins over the file's; a file without one
 needs it. bonesim volumes are isotropic: an anisotropic spacing is refused
-(resample first, or pass ``voxel_size_um`` to override knowingly).
+unless ``resample_um`` asks for trilinear resampling onto cubic voxels
+(:func:`resample`; ``'auto'``: the smallest spacing), or ``voxel_size_um``
+overrides it knowingly.
 """
 
 from __future__ import annotations
@@ -96,6 +98,7 @@ def import_volume(
     fmt: str | None = None,
     crop: Crop | None = None,
     downsample: int = 1,
+    resample_um: float | str | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Volume:
     """Read a 3-D grey-value image into a :class:`Volume`.
@@ -115,6 +118,12 @@ def import_volume(
     downsample : int
         Average blocks of ``downsample``³ voxels (the remainder at the far
         edges is dropped); the voxel size grows by the same factor.
+    resample_um : float or 'auto', optional
+        Resample the (cropped) grey values trilinearly onto cubic voxels of
+        this edge in µm before downsampling (:func:`resample`); ``'auto'``
+        picks the smallest spacing of the file, so no axis loses resolution.
+        This is how an anisotropic file is imported; ``metadata['resample']``
+        records the original spacing.
     progress : callable(done, total), optional
         Called after each slice of a folder is read.
 
@@ -122,14 +131,15 @@ def import_volume(
     -------
     Volume
         Grey values in ``zyx`` order; ``metadata`` records the source, the
-        format, the original shape, crop, downsampling and where the voxel
-        size came from.
+        format, the original shape, crop, resampling, downsampling and where
+        the voxel size came from.
 
     Raises
     ------
     BonesimError
         Missing path, unknown format, a 2-D or 4-D image, NaN/inf values, a
-        missing or anisotropic voxel size, a bad crop.
+        missing voxel size, an anisotropic one without ``resample_um``, a bad
+        crop or ``resample_um``.
 
     Examples
     --------
@@ -140,6 +150,8 @@ def import_volume(
     >>> v.shape, v.voxel_size_um, float(v.data[0, 0, 0])
     ((2, 2, 2), 20.0, 10.5)
     """
+    from bonesim.preflight import check_memory
+
     p = Path(path)
     if not p.exists():
         raise BonesimError(f"input not found: {p}")
@@ -162,11 +174,29 @@ def import_volume(
     if data.dtype.kind not in "uifb":
         raise BonesimError(f"{p} holds values of dtype {data.dtype}; bonesim needs real grey values")
 
-    vs, vs_source = _resolve_voxel_size(p, spacing_um, voxel_size_um)
+    target_um = _check_resample(resample_um)
+    if target_um is None:
+        vs, vs_source = _resolve_voxel_size(p, spacing_um, voxel_size_um)
+        spacing = (vs, vs, vs)
+    else:
+        spacing, vs_source = _resolve_spacing(p, spacing_um, voxel_size_um)
+        vs = min(spacing) if target_um == "auto" else target_um
     region = _crop_slices(crop, shape)
     data = data[region]
-    from bonesim.preflight import check_memory
-
+    resampled: dict[str, Any] | None = None
+    if target_um is not None:
+        out_shape = resampled_shape(data.shape, spacing, vs)
+        check_memory(4 * (data.size + int(np.prod(out_shape))), what=f"resampling {p.name} to {vs:g} um")
+        if data.dtype.kind == "f" and not np.isfinite(data).all():
+            raise BonesimError(f"{p} contains NaN or infinite grey values; clean the image before importing")
+        resampled = {
+            "from_spacing_um": [float(s) for s in spacing],
+            "to_um": float(vs),
+            "requested": "auto" if target_um == "auto" else float(vs),
+            "shape_before": [int(n) for n in data.shape],
+            "order": 1,
+        }
+        data = resample(data, spacing, vs)
     # the cropped grey values, a float copy for smoothing/segmentation and the uint8 result
     check_memory(
         data.size * (data.dtype.itemsize + 8 + 1), what=f"importing {tuple(data.shape)} voxels of {p.name}"
@@ -189,8 +219,58 @@ def import_volume(
         "downsample": int(downsample),
         **extra,
     }
+    if resampled is not None:
+        meta["resample"] = resampled
     log.info("imported %s (%s) shape %s at %.4g um", p, fmt, data.shape, vs)
     return Volume(data, vs, meta)
+
+
+def import_roi(path: str | os.PathLike, grey: Volume, *, fmt: str | None = None) -> np.ndarray:
+    """Read a region-of-interest mask for ``grey`` (a volume from :func:`import_volume`).
+
+    The mask file (any format :func:`import_volume` reads; nonzero = inside)
+    must have the shape of the *input* image. It goes through the same crop,
+    resampling and downsampling as the image, recorded in ``grey.metadata``
+    (linear interpolation / block means of 0 and 1, inside where ≥ 0.5),
+    so it lands on the same voxels. Returns a boolean array of
+    ``grey.shape``. Its voxel size, if any, is not used.
+
+    >>> import tempfile, os
+    >>> d = tempfile.mkdtemp(); p, m = os.path.join(d, "g.npy"), os.path.join(d, "m.npy")
+    >>> np.save(p, np.zeros((4, 4, 4), np.uint8)); roi = np.zeros((4, 4, 4), bool); roi[:2] = True
+    >>> np.save(m, roi)
+    >>> g = import_volume(p, voxel_size_um=10, downsample=2)
+    >>> import_roi(m, g)[:, 0, 0].tolist()
+    [True, False]
+    """
+    p = Path(path)
+    if not p.exists():
+        raise BonesimError(f"mask not found: {p}")
+    fmt = detect_format(p) if fmt is None else check_choice(fmt, FORMATS, name="fmt")
+    data, _spacing, _extra = _READERS[fmt](p, None)
+    data = np.asarray(data)
+    meta = grey.metadata
+    want = tuple(meta.get("source_shape", grey.shape))
+    if data.shape != want:
+        raise BonesimError(
+            f"mask {p} has shape {tuple(data.shape)} but the image has {want}; the mask needs the input's "
+            "shape (before crop, resampling and downsampling)"
+        )
+    if data.dtype.kind not in "uifb":
+        raise BonesimError(f"mask {p} holds values of dtype {data.dtype}; expected 0/1 or bool")
+    region = tuple(slice(a, b) for a, b in meta.get("crop", [[0, n] for n in want]))
+    inside = (data[region] != 0).astype(np.float32)
+    res = meta.get("resample")
+    if res is not None:
+        inside = resample(inside, res["from_spacing_um"], res["to_um"])
+    if int(meta.get("downsample", 1)) > 1:
+        inside = block_mean(inside, int(meta["downsample"]))
+    roi = inside >= 0.5
+    if roi.shape != grey.shape:  # pragma: no cover - the same steps give the same shape
+        raise BonesimError(f"mask {p} became {roi.shape} after crop/resample/downsample, not {grey.shape}")
+    if not roi.any():
+        raise BonesimError(f"mask {p} selects no voxel of the (cropped) image")
+    return roi
 
 
 def _resolve_voxel_size(
@@ -207,10 +287,91 @@ def _resolve_voxel_size(
         zyx = ", ".join(f"{s:.4g}" for s in spacing_um)
         what = (
             f"{p} has anisotropic voxels (z, y, x = {zyx} um); bonesim needs isotropic voxels: "
-            "resample it, or force a size with"
+            "resample them with"
         )
-        raise BonesimError(f"{what} voxel_size_um=", cli=f"{what} --voxel-size UM")
+        raise BonesimError(
+            f"{what} resample_um='auto' (or a size in um), or force a size with voxel_size_um=",
+            cli=f"{what} --resample-um auto (or a size in um), or force a size with --voxel-size UM",
+        )
     return float(np.mean(spacing_um)), "file"
+
+
+def _check_resample(value: float | str | None) -> float | str | None:
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise BonesimError(
+            f"resample_um must be 'auto' or a size in um, got {value!r}",
+            cli=f"--resample-um must be 'auto' or a size in um, got {value!r}",
+        ) from None
+    if not (np.isfinite(v) and v > 0):
+        raise BonesimError(
+            f"resample_um must be a size > 0 in um, got {value!r}",
+            cli=f"--resample-um must be a size > 0 in um, got {value!r}",
+        )
+    return v
+
+
+def _resolve_spacing(
+    p: Path, spacing_um: tuple[float, float, float] | None, given: float | None
+) -> tuple[tuple[float, float, float], str]:
+    """The (z, y, x) spacing to resample from: the caller's isotropic size, else the file's."""
+    if given is not None:
+        return (given, given, given), "argument"
+    if spacing_um is None or not all(np.isfinite(s) and s > 0 for s in spacing_um):
+        what = f"{p} carries no voxel size; give it with"
+        raise BonesimError(f"{what} voxel_size_um=", cli=f"{what} --voxel-size UM")
+    return tuple(float(s) for s in spacing_um), "file"  # type: ignore[return-value]
+
+
+def resampled_shape(
+    shape: Sequence[int], spacing_um: Sequence[float], target_um: float
+) -> tuple[int, int, int]:
+    """Voxels per axis after resampling: as many ``target_um`` voxels as fit in the extent (at least 1).
+
+    >>> resampled_shape((10, 20, 20), (30.0, 10.0, 10.0), 10.0)
+    (30, 20, 20)
+    """
+    # the small tolerance keeps 10 x 30 / 10 = 30 voxels despite rounding of the spacings
+    return tuple(
+        max(1, int(np.floor(n * s / target_um + 1e-6))) for n, s in zip(shape, spacing_um, strict=True)
+    )  # type: ignore[return-value]
+
+
+def resample(data: np.ndarray, spacing_um: Sequence[float], target_um: float) -> np.ndarray:
+    """Trilinear resampling of grey values from ``spacing_um`` (z, y, x) onto cubic ``target_um`` voxels.
+
+    Voxel ``i`` of the result is centred at ``(i + 1/2) · target_um`` from the
+    first face of the image, as voxel ``j`` of the input is at
+    ``(j + 1/2) · spacing``: the result covers the input's extent with exactly
+    ``target_um`` voxels (the far remainder, less than one voxel, is dropped),
+    so lengths and volumes in µm carry over. Values are interpolated linearly
+    (``scipy.ndimage.affine_transform``, ``order=1``, the interpolation of
+    ``scipy.ndimage.zoom(order=1)`` with the exact scale instead of a rounded
+    one) and taken from the nearest voxel outside the outermost centres.
+    Returns float32.
+
+    >>> g = np.zeros((2, 1, 1), np.float32); g[1] = 90
+    >>> resample(g, (30.0, 10.0, 10.0), 10.0).ravel().tolist()
+    [0.0, 0.0, 30.0, 60.0, 90.0, 90.0]
+    """
+    from scipy import ndimage
+
+    scale = np.asarray([target_um / float(s) for s in spacing_um])
+    out_shape = resampled_shape(data.shape, spacing_um, target_um)
+    return ndimage.affine_transform(
+        np.asarray(data, np.float32),
+        scale,
+        offset=0.5 * scale - 0.5,
+        output_shape=out_shape,
+        output=np.float32,
+        order=1,
+        mode="nearest",
+    )
 
 
 def _crop_slices(crop: Crop | None, shape: tuple[int, ...]) -> tuple[slice, slice, slice]:
