@@ -74,6 +74,34 @@ def _labels(infos: Sequence[Result]) -> list[str]:
     return names
 
 
+def _isolated(y: np.ndarray) -> np.ndarray:
+    """Finite values whose neighbours are both missing (NaN): a line through them is invisible."""
+    ok = np.isfinite(y)
+    before = np.concatenate(([False], ok[:-1]))
+    after = np.concatenate((ok[1:], [False]))
+    return ok & ~before & ~after
+
+
+def _time_range(
+    infos: Sequence[Result], panels: Sequence[tuple[str, str, str]]
+) -> tuple[float, float] | None:
+    """One time axis (years) for every panel: the span of the tables drawn, so panels line up."""
+    days = [
+        np.asarray(i.tables[t]["day"], float)
+        for i in infos
+        for t in {p[0] for p in panels}
+        if "day" in i.tables.get(t, {}) and len(i.tables[t]["day"])
+    ]
+    if not days:
+        return None
+    lo = min(float(d.min()) for d in days) / DAYS_PER_YEAR
+    hi = max(float(d.max()) for d in days) / DAYS_PER_YEAR
+    if hi <= lo:
+        return None
+    pad = 0.02 * (hi - lo)
+    return lo - pad, hi + pad
+
+
 def plot_metrics(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     out: str | os.PathLike | None = None,
@@ -143,15 +171,20 @@ def plot_metrics(
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     colours = [f"C{i % 10}" for i in range(len(infos))]
+    x_range = _time_range(infos, panels)
     for ax, (table, col, label) in zip(axes, panels, strict=False):
         for info, name, c in zip(infos, names, colours, strict=True):
             t = info.tables.get(table, {})
             if col not in t:
                 continue
             day = t.get("day", np.arange(len(t[col]), dtype=float))
-            ax.plot(
-                np.asarray(day, float) / DAYS_PER_YEAR, np.asarray(t[col], float), color=c, label=name, lw=1.5
-            )
+            x, y = np.asarray(day, float) / DAYS_PER_YEAR, np.asarray(t[col], float)
+            ax.plot(x, y, color=c, label=name, lw=1.5)
+            lone = _isolated(y)  # e.g. `analyze --frames last`: a value with no neighbour draws no line
+            if lone.any():
+                ax.plot(x[lone], y[lone], "o", color=c, ms=5)
+        if x_range is not None:
+            ax.set_xlim(*x_range)
         ax.set_ylabel(label)
         ax.set_xlabel("time (years)")
         ax.grid(alpha=0.3)

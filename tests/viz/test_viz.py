@@ -214,6 +214,30 @@ def test_plot_lines_per_panel(run_h5, tmp_path):
         plot_metrics(run_h5, columns=["nope"])
 
 
+def test_plot_of_a_last_frame_analysis_shows_its_points(tmp_path):
+    """`analyze --frames last` fills one row: it is drawn as a marker, and every panel spans the run."""
+    import h5py
+
+    from bonesim.viz import plot_metrics
+
+    path = write_result(tmp_path / "last.h5", morphometry=True, physiology=False)
+    with h5py.File(path, "r+") as f:  # as `analyze --frames last` leaves it: NaN but in the last row
+        for col in ("tb_th_um", "smi"):
+            d = f["tables/metrics"][col]
+            v = d[...].astype(float)
+            v[:-1] = np.nan
+            d[...] = v
+    fig = plot_metrics(path, which="metrics")
+    axes = {a.get_ylabel(): a for a in fig.axes if a.get_visible()}
+    th = axes["Tb.Th (µm)"]
+    markers = [ln for ln in th.lines if ln.get_marker() == "o"]
+    assert len(markers) == 1 and markers[0].get_xdata().size == 1
+    assert not [ln for ln in axes["BV/TV"].lines if ln.get_marker() == "o"]  # a full series: a line only
+    assert th.get_xlim() == axes["BV/TV"].get_xlim()
+    lo, hi = th.get_xlim()
+    assert lo < 0.0 and hi > 360 / 365.25
+
+
 def test_export_vti_round_trip(run_h5, tmp_path, gl_ok):
     import pyvista as pv
 
