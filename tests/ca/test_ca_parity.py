@@ -184,8 +184,10 @@ def test_numpy_equals_host_compiled_rule(shape, neigh, seed, kind, tmp_path_fact
     ("blocks", "shape", "neigh"),
     [
         ("32,4,4", (13, 11, 37), 26),
+        ("32,4,4", (14, 14, 70), 26),  # interior blocks (the staging fast path) beside face blocks
         ("8,2,3", (17, 9, 21), 6),
         ("zm:32,8,16", (37, 11, 35), 26),  # z-marching variant: ring of three planes, partial columns
+        ("zm:8,4,5", (23, 14, 26), 26),  # interior columns (the staging fast path)
         ("zm:8,4,5", (17, 9, 21), 6),
     ],
 )
@@ -202,7 +204,7 @@ def test_kernel_block_logic_equals_numpy(blocks, shape, neigh, tmp_path_factory)
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("blocks", ["32,4,4", "zm:32,8,16"])
+@pytest.mark.parametrize("blocks", ["32,4,4", "zm:32,8,16", "8,2,3", "zm:8,4,5"])  # small: interior blocks
 def test_kernel_block_logic_on_a_chunk_with_halo(blocks, tmp_path_factory):
     """A block with a halo and a global origin (as an HPC chunk runner would pass it) gives the whole volume's bits."""
     tmp = str(tmp_path_factory.mktemp("chunk"))

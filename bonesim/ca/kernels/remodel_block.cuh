@@ -95,6 +95,25 @@ BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int 
     return BONESIM_INERT;
 }
 
+// Plain load of a word (read-only cache on the GPU).
+BONESIM_HD bs_u32 bs_ldg(const bs_u32* p) {
+#if defined(__CUDA_ARCH__)
+    return __ldg(p);
+#else
+    return *p;
+#endif
+}
+
+// True when the local box [lz0, lz1) x [ly0, ly1) x [lx0, lx1) (ends exclusive) lies inside the
+// block's buffer and the global volume, and a z-span of it fits 32-bit offsets: its cells can be
+// staged without a bounds check per cell, at 32-bit offsets from one 64-bit base (the interior
+// fast path; blocks at a face of the buffer or the volume take bs_load_local, cell by cell).
+BONESIM_HD bool bs_box_inside(const BsGeom& g, int lz0, int lz1, int ly0, int ly1, int lx0, int lx1) {
+    return lz0 >= 0 && lz1 <= g.nz && ly0 >= 0 && ly1 <= g.ny && lx0 >= 0 && lx1 <= g.nx && g.oz + lz0 >= 0 &&
+           g.oz + lz1 <= g.gz && g.oy + ly0 >= 0 && g.oy + ly1 <= g.gy && g.ox + lx0 >= 0 && g.ox + lx1 <= g.gx &&
+           (bs_i64)(lz1 - lz0) * g.ny * g.nx < 0x7FFFFFFF;
+}
+
 // Tile cell i of the block whose first interior voxel is (z0, y0, x0).
 BONESIM_HD bs_u32 bs_tile_value(const bs_u32* src, const BsGeom& g, int z0, int y0, int x0, int i) {
     const int tx = i % BS_TX, ty = (i / BS_TX) % BS_TY, tz = i / (BS_TX * BS_TY);
@@ -159,9 +178,21 @@ template <class Ex>
 BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom& g, const BsStep& s, int bz,
                               int by, int bx) {
     const int z0 = bz * BONESIM_BZ, y0 = by * BONESIM_BY, x0 = bx * BONESIM_BX;
-    ex.each([=](int tid, BsThread& r) {
-        for (int i = tid; i < BS_TILE; i += BS_NTHREADS) tile[i] = bs_tile_value(io.src, g, z0, y0, x0, i);
-    });
+    const int lz0 = z0 - 1 + g.halo, ly0 = y0 - 1 + g.halo, lx0 = x0 - 1 + g.halo;
+    if (bs_box_inside(g, lz0, lz0 + BS_TZ, ly0, ly0 + BS_TY, lx0, lx0 + BS_TX)) {  // block-uniform branch
+        const bs_u32* base = io.src + ((bs_i64)lz0 * g.ny + ly0) * g.nx + lx0;
+        const int plane = g.ny * g.nx, row = g.nx;
+        ex.each([=](int tid, BsThread& r) {
+            for (int i = tid; i < BS_TILE; i += BS_NTHREADS) {
+                const int tx = i % BS_TX, ty = (i / BS_TX) % BS_TY, tz = i / (BS_TX * BS_TY);
+                tile[i] = bs_ldg(base + (tz * plane + ty * row + tx));
+            }
+        });
+    } else {
+        ex.each([=](int tid, BsThread& r) {
+            for (int i = tid; i < BS_TILE; i += BS_NTHREADS) tile[i] = bs_tile_value(io.src, g, z0, y0, x0, i);
+        });
+    }
     bs_sync(ex);  // the whole tile is staged before any thread reads its neighbours
     ex.each([=, &ex](int tid, BsThread& r) {
         int tz, ty, tx;
@@ -223,17 +254,31 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
     const int y0 = by * BONESIM_ZBY, x0 = bx * BONESIM_ZBX;
     const int zbeg = bz * BONESIM_ZCHUNK;
     const int zend = zbeg + BONESIM_ZCHUNK < iz_n ? zbeg + BONESIM_ZCHUNK : iz_n;
+    // interior fast path: every plane the column stages (zbeg-1 .. zend) is inside buffer and volume
+    const int lz0 = zbeg - 1 + g.halo, ly0 = y0 - 1 + g.halo, lx0 = x0 - 1 + g.halo;
+    const bool inside = bs_box_inside(g, lz0, zend + 1 + g.halo, ly0, ly0 + BS_ZTY, lx0, lx0 + BS_ZTX);
+    const bs_u32* base = io.src + ((bs_i64)lz0 * g.ny + ly0) * g.nx + lx0;  // used only when inside
+    const int plane = g.ny * g.nx, row = g.nx;
     ex.each([=](int tid, BsThread& r) {
         for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) {
-            ring[i] = bs_plane_value(io.src, g, zbeg - 1, y0, x0, i);
-            ring[BS_ZPLANE + i] = bs_plane_value(io.src, g, zbeg, y0, x0, i);
+            if (inside) {
+                const int off = (i / BS_ZTX) * row + i % BS_ZTX;
+                ring[i] = bs_ldg(base + off);
+                ring[BS_ZPLANE + i] = bs_ldg(base + (plane + off));
+            } else {
+                ring[i] = bs_plane_value(io.src, g, zbeg - 1, y0, x0, i);
+                ring[BS_ZPLANE + i] = bs_plane_value(io.src, g, zbeg, y0, x0, i);
+            }
         }
     });
     for (int z = zbeg; z < zend; ++z) {
         ex.each([=](int tid, BsThread& r) {
             int slot[3];
             bs_ring_slots(z - zbeg, slot);
-            for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) ring[slot[2] + i] = bs_plane_value(io.src, g, z + 1, y0, x0, i);
+            const int pz = (z + 1 - zbeg + 1) * plane;  // plane z+1, from the column's first staged plane
+            for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS)
+                ring[slot[2] + i] = inside ? bs_ldg(base + (pz + (i / BS_ZTX) * row + i % BS_ZTX))
+                                           : bs_plane_value(io.src, g, z + 1, y0, x0, i);
         });
         bs_sync(ex);  // planes z-1, z, z+1 are staged
         ex.each([=, &ex](int tid, BsThread& r) {
