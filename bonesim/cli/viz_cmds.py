@@ -233,9 +233,22 @@ def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_gh
     "--label", "labels", multiple=True, help="Legend entry per RESULT (repeat; default scenario names)."
 )
 @click.option("--title", default=None, help="Figure title.")
+@click.option(
+    "--x",
+    "x_axis",
+    type=click.Choice(["years", "age"]),
+    default="years",
+    show_default=True,
+    help="Time axis: years since day 0, or age (from the physiology table).",
+)
+@click.option(
+    "--ensemble",
+    is_flag=True,
+    help="Runs with the same legend entry (one scenario, several seeds): mean line and min-max band.",
+)
 @overwrite_option
 @user_errors
-def plot(results, out, which, columns, labels, title, overwrite):
+def plot(results, out, which, columns, labels, title, x_axis, ensemble, overwrite):
     """Plot BV/TV, morphometry and daily physiology of one or more RESULTS over time.
 
     \b
@@ -243,6 +256,7 @@ def plot(results, out, which, columns, labels, title, overwrite):
       bonesim plot run.h5 -o run.png
       bonesim plot healthy.h5 postmenopausal.h5 -o compare.png --which metrics
       bonesim plot run.h5 --columns bv_tv,pth_pM,estrogen -o hormones.pdf
+      bonesim plot pm_s0.h5 pm_s1.h5 pm_s2.h5 healthy.h5 --ensemble --x age -o bands.png
     """
     from bonesim.io.hdf5 import check_input_file
     from bonesim.io.outputs import check_output
@@ -253,7 +267,16 @@ def plot(results, out, which, columns, labels, title, overwrite):
         check_input_file(r)
     check_output(out, overwrite=overwrite, inputs=results, suffixes=PLOT_SUFFIXES, what="plot")
     cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
-    plot_metrics(list(results), out, which=which, columns=cols, labels=list(labels) or None, title=title)
+    plot_metrics(
+        list(results),
+        out,
+        which=which,
+        columns=cols,
+        labels=list(labels) or None,
+        title=title,
+        x=x_axis,
+        ensemble=ensemble,
+    )
     click.echo(f"wrote {out}")
 
 

@@ -82,20 +82,76 @@ def _isolated(y: np.ndarray) -> np.ndarray:
     return ok & ~before & ~after
 
 
+#: Time axes of :func:`plot_metrics`.
+X_AXES = ("years", "age")
+
+
+def _x_of(info: Result, x: str):
+    """Day -> x-axis value for one result: years since day 0, or age from ``/tables/physiology``."""
+    if x == "years":
+        return lambda day: np.asarray(day, float) / DAYS_PER_YEAR
+    phys = info.tables.get("physiology", {})
+    if "age_years" not in phys or "day" not in phys or len(phys["day"]) < 2:
+        raise BonesimError(
+            f"{info.path} has no age_years column in /tables/physiology; plot it against time instead (--x years)"
+        )
+    pd, age = np.asarray(phys["day"], float), np.asarray(phys["age_years"], float)
+    rate = (age[-1] - age[0]) / (pd[-1] - pd[0])
+
+    def to_age(day):
+        d = np.asarray(day, float)
+        # linear beyond the table's ends too (a metrics row of a spin-up frame or after the last day)
+        inside = np.interp(d, pd, age)
+        return np.where(
+            d < pd[0],
+            age[0] + (d - pd[0]) * rate,
+            np.where(d > pd[-1], age[-1] + (d - pd[-1]) * rate, inside),
+        )
+
+    return to_age
+
+
+def _groups(names: Sequence[str], ensemble: bool) -> list[tuple[str, list[int]]]:
+    """(legend entry, indices of its runs): one run each, or runs with equal entries together."""
+    if not ensemble:
+        return [(n, [i]) for i, n in enumerate(names)]
+    out: dict[str, list[int]] = {}
+    for i, n in enumerate(names):
+        out.setdefault(n, []).append(i)
+    return list(out.items())
+
+
+def _draw(ax, series: Sequence[tuple[np.ndarray, np.ndarray]], colour: str, label: str) -> None:
+    """One line (a run), or the mean of several runs with a min-max band, on the first run's x."""
+    import warnings
+
+    x, y = series[0]
+    if len(series) > 1:
+        ys = np.stack([y] + [np.interp(x, xi, yi, left=np.nan, right=np.nan) for xi, yi in series[1:]])
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a column NaN in every run stays NaN
+            y, lo, hi = np.nanmean(ys, axis=0), np.nanmin(ys, axis=0), np.nanmax(ys, axis=0)
+        ax.fill_between(x, lo, hi, color=colour, alpha=0.25, lw=0)
+    ax.plot(x, y, color=colour, label=label, lw=1.5)
+    lone = _isolated(y)  # e.g. `analyze --frames last`: a value with no neighbour draws no line
+    if lone.any():
+        ax.plot(x[lone], y[lone], "o", color=colour, ms=5)
+
+
 def _time_range(
-    infos: Sequence[Result], panels: Sequence[tuple[str, str, str]]
+    infos: Sequence[Result], panels: Sequence[tuple[str, str, str]], to_x
 ) -> tuple[float, float] | None:
-    """One time axis (years) for every panel: the span of the tables drawn, so panels line up."""
-    days = [
-        np.asarray(i.tables[t]["day"], float)
-        for i in infos
+    """One x axis for every panel: the span of the tables drawn, so panels line up."""
+    spans = [
+        to_x[k](np.asarray(i.tables[t]["day"], float))
+        for k, i in enumerate(infos)
         for t in {p[0] for p in panels}
         if "day" in i.tables.get(t, {}) and len(i.tables[t]["day"])
     ]
-    if not days:
+    if not spans:
         return None
-    lo = min(float(d.min()) for d in days) / DAYS_PER_YEAR
-    hi = max(float(d.max()) for d in days) / DAYS_PER_YEAR
+    lo = min(float(np.min(d)) for d in spans)
+    hi = max(float(np.max(d)) for d in spans)
     if hi <= lo:
         return None
     pad = 0.02 * (hi - lo)
@@ -112,8 +168,10 @@ def plot_metrics(
     size: tuple[float, float] | None = None,
     dpi: int = 120,
     title: str | None = None,
+    x: str = "years",
+    ensemble: bool = False,
 ) -> Any:
-    """Plot indices and daily physiology of one or more results against time (years).
+    """Plot indices and daily physiology of one or more results against time (years) or age.
 
     One panel per quantity, one line per result file that has it: BV/TV and
     any morphometry columns of ``/tables/metrics`` (BS/BV, Tb.Th, Tb.Sp,
@@ -135,6 +193,13 @@ def plot_metrics(
     size : (width, height) in inches, optional
     dpi : int
     title : str, optional
+    x : {'years', 'age'}
+        Time axis: years since day 0, or the subject's age (the physiology
+        table's ``age_years``; every result must have it).
+    ensemble : bool
+        Runs with the same legend entry (e.g. one scenario, several seeds) are
+        drawn as one line, their mean, with a band from their minimum to their
+        maximum; the entry says how many runs it holds.
 
     Returns
     -------
@@ -156,7 +221,9 @@ def plot_metrics(
     if not paths:
         raise InputError("`paths` must name at least one result file")
     infos = [Result.open(p) for p in paths]
-    names = list(labels) if labels is not None else _labels(infos)
+    names = (
+        list(labels) if labels is not None else [i.scenario for i in infos] if ensemble else _labels(infos)
+    )
     if len(names) != len(infos):
         raise InputError(f"`labels` has {len(names)} entries for {len(infos)} files")
     panels = _panels(infos, which, columns)
@@ -165,34 +232,36 @@ def plot_metrics(
             "nothing to plot: the files have no /tables/metrics or /tables/physiology columns "
             f"for which={which!r}"
         )
+    if x not in X_AXES:
+        raise InputError(f"`x` must be one of {', '.join(repr(a) for a in X_AXES)}, got {x!r}")
+    to_x = [_x_of(i, x) for i in infos]
+    groups = _groups(names, ensemble)
     ncols = 1 if len(panels) == 1 else (2 if len(panels) <= 4 else 3)
     nrows = math.ceil(len(panels) / ncols)
     fig = Figure(figsize=size or (4.2 * ncols, 2.8 * nrows + 0.6), dpi=dpi, layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
-    colours = [f"C{i % 10}" for i in range(len(infos))]
-    x_range = _time_range(infos, panels)
+    x_range = _time_range(infos, panels, to_x)
     for ax, (table, col, label) in zip(axes, panels, strict=False):
-        for info, name, c in zip(infos, names, colours, strict=True):
-            t = info.tables.get(table, {})
-            if col not in t:
-                continue
-            day = t.get("day", np.arange(len(t[col]), dtype=float))
-            x, y = np.asarray(day, float) / DAYS_PER_YEAR, np.asarray(t[col], float)
-            ax.plot(x, y, color=c, label=name, lw=1.5)
-            lone = _isolated(y)  # e.g. `analyze --frames last`: a value with no neighbour draws no line
-            if lone.any():
-                ax.plot(x[lone], y[lone], "o", color=c, ms=5)
+        for g, (name, members) in enumerate(groups):
+            series = []
+            for m in members:
+                t = infos[m].tables.get(table, {})
+                if col in t:
+                    day = np.asarray(t.get("day", np.arange(len(t[col]), dtype=float)), float)
+                    series.append((to_x[m](day), np.asarray(t[col], float)))
+            if series:
+                _draw(ax, series, f"C{g % 10}", name if len(members) == 1 else f"{name} (n={len(members)})")
         if x_range is not None:
             ax.set_xlim(*x_range)
         ax.set_ylabel(label)
-        ax.set_xlabel("time (years)")
+        ax.set_xlabel("age (years)" if x == "age" else "time (years)")
         ax.grid(alpha=0.3)
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     handles, leg = axes[0].get_legend_handles_labels()
     if len(infos) > 1 or title is None:
-        fig.legend(handles, leg, loc="outside upper center", ncols=min(4, len(infos)), frameon=False)
+        fig.legend(handles, leg, loc="outside upper center", ncols=min(4, len(groups)), frameon=False)
     if title:
         fig.suptitle(title)
     if out is not None:

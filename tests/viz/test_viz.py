@@ -12,7 +12,7 @@ import pytest
 from _results import CAVITY_YX, FORMED_YX, HOLE_YX, PLATE_Z1, REFILL_YX, result_frames, write_result
 from click.testing import CliRunner
 
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
 from bonesim.io.result import Result
 from bonesim.viz import gl, scene
 
@@ -236,6 +236,63 @@ def test_plot_of_a_last_frame_analysis_shows_its_points(tmp_path):
     assert th.get_xlim() == axes["BV/TV"].get_xlim()
     lo, hi = th.get_xlim()
     assert lo < 0.0 and hi > 360 / 365.25
+
+
+def test_plot_ensemble_draws_mean_and_band_per_scenario(tmp_path):
+    from bonesim.viz import plot_metrics
+
+    runs = [
+        write_result(tmp_path / f"s{k}.h5", scenario="pm", bvtv_scale=1.0 - 0.05 * k, physiology=False)
+        for k in range(3)
+    ]
+    other = write_result(tmp_path / "h.h5", scenario="healthy", physiology=False)
+    fig = plot_metrics([*runs, other], which="metrics", ensemble=True)
+    ax = next(a for a in fig.axes if a.get_ylabel() == "BV/TV")
+    labels = [ln.get_label() for ln in ax.lines]
+    assert labels == ["pm (n=3)", "healthy"]
+    assert len(ax.collections) == 1  # one band, for the group of three
+    band = ax.collections[0].get_paths()[0].vertices[:, 1]
+    one = Result.open(runs[0]).tables["metrics"]["bv_tv"]
+    assert band.max() == pytest.approx(one.max()) and band.min() == pytest.approx(0.9 * one.min())
+    mean = ax.lines[0].get_ydata()
+    np.testing.assert_allclose(mean, one * 0.95)
+    separate = plot_metrics([*runs, other], which="metrics")  # without --ensemble: one line per run
+    ax = next(a for a in separate.axes if a.get_ylabel() == "BV/TV")
+    assert len(ax.lines) == 4 and not ax.collections
+
+
+def test_plot_against_age_needs_the_age_column(tmp_path):
+    from bonesim.viz import plot_metrics
+
+    r = write_result(tmp_path / "r.h5")  # the fixture's physiology has no age_years
+    with pytest.raises(BonesimError, match="no age_years"):
+        plot_metrics(r, x="age")
+    with pytest.raises(InputError, match="`x` must be one of"):
+        plot_metrics(r, x="weeks")
+
+
+def test_plot_against_age_of_a_real_run(tmp_path):
+    from bonesim import Volume, phantom, write_volume
+    from bonesim.cli import main
+
+    bone = tmp_path / "b.h5"
+    write_volume(bone, Volume(phantom.trabecular((16, 16, 16), 25.0, bvtv=0.25, seed=2), 25.0), xdmf=False)
+    run = tmp_path / "pm.h5"
+    args = ["simulate", str(bone), str(run), "--years", "0.2", "--spinup-years", "0", "--backend", "numpy"]
+    r = CliRunner().invoke(main, [*args, "--no-progress", "--scenario", "postmenopausal"])
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "age.png"
+    r = CliRunner().invoke(main, ["plot", str(run), "--x", "age", "--which", "metrics", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    from bonesim.viz import plot_metrics
+
+    fig = plot_metrics(run, x="age", which="metrics")
+    ax = fig.axes[0]
+    age = Result.open(run).tables["physiology"]["age_years"]
+    assert ax.get_xlabel() == "age (years)"
+    x = ax.lines[0].get_xdata()
+    assert x[0] == pytest.approx(age[0]) and x[-1] == pytest.approx(age[-1], abs=1e-6)
+    assert 40 < x[0] < 90
 
 
 def test_export_vti_round_trip(run_h5, tmp_path, gl_ok):
