@@ -169,6 +169,9 @@ class Schedule:
         self.pending_steps = 0
         self.deficit_q16 = 0  # requested - recruited, summed over calibrated rows, 1/65536 voxel
         self.surface_mean = 0  # mean quiescent surface voxels per step of the last calibration window
+        #: Whether the deficit catch-up runs (the module docstring). Off only to measure what it does
+        #: (``scripts/acf_controller.py``); the deficit is counted either way.
+        self.catch_up = True
         self._cache: dict[int, tuple[int, ...]] = {}
 
     # -------------------------------------------------------------- time --
@@ -216,9 +219,12 @@ class Schedule:
         >>> s.deficit_q16, s.surface_mean = 9 * 65536, 1000  # 9 voxels short on a 1000-voxel surface
         >>> round(s.rate_per_step(s.daily[0]), 9)  # + 9 / 1000 / 90 days
         0.0011
+        >>> s.catch_up = False  # the request alone (to measure what the catch-up does)
+        >>> round(s.rate_per_step(s.daily[0]), 9)
+        0.001
         """
         req = p.acf_per_year * p.dt_days / DAYS_PER_YEAR
-        if self.surface_mean <= 0 or self.deficit_q16 == 0:
+        if not self.catch_up or self.surface_mean <= 0 or self.deficit_q16 == 0:
             return req
         catch_up = self.deficit_q16 / _Q16 / self.surface_mean * p.dt_days / CATCH_UP_DAYS
         return req + min(req, max(-req, catch_up))
