@@ -153,8 +153,8 @@ def surface_mesh(
         rv = map_coordinates(r, verts.T, order=1, mode="nearest")
         state[rv > LEVEL + TOLERANCE] = 1  # the surface lies inside the reference bone: resorbed
         state[rv < LEVEL - TOLERANCE] = 2  # it lies where there was marrow: formed
-    # zyx voxel index (padded) -> xyz mm of the full-resolution grid
-    xyz = (verts[:, ::-1] - 1.0 + 0.5) * k * voxel_mm - 0.5 * voxel_mm
+    # zyx index of the padded block grid -> xyz mm, voxel (0, 0, 0) covering [0, voxel_mm)³
+    xyz = (verts[:, ::-1] - 0.5) * k * voxel_mm
     lo = np.zeros(3) if not len(xyz) else xyz.min(axis=0)
     hi = np.ones(3) if not len(xyz) else xyz.max(axis=0)
     span = np.maximum(hi - lo, 1e-9)

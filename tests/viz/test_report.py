@@ -130,11 +130,28 @@ def test_surface_mesh_extent_and_budget():
     m = surface_mesh(vol, None, 0.02, 100_000, 96)
     q = np.frombuffer(base64.b64decode(m["pos"]), "<u2").reshape(-1, 3)
     xyz = np.asarray(m["lo"]) + q / 65535 * np.asarray(m["span"])
-    # x, y in mm span the box (closed by padding); z spans the plate faces 12..20 voxels
-    assert xyz[:, 2].min() == pytest.approx(12 * 0.02, abs=0.011)
-    assert xyz[:, 2].max() == pytest.approx(20 * 0.02, abs=0.011)
+    # voxel j covers [j, j + 1) * 20 µm: the plate's faces are at z = 12 and 20 voxels, x and y
+    # span the box (closed by the padding)
+    assert xyz[:, 2].min() == pytest.approx(12 * 0.02, abs=1e-4)
+    assert xyz[:, 2].max() == pytest.approx(20 * 0.02, abs=1e-4)
+    assert xyz[:, 0].min() == pytest.approx(0.0, abs=0.011) and xyz[:, 0].max() == pytest.approx(
+        0.96, abs=0.011
+    )
     small = surface_mesh(vol, None, 0.02, 1000, 96)
     assert small["n_triangles"] <= 1000 and small["downsample"] > 1
+
+
+def test_plain_volume(tmp_path):
+    from bonesim import Volume, phantom, write_volume
+
+    p = tmp_path / "v.h5"
+    write_volume(p, Volume(phantom.plate((16, 16, 16), 4), 20.0), xdmf=False)
+    out = tmp_path / "v.html"
+    info = write_report(p, out)
+    doc = out.read_text()
+    assert _images(doc, "plot") == [] and len(_images(doc, "slices")) == 1
+    assert [m["n_triangles"] > 0 for m in info["meshes"]] == [True, True]
+    assert network_loads(doc) == []
 
 
 def test_no_3d(runs, tmp_path):
