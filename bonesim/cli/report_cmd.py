@@ -19,6 +19,13 @@ from bonesim.cli._common import overwrite_option, user_errors
     "--slices", default=3, show_default=True, type=click.IntRange(1, 12), help="Slice overlays per run."
 )
 @click.option(
+    "--time-steps",
+    default=8,
+    show_default=True,
+    type=click.IntRange(1, 24),
+    help="Saved frames of the most changed slice shown over time.",
+)
+@click.option(
     "--max-triangles",
     default=40_000,
     show_default=True,
@@ -28,12 +35,13 @@ from bonesim.cli._common import overwrite_option, user_errors
 @click.option("--no-3d", "no_3d", is_flag=True, help="Leave out the interactive 3-D view (a smaller page).")
 @overwrite_option
 @user_errors
-def report(results, out, title, slices, max_triangles, no_3d, overwrite):
+def report(results, out, title, slices, time_steps, max_triangles, no_3d, overwrite):
     """Write one self-contained HTML report of RESULTS (no network needed to view it).
 
     Scenario and provenance of every run, a comparison table (two or more
     runs, the first is the reference), morphometry and physiology over time,
-    first-vs-last slice overlays (grey kept, red resorbed, green formed) and
+    first-vs-last slice overlays (grey kept, red resorbed, green formed), the
+    most changed slice over time, and
     an interactive 3-D view of the first and last bone surfaces (WebGL).
 
     \b
@@ -54,6 +62,7 @@ def report(results, out, title, slices, max_triangles, no_3d, overwrite):
         overwrite=overwrite,
         title=title,
         slices=slices,
+        time_steps=time_steps,
         max_triangles=max_triangles,
         three_d=not no_3d,
     )

@@ -4,8 +4,8 @@ One file, nothing loaded from the network: the scenario and provenance of
 every run, a comparison table (several runs, :mod:`bonesim.compare`), the
 metrics and physiology over time (:func:`~bonesim.viz.plot.plot_metrics`,
 PNG data URIs), 2-D slice overlays of the reference frame against the last
-frame (grey: bone in both, red: resorbed, green: formed, as in time-lapse
-HR-pQCT images) and an interactive 3-D view of the first and last surfaces
+frame and over time (grey: bone in both, red: resorbed, green: formed, as
+in time-lapse HR-pQCT images) and an interactive 3-D view of the first and last surfaces
 (a small inline WebGL viewer; the meshes come from
 :func:`skimage.measure.marching_cubes` on a block-averaged copy and are
 embedded as base64 ``uint16`` vertex and ``uint16``/``uint32`` index arrays).
@@ -121,6 +121,35 @@ def _slice_figure(info: Result, ref: np.ndarray, last: np.ndarray, zs: list[int]
     return _png_uri(fig, dpi)
 
 
+def time_frames(info: Result, n: int) -> list[int]:
+    """Up to ``n`` saved frames from the reference to the last, evenly spaced (both ends included)."""
+    i0, i1 = info.reference_index, info.n_frames - 1
+    return sorted(set(np.linspace(i0, i1, max(1, min(n, i1 - i0 + 1))).round().astype(int).tolist()))
+
+
+def _time_figure(info: Result, ref: np.ndarray, z: int, frames: list[int], dpi: int) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    vmm = info.voxel_size_um / 1000.0
+    ny, nx = ref.shape[1:]
+    extent = (0, nx * vmm, ny * vmm, 0)
+    cols = min(len(frames), 4)
+    rows = math.ceil(len(frames) / cols)
+    fig = Figure(figsize=(2.6 * cols, 2.6 * rows + 0.3), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax, i in zip(axes, frames, strict=False):
+        sl = info.frame(i)[z]
+        ax.imshow(slice_overlay(ref[z], sl), extent=extent, interpolation="nearest")
+        ax.set_title(f"day {info.days[i]:g}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes[len(frames) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"z = {z * vmm:.2f} mm against day {info.days[info.reference_index]:g}", fontsize=10)
+    return _png_uri(fig, dpi)
+
+
 def surface_mesh(
     vol: np.ndarray, ref: np.ndarray | None, voxel_mm: float, max_triangles: int, max_edge: int
 ) -> dict[str, Any]:
@@ -231,6 +260,7 @@ def write_report(
     overwrite: bool = False,
     title: str | None = None,
     slices: int = 3,
+    time_steps: int = 8,
     max_triangles: int = 40_000,
     max_edge: int = 96,
     three_d: bool = True,
@@ -247,6 +277,9 @@ def write_report(
     title : str, optional
     slices : int
         Slices (z) shown as first-vs-last overlays per run.
+    time_steps : int
+        Saved frames (reference to last, evenly spaced) of the most changed
+        slice shown over time, each overlaid on the reference; none with <= 2 frames.
     max_triangles : int
         Budget per 3-D surface (the volume is block-averaged until it fits).
     max_edge : int
@@ -303,6 +336,13 @@ def write_report(
             f'<h3>Slices: day {info.days[i0]:g} vs day {info.days[-1]:g}</h3><img class="fig slices" '
             f'alt="slice overlays of {_esc(info.path.name)}" src="{_slice_figure(info, ref, last, zs, dpi)}">'
         )
+        steps = time_frames(info, time_steps)
+        if len(steps) > 2:
+            z = pick_slices(ref, last, 1)[0]
+            part.append(
+                f'<h3>Over time: the slice with the most change</h3><img class="fig timeline" '
+                f'alt="slice over time of {_esc(info.path.name)}" src="{_time_figure(info, ref, z, steps, dpi)}">'
+            )
         if three_d:
             vmm = info.voxel_size_um / 1000.0
             m0 = surface_mesh(ref, None, vmm, max_triangles, max_edge)

@@ -82,6 +82,8 @@ def test_figures_present_and_not_blank(one_page):
     for png in plots + slices:
         assert png.startswith(PNG)
         assert _png_array(png).std() > 10
+    timeline = _images(doc, "timeline")
+    assert len(timeline) == 1 and _png_array(timeline[0]).std() > 10
     # the overlay figure shows all three overlay colours
     img = _png_array(slices[0]).reshape(-1, 3)
     for key in ("bone", "resorbed", "formed"):
@@ -171,6 +173,17 @@ def test_slice_overlay_colours():
     ov = slice_overlay(frames[0][PLATE_Z1], frames[-1][PLATE_Z1])
     assert tuple(ov[FORMED_YX]) == OVERLAY["formed"]
     assert tuple(ov[0, 0]) == OVERLAY["marrow"]
+
+
+def test_time_frames(runs):
+    from bonesim.io.result import Result
+    from bonesim.viz.report import time_frames
+
+    info = Result.open(runs[0])  # 4 frames
+    assert time_frames(info, 8) == [0, 1, 2, 3]
+    assert time_frames(info, 2) == [0, 3]
+    spun = Result.open(write_result(runs[0].parent / "spun.h5", frames=6, first_day=-240.0))
+    assert spun.reference_index == 2 and time_frames(spun, 3) == [2, 4, 5]
 
 
 def test_pick_slices_has_most_change():
