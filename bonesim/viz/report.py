@@ -401,7 +401,7 @@ def write_report(
         title=_esc(title),
         css=_CSS,
         body="\n".join(body),
-        data=json.dumps(viewer_data).replace("</", "<\\/"),
+        data=json.dumps(viewer_data).replace("<", "\\u003c").replace(">", "\\u003e"),
         js=_JS if viewer_data else "",
     )
     with atomic_write(out, overwrite=overwrite, inputs=paths, suffixes=REPORT_SUFFIXES, what="report") as tmp:

@@ -156,6 +156,16 @@ def test_plain_volume(tmp_path):
     assert network_loads(doc) == []
 
 
+def test_names_are_escaped(tmp_path):
+    p = write_result(tmp_path / "x.h5", scenario='<img src=x onerror="alert(1)"></script>')
+    out = tmp_path / "x.html"
+    write_report(p, out)
+    doc = out.read_text()
+    assert "<img src=x" not in doc and '</script>"' not in doc
+    assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in doc
+    assert _meshes(doc)[0]["name"].startswith("<img src=x")  # the JSON island decodes to the name
+
+
 def test_no_3d(runs, tmp_path):
     out = tmp_path / "flat.html"
     info = write_report(runs[0], out, three_d=False)

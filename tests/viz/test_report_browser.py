@@ -24,6 +24,8 @@ from _results import write_result
 
 from bonesim.viz.report import write_report
 
+pytestmark = pytest.mark.browser
+
 CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
