@@ -43,6 +43,7 @@ _API: dict[str, str] = {
     "render_frame": "bonesim.viz",
     "animate": "bonesim.viz",
     "plot_metrics": "bonesim.viz",
+    "write_report": "bonesim.viz",
     # batch
     "run_study": "bonesim.batch",
     "load_manifest": "bonesim.batch",

@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "animate": "bonesim.cli.viz_cmds:animate",
     "plot": "bonesim.cli.viz_cmds:plot",
     "compare": "bonesim.cli.compare_cmd:compare",
+    "report": "bonesim.cli.report_cmd:report",
     "export": "bonesim.cli.viz_cmds:export",
     "batch": "bonesim.cli.batch_cmd:batch",
     "bench": "bonesim.cli.bench_cmd:bench",

@@ -10,6 +10,8 @@ Nothing here imports PyVista/VTK or matplotlib until a function is called.
   several results overlaid.
 * :func:`export_vti` — one frame (plus the remodeling maps) as VTK ImageData
   for ParaView; results also carry an XDMF sidecar (:mod:`bonesim.io.xdmf`).
+* :func:`write_report` — one self-contained HTML page of one or more results
+  (provenance, comparison, plots, slice overlays, an interactive 3-D view).
 * :func:`probe_rendering` — can this machine render off-screen?
 """
 
@@ -20,5 +22,14 @@ from bonesim.viz.export import export_vti
 from bonesim.viz.gl import probe as probe_rendering
 from bonesim.viz.plot import plot_metrics
 from bonesim.viz.render import render_frame, render_plotter
+from bonesim.viz.report import write_report
 
-__all__ = ["animate", "export_vti", "plot_metrics", "probe_rendering", "render_frame", "render_plotter"]
+__all__ = [
+    "animate",
+    "export_vti",
+    "plot_metrics",
+    "probe_rendering",
+    "render_frame",
+    "render_plotter",
+    "write_report",
+]
