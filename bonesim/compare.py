@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
 from bonesim.io.result import Result
 
@@ -163,7 +164,7 @@ def format_table(c: Comparison) -> str:
         f"{s} ({os.path.basename(r)})" if c.scenarios.count(s) > 1 else s
         for s, r in zip(c.scenarios, c.runs, strict=True)
     ]
-    lines = [f"day 0 -> day {c.day:g} ({c.day / 365.25:.2f} years); reference: {names[0]}"]
+    lines = [f"day 0 -> day {c.day:g} ({c.day / DAYS_PER_YEAR:.2f} years); reference: {names[0]}"]
     if not c.same_input:
         lines.append("note: the runs did not all start from the same input bone")
     if not c.rows:
