@@ -109,11 +109,12 @@ def slurm_cluster_kwargs(study: Study) -> dict[str, Any]:
     """Keywords for ``dask_jobqueue.SLURMCluster`` from the manifest's ``[slurm]`` table.
 
     Each job is one Dask worker process with a ``GPU`` resource equal to its
-    GPU count; every run asks for one ``GPU``, so a job runs as many
-    simulations at once as it has GPUs.
+    GPU count (1 for a CPU job: the resource is then a slot); every run asks
+    for one ``GPU``, so a job runs as many simulations at once as it has GPUs,
+    a CPU job one. ``--gres`` as :func:`gpus_per_task` says.
     """
     s = {**DEFAULT_SLURM, **study.slurm}
-    gpus = int(s["gpus_per_task"])
+    gpus = s["gpus_per_task"] = gpus_per_task(study)
     directives = slurm_directives(s, array=False)
     kw: dict[str, Any] = {
         "cores": int(s["cpus_per_task"]),
@@ -133,6 +134,16 @@ def slurm_cluster_kwargs(study: Study) -> dict[str, Any]:
     if s.get("python"):
         kw["python"] = s["python"]
     return kw
+
+
+def gpus_per_task(study: Study) -> int:
+    """GPUs a SLURM job or array task asks for (``--gres``): ``[slurm] gpus_per_task`` when given,
+    else 1 for a study with a CuPy run and 0 otherwise (a NumPy study needs none, and "auto"
+    without a GPU falls back to NumPy on the node): a CPU study never waits for a GPU node.
+    """
+    if "gpus_per_task" in study.slurm:
+        return int(study.slurm["gpus_per_task"])
+    return max(1, int(DEFAULT_SLURM["gpus_per_task"])) if any(r.backend == "cupy" for r in study.runs) else 0
 
 
 def _dask_memory(mem: str) -> str:
@@ -362,18 +373,16 @@ def slurm_array_script(
     if s.get("array_parallelism"):
         array += f"%{int(s['array_parallelism'])}"
     note = []
-    if "gpus_per_task" not in study.slurm:
-        # --gres only for a CuPy study (or when [slurm] gpus_per_task says so): a NumPy study needs no
-        # GPU, and "auto" without a GPU requested falls back to NumPy on the node
-        if any(r.backend == "cupy" for r in study.runs):
-            s["gpus_per_task"] = max(1, int(s["gpus_per_task"]))
-        else:
-            s["gpus_per_task"] = 0
-            if any(r.backend == "auto" for r in study.runs):
-                note = [
-                    '# backend "auto" and no [slurm] gpus_per_task: no GPU requested, the runs use NumPy.',
-                    '# For GPUs set backend = "cupy" (or [slurm] gpus_per_task = 1) and write the script again.',
-                ]
+    s["gpus_per_task"] = gpus_per_task(study)
+    if (
+        not s["gpus_per_task"]
+        and "gpus_per_task" not in study.slurm
+        and any(r.backend == "auto" for r in study.runs)
+    ):
+        note = [
+            '# backend "auto" and no [slurm] gpus_per_task: no GPU requested, the runs use NumPy.',
+            '# For GPUs set backend = "cupy" (or [slurm] gpus_per_task = 1) and write the script again.',
+        ]
     logs = study.output / "logs"
     lines = [
         "#!/bin/bash",

@@ -43,3 +43,26 @@ def test_auto_study_asks_for_no_gpu_and_says_how(tmp_path):
 def test_explicit_gpus_per_task_wins(tmp_path, backend, n, expected):
     script = _script(tmp_path, backend, SLURM + f"gpus_per_task = {n}\n")
     assert _gres(script) == expected
+
+
+@pytest.mark.parametrize(
+    ("backend", "slurm", "expected"),
+    [
+        ("numpy", SLURM, []),
+        ("auto", SLURM, []),
+        ("cupy", SLURM, ["--gres=gpu:1"]),
+        ("numpy", SLURM + "gpus_per_task = 2\n", ["--gres=gpu:2"]),
+    ],
+)
+def test_dask_jobqueue_jobs_ask_for_gpus_like_the_array(tmp_path, backend, slurm, expected):
+    """The SLURMCluster jobs follow the array's rule (a NumPy study's worker once waited for a GPU node)."""
+    from bonesim.batch.schedulers import slurm_cluster_kwargs
+
+    manifest = write_study(tmp_path, seeds=1, extra=slurm)
+    manifest.write_text(manifest.read_text().replace('backend = "numpy"', f'backend = "{backend}"'))
+    kw = slurm_cluster_kwargs(load_manifest(manifest))
+    assert [d for d in kw["job_extra_directives"] if d.startswith("--gres")] == expected
+    assert kw["worker_extra_args"] == [
+        "--resources",
+        f"GPU={max(1, int(expected[0][-1]) if expected else 1)}",
+    ]
