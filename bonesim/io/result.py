@@ -36,6 +36,7 @@ import numpy as np
 
 from bonesim.errors import BonesimError, SchemaError
 from bonesim.io.hdf5 import (
+    _register_filters,
     atomic_output,
     bone_dataset,
     create_array,
@@ -352,6 +353,7 @@ class RunFolder:
 
     def frame_ok(self, index: int, shape: tuple[int, ...]) -> bool:
         """True when frame ``index`` reads back whole (checksums verified) with the right shape."""
+        _register_filters()
         try:
             with h5py.File(self.path / f"frame_{index:05d}.h5", "r") as fr:
                 a = fr["bone"][...]
@@ -363,6 +365,7 @@ class RunFolder:
     def read_checkpoint(self, shape: tuple[int, ...]) -> Checkpoint:
         """Read and verify the checkpoint (checksums, fields, codes) and the frames it counts."""
         where = f"{self.path}/checkpoint.h5"
+        _register_filters()  # an lz4 or zstd checkpoint reads back in a fresh process
         try:
             f = h5py.File(self.path / "checkpoint.h5", "r")
         except OSError as exc:
