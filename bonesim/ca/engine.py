@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import errno
 import logging
 import math
 import os
@@ -468,9 +469,21 @@ class _Loop:
             self.prev_bone = st["bone"]  # read-only from here on: no copy needed
         if self.folder is not None and self.writer is not None:
             if frame:
-                self.writer.submit(self.folder.write_frame, self.n_frames, st["bone"], day, self.compression)
+                self.writer.submit(
+                    _write_job,
+                    self.folder,
+                    "frame",
+                    self.folder.write_frame,
+                    self.n_frames,
+                    st["bone"],
+                    day,
+                    self.compression,
+                )
             if checkpoint if checkpoint is not None else self._checkpoint_due():
                 self.writer.submit(
+                    _write_job,
+                    self.folder,
+                    "checkpoint",
                     self.folder.write_checkpoint,
                     st,
                     step=self.done,
@@ -559,6 +572,21 @@ class _Loop:
                 self.folder.path,
             )
         raise KeyboardInterrupt
+
+
+def _write_job(folder: RunFolder, what: str, fn: Callable, *args: Any, **kwargs: Any) -> None:
+    """One job of the background writer: an I/O error becomes one sentence that says how to go on."""
+    try:
+        fn(*args, **kwargs)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise  # "disk full", said once by the CLI
+        raise BonesimError(
+            f"writing the {what} in {folder.path} failed ({exc.strerror or exc}); the run folder keeps its "
+            "last checkpoint: fix the cause and continue with resume=True",
+            cli=f"writing the {what} in {folder.path} failed ({exc.strerror or exc}); the run folder keeps "
+            "its last checkpoint: fix the cause and continue with --resume",
+        ) from None
 
 
 def _report(progress: Callable, plan: RunPlan, start: int, done: int, elapsed: float) -> None:
