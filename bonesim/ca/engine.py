@@ -753,8 +753,11 @@ def simulate(
         mechanics=mechanics,
     )
     ck_compression = checkpoint_compression_for(checkpoint_compression, compression)
-    if checkpoint_every_minutes is not None:
-        checkpoint_every_minutes = check_positive(checkpoint_every_minutes, name="checkpoint_every_minutes")
+    if checkpoint_every_minutes is not None and not (
+        isinstance(checkpoint_every_minutes, (int, float)) and 0 < checkpoint_every_minutes < math.inf
+    ):
+        what = f"must be a positive number of minutes, got {checkpoint_every_minutes!r}"
+        raise BonesimError(f"`checkpoint_every_minutes` {what}", cli=f"--checkpoint-every-minutes {what}")
     folder = RunFolder(out) if out is not None else None
     start = _open_run(plan, folder, resume=resume, overwrite=overwrite)
     be = resolve_backend(backend) if isinstance(backend, str) else backend

@@ -166,7 +166,12 @@ def test_a_writer_error_is_one_line_and_leaves_a_resumable_folder(tmp_path, monk
     with h5py.File(partial_path(out) / "checkpoint.h5", "r") as f:
         assert f["state"].attrs["step"] == calls[2]  # the last checkpoint before the failure
     monkeypatch.setattr(result.RunFolder, "write_checkpoint", real)
-    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "bone.h5"), str(out), *args, "--resume"])
+    bad = ["--checkpoint-every-minutes", "0"]
+    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "bone.h5"), str(out), *args, "--resume", *bad])
+    assert r.exit_code == 1 and "Error: --checkpoint-every-minutes must be a positive" in r.output, r.output
+    # the CLI options reach the engine and do not block the resume (not part of the identity)
+    opts = ["--checkpoint-compression", "zstd", "--checkpoint-every-minutes", "5"]
+    r = CliRunner().invoke(main, ["simulate", str(tmp_path / "bone.h5"), str(out), *args, "--resume", *opts])
     assert r.exit_code == 0, r.output
     a, b = _arrays(tmp_path / "ref.h5"), _arrays(out)
     for k in a:
