@@ -121,10 +121,33 @@ def _checked(group: h5py.Group, name: str, data: np.ndarray, compression: str) -
     return create_array(group, name, data, compression=compression, checksum=True)
 
 
+#: Names of the hdf5plugin filters bonesim writes, by HDF5 filter id.
+PLUGIN_FILTERS = {32004: "lz4", 32015: "zstd"}
+
+
+def _missing_filter(ds: h5py.Dataset) -> str | None:
+    """The name of a compression filter of ``ds`` this process cannot decode (None when all are there)."""
+    try:
+        plist = ds.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            fid = plist.get_filter(i)[0]
+            if not h5py.h5z.filter_avail(fid):
+                return PLUGIN_FILTERS.get(fid, f"HDF5 filter {fid}")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
     try:
         return ds[...]
     except OSError as exc:
+        missing = _missing_filter(ds)
+        if missing is not None:
+            raise BonesimError(
+                f"{where}: {ds.name} is {missing}-compressed, which needs the hdf5plugin package to read: "
+                "pip install 'bonesim[io]'"
+            ) from None
         raise BonesimError(f"{where}: {ds.name} fails its checksum or is corrupt ({exc})") from None
 
 

@@ -101,6 +101,32 @@ def test_checkpoint_compression_round_trips_in_a_fresh_process(vol, tmp_path, co
         np.testing.assert_array_equal(got[k], a, err_msg=k)
 
 
+def test_an_lz4_checkpoint_without_hdf5plugin_is_one_sentence_naming_the_extra(vol, tmp_path):
+    out = tmp_path / "n.h5"
+    with pytest.raises(KeyboardInterrupt):
+        simulate(vol, FAST, out=out, progress=_interrupt_at(30), checkpoint_compression="lz4", **KW)
+    code = textwrap.dedent(f"""
+        import sys
+        sys.modules["hdf5plugin"] = None
+        from bonesim.errors import BonesimError
+        from bonesim.io.result import RunFolder
+        try:
+            RunFolder({str(out)!r}).read_checkpoint({tuple(vol.shape)!r})
+        except BonesimError as exc:
+            print(exc)
+    """)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "lz4-compressed, which needs the hdf5plugin package" in r.stdout, r.stdout + r.stderr
+    assert "bonesim[io]" in r.stdout and "corrupt" not in r.stdout
+
+
 def test_lz4_without_hdf5plugin_is_one_sentence_naming_the_extra(vol, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "hdf5plugin", None)  # import fails
     for comp in ("lz4", "zstd"):
