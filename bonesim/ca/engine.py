@@ -26,6 +26,8 @@ A run killed at any instant leaves a consistent checkpoint in ``OUT.partial``;
 from __future__ import annotations
 
 import contextlib
+import copy
+import errno
 import logging
 import math
 import os
@@ -50,6 +52,7 @@ from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputTypeError
 from bonesim.io.hdf5 import check_output_path
 from bonesim.io.result import RunFolder, digest_arrays, partial_path, volume_digest
+from bonesim.io.writer import BackgroundWriter
 from bonesim.preflight import check_disk, check_memory
 from bonesim.volume import Volume
 
@@ -58,8 +61,11 @@ log = logging.getLogger(__name__)
 __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "plan_run", "simulate"]
 
 #: Host bytes per voxel a run needs: the NumPy backend peaked at 73 B/voxel on a 64³ gyroid
-#: (tracemalloc, 2026-12-01; state, maps, step temporaries, the download at a save point).
-HOST_BYTES_PER_VOXEL = 73
+#: (tracemalloc, 2026-12-01; state, maps, step temporaries, the download at a save point), plus
+#: 12 B/voxel for one more state snapshot held by the background writer's queue (by count, not measured).
+HOST_BYTES_PER_VOXEL = 85
+#: Save points the background writer may hold waiting while it writes another (back-pressure beyond).
+WRITER_QUEUE_DEPTH = 1
 #: Longest run accepted, in simulated years.
 MAX_YEARS = 1000.0
 #: A CA step must be at most this fraction of the resorption period (else cavities never form).
@@ -363,13 +369,51 @@ def _resume_point(plan: RunPlan, folder: RunFolder) -> _Start:
     )
 
 
+def checkpoint_compression_for(checkpoint_compression: str, compression: str) -> str:
+    """The checkpoint compression to use: ``"auto"`` is none when the frames are uncompressed, else lz4
+    when hdf5plugin is installed, else none (gzip writes 2-4x slower; see docs/performance.md)."""
+    from bonesim.io.hdf5 import CHECKPOINT_COMPRESSIONS, require_hdf5plugin
+
+    if checkpoint_compression == "auto":
+        if compression == "none":
+            return "none"
+        try:
+            import hdf5plugin  # noqa: F401
+        except ImportError:
+            return "none"
+        return "lz4"
+    if checkpoint_compression not in CHECKPOINT_COMPRESSIONS:
+        raise BonesimError(
+            f"`checkpoint_compression` must be one of auto, {', '.join(CHECKPOINT_COMPRESSIONS)}; "
+            f"got {checkpoint_compression!r}"
+        )
+    if checkpoint_compression in ("lz4", "zstd"):
+        require_hdf5plugin(checkpoint_compression)
+    return checkpoint_compression
+
+
 class _Loop:
-    """The day loop of one run and what it carries between steps."""
+    """The day loop of one run and what it carries between steps.
+
+    Save points hand an owned host snapshot of the state to a
+    :class:`~bonesim.io.writer.BackgroundWriter` (frame first, then the
+    checkpoint that counts it) and go on stepping while it is written.
+    """
 
     def __init__(
-        self, plan: RunPlan, be: Any, folder: RunFolder | None, start: _Start, compression: str
+        self,
+        plan: RunPlan,
+        be: Any,
+        folder: RunFolder | None,
+        start: _Start,
+        compression: str,
+        checkpoint_compression: str = "none",
+        checkpoint_every_s: float | None = None,
     ) -> None:
         self.plan, self.be, self.folder, self.compression = plan, be, folder, compression
+        self.ck_compression, self.ck_every_s = checkpoint_compression, checkpoint_every_s
+        self.last_ck = time.monotonic()
+        self.writer = BackgroundWriter(WRITER_QUEUE_DEPTH) if folder is not None else None
         self.sched = Schedule(plan.daily, plan.volume.voxel_size_um, plan.n_spin)
         self.metrics = Metrics()
         if start.schedule is not None:
@@ -400,35 +444,84 @@ class _Loop:
             self.metrics.add(rows[max(0, self.plan.n_spin - self.rows_from) :])
             self.rows_from += len(rows)
 
-    def save(self, *, frame: bool) -> None:
-        """A save point: a frame (after the spin-up) and/or a checkpoint of step ``self.done``."""
+    def _checkpoint_due(self) -> bool:
+        """At a save point: a checkpoint each time, or once ``ck_every_s`` have passed, and at the end."""
+        if self.ck_every_s is None or self.done >= self.plan.total:
+            return True
+        return time.monotonic() - self.last_ck >= self.ck_every_s
+
+    def save(self, *, frame: bool, checkpoint: bool | None = None) -> None:
+        """A save point: a frame (after the spin-up) and/or a checkpoint of step ``self.done``.
+
+        The snapshot ``st`` is an owned host copy (every backend's ``download``
+        copies) that nothing mutates after this call, so the writer thread reads
+        it while the loop steps on; the frame is queued before the checkpoint
+        that counts it. ``checkpoint``: None = by the checkpoint interval.
+        """
         t0 = time.perf_counter()
+        if self.writer is not None:
+            self.writer.check()  # an error of an earlier write surfaces here
         self.drain()
         st = self.be.download(self.state)
         day = self.plan.day_of(self.done)
         if frame:
             self.metrics.frame_row(day, st, self.prev_bone, self.plan.dt)
-            self.prev_bone = st["bone"].copy()
-        if self.folder is not None:
+            self.prev_bone = st["bone"]  # read-only from here on: no copy needed
+        if self.folder is not None and self.writer is not None:
             if frame:
-                self.folder.write_frame(self.n_frames, st["bone"], day, self.compression)
-            self.folder.write_checkpoint(
-                st,
-                step=self.done,
-                day=day,
-                schedule=self.sched.get_state(),
-                metrics_acc=self.metrics.get_state(),
-                metrics=self.metrics.table(),
-                n_frames=self.n_frames + frame,
-                backend=self.be.name,
-                device=self.be.device,
-                seed=self.plan.seed,
-                compression=self.compression,
-                mechanics=None if self.mechano is None else self.mechano.get_state(),
-            )
+                self.writer.submit(
+                    _write_job,
+                    self.folder,
+                    "frame",
+                    self.folder.write_frame,
+                    self.n_frames,
+                    st["bone"],
+                    day,
+                    self.compression,
+                )
+            if checkpoint if checkpoint is not None else self._checkpoint_due():
+                self.writer.submit(
+                    _write_job,
+                    self.folder,
+                    "checkpoint",
+                    self.folder.write_checkpoint,
+                    st,
+                    step=self.done,
+                    day=day,
+                    schedule=copy.deepcopy(self.sched.get_state()),
+                    metrics_acc=copy.deepcopy(self.metrics.get_state()),
+                    metrics=copy.deepcopy(self.metrics.table()),
+                    n_frames=self.n_frames + frame,
+                    backend=self.be.name,
+                    device=self.be.device,
+                    seed=self.plan.seed,
+                    compression=self.ck_compression,
+                    mechanics=None if self.mechano is None else copy.deepcopy(self.mechano.get_state()),
+                )
+                self.last_ck = time.monotonic()
         self.n_frames += frame
         self.final = st
         self.t_io += time.perf_counter() - t0
+
+    def flush(self) -> None:
+        """Wait until every queued frame and checkpoint is on disk; raise a writer error here."""
+        if self.writer is not None:
+            t0 = time.perf_counter()
+            self.writer.drain()
+            self.t_io += time.perf_counter() - t0
+
+    def close(self, *, failing: bool = False) -> None:
+        """Drain and stop the writer; ``failing``: another error propagates, so a writer error is only logged."""
+        if self.writer is None:
+            return
+        try:
+            self.flush()
+        except BaseException as exc:
+            if not failing:
+                raise
+            log.error("the background writer also failed: %s", exc)
+        finally:
+            self.writer.close()
 
     def _save_due(self) -> None:
         p, done = self.plan, self.done
@@ -441,7 +534,7 @@ class _Loop:
         """Steps ``start .. total``: mechanics when due, step, save on the grid, report each day."""
         p, t0 = self.plan, time.perf_counter()
         if fresh and self.folder is not None and self.start != p.n_spin:
-            self.save(frame=False)  # a run killed during its spin-up can resume too
+            self.save(frame=False, checkpoint=True)  # a run killed during its spin-up can resume too
         if self.start == p.n_spin and self.n_frames == 0:
             self.save(frame=True)  # the day-0 frame
         for n in range(self.start, p.total):
@@ -457,6 +550,7 @@ class _Loop:
                 self.done == p.total or math.floor(self.done * p.dt) > math.floor(n * p.dt)
             ):  # once per simulated day (every step when dt >= 1 day), and at the end
                 _report(progress, p, self.start, self.done, time.perf_counter() - t0)
+        self.flush()  # every frame on disk before the result is assembled
 
     def _solve_mechanics(self, n: int) -> None:
         """FE on the bone after ``n`` steps: new signal classes and weights for the next steps."""
@@ -469,7 +563,8 @@ class _Loop:
 
     def _interrupt(self) -> None:
         if self.folder is not None:
-            self.save(frame=False)
+            self.save(frame=False, checkpoint=True)
+            self.flush()
             log.warning(
                 "interrupted: checkpoint of step %d (day %g) written to %s",
                 self.done,
@@ -477,6 +572,21 @@ class _Loop:
                 self.folder.path,
             )
         raise KeyboardInterrupt
+
+
+def _write_job(folder: RunFolder, what: str, fn: Callable, *args: Any, **kwargs: Any) -> None:
+    """One job of the background writer: an I/O error becomes one sentence that says how to go on."""
+    try:
+        fn(*args, **kwargs)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise  # "disk full", said once by the CLI
+        raise BonesimError(
+            f"writing the {what} in {folder.path} failed ({exc.strerror or exc}); the run folder keeps its "
+            "last checkpoint: fix the cause and continue with resume=True",
+            cli=f"writing the {what} in {folder.path} failed ({exc.strerror or exc}); the run folder keeps "
+            "its last checkpoint: fix the cause and continue with --resume",
+        ) from None
 
 
 def _report(progress: Callable, plan: RunPlan, start: int, done: int, elapsed: float) -> None:
@@ -504,6 +614,7 @@ def _finish(loop: _Loop, wall: float, *, command: str | None, overwrite: bool) -
     timings = {
         "wall_s": wall,
         "io_s": loop.t_io,
+        "io_write_s": loop.writer.busy_s if loop.writer is not None else 0.0,
         "mechanics_s": loop.t_mech,
         "steps": ran,
         "steps_per_s": ran / wall if wall > 0 else float("nan"),
@@ -559,6 +670,8 @@ def simulate(
     compression: str = "gzip",
     mechanics: MechanoParams | bool | None = None,
     command: str | None = None,
+    checkpoint_compression: str = "auto",
+    checkpoint_every_minutes: float | None = None,
 ) -> SimulationResult:
     """Simulate bone remodeling of ``volume`` for ``years``.
 
@@ -606,8 +719,19 @@ def simulate(
         where BMUs start; the daily table's ``load_magnitude`` column (if any)
         scales the habitual load. ``True``: default settings. Off by default.
     compression : {'gzip', 'zstd', 'none'}
+        Compression of the frames and of the result file.
     command : str, optional
         Command line stored in ``/provenance``.
+    checkpoint_compression : {'auto', 'none', 'gzip', 'lz4', 'zstd'}
+        Compression of ``checkpoint.h5`` in the run folder (never part of the
+        result); ``auto``: lz4 when hdf5plugin is installed (none when it is
+        not, or when ``compression='none'``). lz4 and zstd need hdf5plugin.
+    checkpoint_every_minutes : float, optional
+        Write a checkpoint at the first save point after this many wall-clock
+        minutes since the last one (and at the end, and on Ctrl-C); frames are
+        still written at every save point. Default: a checkpoint at every save
+        point. Neither setting changes results, so a run may be resumed with
+        other values.
 
     Returns
     -------
@@ -628,11 +752,26 @@ def simulate(
         base_params=base_params,
         mechanics=mechanics,
     )
+    ck_compression = checkpoint_compression_for(checkpoint_compression, compression)
+    if checkpoint_every_minutes is not None and not (
+        isinstance(checkpoint_every_minutes, (int, float)) and 0 < checkpoint_every_minutes < math.inf
+    ):
+        what = f"must be a positive number of minutes, got {checkpoint_every_minutes!r}"
+        raise BonesimError(f"`checkpoint_every_minutes` {what}", cli=f"--checkpoint-every-minutes {what}")
     folder = RunFolder(out) if out is not None else None
     start = _open_run(plan, folder, resume=resume, overwrite=overwrite)
     be = resolve_backend(backend) if isinstance(backend, str) else backend
+    loop = None
     try:
-        loop = _Loop(plan, be, folder, start, compression)
+        loop = _Loop(
+            plan,
+            be,
+            folder,
+            start,
+            compression,
+            ck_compression,
+            None if checkpoint_every_minutes is None else 60.0 * checkpoint_every_minutes,
+        )
         if folder is not None and start.fresh:  # only once the state is on the device
             folder.create()
             folder.write_input(
@@ -648,6 +787,12 @@ def simulate(
         if loop.final is None:
             loop.final = be.download(loop.state)
         timings = _finish(loop, time.perf_counter() - t0, command=command, overwrite=overwrite)
+    except BaseException:
+        if loop is not None:  # what was queued is written (consistent) before the lock is released
+            loop.close(failing=True)
+        raise
+    else:
+        loop.close()
     finally:
         if folder is not None:
             folder.unlock()

@@ -122,6 +122,22 @@ def _already_complete(output_path: str) -> bool:
     metavar="DAYS",
     help="With --mechanics: days between FE solves.",
 )
+@click.option(
+    "--checkpoint-compression",
+    type=click.Choice(["auto", "none", "gzip", "lz4", "zstd"]),
+    default="auto",
+    show_default=True,
+    help="Compression of the checkpoint in OUT.h5.partial/ (auto: lz4 when hdf5plugin is installed, "
+    "else none; lz4 and zstd need the [io] extra). Frames and OUT.h5 follow --compression.",
+)
+@click.option(
+    "--checkpoint-every-minutes",
+    type=float,
+    default=None,
+    metavar="M",
+    help="Checkpoint at the first save point after M wall-clock minutes (and at the end and on Ctrl-C) "
+    "instead of at every save point; frames are still written at every save point.",
+)
 @click.option("--resume", is_flag=True, help="Continue an interrupted run from its folder OUT.h5.partial/.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @overwrite_option
@@ -142,6 +158,8 @@ def simulate(
     frame,
     mechanics,
     mechanics_every,
+    checkpoint_compression,
+    checkpoint_every_minutes,
     resume,
     no_progress,
     overwrite,
@@ -205,6 +223,8 @@ def simulate(
                 compression=compression,
                 mechanics=mech,
                 command=command,
+                checkpoint_compression=checkpoint_compression,
+                checkpoint_every_minutes=checkpoint_every_minutes,
             )
     except KeyboardInterrupt:
         part = partial_path(output_path)

@@ -41,6 +41,8 @@ SCHEMA_VERSION = 1
 #: Largest voxel size a bonesim file may declare (1 cm): anything above is a corrupt attribute.
 MAX_VOXEL_UM = 1e4
 COMPRESSIONS = ("gzip", "zstd", "none")
+#: Compressions of run-folder checkpoints (``--checkpoint-compression``); lz4 and zstd need hdf5plugin.
+CHECKPOINT_COMPRESSIONS = ("none", "gzip", "lz4", "zstd")
 CHUNK_EDGE = 64
 
 
@@ -72,19 +74,27 @@ def atomic_output(path: str | os.PathLike, *, overwrite: bool = False, inputs: t
 
 # --------------------------------------------------------------- format ----
 def compression_kwargs(compression: str = "gzip") -> dict[str, Any]:
-    """h5py dataset keywords for ``compression`` ('gzip', 'zstd' or 'none')."""
-    check_choice(compression, COMPRESSIONS, name="compression")
+    """h5py dataset keywords for ``compression`` ('gzip', 'zstd', 'lz4' or 'none')."""
+    check_choice(compression, (*COMPRESSIONS, "lz4"), name="compression")
     if compression == "gzip":
         return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
-    if compression == "zstd":
-        try:
-            import hdf5plugin
-        except ImportError:  # pragma: no cover - depends on the install
-            raise BonesimError(
-                "zstd compression needs the hdf5plugin package: pip install 'bonesim[io]'"
-            ) from None
+    if compression in ("zstd", "lz4"):
+        hdf5plugin = require_hdf5plugin(compression)
+        if compression == "lz4":
+            return dict(hdf5plugin.LZ4())
         return dict(hdf5plugin.Zstd(clevel=3))
     return {}
+
+
+def require_hdf5plugin(compression: str) -> Any:
+    """The hdf5plugin module (its import registers the filters), or a one-sentence error naming the extra."""
+    try:
+        import hdf5plugin
+    except ImportError:
+        raise BonesimError(
+            f"{compression} compression needs the hdf5plugin package: pip install 'bonesim[io]'"
+        ) from None
+    return hdf5plugin
 
 
 def chunk_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:

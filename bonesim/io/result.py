@@ -36,6 +36,7 @@ import numpy as np
 
 from bonesim.errors import BonesimError, SchemaError
 from bonesim.io.hdf5 import (
+    _register_filters,
     atomic_output,
     bone_dataset,
     create_array,
@@ -120,10 +121,33 @@ def _checked(group: h5py.Group, name: str, data: np.ndarray, compression: str) -
     return create_array(group, name, data, compression=compression, checksum=True)
 
 
+#: Names of the hdf5plugin filters bonesim writes, by HDF5 filter id.
+PLUGIN_FILTERS = {32004: "lz4", 32015: "zstd"}
+
+
+def _missing_filter(ds: h5py.Dataset) -> str | None:
+    """The name of a compression filter of ``ds`` this process cannot decode (None when all are there)."""
+    try:
+        plist = ds.id.get_create_plist()
+        for i in range(plist.get_nfilters()):
+            fid = plist.get_filter(i)[0]
+            if not h5py.h5z.filter_avail(fid):
+                return PLUGIN_FILTERS.get(fid, f"HDF5 filter {fid}")
+    except (OSError, ValueError):
+        return None
+    return None
+
+
 def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
     try:
         return ds[...]
     except OSError as exc:
+        missing = _missing_filter(ds)
+        if missing is not None:
+            raise BonesimError(
+                f"{where}: {ds.name} is {missing}-compressed, which needs the hdf5plugin package to read: "
+                "pip install 'bonesim[io]'"
+            ) from None
         raise BonesimError(f"{where}: {ds.name} fails its checksum or is corrupt ({exc})") from None
 
 
@@ -352,6 +376,7 @@ class RunFolder:
 
     def frame_ok(self, index: int, shape: tuple[int, ...]) -> bool:
         """True when frame ``index`` reads back whole (checksums verified) with the right shape."""
+        _register_filters()
         try:
             with h5py.File(self.path / f"frame_{index:05d}.h5", "r") as fr:
                 a = fr["bone"][...]
@@ -363,6 +388,7 @@ class RunFolder:
     def read_checkpoint(self, shape: tuple[int, ...]) -> Checkpoint:
         """Read and verify the checkpoint (checksums, fields, codes) and the frames it counts."""
         where = f"{self.path}/checkpoint.h5"
+        _register_filters()  # an lz4 or zstd checkpoint reads back in a fresh process
         try:
             f = h5py.File(self.path / "checkpoint.h5", "r")
         except OSError as exc:
