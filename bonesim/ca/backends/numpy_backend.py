@@ -422,7 +422,7 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> 
     pbone, pph, plat, marrow, ptimer_nz = _byte_views(pad)
     pbyte = pph[1:-1, 1:-1, 1:-1]
     qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
-    surface = qbone & _near_marrow(marrow, neighbourhood)
+    surface = _surface(pbone, pph, marrow, neighbourhood)
     # sources that can recruit bone next to them: fresh top fronts and emptied fronts
     is_r = (pph & np.uint8(3)) == 1
     src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
@@ -439,6 +439,12 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> 
     drawn = np.zeros(surface.size, bool)
     drawn[sidx_i[hs.astype(np.int64) < thresholds.at(sidx_i)]] = True
     return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
+
+
+def _surface(pbone: np.ndarray, pph: np.ndarray, marrow: np.ndarray, neighbourhood: int) -> np.ndarray:
+    """Interior quiescent bone with a marrow neighbour (byte views of the padded grid)."""
+    qbone = (pph[1:-1, 1:-1, 1:-1] == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
+    return qbone & _near_marrow(marrow, neighbourhood)
 
 
 def _draws(inputs: StepInputs, linear_index: np.ndarray) -> np.ndarray:
@@ -465,21 +471,161 @@ def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
 
 
 class _NumpyState:
-    __slots__ = ("counters", "formed_day", "gshape", "lut", "mech", "neighbourhood", "resorbed_day", "word")
+    """A whole volume between steps, kept so that a step works on its active set only.
+
+    ``pad`` holds the packed words with one voxel of inert words around them (the
+    padded grid of :func:`step_block`, kept instead of rebuilt every step); ``word``
+    is its interior. Two index sets are maintained incrementally:
+
+    * ``surface``: quiescent bone with a marrow neighbour (interior bool mask), the
+      voxels that draw an activation number every step;
+    * ``bmu``: the padded flat indices of every interior voxel whose phase byte is not 0
+      (the voxels of open BMUs), visited every step.
+    """
+
+    __slots__ = (
+        "bmu",
+        "counters",
+        "formed_day",
+        "lut",
+        "mech",
+        "neighbourhood",
+        "pad",
+        "resorbed_day",
+        "surface",
+    )
 
     def __init__(self, word: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
-        self.word = word
+        inner = word.shape
+        self.pad = _padded(np.ascontiguousarray(word, np.uint32), 0, (0, 0, 0), inner)
         self.resorbed_day = rmap
         self.formed_day = fmap
         self.neighbourhood = neighbourhood
-        self.gshape = word.shape
         self.counters: list[np.ndarray] = []
         self.mech: np.ndarray | None = None
         self.lut: np.ndarray | None = None
+        pbone, pph, _plat, marrow, _ = _byte_views(self.pad)
+        self.surface = _surface(pbone, pph, marrow, neighbourhood)
+        pbyte = np.zeros(self.pad.shape, bool)
+        pbyte[1:-1, 1:-1, 1:-1] = pph[1:-1, 1:-1, 1:-1] != 0
+        self.bmu = np.flatnonzero(pbyte)
+
+    @property
+    def word(self) -> np.ndarray:
+        return self.pad[1:-1, 1:-1, 1:-1]
+
+    @property
+    def gshape(self) -> tuple[int, int, int]:
+        return self.shape
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.word.shape  # type: ignore[return-value]
+        return tuple(n - 2 for n in self.pad.shape)  # type: ignore[return-value]
+
+    def to_padded(self, i: np.ndarray) -> np.ndarray:
+        """Padded flat indices of interior flat indices (the global linear index of a whole volume)."""
+        _Z, Y, X = self.shape
+        _PZ, PY, PX = self.pad.shape
+        z, r = np.divmod(i, Y * X)
+        y, x = np.divmod(r, X)
+        return ((z + 1) * PY + (y + 1)) * PX + (x + 1)
+
+    def to_interior(self, pi: np.ndarray) -> np.ndarray:
+        """Interior flat indices of padded flat indices of interior voxels."""
+        _Z, Y, X = self.shape
+        _PZ, PY, PX = self.pad.shape
+        z, r = np.divmod(pi, PY * PX)
+        y, x = np.divmod(r, PX)
+        return ((z - 1) * Y + (y - 1)) * X + (x - 1)
+
+
+def _is_qbone(w: np.ndarray) -> np.ndarray:
+    """Quiescent bone: phase byte 0, bone > 0."""
+    return ((w & _U32(0xFF00)) == 0) & ((w & _U32(0xFF)) != 0)
+
+
+def _near_marrow_at(pflat: np.ndarray, pi: np.ndarray, nb_offs: np.ndarray) -> np.ndarray:
+    """Whether each voxel (padded flat index) has a marrow neighbour (low 16 bits 0)."""
+    near = np.zeros(pi.shape, bool)
+    for o in nb_offs:
+        near |= (pflat[pi + o] & _U32(0xFFFF)) == 0
+    return near
+
+
+def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np.ndarray:
+    """One CA step of a whole volume in place, touching only its active set; returns the counters.
+
+    Bit-identical to :func:`step_block` (``_step_full`` in the tests keeps that path
+    callable): the candidates are the same three sets as in :func:`_candidates`, found
+    from the maintained sets instead of full-volume masks, and the rule is the same
+    :func:`rule` applied to them. Afterwards the surface and BMU sets are updated from
+    the voxels that changed.
+    """
+    nbh = state.neighbourhood
+    check_mechanics(state.mech, state.lut, state.shape, bool(inputs.mech_on))
+    thresholds = _Thresholds(inputs, state.mech, state.lut)
+    pflat = state.pad.reshape(-1)
+    _PZ, PY, PX = state.pad.shape
+    offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
+    nb_offs = offs[list(NEIGH[nbh])]
+
+    # 1. surface voxels whose activation draw succeeds (`act` of the quiescent branch);
+    #    a whole volume's interior flat index is the global linear index the draw hashes
+    si = np.flatnonzero(state.surface)
+    hs = _draws(inputs, si)
+    drawn = state.to_padded(si[hs.astype(np.int64) < thresholds.at(si)])
+
+    # 2. quiescent bone next to a source that can recruit it (`deep` and `lat_rec`):
+    #    a fresh top front (phase R, bit 2, lateral budget) or an emptied front (R, bone 0, timer > 0)
+    w = pflat[state.bmu]
+    pb = (w >> _U32(8)) & _U32(0xFF)
+    is_r = (pb & _U32(3)) == 1
+    top = ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)
+    hand = ((w & _U32(0xFF)) == 0) & ((w >> _U32(16)) != 0)
+    src = state.bmu[is_r & (top | hand)]
+    tgt = (src[:, None] + offs[None, :]).ravel()
+    near = tgt[_is_qbone(pflat[tgt])]  # the inert border is never quiescent bone
+
+    # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once)
+    quiet = np.unique(np.concatenate([drawn, near]))
+    ci = np.concatenate([state.bmu, quiet])
+    counters = np.zeros(len(COUNTERS), np.uint64)
+    counters[COUNTERS.index("surface")] = si.size
+    if ci.size == 0:
+        return counters
+    old = pflat[ci]
+    new = np.empty(ci.shape, np.uint32)
+    ev = np.zeros(ci.shape, np.int64)
+    group = (old >> _U32(8)) & _U32(3)  # by phase, as in step_block
+    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
+    for g in range(4):
+        sel = np.flatnonzero(group == g)
+        if sel.size:
+            if g == 0:  # only quiescent voxels activate: their draws and thresholds
+                ii = state.to_interior(ci[sel])
+                hashes, thr = _draws(inputs, ii), thresholds.at(ii)
+            else:
+                hashes, thr = np.zeros(sel.size, np.uint32), None
+            new[sel], ev[sel] = rule(_Gather(pflat, ci[sel], offs), inputs, hashes, nbh, thr=thr)
+    pflat[ci] = new  # every new word was computed from old words: the update can be in place
+    diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
+    _count_events(counters, diff, ev)
+    if map_day >= 0:
+        _update_maps(state.to_interior(ci), diff, map_day, state.resorbed_day, state.formed_day)
+
+    # 4. the sets of the next step: open BMUs are the candidates whose phase byte stays nonzero
+    state.bmu = np.sort(ci[(new & _U32(0xFF00)) != 0], kind="stable")
+    changed = ci[new != old]
+    # a changed voxel is surface if it is now quiescent bone next to marrow; a voxel whose marrow
+    # status changed changes the surface status of the quiescent bone around it
+    marrow_flip = changed[((new[new != old] & _U32(0xFFFF)) == 0) != ((old[new != old] & _U32(0xFFFF)) == 0)]
+    around = (marrow_flip[:, None] + nb_offs[None, :]).ravel()
+    recheck = np.concatenate([changed, around[_is_qbone(pflat[around])]])
+    q = _is_qbone(pflat[recheck])
+    surf = np.zeros(recheck.shape, bool)
+    surf[q] = _near_marrow_at(pflat, recheck[q], nb_offs)
+    state.surface.reshape(-1)[state.to_interior(recheck)] = surf
+    return counters
 
 
 class NumpyBackend:
@@ -508,17 +654,7 @@ class NumpyBackend:
         )
 
     def step(self, state: _NumpyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
-        state.word, c = step_block(
-            state.word,
-            inputs,
-            neighbourhood=state.neighbourhood,
-            resorbed_day=state.resorbed_day,
-            formed_day=state.formed_day,
-            map_day=map_day,
-            mech=state.mech,
-            lut=state.lut,
-        )
-        state.counters.append(c)
+        state.counters.append(step_active(state, inputs, map_day))
 
     def set_mechanics(self, state: _NumpyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
         """The mechanical-signal classes (uint8, the volume's shape) and class weights of the next steps."""
