@@ -54,10 +54,14 @@ _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 _COLUMN_DEPTH_Q16 = np.array([65536, 65536, 46341, 37837], dtype=np.int64)
 
 
+#: dot product of the offsets of direction codes a and b, at index 32 * a + b (``bs_dot`` of the rule)
+_DOT = (_DZ[:, None] * _DZ[None, :] + _DY[:, None] * _DY[None, :] + _DX[:, None] * _DX[None, :]).ravel()
+
+
 @functools.cache
-def _tables(xp: Any) -> tuple[Any, Any, Any, Any, Any]:
+def _tables(xp: Any) -> tuple[Any, Any, Any]:
     """Direction-code lookup tables as arrays of module ``xp``."""
-    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1, _COLUMN_DEPTH_Q16))
+    return tuple(xp.asarray(t) for t in (_DOT, _N1, _COLUMN_DEPTH_Q16))
 
 
 def _padded(
@@ -148,10 +152,10 @@ def rule(
     ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``;
     ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
     """
-    DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
+    DOT, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
     def dot(a: Any, b: Any) -> Any:
-        return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
+        return DOT[(a << 5) | b]  # codes are 5-bit
 
     W = words if hasattr(words, "row") else _Dense(words)
     n = W.n
