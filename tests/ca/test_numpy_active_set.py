@@ -141,3 +141,28 @@ def test_bone_around_new_marrow_becomes_surface(neighbourhood):
         np.testing.assert_array_equal(be.read_counters(st)[0], c)
         _assert_sets_exact(st)
     assert words[9, 11, 8] & 0xFFFF == 0 and c[COUNTERS.index("seeds")] > 0
+
+
+@pytest.mark.parametrize("neighbourhood", [26, 6])
+def test_active_set_step_on_random_words(neighbourhood):
+    """Arbitrary words (every phase byte, corrupted direction codes 27-31 included) for a few steps."""
+    rng = np.random.default_rng(neighbourhood)
+    bone = np.where(rng.random(SHAPE) < 0.4, 0, rng.integers(1, 256, SHAPE)).astype(np.uint8)
+    phase = np.where(rng.random(SHAPE) < 0.6, 0, rng.integers(0, 256, SHAPE)).astype(np.uint8)
+    timer = np.where(rng.random(SHAPE) < 0.3, 0, rng.integers(0, 2**16, SHAPE)).astype(np.uint16)
+    assert np.any(((phase & 3) == 1) & (phase >> 3 >= 27) & (bone == 0) & (timer > 0))
+    words = pack(bone, phase, timer)
+    maps = [np.full(SHAPE, -1, np.int32) for _ in range(2)]
+    be = NumpyBackend()
+    st = be.upload(bone, phase, timer, *maps, neighbourhood=neighbourhood)
+    for n in range(4):
+        inp = inputs(act_thr=2**28, lat0=40, erode=50, form=20, step=n, seed_lo=3)
+        words, c = step_block(
+            words, inp, neighbourhood=neighbourhood, resorbed_day=maps[0], formed_day=maps[1], map_day=n
+        )
+        be.step(st, inp, step=n, map_day=n)
+        np.testing.assert_array_equal(st.word, words)
+        np.testing.assert_array_equal(be.read_counters(st)[0], c)
+        np.testing.assert_array_equal(st.resorbed_day, maps[0])
+        np.testing.assert_array_equal(st.formed_day, maps[1])
+        _assert_sets_exact(st)

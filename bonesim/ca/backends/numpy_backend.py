@@ -579,19 +579,26 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     hs = _draws(inputs, si)
     drawn = state.to_padded(si[hs.astype(np.int64) < thresholds.at(si)])
 
-    # 2. quiescent bone next to a source that can recruit it (`deep` and `lat_rec`):
-    #    a fresh top front (phase R, bit 2, lateral budget) or an emptied front (R, bone 0, timer > 0)
+    # 2. quiescent bone that a neighbouring front can recruit; step_block takes every neighbour of
+    #    a source, here only those the rule can change:
+    #    `deep`: the voxel an emptied front (phase R, bone 0, timer > 0) points at, y + offset(code of y)
+    #    (the rule's test `(ypb >> 3) == 26 - k` for the neighbour y at offset k)
     w = pflat[state.bmu]
     pb = (w >> _U32(8)) & _U32(0xFF)
     is_r = (pb & _U32(3)) == 1
-    top = ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)
-    hand = ((w & _U32(0xFF)) == 0) & ((w >> _U32(16)) != 0)
-    src = state.bmu[is_r & (top | hand)]
-    tgt = (src[:, None] + offs[None, :]).ravel()
-    near = tgt[_is_qbone(pflat[tgt])]  # the inert border is never quiescent bone
+    hand = is_r & ((w & _U32(0xFF)) == 0) & ((w >> _U32(16)) != 0) & ((pb >> _U32(3)) != 13)
+    hand &= (pb >> _U32(3)) < 27  # a corrupted code points nowhere
+    deep = state.bmu[hand] + offs[(pb[hand] >> _U32(3)).astype(np.intp)]
+    deep = deep[_is_qbone(pflat[deep])]  # the inert border is never quiescent bone
+    #    `lat_rec`: surface voxels in the neighbourhood of a fresh top front (R, bit 2, lateral budget)
+    top = state.bmu[is_r & ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)]
+    lateral = (top[:, None] + nb_offs[None, :]).ravel()
+    lateral = lateral[_is_qbone(pflat[lateral])]
+    lateral = lateral[state.surface.reshape(-1)[state.to_interior(lateral)]]
 
-    # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once)
-    quiet = np.unique(np.concatenate([drawn, near]))
+    # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once); the other
+    #    voxels keep their words (the rule returns a quiescent voxel's word unless deep, lat_rec or act)
+    quiet = np.unique(np.concatenate([drawn, deep, lateral]))
     ci = np.concatenate([state.bmu, quiet])
     counters = np.zeros(len(COUNTERS), np.uint64)
     counters[COUNTERS.index("surface")] = si.size
@@ -615,7 +622,8 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
     _count_events(counters, diff, ev)
     if map_day >= 0:
-        _update_maps(state.to_interior(ci), diff, map_day, state.resorbed_day, state.formed_day)
+        ch = np.flatnonzero(diff)  # only voxels whose bone changed touch the maps
+        _update_maps(state.to_interior(ci[ch]), diff[ch], map_day, state.resorbed_day, state.formed_day)
 
     # 4. the sets of the next step: open BMUs are the candidates whose phase byte stays nonzero
     state.bmu = np.sort(ci[(new & _U32(0xFF00)) != 0], kind="stable")
