@@ -559,11 +559,11 @@ def _near_marrow_at(pflat: np.ndarray, pi: np.ndarray, nb_offs: np.ndarray) -> n
 def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np.ndarray:
     """One CA step of a whole volume in place, touching only its active set; returns the counters.
 
-    Bit-identical to :func:`step_block` (``_step_full`` in the tests keeps that path
-    callable): the candidates are the same three sets as in :func:`_candidates`, found
-    from the maintained sets instead of full-volume masks, and the rule is the same
-    :func:`rule` applied to them. Afterwards the surface and BMU sets are updated from
-    the voxels that changed.
+    Bit-identical to :func:`step_block`, the full-volume path (``tests/ca/test_numpy_active_set.py``
+    compares the two step by step): the candidates are the voxels of :func:`_candidates` that
+    the rule can change, found from the maintained sets instead of full-volume masks, and the
+    rule is the same :func:`rule` applied to them. Afterwards the surface and BMU sets are
+    updated from the voxels that changed.
     """
     nbh = state.neighbourhood
     check_mechanics(state.mech, state.lut, state.shape, bool(inputs.mech_on))
@@ -627,12 +627,13 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
 
     # 4. the sets of the next step: open BMUs are the candidates whose phase byte stays nonzero
     state.bmu = np.sort(ci[(new & _U32(0xFF00)) != 0], kind="stable")
-    changed = ci[new != old]
-    # a changed voxel is surface if it is now quiescent bone next to marrow; a voxel whose marrow
-    # status changed changes the surface status of the quiescent bone around it
-    marrow_flip = changed[((new[new != old] & _U32(0xFFFF)) == 0) != ((old[new != old] & _U32(0xFFFF)) == 0)]
-    around = (marrow_flip[:, None] + nb_offs[None, :]).ravel()
-    recheck = np.concatenate([changed, around[_is_qbone(pflat[around])]])
+    # a voxel's surface status changes only when it turns into or out of quiescent bone, or when
+    # a neighbour turns into or out of marrow (then the quiescent bone around that one is rechecked)
+    changed = new != old
+    qflip = changed & (_is_qbone(new) | _is_qbone(old))
+    mflip = changed & (((new & _U32(0xFFFF)) == 0) != ((old & _U32(0xFFFF)) == 0))
+    around = (ci[mflip][:, None] + nb_offs[None, :]).ravel()
+    recheck = np.concatenate([ci[qflip], around[_is_qbone(pflat[around])]])
     q = _is_qbone(pflat[recheck])
     surf = np.zeros(recheck.shape, bool)
     surf[q] = _near_marrow_at(pflat, recheck[q], nb_offs)
