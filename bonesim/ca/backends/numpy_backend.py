@@ -124,6 +124,9 @@ class _Dense:
     def pick(self, d: Any, xp: Any) -> Any:
         return self.words[d, xp.arange(self.n)].astype(np.int64)
 
+    def subset(self, idx: Any) -> _Dense:
+        return _Dense(self.words[:, idx])
+
 
 class _Gather:
     """Neighbour words gathered on demand from the padded flat array (only those a branch reads)."""
@@ -141,6 +144,9 @@ class _Gather:
     def pick(self, d: np.ndarray, xp: Any) -> np.ndarray:
         return self.pflat[self.pi + self.offs[d]].astype(np.int64)
 
+    def subset(self, idx: np.ndarray) -> _Gather:
+        return _Gather(self.pflat, self.pi[idx], self.offs)
+
 
 def rule(
     words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np, thr: Any = None
@@ -149,7 +155,7 @@ def rule(
 
     A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
-    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``;
+    ``words`` may also be a neighbour accessor with ``row(k)``, ``pick(d, xp)`` and ``subset(idx)``;
     ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
     """
     DOT, N1, COLUMN_DEPTH_Q16 = _tables(xp)
@@ -219,44 +225,49 @@ def rule(
     is_r = (pb != 0) & (ph == 1)
     if is_r.any():
         d = xp.where(is_r & ((pb >> 3) < 27), pb >> 3, 13)  # a corrupted code (27..31): no direction
-        front = is_r & (b > 0)
-        r = xp.where((pb & 4) != 0, t & 0xFF, t)
-        dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
-        room = xp.where(dep > r, dep - r, 0)
-        a = xp.minimum(b, xp.minimum(s.erode, room))
-        nbone = b - a
-        nr = r + a
-        floor = nr >= dep
-        res = xp.where(
-            floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
-        )
-        out = xp.where(front, res, out)
+        front = is_r & (b > 0)  # erodes its bone
+        if front.any():
+            r = xp.where((pb & 4) != 0, t & 0xFF, t)
+            dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
+            room = xp.where(dep > r, dep - r, 0)
+            a = xp.minimum(b, xp.minimum(s.erode, room))
+            nbone = b - a
+            nr = r + a
+            floor = nr >= dep
+            res = xp.where(
+                floor,
+                word(nbone, 2, nr),
+                xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)),
+            )
+            out = xp.where(front, res, out)
 
-        y = W.pick(d, xp)
-        ypb = (y >> 8) & 0xFF
-        yb = y & 0xFF
-        handover = is_r & (b == 0) & (t > 0)
-        perf_w = word(0, 3, 0)
-        won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
-        dd = dot(ypb >> 3, d)
-        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
-        is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
-        res = xp.where(
-            d == 13,
-            perf_w,
-            xp.where(
-                ypb == 0,
-                xp.where(yb == 0, perf_w, w),
-                xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
-            ),
-        )
-        out = xp.where(handover, res, out)
-        ev[handover & is_perf] |= EV_PERF
-
-        passive = is_r & (b == 0) & (t == 0)
-        pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
-        res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
-        out = xp.where(passive, res, out)
+        handover = is_r & (b == 0) & (t > 0)  # emptied: hands the column over
+        passive = is_r & (b == 0) & (t == 0)  # waits to be pulled into formation
+        if (handover | passive).any():
+            y = W.pick(d, xp)  # the next voxel along the column
+            ypb = (y >> 8) & 0xFF
+            yb = y & 0xFF
+        if handover.any():
+            perf_w = word(0, 3, 0)
+            won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
+            dd = dot(ypb >> 3, d)
+            head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
+            is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
+            res = xp.where(
+                d == 13,
+                perf_w,
+                xp.where(
+                    ypb == 0,
+                    xp.where(yb == 0, perf_w, w),
+                    xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
+                ),
+            )
+            out = xp.where(handover, res, out)
+            ev[handover & is_perf] |= EV_PERF
+        if passive.any():
+            pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
+            res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
+            out = xp.where(passive, res, out)
 
     # ----------------------------------------------------------------- reversal
     is_v = ph == 2
@@ -264,9 +275,13 @@ def rule(
         c = xp.minimum((pb >> 2) + 1, 63)
         ready = c >= s.rev_steps
         sup = b > 0
-        for k in nb_idx:
-            y = W.row(k)
-            sup = sup | ((y & 0xFF) > 0)
+        look = xp.flatnonzero(is_v & ready & ~sup)  # only these read their neighbours' bone
+        if look.size:
+            L = W.subset(look)
+            nb_bone = xp.zeros(look.size, bool)
+            for k in nb_idx:
+                nb_bone |= (L.row(k) & 0xFF) > 0  # any mineralised neighbour to build on
+            sup[look] = nb_bone
         budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(
             np.int64
         )
@@ -355,9 +370,8 @@ def step_block(
     old = pflat[pi]
     new = np.empty(ci.shape, np.uint32)
     ev = np.zeros(ci.shape, np.int64)
-    group = (old >> _U32(8)) & _U32(3)  # by phase: each branch gathers only the neighbours it reads
-    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
-    for g in range(4):
+    group = _rule_groups(old)  # each branch gathers only the neighbours it reads
+    for g in range(6):
         sel = np.flatnonzero(group == g)
         if sel.size:
             thr = thresholds.at(ci[sel]) if g == 0 else None  # only quiescent voxels activate
@@ -370,6 +384,22 @@ def step_block(
     if map_day >= 0:
         _update_maps(ci, diff, map_day, resorbed_day, formed_day)
     return dst, counters
+
+
+def _rule_groups(words: np.ndarray) -> np.ndarray:
+    """The branch of the rule each word takes, so that one call computes only what its voxels need.
+
+    0 quiescent (phase byte 0, or phase 0), 2 reversal, 3 forming; resorbing voxels by sub-branch:
+    1 a front with bone, 4 an emptied front (bone 0, timer > 0), 5 a passive column voxel (both 0).
+    """
+    pbyte = (words >> _U32(8)) & _U32(0xFF)
+    group = pbyte & _U32(3)
+    group[pbyte == 0] = 0
+    empty = (group == 1) & ((words & _U32(0xFF)) == 0)
+    timer = words >> _U32(16)
+    group[empty & (timer != 0)] = 4
+    group[empty & (timer == 0)] = 5
+    return group
 
 
 def _check_block(src, halo, origin, global_shape, resorbed_day, formed_day) -> tuple[int, int, int]:
@@ -607,9 +637,8 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     old = pflat[ci]
     new = np.empty(ci.shape, np.uint32)
     ev = np.zeros(ci.shape, np.int64)
-    group = (old >> _U32(8)) & _U32(3)  # by phase, as in step_block
-    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
-    for g in range(4):
+    group = _rule_groups(old)
+    for g in range(6):
         sel = np.flatnonzero(group == g)
         if sel.size:
             if g == 0:  # only quiescent voxels activate: their draws and thresholds
