@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 from bonesim import phantom
-from bonesim.ca.backends.base import COUNTERS, pack
-from bonesim.ca.backends.numpy_backend import NumpyBackend, _byte_views, _surface, step_block
+from bonesim.ca.backends.base import COUNTERS, INERT, OFFSETS, pack
+from bonesim.ca.backends.numpy_backend import NumpyBackend, _byte_views, _surface, rule, step_block
+from bonesim.ca.rng import voxel_random
 from bonesim.ca.schedule import Schedule
 from tests.ca.ca_helpers import inputs
 from tests.fast_params import fast
@@ -166,3 +167,25 @@ def test_active_set_step_on_random_words(neighbourhood):
         np.testing.assert_array_equal(st.resorbed_day, maps[0])
         np.testing.assert_array_equal(st.formed_day, maps[1])
         _assert_sets_exact(st)
+
+
+@pytest.mark.parametrize("neighbourhood", [26, 6])
+def test_rule_on_dense_neighbour_words_equals_step_block(neighbourhood):
+    """The rule applied to every voxel with all 27 neighbour rows (the layout of the GPU baseline)."""
+    bone = _gyroid()
+    sched = Schedule([fast(neighbourhood=neighbourhood, acf_per_year=40.0)], 20.0)
+    z = np.zeros(SHAPE, np.uint8)
+    words = pack(bone, z, z.astype(np.uint16))
+    Z, Y, X = SHAPE
+    for n in range(120):
+        inp = sched.inputs(n, seed=4)
+        pad = np.pad(words, 1, constant_values=int(INERT))
+        rows = [
+            pad[1 + dz : 1 + dz + Z, 1 + dy : 1 + dy + Y, 1 + dx : 1 + dx + X].ravel()
+            for dz, dy, dx in OFFSETS
+        ]
+        hashes = voxel_random(inp.seed_lo, inp.seed_hi, inp.step, np.arange(words.size))
+        dense, _ev = rule(np.stack(rows), inp, hashes, neighbourhood)
+        words, _c = step_block(words, inp, neighbourhood=neighbourhood)
+        np.testing.assert_array_equal(dense.reshape(SHAPE), words, err_msg=f"step {n}")
+    assert set(np.unique((words >> 8) & 3).tolist()) == {0, 1, 2, 3}
