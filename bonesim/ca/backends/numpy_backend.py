@@ -48,6 +48,7 @@ _DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
 _DX = np.array([k % 3 - 1 for k in range(32)], dtype=np.int64)
 _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
+_ALL26 = tuple(k for k in range(27) if k != 13)
 
 
 #: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
@@ -127,6 +128,9 @@ class _Dense:
     def subset(self, idx: Any) -> _Dense:
         return _Dense(self.words[:, idx])
 
+    def rows(self, ks: tuple[int, ...]) -> Any:
+        return self.words[list(ks)]
+
 
 class _Gather:
     """Neighbour words gathered on demand from the padded flat array (only those a branch reads)."""
@@ -147,6 +151,9 @@ class _Gather:
     def subset(self, idx: np.ndarray) -> _Gather:
         return _Gather(self.pflat, self.pi[idx], self.offs)
 
+    def rows(self, ks: tuple[int, ...]) -> np.ndarray:
+        return self.pflat[self.pi[None, :] + self.offs[list(ks)][:, None]]
+
 
 def rule(
     words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np, thr: Any = None
@@ -155,7 +162,8 @@ def rule(
 
     A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
-    ``words`` may also be a neighbour accessor with ``row(k)``, ``pick(d, xp)`` and ``subset(idx)``;
+    ``words`` may also be a neighbour accessor with ``row(k)`` (int64), ``rows(ks)`` (uint32 [len(ks), n]),
+    ``pick(d, xp)`` and ``subset(idx)``;
     ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
     """
     DOT, N1, COLUMN_DEPTH_Q16 = _tables(xp)
@@ -179,40 +187,37 @@ def rule(
     # ------------------------------------------------------------ quiescent bone
     q = (pb == 0) & (b > 0)
     if q.any():
-        surf = xp.zeros(n, bool)
-        sz = xp.zeros(n, np.int64)
-        sy = xp.zeros(n, np.int64)
-        sx = xp.zeros(n, np.int64)
-        for k in nb_idx:
-            m = (W.row(k) & 0xFFFF) == 0
-            surf |= m
-            sz += int(OFFSETS[k, 0]) * m
-            sy += int(OFFSETS[k, 1]) * m
-            sx += int(OFFSETS[k, 2]) * m
+        # the neighbour words as rows (one per k, in the fixed order k = 0..26, self left out):
+        # the C loops over k become reductions over axis 0, with the same tie-break
+        Yn = W.rows(nb_idx)  # the neighbourhood
+        Ya = Yn if len(nb_idx) == 26 else W.rows(_ALL26)  # every neighbour
+        kn = xp.asarray(nb_idx)[:, None]
+        ka = xp.asarray(_ALL26)[:, None]
+        opposite = xp.asarray([26 - k for k in _ALL26], dtype=np.uint32)[:, None]  # (uint32 like the rows)
+        # surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of their offsets)
+        m = (Yn & 0xFFFF) == 0
+        surf = m.any(axis=0)
+        sz, sy, sx = ((xp.asarray(OFFSETS)[kn, i] * m).sum(axis=0) for i in range(3))
         ev[q & surf] |= EV_SURFACE
-        best = xp.full(n, -1, np.int64)
-        bt = xp.zeros(n, np.int64)
-        for k in range(27):
-            if k == 13:
-                continue
-            y = W.row(k)
-            ypb = (y >> 8) & 0xFF
-            c = ((ypb & 3) == 1) & ((y & 0xFF) == 0) & ((y >> 16) > bt) & ((ypb >> 3) == 26 - k)
-            bt = xp.where(c, y >> 16, bt)
-            best = xp.where(c, k, best)
+        # column hand-over: the emptied front (R, bone 0) pointing at this voxel with the largest
+        # timer; the first such k on ties (the loop's strict `>`)
+        ypb = (Ya >> 8) & 0xFF
+        points_here = ((ypb & 3) == 1) & ((Ya & 0xFF) == 0) & ((ypb >> 3) == opposite)
+        yt = xp.where(points_here, Ya >> 16, 0)
+        bt = yt.max(axis=0)
+        best = xp.where(bt > 0, ka[yt.argmax(axis=0), 0], -1)
+        bt = bt.astype(np.int64)
         deep = q & (best >= 0)
         out = xp.where(deep, word(b, 1 | ((26 - best) << 3), bt), out)
         qs = q & ~deep & surf
         d = (1 - xp.sign(sz)) * 9 + (1 - xp.sign(sy)) * 3 + (1 - xp.sign(sx))
-        costs = (0, s.cost1, s.cost2, s.cost3)
-        bestc = xp.zeros(n, np.int64)
-        for k in nb_idx:
-            y = W.row(k)
-            ypb = (y >> 8) & 0xFF
-            lat = y >> 24
-            c = lat - costs[int(_NORM1[k])]
-            ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d) > 0) & (c > bestc)
-            bestc = xp.where(ok, c, bestc)
+        # lateral recruitment: the best budget left after the step's cost among top fronts whose
+        # direction agrees with this voxel's normal (0 if none is positive)
+        costs = xp.asarray([(0, s.cost1, s.cost2, s.cost3)[int(_NORM1[k])] for k in nb_idx])[:, None]
+        ypb = (Yn >> 8) & 0xFF
+        lat = Yn >> 24
+        ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d[None, :]) > 0)
+        bestc = xp.maximum(xp.where(ok, lat - costs, 0).max(axis=0), 0)
         lat_rec = qs & (bestc > 0)
         out = xp.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
         act = qs & ~lat_rec & (hashes.astype(np.int64) < (s.act_thr if thr is None else thr))
@@ -276,12 +281,8 @@ def rule(
         ready = c >= s.rev_steps
         sup = b > 0
         look = xp.flatnonzero(is_v & ready & ~sup)  # only these read their neighbours' bone
-        if look.size:
-            L = W.subset(look)
-            nb_bone = xp.zeros(look.size, bool)
-            for k in nb_idx:
-                nb_bone |= (L.row(k) & 0xFF) > 0  # any mineralised neighbour to build on
-            sup[look] = nb_bone
+        if look.size:  # any mineralised neighbour to build on
+            sup[look] = ((W.subset(look).rows(nb_idx) & 0xFF) > 0).any(axis=0)
         budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(
             np.int64
         )
