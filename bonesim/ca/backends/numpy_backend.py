@@ -10,6 +10,12 @@ rule compiled for the host (tests/test_ca_parity.py).
 The block may be a chunk of a larger volume: give it with a ``halo`` of at
 least one voxel and its ``origin`` and the ``global_shape``; neighbours
 outside the global volume read as the inert word.
+
+:class:`NumpyBackend` steps a whole volume with :func:`step_active` instead:
+it keeps the surface voxels and the BMU voxels between steps and updates them
+from the voxels that changed, so a step costs in proportion to this active
+set rather than to the volume, with the same bits as :func:`step_block`
+(tests/ca/test_numpy_active_set.py).
 """
 
 from __future__ import annotations
