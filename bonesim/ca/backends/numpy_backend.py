@@ -697,8 +697,8 @@ class NumpyBackend:
     ) -> _NumpyState:
         return _NumpyState(
             pack(bone, phase, timer),
-            np.array(resorbed_day, np.int32, copy=True),
-            np.array(formed_day, np.int32, copy=True),
+            np.array(resorbed_day, np.int32, order="C", copy=True),  # updated in place by flat index
+            np.array(formed_day, np.int32, order="C", copy=True),
             neighbourhood,
         )
 
