@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bonesim.ca.backends.base import COUNTERS, INERT, OFFSETS, pack
+from bonesim.ca.backends.base import COUNTERS, INERT, OFFSETS
 from bonesim.ca.params import RemodelingParams
 from bonesim.ca.rng import voxel_random
 from bonesim.ca.schedule import Schedule
@@ -206,25 +206,30 @@ def bench_naive(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> di
 
 
 def bench_numpy(shape: tuple[int, int, int], steps: int, warmup: int = 32) -> dict[str, Any]:
-    from bonesim.ca.backends.numpy_backend import step_block
+    """Time the NumPy backend (``NumpyBackend.step``, the active-set path) after ``warmup`` steps."""
+    from bonesim.ca.backends.numpy_backend import NumpyBackend
 
     sched = _schedule()
     bone = gyroid(shape, PERIOD, gyroid_sheet_level_for(BVTV), sheet=True)
     z = np.zeros(shape, np.uint8)
-    w = pack(bone, z, z.astype(np.uint16))
-    rmap = np.full(shape, -1, np.int32)
-    fmap = np.full(shape, -1, np.int32)
+    maps = np.full(shape, -1, np.int32)
+    be = NumpyBackend()
+    st = be.upload(bone, z, z.astype(np.uint16), maps, maps, neighbourhood=26)
     for n in range(warmup):
-        w, _ = step_block(w, sched.inputs(n, seed=0), resorbed_day=rmap, formed_day=fmap, map_day=n)
+        be.step(st, sched.inputs(n, seed=0), step=n, map_day=n)
+    be.read_counters(st)
     t = time.perf_counter()
     for n in range(warmup, warmup + steps):
-        w, _ = step_block(w, sched.inputs(n, seed=0), resorbed_day=rmap, formed_day=fmap, map_day=n)
+        be.step(st, sched.inputs(n, seed=0), step=n, map_day=n)
+    be.read_counters(st)
     secs = time.perf_counter() - t
     return {
         "shape": list(shape),
         "steps": steps,
         "seconds": secs,
         "mvox_per_s": float(np.prod(shape)) * steps / secs / 1e6,
+        "active_bmu_voxels": int(st.bmu.size),
+        "surface_voxels": int(np.count_nonzero(st.surface)),
         "cpu": platform.processor() or platform.machine(),
     }
 

@@ -62,9 +62,55 @@ def voxel_random(
     seed_lo: int, seed_hi: int, step: int, linear_index: Any, stream: int = STREAM_ACTIVATION, xp: Any = np
 ) -> Any:
     """Random uint32 word of each voxel (global linear index, uint64) at ``step`` of ``stream``."""
+    if xp is np:
+        return _voxel_random_numpy(seed_lo, seed_hi, step, linear_index, stream)
     lin = xp.asarray(linear_index, dtype=xp.uint64)
     lo = (lin & xp.uint64(_M32)).astype(xp.uint32)
     hi = (lin >> xp.uint64(32)).astype(xp.uint32)
     full = xp.zeros_like(lo)
     counter = [lo, hi, full + xp.uint32(step & _M32), full + xp.uint32(stream & _M32)]
     return philox4x32_10(counter, seed_lo, seed_hi)[0]
+
+
+#: Voxels per block of the CPU Philox (six uint64 buffers of 512 KiB): the fastest of 2**13 .. 2**16
+#: and whole arrays when timed on 356 000 voxels on the 2-core development machine.
+_BLOCK = 1 << 16
+
+
+def _voxel_random_numpy(seed_lo: int, seed_hi: int, step: int, linear_index: Any, stream: int) -> np.ndarray:
+    """:func:`voxel_random` on the CPU: the same Philox rounds, block by block on uint64 buffers in place.
+
+    Each 32-bit counter word lives in a uint64 (so the 32x32-bit product needs no cast), the six
+    buffers are rotated instead of allocated, and blocks of ``_BLOCK`` voxels keep them in cache
+    (400 000 draws on the development machine: 10 ms, against 30-39 ms for :func:`philox4x32_10`
+    on whole arrays); ``tests/ca/test_rng.py`` checks it against :func:`philox4x32_10`.
+    """
+    lin = np.asarray(linear_index, dtype=np.uint64).reshape(-1)
+    out = np.empty(lin.shape, np.uint32)
+    for i in range(0, lin.size, _BLOCK):
+        out[i : i + _BLOCK] = _philox_block(seed_lo, seed_hi, step, lin[i : i + _BLOCK], stream)
+    return out.reshape(np.shape(linear_index))
+
+
+def _philox_block(seed_lo: int, seed_hi: int, step: int, lin: np.ndarray, stream: int) -> np.ndarray:
+    """First Philox-4x32-10 output word of counters (lin low, lin high, step, stream), as uint64."""
+    m32 = np.uint64(_M32)
+    c0, c1 = lin & m32, lin >> np.uint64(32)
+    c2, c3 = np.full_like(c0, step & _M32), np.full_like(c0, stream & _M32)
+    hi0, hi1 = np.empty_like(c0), np.empty_like(c0)
+    k0, k1 = seed_lo & _M32, seed_hi & _M32
+    for _ in range(10):
+        np.multiply(c0, _M0, out=c0)  # 64-bit products M0 * c0 and M1 * c2
+        np.multiply(c2, _M1, out=c2)
+        np.right_shift(c0, np.uint64(32), out=hi0)  # hi0, and c0 becomes lo0
+        np.bitwise_and(c0, m32, out=c0)
+        np.right_shift(c2, np.uint64(32), out=hi1)  # hi1, and c2 becomes lo1
+        np.bitwise_and(c2, m32, out=c2)
+        np.bitwise_xor(hi1, c1, out=hi1)  # new c0 = hi1 ^ c1 ^ k0
+        np.bitwise_xor(hi1, np.uint64(k0), out=hi1)
+        np.bitwise_xor(hi0, c3, out=hi0)  # new c2 = hi0 ^ c3 ^ k1
+        np.bitwise_xor(hi0, np.uint64(k1), out=hi0)
+        # (c0, c1, c2, c3) <- (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0); the old c1, c3 become scratch
+        c0, c1, c2, c3, hi0, hi1 = hi1, c2, hi0, c0, c1, c3
+        k0, k1 = (k0 + _W0) & _M32, (k1 + _W1) & _M32
+    return c0

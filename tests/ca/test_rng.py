@@ -114,3 +114,20 @@ def test_engine_refuses_seeds_outside_the_key(tmp_path):
     for bad in (-1, MAX_SEED + 1, 1.5, True):
         with pytest.raises(BonesimError, match="seed"):
             simulate(vol, years=0.01, seed=bad, backend="numpy", out=tmp_path / f"r{bad}.h5")
+
+
+@pytest.mark.parametrize("n", [1, 7, 2**16, 2**16 + 3, 3 * 2**16 - 1])
+def test_cpu_philox_equals_the_generic_rounds(n):
+    """The NumPy fast path of voxel_random (uint64 buffers, blocks) equals philox4x32_10 on whole arrays."""
+    rng = np.random.default_rng(n)
+    lin = rng.integers(0, 2**45, n, dtype=np.uint64)
+    lin[0] = 2**32 - 1  # both index words
+    for step, stream, k0, k1 in [(0, 0, 0, 0), (123, 0, 0xDEADBEEF, 7), (2**32 - 1, 5, 2**32 - 1, 2**32 - 1)]:
+        lo = (lin & np.uint64(0xFFFFFFFF)).astype(np.uint32)
+        hi = (lin >> np.uint64(32)).astype(np.uint32)
+        ctr = [lo, hi, np.full_like(lo, step), np.full_like(lo, stream)]
+        want = philox4x32_10(ctr, k0, k1)[0]
+        got = voxel_random(k0, k1, step, lin, stream)
+        assert got.dtype == np.uint32
+        np.testing.assert_array_equal(got, want)
+    assert voxel_random(1, 2, 3, lin.reshape(1, -1)).shape == (1, n)

@@ -10,6 +10,12 @@ rule compiled for the host (tests/test_ca_parity.py).
 The block may be a chunk of a larger volume: give it with a ``halo`` of at
 least one voxel and its ``origin`` and the ``global_shape``; neighbours
 outside the global volume read as the inert word.
+
+:class:`NumpyBackend` steps a whole volume with :func:`step_active` instead:
+it keeps the surface voxels and the BMU voxels between steps and updates them
+from the voxels that changed, so a step costs in proportion to this active
+set rather than to the volume, with the same bits as :func:`step_block`
+(tests/ca/test_numpy_active_set.py).
 """
 
 from __future__ import annotations
@@ -48,16 +54,21 @@ _DY = np.array([(k // 3) % 3 - 1 for k in range(32)], dtype=np.int64)
 _DX = np.array([k % 3 - 1 for k in range(32)], dtype=np.int64)
 _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
+_ALL26 = tuple(k for k in range(27) if k != 13)
 
 
 #: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
 _COLUMN_DEPTH_Q16 = np.array([65536, 65536, 46341, 37837], dtype=np.int64)
 
 
+#: dot product of the offsets of direction codes a and b, at index 32 * a + b (``bs_dot`` of the rule)
+_DOT = (_DZ[:, None] * _DZ[None, :] + _DY[:, None] * _DY[None, :] + _DX[:, None] * _DX[None, :]).ravel()
+
+
 @functools.cache
-def _tables(xp: Any) -> tuple[Any, Any, Any, Any, Any]:
+def _tables(xp: Any) -> tuple[Any, Any, Any]:
     """Direction-code lookup tables as arrays of module ``xp``."""
-    return tuple(xp.asarray(t) for t in (_DZ, _DY, _DX, _N1, _COLUMN_DEPTH_Q16))
+    return tuple(xp.asarray(t) for t in (_DOT, _N1, _COLUMN_DEPTH_Q16))
 
 
 def _padded(
@@ -120,6 +131,12 @@ class _Dense:
     def pick(self, d: Any, xp: Any) -> Any:
         return self.words[d, xp.arange(self.n)].astype(np.int64)
 
+    def subset(self, idx: Any) -> _Dense:
+        return _Dense(self.words[:, idx])
+
+    def rows(self, ks: tuple[int, ...]) -> Any:
+        return self.words[list(ks)]
+
 
 class _Gather:
     """Neighbour words gathered on demand from the padded flat array (only those a branch reads)."""
@@ -137,6 +154,12 @@ class _Gather:
     def pick(self, d: np.ndarray, xp: Any) -> np.ndarray:
         return self.pflat[self.pi + self.offs[d]].astype(np.int64)
 
+    def subset(self, idx: np.ndarray) -> _Gather:
+        return _Gather(self.pflat, self.pi[idx], self.offs)
+
+    def rows(self, ks: tuple[int, ...]) -> np.ndarray:
+        return self.pflat[self.pi[None, :] + self.offs[list(ks)][:, None]]
+
 
 def rule(
     words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np, thr: Any = None
@@ -145,13 +168,14 @@ def rule(
 
     A line-by-line transcription of ``bonesim_rule`` in ``kernels/remodel_rules.cuh``;
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
-    ``words`` may also be a neighbour accessor with ``row(k)`` and ``pick(d, xp)``;
+    ``words`` may also be a neighbour accessor with ``row(k)`` (int64), ``rows(ks)`` (uint32 [len(ks), n]),
+    ``pick(d, xp)`` and ``subset(idx)``;
     ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
     """
-    DZ, DY, DX, N1, COLUMN_DEPTH_Q16 = _tables(xp)
+    DOT, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
     def dot(a: Any, b: Any) -> Any:
-        return DZ[a] * DZ[b] + DY[a] * DY[b] + DX[a] * DX[b]
+        return DOT[(a << 5) | b]  # codes are 5-bit
 
     W = words if hasattr(words, "row") else _Dense(words)
     n = W.n
@@ -169,40 +193,37 @@ def rule(
     # ------------------------------------------------------------ quiescent bone
     q = (pb == 0) & (b > 0)
     if q.any():
-        surf = xp.zeros(n, bool)
-        sz = xp.zeros(n, np.int64)
-        sy = xp.zeros(n, np.int64)
-        sx = xp.zeros(n, np.int64)
-        for k in nb_idx:
-            m = (W.row(k) & 0xFFFF) == 0
-            surf |= m
-            sz += int(OFFSETS[k, 0]) * m
-            sy += int(OFFSETS[k, 1]) * m
-            sx += int(OFFSETS[k, 2]) * m
+        # the neighbour words as rows (one per k, in the fixed order k = 0..26, self left out):
+        # the C loops over k become reductions over axis 0, with the same tie-break
+        Yn = W.rows(nb_idx)  # the neighbourhood
+        Ya = Yn if len(nb_idx) == 26 else W.rows(_ALL26)  # every neighbour
+        kn = xp.asarray(nb_idx)[:, None]
+        ka = xp.asarray(_ALL26)[:, None]
+        opposite = xp.asarray([26 - k for k in _ALL26], dtype=np.uint32)[:, None]  # (uint32 like the rows)
+        # surface: a marrow neighbour in the neighbourhood; inward normal = -sign(sum of their offsets)
+        m = (Yn & 0xFFFF) == 0
+        surf = m.any(axis=0)
+        sz, sy, sx = ((xp.asarray(OFFSETS)[kn, i] * m).sum(axis=0) for i in range(3))
         ev[q & surf] |= EV_SURFACE
-        best = xp.full(n, -1, np.int64)
-        bt = xp.zeros(n, np.int64)
-        for k in range(27):
-            if k == 13:
-                continue
-            y = W.row(k)
-            ypb = (y >> 8) & 0xFF
-            c = ((ypb & 3) == 1) & ((y & 0xFF) == 0) & ((y >> 16) > bt) & ((ypb >> 3) == 26 - k)
-            bt = xp.where(c, y >> 16, bt)
-            best = xp.where(c, k, best)
+        # column hand-over: the emptied front (R, bone 0) pointing at this voxel with the largest
+        # timer; the first such k on ties (the loop's strict `>`)
+        ypb = (Ya >> 8) & 0xFF
+        points_here = ((ypb & 3) == 1) & ((Ya & 0xFF) == 0) & ((ypb >> 3) == opposite)
+        yt = xp.where(points_here, Ya >> 16, 0)
+        bt = yt.max(axis=0)
+        best = xp.where(bt > 0, ka[yt.argmax(axis=0), 0], -1)
+        bt = bt.astype(np.int64)
         deep = q & (best >= 0)
         out = xp.where(deep, word(b, 1 | ((26 - best) << 3), bt), out)
         qs = q & ~deep & surf
         d = (1 - xp.sign(sz)) * 9 + (1 - xp.sign(sy)) * 3 + (1 - xp.sign(sx))
-        costs = (0, s.cost1, s.cost2, s.cost3)
-        bestc = xp.zeros(n, np.int64)
-        for k in nb_idx:
-            y = W.row(k)
-            ypb = (y >> 8) & 0xFF
-            lat = y >> 24
-            c = lat - costs[int(_NORM1[k])]
-            ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d) > 0) & (c > bestc)
-            bestc = xp.where(ok, c, bestc)
+        # lateral recruitment: the best budget left after the step's cost among top fronts whose
+        # direction agrees with this voxel's normal (0 if none is positive)
+        costs = xp.asarray([(0, s.cost1, s.cost2, s.cost3)[int(_NORM1[k])] for k in nb_idx])[:, None]
+        ypb = (Yn >> 8) & 0xFF
+        lat = Yn >> 24
+        ok = ((ypb & 3) == 1) & ((ypb & 4) != 0) & (lat != 0) & (dot(ypb >> 3, d[None, :]) > 0)
+        bestc = xp.maximum(xp.where(ok, lat - costs, 0).max(axis=0), 0)
         lat_rec = qs & (bestc > 0)
         out = xp.where(lat_rec, word(b, 1 | 4 | (d << 3), bestc << 8), out)
         act = qs & ~lat_rec & (hashes.astype(np.int64) < (s.act_thr if thr is None else thr))
@@ -215,44 +236,49 @@ def rule(
     is_r = (pb != 0) & (ph == 1)
     if is_r.any():
         d = xp.where(is_r & ((pb >> 3) < 27), pb >> 3, 13)  # a corrupted code (27..31): no direction
-        front = is_r & (b > 0)
-        r = xp.where((pb & 4) != 0, t & 0xFF, t)
-        dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
-        room = xp.where(dep > r, dep - r, 0)
-        a = xp.minimum(b, xp.minimum(s.erode, room))
-        nbone = b - a
-        nr = r + a
-        floor = nr >= dep
-        res = xp.where(
-            floor, word(nbone, 2, nr), xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr))
-        )
-        out = xp.where(front, res, out)
+        front = is_r & (b > 0)  # erodes its bone
+        if front.any():
+            r = xp.where((pb & 4) != 0, t & 0xFF, t)
+            dep = (s.depth * COLUMN_DEPTH_Q16[N1[d]]) >> 16  # E along the column: depth / |d|
+            room = xp.where(dep > r, dep - r, 0)
+            a = xp.minimum(b, xp.minimum(s.erode, room))
+            nbone = b - a
+            nr = r + a
+            floor = nr >= dep
+            res = xp.where(
+                floor,
+                word(nbone, 2, nr),
+                xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)),
+            )
+            out = xp.where(front, res, out)
 
-        y = W.pick(d, xp)
-        ypb = (y >> 8) & 0xFF
-        yb = y & 0xFF
-        handover = is_r & (b == 0) & (t > 0)
-        perf_w = word(0, 3, 0)
-        won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
-        dd = dot(ypb >> 3, d)
-        head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
-        is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
-        res = xp.where(
-            d == 13,
-            perf_w,
-            xp.where(
-                ypb == 0,
-                xp.where(yb == 0, perf_w, w),
-                xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
-            ),
-        )
-        out = xp.where(handover, res, out)
-        ev[handover & is_perf] |= EV_PERF
-
-        passive = is_r & (b == 0) & (t == 0)
-        pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
-        res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
-        out = xp.where(passive, res, out)
+        handover = is_r & (b == 0) & (t > 0)  # emptied: hands the column over
+        passive = is_r & (b == 0) & (t == 0)  # waits to be pulled into formation
+        if (handover | passive).any():
+            y = W.pick(d, xp)  # the next voxel along the column
+            ypb = (y >> 8) & 0xFF
+            yb = y & 0xFF
+        if handover.any():
+            perf_w = word(0, 3, 0)
+            won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
+            dd = dot(ypb >> 3, d)
+            head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
+            is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
+            res = xp.where(
+                d == 13,
+                perf_w,
+                xp.where(
+                    ypb == 0,
+                    xp.where(yb == 0, perf_w, w),
+                    xp.where(won, word(0, 1 | (d << 3), 0), xp.where(head_on, perf_w, word(0, 2, t))),
+                ),
+            )
+            out = xp.where(handover, res, out)
+            ev[handover & is_perf] |= EV_PERF
+        if passive.any():
+            pull = ((ypb & 3) == 3) & ((yb == 255) | ((y >> 16) == 0))
+            res = xp.where(pull, word(0, 3, y >> 16), xp.where(ypb == 0, word(0, 3, 0), w))
+            out = xp.where(passive, res, out)
 
     # ----------------------------------------------------------------- reversal
     is_v = ph == 2
@@ -260,9 +286,9 @@ def rule(
         c = xp.minimum((pb >> 2) + 1, 63)
         ready = c >= s.rev_steps
         sup = b > 0
-        for k in nb_idx:
-            y = W.row(k)
-            sup = sup | ((y & 0xFF) > 0)
+        look = xp.flatnonzero(is_v & ready & ~sup)  # only these read their neighbours' bone
+        if look.size:  # any mineralised neighbour to build on
+            sup[look] = ((W.subset(look).rows(nb_idx) & 0xFF) > 0).any(axis=0)
         budget = xp.minimum((t.astype(np.uint64) * np.uint64(s.f_q16)) >> np.uint64(16), 65535).astype(
             np.int64
         )
@@ -351,9 +377,8 @@ def step_block(
     old = pflat[pi]
     new = np.empty(ci.shape, np.uint32)
     ev = np.zeros(ci.shape, np.int64)
-    group = (old >> _U32(8)) & _U32(3)  # by phase: each branch gathers only the neighbours it reads
-    group[((old >> _U32(8)) & _U32(0xFF)) == 0] = 0
-    for g in range(4):
+    group = _rule_groups(old)  # each branch gathers only the neighbours it reads
+    for g in range(6):
         sel = np.flatnonzero(group == g)
         if sel.size:
             thr = thresholds.at(ci[sel]) if g == 0 else None  # only quiescent voxels activate
@@ -366,6 +391,22 @@ def step_block(
     if map_day >= 0:
         _update_maps(ci, diff, map_day, resorbed_day, formed_day)
     return dst, counters
+
+
+def _rule_groups(words: np.ndarray) -> np.ndarray:
+    """The branch of the rule each word takes, so that one call computes only what its voxels need.
+
+    0 quiescent (phase byte 0, or phase 0), 2 reversal, 3 forming; resorbing voxels by sub-branch:
+    1 a front with bone, 4 an emptied front (bone 0, timer > 0), 5 a passive column voxel (both 0).
+    """
+    pbyte = (words >> _U32(8)) & _U32(0xFF)
+    group = pbyte & _U32(3)
+    group[pbyte == 0] = 0
+    empty = (group == 1) & ((words & _U32(0xFF)) == 0)
+    timer = words >> _U32(16)
+    group[empty & (timer != 0)] = 4
+    group[empty & (timer == 0)] = 5
+    return group
 
 
 def _check_block(src, halo, origin, global_shape, resorbed_day, formed_day) -> tuple[int, int, int]:
@@ -422,7 +463,7 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> 
     pbone, pph, plat, marrow, ptimer_nz = _byte_views(pad)
     pbyte = pph[1:-1, 1:-1, 1:-1]
     qbone = (pbyte == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
-    surface = qbone & _near_marrow(marrow, neighbourhood)
+    surface = _surface(pbone, pph, marrow, neighbourhood)
     # sources that can recruit bone next to them: fresh top fronts and emptied fronts
     is_r = (pph & np.uint8(3)) == 1
     src_top = is_r & ((pph & np.uint8(4)) != 0) & (plat != 0)
@@ -439,6 +480,12 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> 
     drawn = np.zeros(surface.size, bool)
     drawn[sidx_i[hs.astype(np.int64) < thresholds.at(sidx_i)]] = True
     return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
+
+
+def _surface(pbone: np.ndarray, pph: np.ndarray, marrow: np.ndarray, neighbourhood: int) -> np.ndarray:
+    """Interior quiescent bone with a marrow neighbour (byte views of the padded grid)."""
+    qbone = (pph[1:-1, 1:-1, 1:-1] == 0) & (pbone[1:-1, 1:-1, 1:-1] != 0)
+    return qbone & _near_marrow(marrow, neighbourhood)
 
 
 def _draws(inputs: StepInputs, linear_index: np.ndarray) -> np.ndarray:
@@ -465,21 +512,169 @@ def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
 
 
 class _NumpyState:
-    __slots__ = ("counters", "formed_day", "gshape", "lut", "mech", "neighbourhood", "resorbed_day", "word")
+    """A whole volume between steps, kept so that a step works on its active set only.
+
+    ``pad`` holds the packed words with one voxel of inert words around them (the
+    padded grid of :func:`step_block`, kept instead of rebuilt every step); ``word``
+    is its interior. Two index sets are maintained incrementally:
+
+    * ``surface``: quiescent bone with a marrow neighbour (interior bool mask), the
+      voxels that draw an activation number every step;
+    * ``bmu``: the padded flat indices of every interior voxel whose phase byte is not 0
+      (the voxels of open BMUs), visited every step.
+    """
+
+    __slots__ = (
+        "bmu",
+        "counters",
+        "formed_day",
+        "lut",
+        "mech",
+        "neighbourhood",
+        "pad",
+        "resorbed_day",
+        "surface",
+    )
 
     def __init__(self, word: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
-        self.word = word
+        inner = word.shape
+        self.pad = _padded(np.ascontiguousarray(word, np.uint32), 0, (0, 0, 0), inner)
         self.resorbed_day = rmap
         self.formed_day = fmap
         self.neighbourhood = neighbourhood
-        self.gshape = word.shape
         self.counters: list[np.ndarray] = []
         self.mech: np.ndarray | None = None
         self.lut: np.ndarray | None = None
+        pbone, pph, _plat, marrow, _ = _byte_views(self.pad)
+        self.surface = _surface(pbone, pph, marrow, neighbourhood)
+        pbyte = np.zeros(self.pad.shape, bool)
+        pbyte[1:-1, 1:-1, 1:-1] = pph[1:-1, 1:-1, 1:-1] != 0
+        self.bmu = np.flatnonzero(pbyte)
+
+    @property
+    def word(self) -> np.ndarray:
+        return self.pad[1:-1, 1:-1, 1:-1]
+
+    @property
+    def gshape(self) -> tuple[int, int, int]:
+        return self.shape
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return self.word.shape  # type: ignore[return-value]
+        return tuple(n - 2 for n in self.pad.shape)  # type: ignore[return-value]
+
+    def to_padded(self, i: np.ndarray) -> np.ndarray:
+        """Padded flat indices of interior flat indices (the global linear index of a whole volume)."""
+        _Z, Y, X = self.shape
+        _PZ, PY, PX = self.pad.shape
+        z, r = np.divmod(i, Y * X)
+        y, x = np.divmod(r, X)
+        return ((z + 1) * PY + (y + 1)) * PX + (x + 1)
+
+    def to_interior(self, pi: np.ndarray) -> np.ndarray:
+        """Interior flat indices of padded flat indices of interior voxels."""
+        _Z, Y, X = self.shape
+        _PZ, PY, PX = self.pad.shape
+        z, r = np.divmod(pi, PY * PX)
+        y, x = np.divmod(r, PX)
+        return ((z - 1) * Y + (y - 1)) * X + (x - 1)
+
+
+def _is_qbone(w: np.ndarray) -> np.ndarray:
+    """Quiescent bone: phase byte 0, bone > 0."""
+    return ((w & _U32(0xFF00)) == 0) & ((w & _U32(0xFF)) != 0)
+
+
+def _near_marrow_at(pflat: np.ndarray, pi: np.ndarray, nb_offs: np.ndarray) -> np.ndarray:
+    """Whether each voxel (padded flat index) has a marrow neighbour (low 16 bits 0)."""
+    near = np.zeros(pi.shape, bool)
+    for o in nb_offs:
+        near |= (pflat[pi + o] & _U32(0xFFFF)) == 0
+    return near
+
+
+def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np.ndarray:
+    """One CA step of a whole volume in place, touching only its active set; returns the counters.
+
+    Bit-identical to :func:`step_block`, the full-volume path (``tests/ca/test_numpy_active_set.py``
+    compares the two step by step): the candidates are the voxels of :func:`_candidates` that
+    the rule can change, found from the maintained sets instead of full-volume masks, and the
+    rule is the same :func:`rule` applied to them. Afterwards the surface and BMU sets are
+    updated from the voxels that changed.
+    """
+    nbh = state.neighbourhood
+    check_mechanics(state.mech, state.lut, state.shape, bool(inputs.mech_on))
+    thresholds = _Thresholds(inputs, state.mech, state.lut)
+    pflat = state.pad.reshape(-1)
+    _PZ, PY, PX = state.pad.shape
+    offs = OFFSETS[:, 0] * (PY * PX) + OFFSETS[:, 1] * PX + OFFSETS[:, 2]
+    nb_offs = offs[list(NEIGH[nbh])]
+
+    # 1. surface voxels whose activation draw succeeds (`act` of the quiescent branch);
+    #    a whole volume's interior flat index is the global linear index the draw hashes
+    si = np.flatnonzero(state.surface)
+    hs = _draws(inputs, si)
+    drawn = state.to_padded(si[hs.astype(np.int64) < thresholds.at(si)])
+
+    # 2. quiescent bone that a neighbouring front can recruit; step_block takes every neighbour of
+    #    a source, here only those the rule can change:
+    #    `deep`: the voxel an emptied front (phase R, bone 0, timer > 0) points at, y + offset(code of y)
+    #    (the rule's test `(ypb >> 3) == 26 - k` for the neighbour y at offset k)
+    w = pflat[state.bmu]
+    pb = (w >> _U32(8)) & _U32(0xFF)
+    is_r = (pb & _U32(3)) == 1
+    hand = is_r & ((w & _U32(0xFF)) == 0) & ((w >> _U32(16)) != 0) & ((pb >> _U32(3)) != 13)
+    hand &= (pb >> _U32(3)) < 27  # a corrupted code points nowhere
+    deep = state.bmu[hand] + offs[(pb[hand] >> _U32(3)).astype(np.intp)]
+    deep = deep[_is_qbone(pflat[deep])]  # the inert border is never quiescent bone
+    #    `lat_rec`: surface voxels in the neighbourhood of a fresh top front (R, bit 2, lateral budget)
+    top = state.bmu[is_r & ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)]
+    lateral = (top[:, None] + nb_offs[None, :]).ravel()
+    lateral = lateral[_is_qbone(pflat[lateral])]
+    lateral = lateral[state.surface.reshape(-1)[state.to_interior(lateral)]]
+
+    # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once); the other
+    #    voxels keep their words (the rule returns a quiescent voxel's word unless deep, lat_rec or act)
+    quiet = np.unique(np.concatenate([drawn, deep, lateral]))
+    ci = np.concatenate([state.bmu, quiet])
+    counters = np.zeros(len(COUNTERS), np.uint64)
+    counters[COUNTERS.index("surface")] = si.size
+    if ci.size == 0:
+        return counters
+    old = pflat[ci]
+    new = np.empty(ci.shape, np.uint32)
+    ev = np.zeros(ci.shape, np.int64)
+    group = _rule_groups(old)
+    for g in range(6):
+        sel = np.flatnonzero(group == g)
+        if sel.size:
+            if g == 0:  # only quiescent voxels activate: their draws and thresholds
+                ii = state.to_interior(ci[sel])
+                hashes, thr = _draws(inputs, ii), thresholds.at(ii)
+            else:
+                hashes, thr = np.zeros(sel.size, np.uint32), None
+            new[sel], ev[sel] = rule(_Gather(pflat, ci[sel], offs), inputs, hashes, nbh, thr=thr)
+    pflat[ci] = new  # every new word was computed from old words: the update can be in place
+    diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
+    _count_events(counters, diff, ev)
+    if map_day >= 0:
+        ch = np.flatnonzero(diff)  # only voxels whose bone changed touch the maps
+        _update_maps(state.to_interior(ci[ch]), diff[ch], map_day, state.resorbed_day, state.formed_day)
+
+    # 4. the sets of the next step: open BMUs are the candidates whose phase byte stays nonzero
+    state.bmu = np.sort(ci[(new & _U32(0xFF00)) != 0], kind="stable")
+    # a voxel's surface status changes only when it turns into or out of quiescent bone, or when
+    # a neighbour turns into or out of marrow (then the quiescent bone around that one is rechecked)
+    changed = new != old
+    qflip = changed & (_is_qbone(new) | _is_qbone(old))
+    mflip = changed & (((new & _U32(0xFFFF)) == 0) != ((old & _U32(0xFFFF)) == 0))
+    around = (ci[mflip][:, None] + nb_offs[None, :]).ravel()
+    recheck = np.concatenate([ci[qflip], around[_is_qbone(pflat[around])]])
+    q = _is_qbone(pflat[recheck])
+    surf = np.zeros(recheck.shape, bool)
+    surf[q] = _near_marrow_at(pflat, recheck[q], nb_offs)
+    state.surface.reshape(-1)[state.to_interior(recheck)] = surf
+    return counters
 
 
 class NumpyBackend:
@@ -502,23 +697,13 @@ class NumpyBackend:
     ) -> _NumpyState:
         return _NumpyState(
             pack(bone, phase, timer),
-            np.array(resorbed_day, np.int32, copy=True),
-            np.array(formed_day, np.int32, copy=True),
+            np.array(resorbed_day, np.int32, order="C", copy=True),  # updated in place by flat index
+            np.array(formed_day, np.int32, order="C", copy=True),
             neighbourhood,
         )
 
     def step(self, state: _NumpyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
-        state.word, c = step_block(
-            state.word,
-            inputs,
-            neighbourhood=state.neighbourhood,
-            resorbed_day=state.resorbed_day,
-            formed_day=state.formed_day,
-            map_day=map_day,
-            mech=state.mech,
-            lut=state.lut,
-        )
-        state.counters.append(c)
+        state.counters.append(step_active(state, inputs, map_day))
 
     def set_mechanics(self, state: _NumpyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
         """The mechanical-signal classes (uint8, the volume's shape) and class weights of the next steps."""
