@@ -29,7 +29,7 @@ def _slurm_ready() -> str | None:
         r = subprocess.run(["sinfo", "-h", "-o", "%t"], capture_output=True, text=True, timeout=20)
     except subprocess.TimeoutExpired:
         return "sinfo did not answer in 20 s"
-    if r.returncode or "idle" not in r.stdout and "mix" not in r.stdout:
+    if r.returncode or ("idle" not in r.stdout and "mix" not in r.stdout):
         return f"no SLURM node is up (sinfo: {(r.stdout + r.stderr).strip()[:120]!r})"
     return None
 
