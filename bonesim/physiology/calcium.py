@@ -19,6 +19,9 @@ calcium fluxes J14/J15. Changes from OpenBoneMin (documented in docs/physiology.
   exchangeable pool ``Q`` (~100 mmol, Peterson & Riggs) instead of a constant, so a
   raised plasma calcium fills that pool within days instead of draining calcium into
   bone for ever (without it, primary hyperparathyroidism *lowered* urinary calcium);
+* only the trabecular share s = 0.47 of the cell-dependent skeletal flux follows the cells
+  (module A stands for the trabecular compartment; the cortical rest stays at its healthy
+  rate), F (1 + s (rho - 1)) [read, secondary sources; docs/physiology.md "Trabecular share"];
 * the renal estrogen term is weighted (``renal_estrogen_weight``): with full weight
   it nearly doubled urinary calcium after menopause in the prototype;
 * calcitriol's direct suppression of the gland (pool S and capacity PTmax) reads

@@ -8,7 +8,9 @@ Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation st
 steady state, which is solved to machine precision, so a healthy scenario stays put.
 
 Coupling: systemic PTH drives the cells through ``PTH_rel ** PTH_GAMMA`` (damped, see
-below); the cells drive the osteoclast- and osteoblast-dependent bone calcium fluxes.
+below); plasma calcium above normal raises osteoblast-progenitor recruitment (``d_obu``,
+``FactorParams.ob_calcium_k``); the cells drive the osteoclast- and osteoblast-dependent bone
+calcium fluxes (their trabecular share, ``CalciumParams.trabecular_turnover_share``).
 
 Mapping to the CA (one row per day), with rho = cells / healthy cells of the
 *quasi-steady* cell state for the day's inputs (the transient lag of osteoblasts
