@@ -19,6 +19,9 @@ calcium fluxes J14/J15. Changes from OpenBoneMin (documented in docs/physiology.
   exchangeable pool ``Q`` (~100 mmol, Peterson & Riggs) instead of a constant, so a
   raised plasma calcium fills that pool within days instead of draining calcium into
   bone for ever (without it, primary hyperparathyroidism *lowered* urinary calcium);
+* only the trabecular share s = 0.47 of the cell-dependent skeletal flux follows the cells
+  (module A stands for the trabecular compartment; the cortical rest stays at its healthy
+  rate), F (1 + s (rho - 1)) [read, secondary sources; docs/physiology.md "Trabecular share"];
 * the renal estrogen term is weighted (``renal_estrogen_weight``): with full weight
   it nearly doubled urinary calcium after menopause in the prototype;
 * calcitriol's direct suppression of the gland (pool S and capacity PTmax) reads
@@ -103,6 +106,10 @@ class CalciumParams:
     renal_estrogen_weight: float = 0.25  # [calibrated] see module docstring
     # weight of calcitriol's direct (VDR) suppression of the gland, S and PTmax [fitted, module docstring]
     gland_calcitriol_weight: float = 0.2
+    # share of the whole skeleton's remodeling calcium flux that is trabecular (the compartment
+    # the cell module stands for): 20 % of skeletal mass x 35 %/yr against 80 % x 10 %/yr
+    # cortical -> 7/15 = 0.47 [read, secondary sources; docs/physiology.md "Trabecular share"]
+    trabecular_turnover_share: float = 0.47
 
     @property
     def ca0(self) -> float:
@@ -177,8 +184,13 @@ def fluxes(y, inp: CalciumInputs, p: CalciumParams = CA_PARAMS, reabs_const: flo
     ca0, pthc0 = p.ca0, p.pthc0
     # bone (module A drives the cell-dependent fractions; the passive part exchanges with Q)
     t15 = p.CaDay / (ca0 * p.V1 * 24.0)
-    j14 = p.CaDay / 24.0 * ((1.0 - p.F_BONE) * Q / p.Q0 + p.F_BONE * inp.rho_oc)
-    j15 = t15 * P * (1.0 - p.F_BONE) + t15 * p.P0 * p.F_BONE * inp.rho_ob
+    # the cells are the trabecular compartment: its share s of skeletal turnover follows them, the
+    # cortical rest (1 - s) stays at its healthy rate (no cortical cells in the model)
+    s = p.trabecular_turnover_share
+    skel_oc = 1.0 + s * (inp.rho_oc - 1.0)
+    skel_ob = 1.0 + s * (inp.rho_ob - 1.0)
+    j14 = p.CaDay / 24.0 * ((1.0 - p.F_BONE) * Q / p.Q0 + p.F_BONE * skel_oc)
+    j15 = t15 * P * (1.0 - p.F_BONE) + t15 * p.P0 * p.F_BONE * skel_ob
     # kidney
     gfr = p.GFR0
     ca_filt = 0.3 * gfr * ca

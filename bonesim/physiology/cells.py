@@ -88,6 +88,8 @@ class CellInputs:
     oc_activity : resorption per osteoclast relative to healthy (bisphosphonates lower it); it
         scales the TGF-beta released from the matrix (alpha k_res) and, in the model, the erosion depth.
     rankl_free : fraction of RANKL not bound by a drug (denosumab), 1 without one.
+    d_obu : multiplier of D_OBu, the recruitment of osteoblast progenitors (plasma calcium
+        sensed by the osteoblast lineage, see model).
     """
 
     pth_rel: float | np.ndarray = 1.0
@@ -99,6 +101,7 @@ class CellInputs:
     a_oca: float | np.ndarray = 1.0
     oc_activity: float | np.ndarray = 1.0
     rankl_free: float | np.ndarray = 1.0
+    d_obu: float | np.ndarray = 1.0
 
 
 def _ligands(obp, oba, oca, inp: CellInputs, p: CellParams = CELL_PARAMS):
@@ -134,7 +137,7 @@ def cell_rhs(obp, oba, oca, inp: CellInputs, p: CellParams = CELL_PARAMS):
     """
     a_obu, r_obp, a_oca, a_ocp = _ligands(obp, oba, oca, inp, p)
     d_obp = p.D_OBp * inp.d_obp
-    dobp = p.D_OBu * a_obu - d_obp * obp * r_obp
+    dobp = p.D_OBu * inp.d_obu * a_obu - d_obp * obp * r_obp
     doba = d_obp * obp * r_obp - p.A_OBa * inp.a_oba * oba
     doca = p.D_OCp * inp.d_ocp * a_ocp - p.A_OCa * inp.a_oca * oca * a_oca
     return dobp, doba, doca
@@ -144,8 +147,8 @@ def _cells_given_oca(oca, inp: CellInputs, p: CellParams):
     tgfb = p.alpha_kres * inp.oc_activity * oca / p.D_TGFb
     pi_act_obu = tgfb / (tgfb + p.K1)
     pi_rep_obp = p.K2 / (tgfb + p.K2)
-    obp = p.D_OBu * pi_act_obu / (p.D_OBp * inp.d_obp * pi_rep_obp)
-    oba = p.D_OBu * pi_act_obu / (p.A_OBa * inp.a_oba)
+    obp = p.D_OBu * inp.d_obu * pi_act_obu / (p.D_OBp * inp.d_obp * pi_rep_obp)
+    oba = p.D_OBu * inp.d_obu * pi_act_obu / (p.A_OBa * inp.a_oba)
     return obp, oba
 
 

@@ -116,6 +116,9 @@ class FactorParams:
     p_rankl_estrogen: float = 615.0  # pM/day at the full menopausal deficit
     estrogen_sustained: float = 0.08  # fraction of the RANKL rise that does not adapt
     estrogen_adapt_days: float = 790.0  # adaptation time constant
+    # plasma calcium sensed by the osteoblast lineage (CaSR): recruitment of osteoblast progenitors
+    # D_OBu x (Ca/Ca0)**k [fitted: phpt-spine; docs/physiology.md "Calcium sensing by the osteoblast lineage"]
+    ob_calcium_k: float = 0.5
     # glucocorticoid [calibrated]; x = dose / (dose + gc_d50)
     gc_d50_mg: float = 7.5
     gc_dobp: float = 0.35

@@ -8,7 +8,9 @@ Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation st
 steady state, which is solved to machine precision, so a healthy scenario stays put.
 
 Coupling: systemic PTH drives the cells through ``PTH_rel ** PTH_GAMMA`` (damped, see
-below); the cells drive the osteoclast- and osteoblast-dependent bone calcium fluxes.
+below); plasma calcium above normal raises osteoblast-progenitor recruitment (``d_obu``,
+``FactorParams.ob_calcium_k``); the cells drive the osteoclast- and osteoblast-dependent bone
+calcium fluxes (their trabecular share, ``CalciumParams.trabecular_turnover_share``).
 
 Mapping to the CA (one row per day), with rho = cells / healthy cells of the
 *quasi-steady* cell state for the day's inputs (the transient lag of osteoblasts
@@ -73,12 +75,19 @@ _N_CELL, _N_CA = 3, 9
 _N = _N_CELL + _N_CA + 2
 
 
-def _cell_inputs(inp: dict, pth_rel) -> CellInputs:
+def _cell_inputs(inp: dict, pth_rel, ca_rel=1.0, k_ca: float = FACTOR_PARAMS.ob_calcium_k) -> CellInputs:
+    """Cell-module inputs: the factor map's multipliers, systemic PTH (damped) and plasma calcium.
+
+    ``ca_rel`` is plasma Ca relative to 2.35 mM: above it, through the osteoblast-lineage
+    calcium-sensing receptor, it raises the recruitment of osteoblast progenitors,
+    D_OBu x max(1, ca_rel)**k_ca (docs/physiology.md, "Calcium sensing by the osteoblast lineage").
+    """
     return CellInputs(
         pth_rel=np.maximum(pth_rel, 0.0) ** PTH_GAMMA,
         p_rankl=inp["p_rankl"],
         d_obp=inp["d_obp"],
         a_oba=inp["a_oba"],
+        d_obu=np.maximum(ca_rel, 1.0) ** k_ca,
         beta_opg=inp["beta_opg"],
         d_ocp=inp["d_ocp"],
         a_oca=inp["a_oca"],
@@ -106,7 +115,7 @@ def _rhs(t: float, z: np.ndarray, forcing: Forcing, p: FactorParams) -> np.ndarr
     a_e, a_gc = z[-2], z[-1]
     inp = forcing.inputs(t, a_e, a_gc)
     pth_rel = ca[1] / _CA0[1]
-    dcell = np.array(cell_rhs(*cells, _cell_inputs(inp, pth_rel))) / _CELL0
+    dcell = np.array(cell_rhs(*cells, _cell_inputs(inp, pth_rel, ca[0] / _CA0[0], p.ob_calcium_k))) / _CELL0
     dca = calcium_rhs(ca, _ca_inputs(inp, z[2], z[1])) * 24.0 / _CA0  # per hour -> per day
     d_e, x_gc = forcing.drives(t)
     dadapt = np.array([(d_e - a_e) / p.estrogen_adapt_days, (x_gc - a_gc) / p.gc_adapt_days])
@@ -277,7 +286,7 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
     inp = forcing.inputs(day, z[-2], z[-1])
     inp = {k: np.broadcast_to(np.asarray(v, dtype=float), day.shape) for k, v in inp.items()}
     pth_rel = ca[1] / _CA0[1]
-    _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel))
+    _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel, ca[0] / _CA0[0], forcing.p.ob_calcium_k))
     rho_oc = oca_q / _CELL0[2]
     rho_ob = oba_q / _CELL0[1]
     # formation efficiency = k_form OBa / (k_res OCa): resorption per osteoclast (oc_activity)
