@@ -16,9 +16,8 @@ whatever the number of threads: the threaded and the serial kernel give the
 count. The Galerkin coarse levels (explicit matrices) use the same scheme.
 Threads are on when Numba has more than one (``NUMBA_NUM_THREADS``);
 ``BONESIM_NUMBA_PARALLEL=0`` runs the serial kernel. Measured on the real
-200³ sample (2 cores, idle host): the cold solve takes 88.5 s threaded
-against 116.7 s serial for the fine product alone; docs/mechanics.md has the
-figures with threaded coarse levels. Numba is a core dependency; the kernels
+200³ sample (2 cores, idle host, warm cache): 58.9 and 67.1 s threaded against
+68.0 s serial (docs/mechanics.md). Numba is a core dependency; the kernels
 live in :mod:`bonesim.mechanics._fast_kernels` (module level, so that
 Numba's disk cache loads them in every process); without Numba, or with
 ``BONESIM_NUMBA=0`` in the environment, :class:`~bonesim.mechanics.operator.ElementOperator`
