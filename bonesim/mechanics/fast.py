@@ -51,11 +51,10 @@ def fine_product() -> str:
 
 def parallel() -> bool:
     """Whether the threaded kernels run: Numba has more than one thread and ``BONESIM_NUMBA_PARALLEL`` is not 0."""
-    if os.environ.get("BONESIM_NUMBA_PARALLEL", "1") == "0":
+    nb = _numba()
+    if nb is None or os.environ.get("BONESIM_NUMBA_PARALLEL", "1") == "0":
         return False
-    import numba
-
-    return numba.get_num_threads() > 1
+    return nb.get_num_threads() > 1
 
 
 #: Elements multiplied together: ``F (24×W) = K₁ (24×24) · U (24×W)`` keeps W products in one SIMD

@@ -185,3 +185,22 @@ def test_fine_product_switch(monkeypatch):
     assert not StiffnessOperator(mesh, 0.3).compiled
     monkeypatch.setenv("BONESIM_FINE_PRODUCT", "compiled")
     assert StiffnessOperator(mesh, 0.3).compiled
+
+
+def test_without_numba_the_operator_uses_numpy(monkeypatch):
+    """No Numba (or BONESIM_NUMBA=0): no thread query, no compiled kernel, the NumPy product."""
+    from bonesim.mechanics import fast
+
+    monkeypatch.setattr(fast, "_numba", lambda: None)
+    fast.kernel.cache_clear()
+    fast.kernel_packed.cache_clear()
+    try:
+        assert fast.parallel() is False
+        _, mesh = _mesh((6, 5, 4))
+        op = StiffnessOperator(mesh, 0.3)
+        assert not op.compiled
+        u = np.random.default_rng(9).standard_normal((mesh.n_nodes, 3))
+        assert np.isfinite(op.matvec(u)).all()
+    finally:
+        fast.kernel.cache_clear()
+        fast.kernel_packed.cache_clear()
