@@ -20,6 +20,8 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff
 #: (table, candidate column names, axis label); the first present name is plotted.
 METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("metrics", ("bv_tv",), "BV/TV"),
+    ("metrics", ("bone_removed",), "resorbed since day 0 (BV/TV)"),
+    ("metrics", ("bone_added",), "formed since day 0 (BV/TV)"),
     ("metrics", ("bs_bv_per_mm",), "BS/BV (1/mm)"),
     ("metrics", ("tb_th_um",), "Tb.Th (µm)"),
     ("metrics", ("tb_sp_um",), "Tb.Sp (µm)"),
@@ -28,6 +30,9 @@ METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("metrics", ("smi",), "SMI"),
     ("metrics", ("da",), "DA"),
 )
+#: Per-frame counters drawn as running sums from day 0 (the CA's bone removed / laid down between
+#: saved frames, fractions of the volume: ΔBV/TV = formed − resorbed exactly).
+CUMULATIVE = frozenset({"bone_removed", "bone_added"})
 PHYSIOLOGY_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("physiology", ("pth_pM", "pth_pmol_l", "pth"), "PTH (pM)"),
     ("physiology", ("calcium_mM", "calcium_mmol_l", "calcium"), "Ca²⁺ (mM)"),
@@ -173,7 +178,8 @@ def plot_metrics(
 ) -> Any:
     """Plot indices and daily physiology of one or more results against time (years) or age.
 
-    One panel per quantity, one line per result file that has it: BV/TV and
+    One panel per quantity, one line per result file that has it: BV/TV, the
+    bone resorbed and formed since day 0 (running sums of the CA's counters), and
     any morphometry columns of ``/tables/metrics`` (BS/BV, Tb.Th, Tb.Sp,
     Tb.N, Conn.D, SMI, DA); PTH, calcium, calcitriol, estrogen, Ac.f and
     formation efficiency from ``/tables/physiology`` when present.
@@ -249,7 +255,10 @@ def plot_metrics(
                 t = infos[m].tables.get(table, {})
                 if col in t:
                     day = np.asarray(t.get("day", np.arange(len(t[col]), dtype=float)), float)
-                    series.append((to_x[m](day), np.asarray(t[col], float)))
+                    y = np.asarray(t[col], float)
+                    if col in CUMULATIVE:  # what each frame's interval removed/added, summed from day 0
+                        y = np.cumsum(np.where((day > 0) & np.isfinite(y), y, 0.0))
+                    series.append((to_x[m](day), y))
             if series:
                 _draw(ax, series, f"C{g % 10}", name if len(members) == 1 else f"{name} (n={len(members)})")
         if x_range is not None:

@@ -204,7 +204,16 @@ def test_plot_lines_per_panel(run_h5, tmp_path):
     assert lines["BV/TV"] == 2  # both files
     assert lines["Tb.Th (µm)"] == 1  # only `other` has morphometry
     assert lines["PTH (pM)"] == 1 and lines["formation efficiency"] == 1  # only run_h5 has physiology
-    assert len(axes) == 1 + 6 + 6
+    assert len(axes) == 1 + 2 + 6 + 6  # BV/TV, resorbed and formed since day 0, morphometry, physiology
+    resorbed = next(a for a in axes if a.get_ylabel().startswith("resorbed since day 0"))
+    formed = next(a for a in axes if a.get_ylabel().startswith("formed since day 0"))
+    y_r, y_f = resorbed.lines[0].get_ydata(), formed.lines[0].get_ydata()
+    t = Result.open(run_h5).tables["metrics"]
+    day = t["day"]
+    np.testing.assert_allclose(y_r, np.cumsum(np.where(day > 0, t["bone_removed"], 0.0)))
+    assert (
+        np.all(np.diff(y_r) >= 0) and np.all(np.diff(y_f) >= 0) and y_r[0] == 0.0
+    )  # running sums from day 0
     assert (tmp_path / "p.png").stat().st_size > 10_000
     fig = plot_metrics(run_h5, which="physiology")
     assert [len(a.lines) for a in fig.axes if a.get_visible()] == [1] * 6
