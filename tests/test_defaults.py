@@ -28,7 +28,7 @@ def test_healthy_values_inside_their_ranges_and_the_ca_limit():
 def test_one_year_length_in_the_code():
     """No module spells the year length itself (docstrings may)."""
     r = subprocess.run(
-        ["grep", "-rnE", r"365\.(25|0)\b", "bonesim", "--include=*.py"], capture_output=True, text=True
+        ["grep", "-rnE", r"365\.(25|0)\b", "bonesim", "--include=*.py"], capture_output=True, encoding="utf-8"
     )
     code = [
         ln

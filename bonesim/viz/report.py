@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from bonesim._version import __version__
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
 from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result
@@ -232,7 +233,7 @@ def _comparison_html(paths: Sequence[Path]) -> str:
 
     c = compare(list(paths))
     names = [_esc(s) for s in c.scenarios]
-    out = [f"<p>Day 0 → day {c.day:g} ({c.day / 365.25:.2f} years); reference: {names[0]}.</p>"]
+    out = [f"<p>Day 0 → day {c.day:g} ({c.day / DAYS_PER_YEAR:.2f} years); reference: {names[0]}.</p>"]
     if not c.same_input:
         out.append("<p><em>The runs did not all start from the same input bone.</em></p>")
     if not c.rows:

@@ -150,7 +150,7 @@ def test_plain_volume(tmp_path):
     write_volume(p, Volume(phantom.plate((16, 16, 16), 4), 20.0), xdmf=False)
     out = tmp_path / "v.html"
     info = write_report(p, out)
-    doc = out.read_text()
+    doc = out.read_text(encoding="utf-8")
     assert _images(doc, "plot") == [] and len(_images(doc, "slices")) == 1
     assert [m["n_triangles"] > 0 for m in info["meshes"]] == [True, True]
     assert network_loads(doc) == []
@@ -160,7 +160,7 @@ def test_names_are_escaped(tmp_path):
     p = write_result(tmp_path / "x.h5", scenario='<img src=x onerror="alert(1)"></script>')
     out = tmp_path / "x.html"
     write_report(p, out)
-    doc = out.read_text()
+    doc = out.read_text(encoding="utf-8")
     assert "<img src=x" not in doc and '</script>"' not in doc
     assert "&lt;img src=x onerror=&quot;alert(1)&quot;&gt;" in doc
     assert _meshes(doc)[0]["name"].startswith("<img src=x")  # the JSON island decodes to the name
@@ -169,7 +169,7 @@ def test_names_are_escaped(tmp_path):
 def test_no_3d(runs, tmp_path):
     out = tmp_path / "flat.html"
     info = write_report(runs[0], out, three_d=False)
-    doc = out.read_text()
+    doc = out.read_text(encoding="utf-8")
     assert "<canvas" not in doc and info["meshes"] == []
     assert len(_images(doc, "plot")) == 2
 
@@ -211,9 +211,9 @@ def test_refuses_overwrite_and_bad_names(runs, tmp_path):
     out.write_text("old")
     with pytest.raises(BonesimError, match="exists; pass --overwrite"):
         write_report(runs[0], out)
-    assert out.read_text() == "old"
+    assert out.read_text(encoding="utf-8") == "old"
     write_report(runs[0], out, overwrite=True, three_d=False)
-    assert out.read_text().startswith("<!DOCTYPE html>")
+    assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     with pytest.raises(BonesimError, match="must end in"):
         write_report(runs[0], tmp_path / "r.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html"]  # no temporary file left
@@ -226,7 +226,7 @@ def test_cli(runs, tmp_path):
     r = CliRunner().invoke(main, ["report", str(runs[0]), str(runs[1]), "-o", str(out), "--slices", "2"])
     assert r.exit_code == 0, r.output
     assert f"wrote {out}" in r.output and "triangles" in r.output
-    assert 'id="comparison"' in out.read_text()
+    assert 'id="comparison"' in out.read_text(encoding="utf-8")
     r = CliRunner().invoke(main, ["report", str(runs[0]), "-o", str(out)])
     assert r.exit_code == 1 and "--overwrite" in r.output
     r = CliRunner().invoke(main, ["report", str(tmp_path / "missing.h5"), "-o", str(tmp_path / "m.html")])
