@@ -33,7 +33,7 @@ from bonesim.defaults import DAYS_PER_YEAR  # noqa: E402
 REQUEST = 0.30  # healthy Ac.f per year (bonesim.defaults)
 
 
-def realised_acf(metrics: dict[str, np.ndarray], dt_days: float = 1.0) -> float:
+def realised_acf(metrics: dict[str, np.ndarray]) -> float:
     """Σ recruited / (step-weighted mean surface) / years over the rows after day 0."""
     day = np.asarray(metrics["day"], float)
     keep = day > 0
