@@ -68,6 +68,12 @@ _render_options = [
         show_default=True,
         help="Block-average factor, or 'auto' (edge <= 256).",
     ),
+    click.option(
+        "--diff",
+        is_flag=True,
+        help="Difference view: bone now grey, bone lost since day 0 red, new bone green, "
+        "perforations magenta, as solid volumes.",
+    ),
     click.option("--no-ghost", is_flag=True, help="Do not draw the initial surface (nor perforations)."),
     click.option("--no-legend", is_flag=True, help="No legend, text or scale bar."),
 ]
@@ -82,8 +88,9 @@ def _with(options):
     return deco
 
 
-def _render_kwargs(camera, size, clip, downsample, no_ghost, no_legend) -> dict:
+def _render_kwargs(camera, size, clip, downsample, diff, no_ghost, no_legend) -> dict:
     return dict(
+        style="difference" if diff else "surface",
         camera=camera,
         size=_size(size),
         clip=_clip(clip),
@@ -121,12 +128,19 @@ def _render_kwargs(camera, size, clip, downsample, no_ghost, no_legend) -> dict:
 @_with(_render_options)
 @overwrite_option
 @user_errors
-def render(result, out, frame, field, axis, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+def render(
+    result, out, frame, field, axis, camera, size, clip, downsample, diff, no_ghost, no_legend, overwrite
+):
     """Render one saved frame of RESULT off-screen (bone surface coloured by remodeling or SED).
 
     Colours relative to the first frame: translucent grey = initial surface,
     ivory = unchanged bone, red = resorbed, green = newly formed, magenta =
     perforation (bone gone all the way through).
+
+    --diff shows the change since day 0 as volumes instead: the bone now in
+    grey, the day-0 bone lost since in red, new bone in green, bone lost
+    through a whole plate or rod (a perforation) in magenta, with the amounts
+    (% of day-0 bone) in the label.
 
     --field sed colours the surface by the strain-energy density stored by
     `bonesim mechanics IN.h5 --save-sed SED.h5` (render SED.h5): a log scale
@@ -136,6 +150,7 @@ def render(result, out, frame, field, axis, camera, size, clip, downsample, no_g
     Examples:
       bonesim render run.h5 -o last.png
       bonesim render run.h5 --frame 0 --camera top -o first.png
+      bonesim render run.h5 --diff -o lost.png
       bonesim render run.h5 --clip 0,1,0,0.5,0,1 --size 1200x900 -o inside.png
       bonesim render sed.h5 --field sed --axis z -o sed_z.png
     """
@@ -146,6 +161,8 @@ def render(result, out, frame, field, axis, camera, size, clip, downsample, no_g
 
     if axis is not None and field != "sed":
         raise click.UsageError("--axis chooses an SED map: use it with --field sed")
+    if diff and field == "sed":
+        raise click.UsageError("--diff shows bone, not a field: use it without --field sed")
     check_input_file(result)
     check_output(out, overwrite=overwrite, inputs=[result], suffixes=IMAGE_SUFFIXES, what="image")
     extra = {"field": "sed", "axis": axis} if field == "sed" else {}
@@ -157,7 +174,7 @@ def render(result, out, frame, field, axis, camera, size, clip, downsample, no_g
         result,
         frame,
         out=out,
-        **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
+        **_render_kwargs(camera, size, clip, downsample, diff, no_ghost, no_legend),
         **extra,
     )
     click.echo(f"wrote {out}")
@@ -177,7 +194,9 @@ def render(result, out, frame, field, axis, camera, size, clip, downsample, no_g
 @_with(_render_options)
 @overwrite_option
 @user_errors
-def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_ghost, no_legend, overwrite):
+def animate(
+    result, out, fps, no_progress, camera, size, clip, downsample, diff, no_ghost, no_legend, overwrite
+):
     """Animate every saved frame of RESULT to a GIF or MP4 (one camera, same colours).
 
     Progress (one step per rendered frame) goes to stderr: a bar on a
@@ -188,6 +207,7 @@ def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_gh
       bonesim animate run.h5 -o run.mp4
       bonesim animate run.h5 -o run.gif --fps 2 --size 640x480 --camera side
       bonesim animate run.h5 -o run.mp4 --no-progress
+      bonesim animate run.h5 --diff -o lost.mp4
     """
     from bonesim._optional import require
     from bonesim.cli._progress import Progress
@@ -207,7 +227,7 @@ def animate(result, out, fps, no_progress, camera, size, clip, downsample, no_gh
             fps=fps,
             overwrite=overwrite,
             progress=lambda done, total: bar.update(done),
-            **_render_kwargs(camera, size, clip, downsample, no_ghost, no_legend),
+            **_render_kwargs(camera, size, clip, downsample, diff, no_ghost, no_legend),
         )
     click.echo(f"wrote {out}")
 

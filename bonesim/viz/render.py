@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 CAMERAS = ("iso", "top", "side")
 #: What ``render`` colours the bone surface by: the remodeling state, or a stored SED map.
 FIELDS = ("remodeling", "sed")
+#: How ``render`` draws the change since day 0: coloured surface states (with the day-0 ghost),
+#: or the difference view (lost/formed/perforated bone as solid volumes, :mod:`bonesim.viz.diffview`).
+STYLES = ("surface", "difference")
 #: Colour map and percentile clip of ``field="sed"`` (log scale, kJ/m³).
 SED_CMAP = "inferno"
 SED_PERCENTILES = (2.0, 98.0)
@@ -109,8 +112,13 @@ def build_plotter(
     smooth: float = 0.6,
     parallel: bool | None = None,
     field: tuple[np.ndarray, dict[str, Any]] | None = None,
+    style: str = "surface",
 ) -> Any:
     """Make an off-screen ``pyvista.Plotter`` showing frame ``idx`` (arrays already read).
+
+    ``style="difference"`` draws the difference view instead of the surface
+    states: the bone now in grey, the bone of day 0 lost since in red, new
+    bone in green, perforations in magenta (:mod:`bonesim.viz.difference`).
 
     ``field`` = ``(sed, attrs)`` (see :func:`bonesim.io.sed.read_sed_map`)
     colours the surface by the SED map instead of the remodeling state: a log
@@ -120,6 +128,9 @@ def build_plotter(
     import pyvista as pv
 
     check_choice(camera, CAMERAS, name="camera")
+    check_choice(style, STYLES, name="style")
+    if style == "difference" and field is not None:
+        raise InputError("the difference view shows bone, not a field: use style='surface' with field='sed'")
     w, h = (int(v) for v in size)
     if w < 16 or h < 16:
         raise InputError(f"`size` must be at least 16x16 pixels, got {tuple(size)!r}")
@@ -154,49 +165,67 @@ def build_plotter(
             k *= math.ceil(math.sqrt(n_tri / max_triangles))
             log.info("%d triangles > max_triangles=%d: downsampling by %d", n_tri, max_triangles, k)
         del probe_g
-    g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
-    current = surface(g.bt, g.origin_mm, g.spacing_mm)
-    ghost_mesh = None
-    if ghost and idx != info.reference_index and field is None:
-        # the translucent ghost is context: a coarser mesh when the scene is large
-        kg = 2 * k if downsample == "auto" and current.n_cells > max_triangles // 4 else k
-        if kg == k:
-            g0 = (g.b0, g.origin_mm, g.spacing_mm)
-        else:
-            gg = scene.prepare(b0, b0, b0, info.voxel_size_um, downsample=kg, clip=clip, smooth=smooth)
-            g0 = (gg.b0, gg.origin_mm, gg.spacing_mm)
-        ghost_mesh = surface(*g0)
+    diff_summary = None
+    if style == "difference":
+        from bonesim.viz.diffview import add_difference
 
-    p = pv.Plotter(off_screen=True, window_size=(w, h))
-    p.set_background(_rgb(BACKGROUND))
-    if current.n_points and field is not None:
-        _add_sed_surface(p, current, field, bt, info.voxel_size_um, k, clip, g, legend, h)
-    elif current.n_points:
-        states = scene.point_states(current.points, g, tolerance)
-        current.point_data["state"] = states
-        cmap = [_rgb(scene.COLOURS[n]) for n in scene.STATE_NAMES]
-        from matplotlib.colors import ListedColormap
-
-        p.add_mesh(
-            current,
-            scalars="state",
-            cmap=ListedColormap(cmap),
-            clim=(-0.5, 2.5),
-            interpolate_before_map=False,
-            show_scalar_bar=False,
-            specular=0.2,
-            name="bone",
+        p = pv.Plotter(off_screen=True, window_size=(w, h))
+        p.set_background(_rgb(BACKGROUND))
+        diff_summary = add_difference(
+            p,
+            b0,
+            bt,
+            info.voxel_size_um,
+            downsample=k,
+            clip=clip,
+            smooth=smooth,
+            legend=legend,
+            background=BACKGROUND,
         )
-    if ghost_mesh is not None and ghost_mesh.n_points:
-        p.add_mesh(ghost_mesh, color=_rgb(scene.COLOURS["initial"]), opacity=0.22, name="initial")
-        if perforations:
-            mask = scene.perforated_points(ghost_mesh.points, g, tol=tolerance)
-            if mask.any():
-                holes = ghost_mesh.extract_points(mask, adjacent_cells=False)
-                if holes.n_cells:
-                    p.add_mesh(
-                        holes, color=_rgb(scene.COLOURS["perforation"]), opacity=0.8, name="perforation"
-                    )
+    else:
+        g = scene.prepare(b0, bt, bmin, info.voxel_size_um, downsample=k, clip=clip, smooth=smooth)
+        current = surface(g.bt, g.origin_mm, g.spacing_mm)
+        ghost_mesh = None
+        if ghost and idx != info.reference_index and field is None:
+            # the translucent ghost is context: a coarser mesh when the scene is large
+            kg = 2 * k if downsample == "auto" and current.n_cells > max_triangles // 4 else k
+            if kg == k:
+                g0 = (g.b0, g.origin_mm, g.spacing_mm)
+            else:
+                gg = scene.prepare(b0, b0, b0, info.voxel_size_um, downsample=kg, clip=clip, smooth=smooth)
+                g0 = (gg.b0, gg.origin_mm, gg.spacing_mm)
+            ghost_mesh = surface(*g0)
+
+        p = pv.Plotter(off_screen=True, window_size=(w, h))
+        p.set_background(_rgb(BACKGROUND))
+        if current.n_points and field is not None:
+            _add_sed_surface(p, current, field, bt, info.voxel_size_um, k, clip, g, legend, h)
+        elif current.n_points:
+            states = scene.point_states(current.points, g, tolerance)
+            current.point_data["state"] = states
+            cmap = [_rgb(scene.COLOURS[n]) for n in scene.STATE_NAMES]
+            from matplotlib.colors import ListedColormap
+
+            p.add_mesh(
+                current,
+                scalars="state",
+                cmap=ListedColormap(cmap),
+                clim=(-0.5, 2.5),
+                interpolate_before_map=False,
+                show_scalar_bar=False,
+                specular=0.2,
+                name="bone",
+            )
+        if ghost_mesh is not None and ghost_mesh.n_points:
+            p.add_mesh(ghost_mesh, color=_rgb(scene.COLOURS["initial"]), opacity=0.22, name="initial")
+            if perforations:
+                mask = scene.perforated_points(ghost_mesh.points, g, tol=tolerance)
+                if mask.any():
+                    holes = ghost_mesh.extract_points(mask, adjacent_cells=False)
+                    if holes.n_cells:
+                        p.add_mesh(
+                            holes, color=_rgb(scene.COLOURS["perforation"]), opacity=0.8, name="perforation"
+                        )
 
     # the whole volume's box fixes the camera, whatever is clipped or rendered
     hmm = info.voxel_size_um / 1000.0
@@ -217,8 +246,12 @@ def build_plotter(
         day = float(info.days[idx])
         bv = float(np.mean(bt, dtype=np.float64)) / 255.0
         text = f"{info.scenario}\nday {day:g} ({day / DAYS_PER_YEAR:.2f} y), frame {idx + 1}/{info.n_frames}\nBV/TV {bv:.3f}"
+        if diff_summary is not None:
+            from bonesim.viz.diffview import summary_text
+
+            text += "\n" + summary_text(diff_summary)
         p.add_text(text, position="upper_left", font_size=max(6, h // 60), color="white", name="label")
-    if legend and field is None:
+    if legend and field is None and style == "surface":
         order = ["initial", "quiescent", "resorbed", "formed", "perforation"]
         labels = {
             "initial": "initial surface",
@@ -398,6 +431,10 @@ def render_frame(
         ``bonesim mechanics --save-sed`` stored in the file, log scale in
         kJ/m³) and ``axis`` (which SED map: 'z', 'y' or 'x'; default the first
         of z, y, x present).
+        ``style``: 'surface' (the default: the surface coloured by state,
+        with the day-0 ghost) or 'difference' (the bone now in grey, the
+        day-0 bone lost since in red, new bone in green, perforations in
+        magenta, as solid volumes; :mod:`bonesim.viz.difference`).
 
     Returns
     -------

@@ -78,14 +78,17 @@ def write_result(
     morphometry: bool = False,
     bvtv_scale: float = 1.0,
     first_day: float = 0.0,
+    volumes: list[np.ndarray] | None = None,
 ) -> Path:
     """Write the fixture result to ``path`` (overwriting) and return the path.
 
     ``bvtv_scale`` multiplies the metrics' BV/TV column so that overlaid
     plots of two fixtures are distinguishable. A negative ``first_day`` makes
-    the first frames spin-up frames (stored before day 0).
+    the first frames spin-up frames (stored before day 0). ``volumes`` replaces
+    the fixture's frames by the caller's (uint8, one shape).
     """
-    vols = result_frames(shape, frames, loss=loss)
+    vols = result_frames(shape, frames, loss=loss) if volumes is None else list(volumes)
+    shape, frames = vols[0].shape, len(vols)
     days = first_day + np.arange(frames, dtype=np.float64) * days_per_frame
     series = np.stack(vols)
     resorbed = np.full(shape, -1, np.int32)
