@@ -36,6 +36,13 @@ from bonesim.cli._common import overwrite_option, user_errors
     help="Also report dynamic histomorphometry (ASBMR): MS/BS, MAR, BFR/BS over the interval "
     "since the previous frame, ES/BS and OS/BS (last frame), Ac.f.",
 )
+@click.option(
+    "--roi",
+    type=click.Choice(["trabecular", "cortical", "bone"]),
+    default=None,
+    help="Measure inside one compartment of `import --compartments auto` only; the table goes to "
+    "/tables/morphometry_<roi>.",
+)
 @click.option("--no-write", is_flag=True, help="Do not store the results in RESULT (CSV/print only).")
 @click.option("--no-progress", is_flag=True, help="No per-frame progress on stderr.")
 @overwrite_option
@@ -47,6 +54,7 @@ def analyze(
     backend: str,
     mechanics: bool,
     histomorphometry: bool,
+    roi: str | None,
     no_write: bool,
     no_progress: bool,
     overwrite: bool,
@@ -64,6 +72,10 @@ def analyze(
     mar_um_per_day, bfr_bs_um3_um2_yr, es_bs_pct and os_bs_pct (from the CA
     phase: last frame only), ac_f_per_yr, ac_f_bfr_per_yr and
     activations_per_mm2_yr (definitions in docs/morphometry.md).
+    --roi trabecular (or cortical) measures inside that compartment of
+    `bonesim import --compartments auto` only (a result carries its input's
+    compartments): TV is the compartment's volume; the table goes to
+    /tables/morphometry_trabecular, /tables/metrics is left alone.
     Progress (one step per frame) goes to stderr: a bar on a terminal, a
     plain line every 10 % or minute in a log; --no-progress silences it.
 
@@ -80,6 +92,7 @@ def analyze(
       bonesim analyze run.h5 --mechanics --csv stiffness_over_time.csv
       bonesim analyze run.h5 --histomorphometry --csv histo.csv
       bonesim analyze run.h5 --no-progress --csv run.csv
+      bonesim analyze bone.h5 --roi trabecular --csv trabecular.csv
     """
     from bonesim.cli._progress import Progress
     from bonesim.errors import BonesimError
@@ -108,10 +121,11 @@ def analyze(
             overwrite=overwrite,
             mechanics=mechanics,
             histomorphometry=histomorphometry,
+            roi=roi,
         )
     last = {k: v[-1] for k, v in table.items()}
     click.echo(
-        f"{len(table['frame'])} frame(s) analysed; last (day {last['day']:g}): "
+        f"{len(table['frame'])} frame(s) analysed{f' in the {roi} compartment' if roi else ''}; last (day {last['day']:g}): "
         f"BV/TV {last['bv_tv']:.4f}, BS/BV {last['bs_bv_per_mm']:.2f}/mm, "
         f"Tb.Th {last['tb_th_um']:.1f} µm, Tb.Sp {last['tb_sp_um']:.1f} µm, "
         f"Tb.N {last['tb_n_per_mm']:.3f}/mm, Conn.D {last['conn_d_per_mm3']:.2f}/mm³, "

@@ -276,6 +276,22 @@ def _threshold(value: str) -> str | float:
     metavar="FILE",
     help="Region of interest (nonzero = inside), the input's shape: bone only inside it.",
 )
+@click.option(
+    "--compartments",
+    type=click.Choice(["none", "auto"]),
+    default="none",
+    show_default=True,
+    help="auto: label the cortical and trabecular compartments (morphological, long axis z) and "
+    "store them as /volume/compartments, for `analyze --roi`.",
+)
+@click.option(
+    "--trabecular-max-um",
+    type=float,
+    default=300.0,
+    show_default=True,
+    help="With --compartments auto: structures thinner than this are trabecular, thicker ones cortex "
+    "(about 120 for mouse bone).",
+)
 @click.option("--keep-grey", is_flag=True, help="Also store the grey values as /volume/grey.")
 @overwrite_option
 @compression_option
@@ -296,6 +312,8 @@ def import_(
     calibration_slope: float | None,
     calibration_intercept: float | None,
     mask_path: Path | None,
+    compartments: str,
+    trabecular_max_um: float,
     keep_grey: bool,
     overwrite: bool,
     compression: str,
@@ -312,6 +330,10 @@ def import_(
     voxels and the volumetric BMD; `bonesim info` shows them. --mask restricts
     bone to a region of interest (a mask file of the input's shape, cropped
     and resampled with it); Otsu and vBMD then use the region only.
+    --compartments auto labels the cortex (structures thicker than
+    --trabecular-max-um touching the periosteal surface) and the trabecular
+    compartment inside it, a simple morphological method (docs/import.md);
+    `bonesim analyze FILE --roi trabecular` then measures inside it.
 
     \b
     Examples:
@@ -321,6 +343,7 @@ def import_(
       bonesim import aniso.nii.gz bone.h5 --resample-um auto --threshold otsu
       bonesim import scan.aim bone.h5 --calibration-slope 0.35 --calibration-intercept -120
       bonesim import scan.nii.gz bone.h5 --mask roi.nii.gz --threshold otsu
+      bonesim import radius.aim bone.h5 --compartments auto
     """
     from bonesim.io.calibration import calibrate, check_calibration
     from bonesim.io.hdf5 import check_output_path, write_volume
@@ -361,8 +384,29 @@ def import_(
         bone.metadata["segmentation"]["roi"]["source"] = str(mask_path)
     if cal is not None:
         bone = calibrate(bone, grey.data, *cal, roi=roi)
+    comp = None
+    if compartments == "auto":
+        from bonesim.morphometry import compartments as cmp
+
+        labels = cmp.compartments(bone.data, bone.voxel_size_um, trabecular_max_um=trabecular_max_um)
+        comp = (
+            labels,
+            {
+                "method": "morphological",
+                "axis": "z",
+                "trabecular_max_um": trabecular_max_um,
+                "pore_um": cmp.PORE_UM,
+                "codes": cmp.NAMES,
+                **cmp.summary(labels, bone.data, bone.voxel_size_um),
+            },
+        )
     write_volume(
-        out, bone, overwrite=overwrite, compression=compression, grey=grey.data if keep_grey else None
+        out,
+        bone,
+        overwrite=overwrite,
+        compression=compression,
+        grey=grey.data if keep_grey else None,
+        compartments=comp,
     )
     seg = bone.metadata["segmentation"]
     z, y, x = bone.shape
@@ -373,6 +417,13 @@ def import_(
         f"wrote {out}: {z}x{y}x{x} at {bone.voxel_size_um:g} um{note}, threshold {seg['threshold']:.4g} "
         f"({seg['method']}), BV/TV {bone.bv_tv:.4f}{inside}"
     )
+    if comp is not None:
+        c = comp[1]
+        click.echo(
+            f"compartments: cortical {c['cortical_tv_mm3']:.3g} mm3 (BV/TV {c['cortical_bv_tv']:.3f}, "
+            f"Ct.Th {c['ct_th_um']:.0f} um), trabecular {c['trabecular_tv_mm3']:.3g} mm3 "
+            f"(BV/TV {c['trabecular_bv_tv']:.3f})"
+        )
 
 
 # --------------------------------------------------------------- sample ----

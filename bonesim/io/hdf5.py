@@ -5,6 +5,7 @@ Layout (see ``docs/hdf5.md``)::
     /                  attrs: bonesim_schema=1, bonesim_version, voxel_size_um, axis_order="zyx"
     /volume/bone       uint8 [Z,Y,X] initial bone fraction; attrs: metadata (JSON)
     /volume/grey       optional original grey values
+    /volume/compartments  optional uint8 labels 0 outside, 1 cortical, 2 trabecular; attrs: method (JSON)
     /state/...         latest CA state (checkpoint)
     /series/bone       uint8 [T,Z,Y,X] saved frames; /series/day float64 [T]
     /maps/...          int32 [Z,Y,X] day maps; /maps/sed/<axis> float32 [Z,Y,X] SED (MPa), see bonesim.io.sed
@@ -235,6 +236,7 @@ def write_volume(
     overwrite: bool = False,
     compression: str = "gzip",
     grey: np.ndarray | None = None,
+    compartments: tuple[np.ndarray, dict] | None = None,
     xdmf: bool = True,
 ) -> Path:
     """Write a bone-fraction volume as a schema-1 file (atomically).
@@ -251,6 +253,10 @@ def write_volume(
         'zstd' needs ``hdf5plugin`` to write and to read.
     grey : ndarray, optional
         Original grey values, stored as ``/volume/grey``.
+    compartments : (labels, method), optional
+        uint8 compartment labels of the volume's shape (0 outside, 1 cortical,
+        2 trabecular; :mod:`bonesim.morphometry.compartments`) and a JSON
+        mapping of how they were found, stored as ``/volume/compartments``.
     xdmf : bool
         Also write an ``.xdmf`` sidecar so ParaView opens the file.
     """
@@ -266,6 +272,12 @@ def write_volume(
             write_json_attr(ds, "metadata", volume.metadata)
             if grey is not None:
                 create_array(g, "grey", np.asarray(grey), compression=compression)
+            if compartments is not None:
+                labels, method = compartments
+                if labels.shape != volume.shape:
+                    raise BonesimError(f"compartments are {labels.shape}, the volume {volume.shape}")
+                c = create_array(g, "compartments", np.asarray(labels, np.uint8), compression=compression)
+                write_json_attr(c, "method", method)
     if xdmf:
         from bonesim.io.xdmf import write_xdmf
 
@@ -431,3 +443,21 @@ def _plain(v: Any) -> Any:
     if isinstance(v, np.generic):
         return v.item()
     return v
+
+
+def read_compartments(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
+    """The compartment labels ``/volume/compartments`` of a volume or result file, and their method.
+
+    A simulation result carries those of its input volume (it copies ``/volume``).
+    """
+    with open_bonesim(path) as f:
+        if "volume" not in f or "compartments" not in f["volume"]:
+            raise BonesimError(
+                f"{path} has no compartments (/volume/compartments): label them with "
+                "bonesim.morphometry.compartments.compartments and store them with "
+                "write_volume(..., compartments=(labels, method))",
+                cli=f"{path} has no compartments: import the scan with --compartments auto "
+                "and simulate that volume",
+            )
+        ds = f["volume/compartments"]
+        return np.asarray(ds[...], np.uint8), read_json_attr(ds, "method", {})

@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import h5py
 import numpy as np
 
 from bonesim._validation import check_choice
-from bonesim.errors import BonesimError
+from bonesim.errors import BonesimError, InputError
+from bonesim.io.hdf5 import write_table
 from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result, write_frame_metrics
 from bonesim.morphometry.histomorphometry import HISTO_COLUMNS as _HISTO_COLUMNS
@@ -57,6 +59,7 @@ def analyze(
     overwrite: bool = False,
     mechanics: bool = False,
     histomorphometry: bool = False,
+    roi: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Morphometry of the saved frames of a bonesim file, written into the file (and a CSV).
 
@@ -94,6 +97,13 @@ def analyze(
         ``ac_f_bfr_per_yr``, ``activations_per_mm2_yr`` (NaN for frame 0), and
         ``es_bs_pct``, ``os_bs_pct`` (from the CA phase, which a result holds
         for its last frame only: NaN for the others). Needs a simulation result.
+    roi : {'trabecular', 'cortical', 'bone'}, optional
+        Measure inside one compartment of ``/volume/compartments`` only (see
+        :mod:`bonesim.morphometry.compartments`; a result carries those of
+        its input volume): TV is the compartment's volume, bone outside it is
+        ignored. The table is stored as ``/tables/morphometry_<roi>`` (frame,
+        day, indices), never in ``/tables/metrics``. Not with ``mechanics`` or
+        ``histomorphometry``.
 
     Returns
     -------
@@ -122,12 +132,26 @@ def analyze(
         raise BonesimError(
             f"{path} is a plain volume: histomorphometry needs a simulation result (saved frames over time)"
         )
+    inside = None
+    if roi is not None:
+        from bonesim.io.hdf5 import read_compartments
+        from bonesim.morphometry.compartments import REGIONS, region
+
+        check_choice(roi, REGIONS, name="roi")
+        if mechanics or histomorphometry:
+            raise InputError(
+                "a compartment (`roi`) restricts the morphometry only: leave out mechanics and histomorphometry",
+                cli="--roi restricts the morphometry only: leave out --mechanics and --histomorphometry",
+            )
+        inside = region(read_compartments(info.path)[0], roi)
+        if inside.shape != tuple(info.shape):
+            raise BonesimError(f"{path}: the compartments are {inside.shape}, the bone {tuple(info.shape)}")
     idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
     rows: list[dict[str, float]] = []
     histo = _Histo(info) if histomorphometry else None
     for k, i in enumerate(idx):
         vol = Volume(info.frame(i), info.voxel_size_um)
-        m = morphometry(vol, backend=backend)
+        m = morphometry(vol, backend=backend, roi=inside)
         frame = i if info.has_series else -1
         if mechanics:
             m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
@@ -143,7 +167,10 @@ def analyze(
         c: np.array([r.get(c, np.nan) for r in rows], dtype=np.int64 if c == "frame" else np.float64)
         for c in names
     }
-    if write:
+    if write and roi is not None:
+        with h5py.File(info.path, "r+") as f:
+            write_table(f.require_group("tables"), f"morphometry_{roi}", table, overwrite=True)
+    elif write:
         write_frame_metrics(info, table, (*METRIC_COLUMNS, *extra_mech))
     if csv is not None:
         with atomic_write(

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from bonesim._validation import check_choice
+from bonesim.errors import InputError
 from bonesim.morphometry._common import as_fraction_volume, binarise, undefined
 from bonesim.volume import Volume
 
@@ -42,6 +43,27 @@ def _indices(indices: Iterable[str] | str) -> list[str]:
     return [n for n in ALL_INDICES if n in out]
 
 
+def _crop_to_roi(data: np.ndarray, roi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``data`` with the bone outside ``roi`` removed, both cropped to the region's box (plus one voxel).
+
+    >>> d = np.full((4, 4, 4), 255, np.uint8); r = np.zeros((4, 4, 4), bool); r[1:3, 1:3, 1:2] = True
+    >>> c, i = _crop_to_roi(d, r)
+    >>> c.shape, int(c.sum() // 255), int(i.sum())
+    ((4, 4, 3), 4, 4)
+    """
+    roi = np.asarray(roi, dtype=bool)
+    if roi.shape != data.shape:
+        raise InputError(f"`roi` is {roi.shape}, the volume {data.shape}")
+    if not roi.any():
+        raise InputError("`roi` selects no voxel")
+    box = tuple(
+        slice(max(int(i.min()) - 1, 0), min(int(i.max()) + 2, n))
+        for i, n in zip(np.nonzero(roi), roi.shape, strict=True)
+    )
+    inside = roi[box]
+    return np.where(inside, data[box], np.uint8(0)), inside
+
+
 def morphometry(
     volume: Volume | np.ndarray,
     *,
@@ -50,6 +72,7 @@ def morphometry(
     backend: str = "cpu",
     timings: dict[str, float] | None = None,
     maps: dict[str, np.ndarray] | None = None,
+    roi: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Standard trabecular indices (Bouxsein et al. 2010 nomenclature) of a bone volume.
 
@@ -71,6 +94,13 @@ def morphometry(
         Filled with the local-thickness maps ``tb_th`` and ``tb_sp`` (µm) and their
         histograms ``tb_th_histogram`` / ``tb_sp_histogram`` as ``(edges_um, counts)``
         (bins one voxel of diameter wide).
+    roi : ndarray of bool, optional
+        Region of interest (the volume's shape), e.g. the trabecular
+        compartment (:func:`bonesim.morphometry.compartments.region`): bone
+        outside it is ignored, TV is the region's volume, Tb.Sp measures the
+        marrow inside it only (the volume is cropped to the region's box
+        first). Bone cut by the region's border shows cut faces there, which
+        count as bone surface (as in a scanner's VOI). CPU only.
 
     Returns
     -------
@@ -109,9 +139,14 @@ def morphometry(
     h = vol.voxel_size_um
     want = _indices(indices)
     data = vol.data
+    inside = None
+    if roi is not None:
+        if backend != "cpu":
+            raise InputError("a region of interest (`roi`) needs backend='cpu'")
+        data, inside = _crop_to_roi(data, roi)
     mask = binarise(data)
     n_bone = int(np.count_nonzero(mask))
-    n_all = mask.size
+    n_all = mask.size if inside is None else int(np.count_nonzero(inside))
     tv_mm3 = n_all * (h / 1000.0) ** 3
     out: dict[str, Any] = {}
     timings = {} if timings is None else timings
@@ -125,12 +160,17 @@ def morphometry(
     if backend == "gpu":
         from bonesim.morphometry import gpu as gpu
 
+    def bv_tv() -> float:
+        if inside is not None:
+            return basic.bone_volume_fraction(data) * data.size / n_all
+        return gpu.bone_volume_fraction(data) if gpu else basic.bone_volume_fraction(data)
+
     def do_bv_tv() -> None:
-        out["bv_tv"] = gpu.bone_volume_fraction(data) if gpu else basic.bone_volume_fraction(data)
+        out["bv_tv"] = bv_tv()
 
     def do_bs() -> None:
         bs_um2 = basic.bone_surface_um2(data, h)
-        bv_um3 = basic.bone_volume_fraction(data) * n_all * h**3
+        bv_um3 = bv_tv() * n_all * h**3
         out["bs_tv_per_mm"] = bs_um2 / (n_all * h**3) * 1000.0
         out["bs_bv_per_mm"] = bs_um2 / bv_um3 * 1000.0 if bv_um3 > 0 else undefined("BS/BV", "no bone")
 
@@ -179,7 +219,9 @@ def morphometry(
         "bv_tv": do_bv_tv,
         "bs": do_bs,
         "tb_th": lambda: do_thickness("tb_th", mask, n_bone, "bone"),
-        "tb_sp": lambda: do_thickness("tb_sp", ~mask, n_all - n_bone, "marrow"),
+        "tb_sp": lambda: do_thickness(
+            "tb_sp", ~mask if inside is None else inside & ~mask, n_all - n_bone, "marrow"
+        ),
         "tb_n": do_tb_n,
         "conn_d": do_conn,
         "smi": do_smi,
