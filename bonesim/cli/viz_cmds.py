@@ -307,25 +307,44 @@ def plot(results, out, which, columns, labels, title, x_axis, ensemble, overwrit
 @click.option(
     "--xdmf", is_flag=True, help="(Re)write the XDMF sidecar RESULT.xdmf for ParaView (all frames)."
 )
+@click.option(
+    "--timelapse",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    metavar="DIR",
+    help="Write a simulated time-lapse study: one session per frame from day 0 (MetaImage), "
+    "remodeling labels 1/2/3 per pair, a manifest.",
+)
+@click.option("--subject", default=None, help="With --timelapse: subject id (default: RESULT's name).")
+@click.option("--site", default="sim", show_default=True, help="With --timelapse: VOI token of the names.")
 @overwrite_option
 @user_errors
-def export(result, out, frame, xdmf, overwrite):
-    """Export a frame of RESULT for ParaView: a .vti file and/or the XDMF sidecar.
+def export(result, out, frame, xdmf, timelapse, subject, site, overwrite):
+    """Export RESULT for ParaView (.vti, XDMF) or as a time-lapse study (--timelapse).
 
     The .vti holds cell arrays bone, bone_initial, change and the
     resorbed_day/formed_day maps, in mm. The XDMF sidecar describes every
     saved frame in place (no copy) as a time series.
+
+    --timelapse DIR writes the run as the time-lapse HR-pQCT tools read it
+    (docs/visualisation.md): per saved frame from day 0 a session with the
+    image and the bone mask, per consecutive pair the remodeling labels
+    (1 resorption, 2 quiescent, 3 formation; clusters < 12 voxels dropped),
+    a CSV of the volumes and a bone-imaging-derivatives manifest.
 
     \b
     Examples:
       bonesim export run.h5 -o last.vti
       bonesim export run.h5 --frame 0 -o first.vti --overwrite
       bonesim export run.h5 --xdmf
+      bonesim export run.h5 --timelapse run-timelapse --subject pm01 --site radius
     """
     from bonesim.viz import export_vti
 
-    if out is None and not xdmf:
-        raise click.UsageError("give -o FILE.vti and/or --xdmf")
+    if out is None and not xdmf and timelapse is None:
+        raise click.UsageError("give -o FILE.vti, --xdmf and/or --timelapse DIR")
+    if (subject is not None or site != "sim") and timelapse is None:
+        raise click.UsageError("--subject and --site name the sessions of --timelapse DIR: use them with it")
     if out is not None:
         export_vti(result, out, frame, overwrite=overwrite)
         click.echo(f"wrote {out}")
@@ -336,3 +355,13 @@ def export(result, out, frame, xdmf, overwrite):
         with open_bonesim(result):
             pass
         click.echo(f"wrote {write_xdmf(result)}")
+    if timelapse is not None:
+        from bonesim.io.hdf5 import check_input_file
+        from bonesim.io.timelapse import export_timelapse
+
+        check_input_file(result)
+        done = export_timelapse(result, timelapse, subject=subject, site=site, overwrite=overwrite)
+        click.echo(
+            f"wrote {timelapse}: {len(done.images)} session(s), {len(done.labels)} label map(s), "
+            f"manifest {done.manifest}"
+        )
