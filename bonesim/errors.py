@@ -25,6 +25,16 @@ class BonesimError(Exception):
         super().__init__(*args)
         self.cli = cli
 
+    @classmethod
+    def fix(cls, message: str, api: str, cli: str) -> BonesimError:
+        """``message; api`` for Python callers and ``message; cli`` on the command line.
+
+        >>> e = BonesimError.fix("run.h5 exists", "pass overwrite=True", "pass --overwrite")
+        >>> str(e), e.cli_message
+        ('run.h5 exists; pass overwrite=True', 'run.h5 exists; pass --overwrite')
+        """
+        return cls(f"{message}; {api}", cli=f"{message}; {cli}")
+
     @property
     def cli_message(self) -> str:
         """The message as a command-line user should read it."""

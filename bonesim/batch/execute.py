@@ -89,9 +89,10 @@ def execute_run(
     """
     changed = changed_settings(run)
     if changed and not overwrite:
-        raise BonesimError(
-            f"run {run.run_id} exists with other settings ({'; '.join(changed)}); rerun with --overwrite "
-            "to replace it, or give the study a new output folder"
+        raise BonesimError.fix(
+            f"run {run.run_id} exists with other settings ({'; '.join(changed)})",
+            "rerun with overwrite=True to replace it, or give the study a new output folder",
+            "rerun with --overwrite to replace it, or give the study a new output folder",
         )
     if changed or (force and overwrite):
         run.out.unlink(missing_ok=True)

@@ -121,10 +121,11 @@ def run_study(
     changed = [r for r, s in states if s == "changed"]
     if changed and not overwrite:
         first = changed[0]
-        raise BonesimError(
+        raise BonesimError.fix(
             f"{len(changed)} run(s) of study {study.name!r} exist with other settings than the manifest's now "
-            f"(e.g. {first.run_id}: {'; '.join(changed_settings(first))}); rerun with --overwrite to replace "
-            "them, or give the study a new output folder"
+            f"(e.g. {first.run_id}: {'; '.join(changed_settings(first))})",
+            "rerun with overwrite=True to replace them, or give the study a new output folder",
+            "rerun with --overwrite to replace them, or give the study a new output folder",
         )
     for r in changed:  # overwrite: the old results go before any worker starts
         r.out.unlink(missing_ok=True)

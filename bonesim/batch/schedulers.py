@@ -62,9 +62,9 @@ def _need(module: str, scheduler: str, pip: str) -> Any:
     try:
         return importlib.import_module(module)
     except ImportError:
+        tail = f" needs the {pip} package, which is not installed: pip install {pip} (or pip install 'bonesim[hpc]')"
         raise BonesimError(
-            f"--scheduler {scheduler} needs the {pip} package, which is not installed: "
-            f"pip install {pip} (or pip install 'bonesim[hpc]')"
+            f"the scheduler {scheduler!r}{tail}", cli=f"--scheduler {scheduler}{tail}"
         ) from None
 
 

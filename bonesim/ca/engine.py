@@ -342,9 +342,11 @@ def _resume_point(plan: RunPlan, folder: RunFolder) -> _Start:
     if ck.step > plan.total:
         raise BonesimError(f"checkpoint is at step {ck.step}, beyond the {plan.total} steps asked for")
     if stored_total != plan.total and ck.step == stored_total and (ck.step - plan.n_spin) % plan.save_steps:
-        raise BonesimError(
+        raise BonesimError.fix(
             f"the interrupted run had already saved its final frame (step {ck.step}, off the save grid); "
-            "it cannot be extended to more years: resume it with its original --years, then start a new run"
+            "it cannot be extended to more years",
+            "resume it with its original `years`, then start a new run",
+            "resume it with its original --years, then start a new run",
         )
     bad = folder.missing_frames(ck.n_frames, plan.volume.shape)
     if bad:

@@ -319,6 +319,10 @@ class Mechanoregulation:
             or mech.dtype != np.uint8
             or not math.isfinite(self.signal_ref or 0.0)
         ):
-            raise InputError("the checkpoint's mechanics state is malformed; start over with --overwrite")
+            raise InputError.fix(
+                "the checkpoint's mechanics state is malformed",
+                "start over with overwrite=True",
+                "start over with --overwrite",
+            )
         self.mech = np.ascontiguousarray(mech, np.uint8)
         self.lut = np.ascontiguousarray(lut, np.uint32)

@@ -402,12 +402,12 @@ def parse_crop(text: str) -> list[tuple[int | None, int | None]]:
     """
     parts = text.split(",")
     if len(parts) != 3:
-        raise BonesimError(f"--crop needs three ranges z0:z1,y0:y1,x0:x1, got {text!r}")
+        raise BonesimError(f"a crop needs three ranges z0:z1,y0:y1,x0:x1, got {text!r}")
     out = []
     for part in parts:
         m = re.fullmatch(r"\s*(-?\d*)\s*:\s*(-?\d*)\s*", part)
         if not m:
-            raise BonesimError(f"--crop range {part!r} is not of the form start:stop")
+            raise BonesimError(f"crop range {part!r} is not of the form start:stop")
         out.append(tuple(int(g) if g else None for g in m.groups()))
     return out  # type: ignore[return-value]
 

@@ -22,7 +22,7 @@ Ctrl-C or a full disk never leaves a half-written file or destroys the old one.
 >>> check_output(d / "a.csv")
 Traceback (most recent call last):
 ...
-bonesim.errors.BonesimError: output file ... exists; pass --overwrite to replace it
+bonesim.errors.BonesimError: output file ... exists; pass overwrite=True to replace it
 """
 
 from __future__ import annotations
@@ -76,7 +76,9 @@ def check_output(
                 f"{what} {p} exists and is not a regular file (a device, FIFO or socket); refusing"
             )
         if not overwrite:
-            raise BonesimError(f"{what} {p} exists; pass --overwrite to replace it")
+            raise BonesimError.fix(
+                f"{what} {p} exists", "pass overwrite=True to replace it", "pass --overwrite to replace it"
+            )
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise BonesimError(f"output folder {parent} does not exist")

@@ -53,19 +53,32 @@ from bonesim.volume import Volume
 MAX_PHASE = 3
 MAX_DIRECTION = 26
 #: Configuration keys a resumed run must share with its checkpoint, and what each one is.
-IDENTITY_KEYS: dict[str, str] = {
-    "input_digest": "the input volume (its voxels or voxel size)",
-    "seed": "the seed (--seed)",
-    "table_digest": "the parameters (--params, --scenario or the daily table)",
-    "neighbourhood": "the neighbourhood",
-    "footprint_radius_um": "the footprint radius",
-    "dt_days": "the time step dt_days",
-    "spinup_steps": "the spin-up (--spinup-years)",
-    "save_steps": "the save interval (--save-every)",
-    "shape": "the volume shape",
-    "voxel_size_um": "the voxel size",
-    "mechanics": "the mechanoregulation (--mechanics and its settings)",
+IDENTITY_KEYS: dict[str, tuple[str, str]] = {  # key: (API spelling, CLI spelling)
+    "input_digest": ("the input volume (its voxels or voxel size)",) * 2,
+    "seed": ("the seed (`seed`)", "the seed (--seed)"),
+    "table_digest": (
+        "the parameters (`params`, `scenario` or the daily table)",
+        "the parameters (--params, --scenario or the daily table)",
+    ),
+    "neighbourhood": ("the neighbourhood",) * 2,
+    "footprint_radius_um": ("the footprint radius",) * 2,
+    "dt_days": ("the time step dt_days",) * 2,
+    "spinup_steps": ("the spin-up (`spinup_years`)", "the spin-up (--spinup-years)"),
+    "save_steps": ("the save interval (`save_every`)", "the save interval (--save-every)"),
+    "shape": ("the volume shape",) * 2,
+    "voxel_size_um": ("the voxel size",) * 2,
+    "mechanics": (
+        "the mechanoregulation (`mechanics` and its settings)",
+        "the mechanoregulation (--mechanics and its settings)",
+    ),
 }
+#: The two spellings of the ways out of a bad checkpoint (see :meth:`BonesimError.fix`).
+START_OVER = ("start over with overwrite=True", "start over with --overwrite")
+REMOVE_OR_START_OVER = (
+    "remove it or start over with overwrite=True",
+    "remove it or start over with --overwrite",
+)
+FREE_AND_RESUME = ("free space and continue with resume=True", "free space and continue with --resume")
 STATE_FIELDS = ("bone", "phase", "timer")
 MAP_FIELDS = ("resorbed_day", "formed_day")
 
@@ -107,9 +120,7 @@ def atomic_h5(path: Path) -> Iterator[h5py.File]:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         if exc.errno == errno.ENOSPC or "No space left" in str(exc):
-            raise BonesimError(
-                f"disk full while writing {path}; free space and continue with --resume"
-            ) from None
+            raise BonesimError.fix(f"disk full while writing {path}", *FREE_AND_RESUME) from None
         raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -170,14 +181,10 @@ def _read_mechanics(f: h5py.File, where: str) -> dict[str, Any]:
     digest = g.attrs.get("digest")
     digest = digest.decode() if isinstance(digest, bytes) else str(digest)
     if digest != digest_arrays(arrays):
-        raise BonesimError(
-            f"{where}: the mechanics state does not match its digest; start over with --overwrite"
-        )
+        raise BonesimError.fix(f"{where}: the mechanics state does not match its digest", *START_OVER)
     attrs = read_json_attr(g, "attrs")
     if not isinstance(attrs, dict):
-        raise BonesimError(
-            f"{where}: the mechanics attributes are not a mapping; start over with --overwrite"
-        )
+        raise BonesimError.fix(f"{where}: the mechanics attributes are not a mapping", *START_OVER)
     return {"attrs": attrs, "arrays": arrays}
 
 
@@ -254,9 +261,7 @@ class RunFolder:
         if self._lock_fd is not None:
             return
         if self.path.exists() and not self.path.is_dir():
-            raise BonesimError(
-                f"{self.path} exists but is not a run folder; remove it or start over with --overwrite"
-            )
+            raise BonesimError.fix(f"{self.path} exists but is not a run folder", *REMOVE_OR_START_OVER)
         self.path.mkdir(exist_ok=True)
         fd = os.open(self.path / "lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -354,13 +359,11 @@ class RunFolder:
             with h5py.File(self.path / "input.h5", "r") as f:
                 cfg = read_json_attr(f, "config", {})
         except (OSError, ValueError) as exc:
-            raise BonesimError(
-                f"the run folder {self.path} has no readable input.h5 ({exc}); start over with --overwrite"
+            raise BonesimError.fix(
+                f"the run folder {self.path} has no readable input.h5 ({exc})", *START_OVER
             ) from None
         if not isinstance(cfg, dict):
-            raise BonesimError(
-                f"{self.path}/input.h5: its configuration is not a mapping; start over with --overwrite"
-            )
+            raise BonesimError.fix(f"{self.path}/input.h5: its configuration is not a mapping", *START_OVER)
         return cfg
 
     def check_identity(self, config: Mapping[str, Any]) -> None:
@@ -368,10 +371,14 @@ class RunFolder:
         stored = self.stored_config()
         for key, what in IDENTITY_KEYS.items():
             if stored.get(key) != config.get(key):
+                api, cli = what
+                tail = (
+                    f" differs from the interrupted run (was {stored.get(key)!r}, now {config.get(key)!r}); "
+                    "resume with the same input and "
+                )
                 raise BonesimError(
-                    f"cannot resume {self.out}: {what} differs from the interrupted run "
-                    f"(was {stored.get(key)!r}, now {config.get(key)!r}); resume with the same input and "
-                    "options, or start over with --overwrite"
+                    f"cannot resume {self.out}: {api}{tail}arguments, or start over with overwrite=True",
+                    cli=f"cannot resume {self.out}: {cli}{tail}options, or start over with --overwrite",
                 )
 
     def frame_ok(self, index: int, shape: tuple[int, ...]) -> bool:
@@ -392,15 +399,13 @@ class RunFolder:
         try:
             f = h5py.File(self.path / "checkpoint.h5", "r")
         except OSError as exc:
-            raise BonesimError(
-                f"checkpoint {where} is missing or unreadable ({exc}); start over with --overwrite"
+            raise BonesimError.fix(
+                f"checkpoint {where} is missing or unreadable ({exc})", *START_OVER
             ) from None
         try:
             with f:
                 if "state" not in f or "maps" not in f or "tables/metrics" not in f:
-                    raise BonesimError(
-                        f"{where} lacks /state, /maps or /tables/metrics; start over with --overwrite"
-                    )
+                    raise BonesimError.fix(f"{where} lacks /state, /maps or /tables/metrics", *START_OVER)
                 s = f["state"]
                 state = {nm: _read_checked(s[nm], where) for nm in STATE_FIELDS}
                 state.update({nm: _read_checked(f["maps"][nm], where) for nm in MAP_FIELDS})
@@ -412,23 +417,17 @@ class RunFolder:
                 metrics_acc = read_json_attr(s, "metrics_acc")
                 mechanics = _read_mechanics(f, where)
         except KeyError as exc:
-            raise BonesimError(f"{where} lacks {exc}; start over with --overwrite") from None
+            raise BonesimError.fix(f"{where} lacks {exc}", *START_OVER) from None
         except (ValueError, TypeError) as exc:
-            raise BonesimError(f"{where} is corrupt ({exc}); start over with --overwrite") from None
+            raise BonesimError.fix(f"{where} is corrupt ({exc})", *START_OVER) from None
         if step < 0 or n_frames < 0:
-            raise BonesimError(
-                f"{where}: step {step} / {n_frames} frames is impossible; start over with --overwrite"
-            )
+            raise BonesimError.fix(f"{where}: step {step} / {n_frames} frames is impossible", *START_OVER)
         if digest is not None:
             digest = digest.decode() if isinstance(digest, bytes) else str(digest)
             if digest != digest_arrays(state):
-                raise BonesimError(
-                    f"{where}: the state does not match its stored digest; start over with --overwrite"
-                )
+                raise BonesimError.fix(f"{where}: the state does not match its stored digest", *START_OVER)
         if not isinstance(schedule, dict) or not isinstance(metrics_acc, dict):
-            raise BonesimError(
-                f"{where}: schedule or metrics state is not a mapping; start over with --overwrite"
-            )
+            raise BonesimError.fix(f"{where}: schedule or metrics state is not a mapping", *START_OVER)
         validate_state(state, shape, where)
         rows = [{k: float(t[k][i]) for k in t} for i in range(len(t["day"]))] if t else []
         ck = Checkpoint(state, step, schedule, metrics_acc, rows[:n_frames], n_frames, mechanics=mechanics)
@@ -474,9 +473,8 @@ class RunFolder:
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC or "No space left" in str(exc):
-                raise BonesimError(
-                    f"disk full while writing {self.out}; the run is kept in {self.path}: "
-                    "free space and rerun with --resume"
+                raise BonesimError.fix(
+                    f"disk full while writing {self.out}; the run is kept in {self.path}", *FREE_AND_RESUME
                 ) from None
             raise
 

@@ -204,9 +204,11 @@ def read_sed_map(path: str | os.PathLike, axis: str | None = None) -> tuple[np.n
     if axis is None:
         axis = axes[0]
     if axis not in axes:
-        raise BonesimError(
-            f"{path} holds SED maps along {', '.join(axes)} only, not {axis}; choose --axis "
-            f"{axes[0]} or solve that axis with `bonesim mechanics ... --axis {axis} --save-sed SED.h5`"
+        solve = f"solve that axis with `bonesim mechanics ... --axis {axis} --save-sed SED.h5`"
+        raise BonesimError.fix(
+            f"{path} holds SED maps along {', '.join(axes)} only, not {axis}",
+            f"choose axis={axes[0]!r} or {solve}",
+            f"choose --axis {axes[0]} or {solve}",
         )
     with open_bonesim(path) as f:
         ds = f["maps/sed"][axis]

@@ -127,7 +127,11 @@ def analyze(
         check_output(csv, overwrite=overwrite, inputs=[path], suffixes=(".csv",), what="CSV file")
     info = Result.open(path)
     if write and not os.access(info.path, os.W_OK):
-        raise BonesimError(f"{path} is read-only: cannot store the results (write a CSV with --csv instead)")
+        raise BonesimError.fix(
+            f"{path} is read-only: cannot store the results",
+            "pass write=False and csv=FILE instead",
+            "write a CSV with --no-write --csv FILE instead",
+        )
     if histomorphometry and not info.has_series:
         raise BonesimError(
             f"{path} is a plain volume: histomorphometry needs a simulation result (saved frames over time)"

@@ -97,8 +97,10 @@ def _x_of(info: Result, x: str):
         return lambda day: np.asarray(day, float) / DAYS_PER_YEAR
     phys = info.tables.get("physiology", {})
     if "age_years" not in phys or "day" not in phys or len(phys["day"]) < 2:
-        raise BonesimError(
-            f"{info.path} has no age_years column in /tables/physiology; plot it against time instead (--x years)"
+        raise BonesimError.fix(
+            f"{info.path} has no age_years column in /tables/physiology",
+            "plot it against time instead (x='years')",
+            "plot it against time instead (--x years)",
         )
     pd, age = np.asarray(phys["day"], float), np.asarray(phys["age_years"], float)
     rate = (age[-1] - age[0]) / (pd[-1] - pd[0])

@@ -91,8 +91,9 @@ def test_frame_of_a_result_is_recorded(tmp_path):
     frame = read_volume(src, frame=-1)
     np.testing.assert_array_equal(read_volume(out).data, frame.data)
     assert read_volume(out).metadata["frame"] == n - 1
-    with pytest.raises(BonesimError, match=r"along x only, not z; choose --axis x"):
+    with pytest.raises(BonesimError, match=r"along x only, not z; choose axis='x'") as exc:
         read_sed_map(out, "z")
+    assert "choose --axis x" in exc.value.cli_message
 
 
 def test_refusals(bone_file, tmp_path):

@@ -209,8 +209,9 @@ def test_pick_slices_has_most_change():
 def test_refuses_overwrite_and_bad_names(runs, tmp_path):
     out = tmp_path / "r.html"
     out.write_text("old")
-    with pytest.raises(BonesimError, match="exists; pass --overwrite"):
+    with pytest.raises(BonesimError, match="exists; pass overwrite=True") as exc:
         write_report(runs[0], out)
+    assert "--" not in str(exc.value) and "pass --overwrite" in exc.value.cli_message  # API vs CLI spelling
     assert out.read_text(encoding="utf-8") == "old"
     write_report(runs[0], out, overwrite=True, three_d=False)
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")

@@ -274,10 +274,15 @@ def test_plot_against_age_needs_the_age_column(tmp_path):
     from bonesim.viz import plot_metrics
 
     r = write_result(tmp_path / "r.h5")  # the fixture's physiology has no age_years
-    with pytest.raises(BonesimError, match="no age_years"):
+    with pytest.raises(BonesimError, match="no age_years") as exc:
         plot_metrics(r, x="age")
+    assert "x='years'" in str(exc.value) and "--" not in str(exc.value)  # the API's spelling
     with pytest.raises(InputError, match="`x` must be one of"):
         plot_metrics(r, x="weeks")
+    from bonesim.cli import main
+
+    res = CliRunner().invoke(main, ["plot", str(r), "--x", "age", "-o", str(tmp_path / "p.png")])
+    assert res.exit_code == 1 and "(--x years)" in res.output and "x='years'" not in res.output
 
 
 def test_plot_against_age_of_a_real_run(tmp_path):

@@ -72,7 +72,9 @@ def resolve_backend(name: str | BackendName = "auto") -> Backend:
     elif choice is BackendName.CUPY:
         problem = _cupy_problem()
         if problem:
-            raise BonesimError(f"backend 'cupy' is not available: {problem}; use --backend numpy")
+            raise BonesimError.fix(
+                f"backend 'cupy' is not available: {problem}", "use backend='numpy'", "use --backend numpy"
+            )
         from bonesim.ca.backends.cupy_backend import CupyBackend
 
         backend = CupyBackend()
