@@ -158,26 +158,66 @@ def compare(paths: Sequence[str | os.PathLike], day: float | None = None) -> Com
     return out
 
 
-def format_table(c: Comparison) -> str:
-    """The comparison as a plain-text table: per quantity the change of every run and its net effect."""
+@dataclass(frozen=True)
+class ComparisonText:
+    """The words and cells of a comparison, shared by the text table and the HTML report."""
+
+    title: str
+    notes: list[str]
+    names: list[str]
+    rows: list[tuple[str, list[str]]]
+    footnote: str
+
+
+def format_cell(end: float, change_pct: float, net_pp: float | None) -> str:
+    """One run's cell: the value at the day, its change since day 0 and (not the reference) its net effect.
+
+    >>> format_cell(0.2256, -5.13, -2.2), format_cell(0.2378, -2.9, None)
+    ('0.2256 (-5.1 %, net -2.2 pp)', '0.2378 (-2.9 %)')
+    """
+    if net_pp is None:
+        return f"{end:.4g} ({change_pct:+.1f} %)"
+    return f"{end:.4g} ({change_pct:+.1f} %, net {net_pp:+.1f} pp)"
+
+
+def comparison_text(c: Comparison) -> ComparisonText:
+    """The title, notes, run names, cells and footnote of ``c`` (plain text; escape it for HTML)."""
     names = [
         f"{s} ({os.path.basename(r)})" if c.scenarios.count(s) > 1 else s
         for s, r in zip(c.scenarios, c.runs, strict=True)
     ]
-    lines = [f"day 0 -> day {c.day:g} ({c.day / DAYS_PER_YEAR:.2f} years); reference: {names[0]}"]
-    if not c.same_input:
-        lines.append("note: the runs did not all start from the same input bone")
+    notes = [] if c.same_input else ["the runs did not all start from the same input bone"]
     if not c.rows:
-        lines.append("no quantity that every run has (run `bonesim analyze` for morphometry)")
+        notes.append("no quantity that every run has (run `bonesim analyze` for morphometry)")
+    rows = [
+        (
+            r["label"],
+            [
+                format_cell(end, ch, None if i == 0 else net)
+                for i, (end, ch, net) in enumerate(zip(r["end"], r["change_pct"], r["net_pp"], strict=True))
+            ],
+        )
+        for r in c.rows
+    ]
+    return ComparisonText(
+        title=f"day 0 -> day {c.day:g} ({c.day / DAYS_PER_YEAR:.2f} years); reference: {names[0]}",
+        notes=notes,
+        names=names,
+        rows=rows,
+        footnote="value at the day (change since day 0 in %, net of the reference in percentage points)",
+    )
+
+
+def format_table(c: Comparison) -> str:
+    """The comparison as a plain-text table: per quantity the change of every run and its net effect."""
+    t = comparison_text(c)
+    lines = [t.title] + [f"note: {n}" for n in t.notes]
+    if not t.rows:
         return "\n".join(lines)
-    width = max(len(r["label"]) for r in c.rows)
-    head = f"{'quantity':<{width}}  " + "  ".join(f"{n[:22]:>22}" for n in names)
+    width = max(len(label) for label, _ in t.rows)
+    col = max(len(x) for _, cells in t.rows for x in cells)
+    head = f"{'quantity':<{width}}  " + "  ".join(f"{n[:col]:>{col}}" for n in t.names)
     lines += [head, "-" * len(head)]
-    for r in c.rows:
-        cells = []
-        for i, (end, ch, net) in enumerate(zip(r["end"], r["change_pct"], r["net_pp"], strict=True)):
-            txt = f"{end:.4g} ({ch:+.1f} %)" if i == 0 else f"{end:.4g} ({ch:+.1f}, net {net:+.1f})"
-            cells.append(f"{txt:>22}")
-        lines.append(f"{r['label']:<{width}}  " + "  ".join(cells))
-    lines.append("value at the day (change since day 0 in %, net of the reference in percentage points)")
+    lines += [f"{label:<{width}}  " + "  ".join(f"{x:>{col}}" for x in cells) for label, cells in t.rows]
+    lines.append(t.footnote)
     return "\n".join(lines)

@@ -73,6 +73,21 @@ def test_table_text_names_runs_and_net_effect(runs):
     assert "did not all start from the same input bone" in text
 
 
+def test_text_table_and_report_share_every_cell(runs):
+    """One formatting for both: each cell of the text table appears, HTML-escaped, in the report's table."""
+    import html
+
+    from bonesim.compare import comparison_text
+    from bonesim.viz.report import _comparison_html
+
+    c = compare(list(runs))
+    text, page = format_table(c), _comparison_html(list(runs))
+    cells = [x for _, row in comparison_text(c).rows for x in row]
+    assert len(cells) == 2 * len(c.rows) and any("net " in x and " pp)" in x for x in cells)
+    for x in cells:
+        assert x in text and f"<td>{html.escape(x)}</td>" in page
+
+
 def test_cli_table_json_and_figure(runs, tmp_path):
     a, b = runs
     js, png = tmp_path / "c.json", tmp_path / "c.png"

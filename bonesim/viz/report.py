@@ -34,7 +34,6 @@ from typing import Any
 import numpy as np
 
 from bonesim._version import __version__
-from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputError
 from bonesim.io.outputs import atomic_write, check_output
 from bonesim.io.result import Result
@@ -229,27 +228,17 @@ def _provenance_rows(info: Result) -> list[tuple[str, Any]]:
 
 
 def _comparison_html(paths: Sequence[Path]) -> str:
-    from bonesim.compare import compare
+    from bonesim.compare import compare, comparison_text
 
-    c = compare(list(paths))
-    names = [_esc(s) for s in c.scenarios]
-    out = [f"<p>Day 0 → day {c.day:g} ({c.day / DAYS_PER_YEAR:.2f} years); reference: {names[0]}.</p>"]
-    if not c.same_input:
-        out.append("<p><em>The runs did not all start from the same input bone.</em></p>")
-    if not c.rows:
-        out.append("<p>No quantity that every run has.</p>")
+    t = comparison_text(compare(list(paths)))
+    out = [f"<p>{_esc(t.title)}.</p>"] + [f"<p><em>{_esc(n)}.</em></p>" for n in t.notes]
+    if not t.rows:
         return "".join(out)
-    head = "".join(f"<th>{n}</th>" for n in names)
+    head = "".join(f"<th>{_esc(n)}</th>" for n in t.names)
     out.append(f'<table class="cmp"><tr><th>quantity</th>{head}</tr>')
-    for r in c.rows:
-        cells = []
-        for i, (end, ch, net) in enumerate(zip(r["end"], r["change_pct"], r["net_pp"], strict=True)):
-            txt = f"{end:.4g} ({ch:+.1f} %)" if i == 0 else f"{end:.4g} ({ch:+.1f} %, net {net:+.1f} pp)"
-            cells.append(f"<td>{_esc(txt)}</td>")
-        out.append(f"<tr><th>{_esc(r['label'])}</th>{''.join(cells)}</tr>")
-    out.append(
-        "</table><p class='note'>value at the day (change since day 0, net of the reference in percentage points)</p>"
-    )
+    for label, cells in t.rows:
+        out.append(f"<tr><th>{_esc(label)}</th>{''.join(f'<td>{_esc(x)}</td>' for x in cells)}</tr>")
+    out.append(f"</table><p class='note'>{_esc(t.footnote)}</p>")
     return "".join(out)
 
 
