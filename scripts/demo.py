@@ -16,7 +16,9 @@ Steps (each prints what it did; about 1-2 minutes on 2 CPU cores):
 3. BV/TV of the input, at day 0 (after the spin-up) and at the end;
 4. ``OUT/first.png`` and ``OUT/last.png`` (bone surface coloured by
    remodeling state: red resorbed, green formed, magenta perforated, grey
-   ghost of the day-0 surface) and ``OUT/bvtv.png`` (BV/TV over time).
+   ghost of the day-0 surface), ``OUT/diff.png`` (the difference view of the
+   last frame: bone lost since day 0 red, formed green, perforations magenta,
+   as volumes) and ``OUT/bvtv.png`` (BV/TV over time).
 """
 
 from __future__ import annotations
@@ -111,8 +113,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no pictures: {exc} (pip install 'bonesim[viz]')", file=sys.stderr)
         return 0
     try:
-        for name, frame in (("first", 0), ("last", -1)):
-            render_frame(run_h5, frame, size=(800, 600), out=out / f"{name}.png")
+        for name, frame, style in (
+            ("first", 0, "surface"),
+            ("last", -1, "surface"),
+            ("diff", -1, "difference"),
+        ):
+            render_frame(run_h5, frame, size=(800, 600), style=style, out=out / f"{name}.png")
             outputs.append(out / f"{name}.png")
     except BonesimError as exc:  # no off-screen OpenGL: say so, still plot
         print(f"no pictures: {exc}", file=sys.stderr)
