@@ -128,3 +128,18 @@ def test_cli_render_diff_writes_the_lost_colour(diff_h5, gl_ok, tmp_path):
     res = CliRunner().invoke(main, ["render", str(diff_h5), "--diff", "--field", "sed", "-o", str(png)])
     assert res.exit_code == 2 and "--diff shows bone" in res.output
     assert "--diff" in CliRunner().invoke(main, ["render", "--help"]).output
+
+
+def test_cli_animate_diff(diff_h5, gl_ok, tmp_path):
+    import imageio.v3 as iio
+
+    from bonesim.cli import main
+
+    gif = tmp_path / "d.gif"
+    res = CliRunner().invoke(
+        main, ["animate", str(diff_h5), "--diff", "--camera", "top", "--size", "160x120", "-o", str(gif)]
+    )
+    assert res.exit_code == 0, res.output
+    frames = iio.imread(gif, index=None)
+    assert frames.shape[0] >= 2  # (the GIF writer may merge the two identical first frames)
+    assert colour_pixels(frames[0][..., :3], "lost") == 0 < colour_pixels(frames[-1][..., :3], "lost")
