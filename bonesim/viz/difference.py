@@ -89,7 +89,7 @@ def _through_lost(b0: np.ndarray, kept: np.ndarray, axis: int) -> np.ndarray:
     a = np.moveaxis(b0, axis, -1)
     k = np.moveaxis(kept, axis, -1)
     n = a.shape[-1]
-    idx = np.arange(n, dtype=np.int32)
+    idx = np.arange(n, dtype=np.int16 if n < 32767 else np.int32)  # half the memory of int32
 
     def has_kept_before(a: np.ndarray, k: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         prev = np.zeros_like(a)
