@@ -35,6 +35,11 @@ class Volume:
     metadata : dict
         Free-form provenance (source file, segmentation threshold, ...);
         values must be JSON-serialisable to survive an HDF5 round trip.
+    compartments : ndarray, optional
+        uint8 labels of the same shape (0 outside, 1 cortical, 2 trabecular;
+        :mod:`bonesim.morphometry.compartments`), how they were found in
+        ``metadata["compartments"]``. Stored as ``/volume/compartments`` and
+        carried from an input volume into a simulation's result.
 
     Examples
     --------
@@ -50,6 +55,7 @@ class Volume:
     data: np.ndarray
     voxel_size_um: float
     metadata: dict[str, Any] = field(default_factory=dict)
+    compartments: np.ndarray | None = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         data = np.asarray(self.data)
@@ -63,6 +69,14 @@ class Volume:
         object.__setattr__(self, "data", data)
         object.__setattr__(self, "voxel_size_um", check_positive(self.voxel_size_um, name="voxel_size_um"))
         object.__setattr__(self, "metadata", dict(self.metadata))
+        if self.compartments is not None:
+            c = np.asarray(self.compartments)
+            if c.shape != data.shape or c.dtype != np.uint8:
+                raise InputError(
+                    f"`compartments` must be uint8 labels of the volume's shape {data.shape}, "
+                    f"got {c.dtype} {c.shape}"
+                )
+            object.__setattr__(self, "compartments", c)
 
     @property
     def shape(self) -> tuple[int, int, int]:

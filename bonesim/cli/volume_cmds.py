@@ -83,6 +83,14 @@ def info(file: Path, as_json: bool) -> None:
             )
         if kind:
             lines.append(f"  phantom     {kind}")
+        c = d.get("compartments")
+        if c is not None:
+            lines.append(
+                f"  compartments cortical {c.get('cortical_tv_mm3', float('nan')):.3g} mm3 "
+                f"(BV/TV {c.get('cortical_bv_tv', float('nan')):.3f}, Ct.Th {c.get('ct_th_um', float('nan')):.0f} um), "
+                f"trabecular {c.get('trabecular_tv_mm3', float('nan')):.3g} mm3 "
+                f"(BV/TV {c.get('trabecular_bv_tv', float('nan')):.3f}); {c.get('method', '?')}"
+            )
         cal = d.get("metadata", {}).get("calibration")
         if cal:
             tmd = cal.get("tmd_mg_ha_cm3")
@@ -386,27 +394,22 @@ def import_(
         bone = calibrate(bone, grey.data, *cal, roi=roi)
     comp = None
     if compartments == "auto":
+        from dataclasses import replace
+
         from bonesim.morphometry import compartments as cmp
 
         labels = cmp.compartments(bone.data, bone.voxel_size_um, trabecular_max_um=trabecular_max_um)
-        comp = (
-            labels,
-            {
-                "method": "morphological",
-                "axis": "z",
-                "trabecular_max_um": trabecular_max_um,
-                "pore_um": cmp.PORE_UM,
-                "codes": cmp.NAMES,
-                **cmp.summary(labels, bone.data, bone.voxel_size_um),
-            },
-        )
+        comp = {
+            "method": "morphological",
+            "axis": "z",
+            "trabecular_max_um": trabecular_max_um,
+            "pore_um": cmp.PORE_UM,
+            "codes": cmp.NAMES,
+            **cmp.summary(labels, bone.data, bone.voxel_size_um),
+        }
+        bone = replace(bone, metadata={**bone.metadata, "compartments": comp}, compartments=labels)
     write_volume(
-        out,
-        bone,
-        overwrite=overwrite,
-        compression=compression,
-        grey=grey.data if keep_grey else None,
-        compartments=comp,
+        out, bone, overwrite=overwrite, compression=compression, grey=grey.data if keep_grey else None
     )
     seg = bone.metadata["segmentation"]
     z, y, x = bone.shape
@@ -418,7 +421,7 @@ def import_(
         f"({seg['method']}), BV/TV {bone.bv_tv:.4f}{inside}"
     )
     if comp is not None:
-        c = comp[1]
+        c = comp
         click.echo(
             f"compartments: cortical {c['cortical_tv_mm3']:.3g} mm3 (BV/TV {c['cortical_bv_tv']:.3f}, "
             f"Ct.Th {c['ct_th_um']:.0f} um), trabecular {c['trabecular_tv_mm3']:.3g} mm3 "

@@ -236,7 +236,6 @@ def write_volume(
     overwrite: bool = False,
     compression: str = "gzip",
     grey: np.ndarray | None = None,
-    compartments: tuple[np.ndarray, dict] | None = None,
     xdmf: bool = True,
 ) -> Path:
     """Write a bone-fraction volume as a schema-1 file (atomically).
@@ -253,10 +252,6 @@ def write_volume(
         'zstd' needs ``hdf5plugin`` to write and to read.
     grey : ndarray, optional
         Original grey values, stored as ``/volume/grey``.
-    compartments : (labels, method), optional
-        uint8 compartment labels of the volume's shape (0 outside, 1 cortical,
-        2 trabecular; :mod:`bonesim.morphometry.compartments`) and a JSON
-        mapping of how they were found, stored as ``/volume/compartments``.
     xdmf : bool
         Also write an ``.xdmf`` sidecar so ParaView opens the file.
     """
@@ -272,17 +267,24 @@ def write_volume(
             write_json_attr(ds, "metadata", volume.metadata)
             if grey is not None:
                 create_array(g, "grey", np.asarray(grey), compression=compression)
-            if compartments is not None:
-                labels, method = compartments
-                if labels.shape != volume.shape:
-                    raise BonesimError(f"compartments are {labels.shape}, the volume {volume.shape}")
-                c = create_array(g, "compartments", np.asarray(labels, np.uint8), compression=compression)
-                write_json_attr(c, "method", method)
+            write_compartments(g, volume, compression)
     if xdmf:
         from bonesim.io.xdmf import write_xdmf
 
         write_xdmf(path)
     return Path(path)
+
+
+def write_compartments(group: h5py.Group, volume: Volume, compression: str = "gzip") -> None:
+    """``volume.compartments`` (if any) as ``group/compartments``, attrs ``method`` = ``metadata["compartments"]``."""
+    if volume.compartments is not None:
+        c = create_array(group, "compartments", volume.compartments, compression=compression)
+        write_json_attr(c, "method", volume.metadata.get("compartments", {}))
+
+
+def _compartments_of(f: h5py.File, shape: tuple[int, ...]) -> np.ndarray | None:
+    c = f["volume"].get("compartments") if "volume" in f else None
+    return np.asarray(c[...], np.uint8) if isinstance(c, h5py.Dataset) and c.shape == shape else None
 
 
 def bone_dataset(f: h5py.File, name: str, *, ndim: int = 3) -> h5py.Dataset:
@@ -338,7 +340,7 @@ def read_volume(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
                 raise SchemaError(
                     f"{path}: /volume/bone metadata is a {type(meta).__name__}, expected a mapping"
                 )
-            return Volume(_read_all(ds), vs, meta)
+            return Volume(_read_all(ds), vs, meta, compartments=_compartments_of(f, ds.shape))
         if "series/bone" not in f:
             raise BonesimError(f"{path} holds no saved frames (/series/bone)")
         s = bone_dataset(f, "series/bone", ndim=4)
@@ -346,7 +348,12 @@ def read_volume(path: str | os.PathLike, *, frame: int | None = None) -> Volume:
         if not -n <= frame < n:
             raise BonesimError(f"frame {frame} out of range: {path} holds {n} frames")
         day = float(f["series/day"][frame]) if "series/day" in f else None
-        return Volume(_read_all(s, frame), vs, {"frame": frame % n, "day": day})
+        return Volume(
+            _read_all(s, frame),
+            vs,
+            {"frame": frame % n, "day": day},
+            compartments=_compartments_of(f, s.shape[1:]),
+        )
 
 
 # --------------------------------------------------------------- tables ----
@@ -396,6 +403,9 @@ def describe(path: str | os.PathLike) -> dict[str, Any]:
             out["shape"] = tuple(int(n) for n in ds.shape)
             out["bv_tv"] = _mean_fraction(ds)
             out["metadata"] = read_json_attr(ds, "metadata", {})
+            comp = f["volume"].get("compartments")
+            if isinstance(comp, h5py.Dataset):
+                out["compartments"] = read_json_attr(comp, "method", {})
         if "series/bone" in f:
             s = f["series/bone"]
             days = f["series/day"][...] if "series/day" in f else np.arange(s.shape[0])
@@ -454,8 +464,8 @@ def read_compartments(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         if "volume" not in f or "compartments" not in f["volume"]:
             raise BonesimError(
                 f"{path} has no compartments (/volume/compartments): label them with "
-                "bonesim.morphometry.compartments.compartments and store them with "
-                "write_volume(..., compartments=(labels, method))",
+                "bonesim.morphometry.compartments.compartments and store them as "
+                "Volume(..., compartments=labels) with write_volume",
                 cli=f"{path} has no compartments: import the scan with --compartments auto "
                 "and simulate that volume",
             )

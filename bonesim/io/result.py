@@ -43,6 +43,7 @@ from bonesim.io.hdf5 import (
     open_bonesim,
     read_json_attr,
     read_table,
+    write_compartments,
     write_json_attr,
     write_root_attrs,
     write_table,
@@ -299,6 +300,7 @@ class RunFolder:
             g = f.create_group("volume")
             ds = _checked(g, "bone", volume.data, compression)
             write_json_attr(ds, "metadata", volume.metadata)
+            write_compartments(g, volume, compression)
             write_json_attr(f, "config", dict(config))
             write_table(f.create_group("tables"), "physiology", table)
             sc = f.create_group("scenario")

@@ -86,16 +86,24 @@ def test_import_compartments_auto_and_analyze_roi(tmp_path):
     with h5py.File(out, "r") as f:
         lab = f["volume/compartments"][...]
     assert dice(lab == CORTICAL, truth == CORTICAL) >= 0.93
+    info = runner.invoke(main, ["info", str(out)])
+    assert info.exit_code == 0 and "compartments cortical" in info.output and "morphological" in info.output
     res = runner.invoke(main, ["analyze", str(out), "--roi", "trabecular", "--no-progress"])
     assert res.exit_code == 0, res.output
     with h5py.File(out, "r") as f:
         bv_tv = float(f["tables/morphometry_trabecular/bv_tv"][0])
     assert bv_tv == pytest.approx(float((bone[lab == TRABECULAR] > 127).mean()))
     assert bv_tv < float((bone > 127).mean() * bone.size / (truth > 0).sum())  # the cortex left out
+    # a simulation carries its input's compartments into the result
+    run = tmp_path / "run.h5"
+    sim = ["simulate", str(out), str(run), "--years", "0.05", "--spinup-years", "0", "--no-progress"]
+    assert runner.invoke(main, sim).exit_code == 0
+    table = analyze(run, roi="trabecular", write=False)
+    assert len(table["frame"]) >= 2 and table["bv_tv"][0] == pytest.approx(bv_tv)
     # a file without compartments: API spelling from the library, option spelling from the CLI
     plain = tmp_path / "plain.h5"
     assert runner.invoke(main, [*args[:2], str(plain), *args[3:]]).exit_code == 0
-    with pytest.raises(BonesimError, match=r"write_volume\(\.\.\., compartments=") as exc:
+    with pytest.raises(BonesimError, match=r"Volume\(\.\.\., compartments=labels\)") as exc:
         analyze(plain, roi="trabecular", write=False)
     assert "--" not in str(exc.value)
     res = runner.invoke(main, ["analyze", str(plain), "--roi", "trabecular", "--no-progress"])
