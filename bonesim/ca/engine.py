@@ -478,6 +478,7 @@ class _Loop:
                     st["bone"],
                     day,
                     self.compression,
+                    st["formed_day"],
                 )
             if checkpoint if checkpoint is not None else self._checkpoint_due():
                 self.writer.submit(

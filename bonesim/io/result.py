@@ -300,9 +300,19 @@ class RunFolder:
             sc.attrs["name"] = name
             sc.attrs["toml"] = toml
 
-    def write_frame(self, index: int, bone: np.ndarray, day: float, compression: str) -> None:
+    def write_frame(
+        self,
+        index: int,
+        bone: np.ndarray,
+        day: float,
+        compression: str,
+        formed_day: np.ndarray | None = None,
+    ) -> None:
+        """Frame ``index``: its bone and, when given, the ``formed_day`` map at that step."""
         with atomic_h5(self.path / f"frame_{index:05d}.h5") as f:
             _checked(f, "bone", bone, compression)
+            if formed_day is not None:
+                _checked(f, "formed_day", formed_day, compression)
             f.attrs["day"] = float(day)
             f.attrs["index"] = int(index)
 
@@ -480,6 +490,10 @@ class RunFolder:
                 ) from None
             raise
 
+    def _frame_has(self, index: int, name: str) -> bool:
+        with h5py.File(self.path / f"frame_{index:05d}.h5", "r") as fr:
+            return name in fr
+
     def _assemble(
         self, st, step, seed, backend, device, metrics, n_frames, provenance, timings, overwrite, compression
     ):
@@ -510,9 +524,24 @@ class RunFolder:
                 compression=compression,
             )
             days = np.empty(n_frames, np.float64)
+            with_maps = n_frames > 0 and all(self._frame_has(i, "formed_day") for i in range(n_frames))
+            sf = (
+                create_array(
+                    se,
+                    "formed_day",
+                    shape=(n_frames, *shape),
+                    dtype=np.int32,
+                    maxshape=(None, *shape),
+                    compression=compression,
+                )
+                if with_maps
+                else None
+            )
             for i in range(n_frames):
                 with h5py.File(self.path / f"frame_{i:05d}.h5", "r") as fr:
                     sb[i] = _read_checked(fr["bone"], f"{self.path}/frame_{i:05d}.h5")
+                    if sf is not None:
+                        sf[i] = _read_checked(fr["formed_day"], f"{self.path}/frame_{i:05d}.h5")
                     days[i] = float(fr.attrs["day"])
             create_array(se, "day", days, maxshape=(None,), compression=compression)
             t = f.create_group("tables")
@@ -629,6 +658,30 @@ class Result:
 
     def frame(self, index: int) -> np.ndarray:
         return self.frames([index])[0]
+
+    def formed_day(self, index: int) -> np.ndarray | None:
+        """The ``formed_day`` map at saved frame ``index`` (None where the file cannot tell).
+
+        From ``/series/formed_day`` (results since per-frame maps were stored); else
+        all −1 for a frame at day <= 0 (the maps start on day 0), and ``/maps/formed_day``
+        for the last frame of a complete run; else None.
+        """
+        i = self.frame_index(index)
+        with open_bonesim(self.path) as f:
+            ds = f.get("series/formed_day")
+            if self.has_series and isinstance(ds, h5py.Dataset) and ds.shape == (self.n_frames, *self.shape):
+                try:
+                    return np.asarray(ds[i])
+                except OSError as exc:
+                    raise BonesimError(f"{self.path}: {ds.name} is corrupt ({exc})") from None
+        if not self.has_series:
+            return None
+        if self.days[i] <= 0:
+            return np.full(self.shape, -1, np.int32)
+        day = self.state_attrs.get("day")
+        if i == self.n_frames - 1 and day is not None and abs(float(day) - float(self.days[i])) < 1e-9:
+            return self.maps().get("formed_day")
+        return None
 
     def maps(self) -> dict[str, np.ndarray]:
         """The ``/maps`` datasets of the file (``resorbed_day``, ``formed_day``, ...), those present."""

@@ -34,6 +34,8 @@ METRIC_COLUMNS = (
     "n_particles",
     "n_cavities",
     "cavity_voxels",
+    "vbmd_mgha_cm3",
+    "tmd_mgha_cm3",
 )
 #: Extra columns of ``/tables/morphometry`` and of the CSV.
 EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "tb_sp_max_um")
@@ -125,9 +127,11 @@ def analyze(
     idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
     rows: list[dict[str, float]] = []
     histo = _Histo(info) if histomorphometry else None
+    mineral = _Mineral(info)
     for k, i in enumerate(idx):
         vol = Volume(info.frame(i), info.voxel_size_um)
         m = morphometry(vol, backend=backend)
+        m.update(mineral.row(i, vol.data))
         frame = i if info.has_series else -1
         if mechanics:
             m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
@@ -185,6 +189,54 @@ def dynamic_histomorphometry(path: str | os.PathLike, *, frames: str = "all") ->
         c: np.array([r[c] for r in rows], dtype=np.int64 if c == "frame" else np.float64)
         for c in ("frame", "day", *HISTO_COLUMNS)
     }
+
+
+_NO_MINERAL = {"vbmd_mgha_cm3": float("nan"), "tmd_mgha_cm3": float("nan")}
+
+
+class _Mineral:
+    """vBMD and TMD (mg HA/cm^3) of frame i of a result (see :mod:`bonesim.morphometry.mineral`).
+
+    Needs the frame's ``formed_day`` map (:meth:`Result.formed_day`) and the CA's day-0
+    turnover (``/tables/metrics``); NaN where either is missing (a plain volume, a
+    result written before per-frame maps were stored, for its frames between day 0
+    and the last). The old part of each voxel is the lowest bone fraction of the
+    saved frames since day 0, read in order (frames skipped by ``frames='last'`` too).
+    """
+
+    def __init__(self, info: Result) -> None:
+        from bonesim.morphometry.mineral import day0_turnover_per_day
+
+        self.info = info
+        t = info.tables.get("metrics", {})
+        self.k0 = float("nan")
+        if info.has_series and {"day", "bv_tv", "bone_removed"} <= set(t) and len(t["day"]) == info.n_frames:
+            self.k0 = day0_turnover_per_day(t["day"], t["bv_tv"], t["bone_removed"])
+        self.low: np.ndarray | None = None
+        self.upto = -1
+
+    def _advance(self, i: int, bone: np.ndarray) -> None:
+        days = self.info.days
+        for j in range(self.upto + 1, i + 1):
+            if days[j] < 0:
+                continue
+            b = bone if j == i else self.info.frame(j)
+            self.low = b.copy() if self.low is None else np.minimum(self.low, b)
+        self.upto = max(self.upto, i)
+
+    def row(self, i: int, bone: np.ndarray) -> dict[str, float]:
+        from bonesim.morphometry.mineral import mineral_summary
+        from bonesim.physiology.mineralisation import old_bone_m
+
+        if not np.isfinite(self.k0):
+            return _NO_MINERAL.copy()
+        self._advance(i, bone)
+        formed = self.info.formed_day(i)
+        if formed is None:
+            return _NO_MINERAL.copy()
+        day = float(self.info.days[i])
+        old_m = float(old_bone_m(self.k0, max(day, 0.0)))
+        return mineral_summary(bone, formed, day, old_m, bone_old=self.low if day >= 0 else None)
 
 
 class _Histo:

@@ -37,7 +37,7 @@ import numpy as np
 from bonesim.physiology.mineralisation import MINERALISATION, MineralisationLaw
 from bonesim.volume import BONE_FULL
 
-__all__ = ["mineral_density", "mineral_summary"]
+__all__ = ["day0_turnover_per_day", "mineral_density", "mineral_summary"]
 
 
 def mineral_density(
@@ -115,3 +115,21 @@ def mineral_summary(
         "vbmd_mgha_cm3": mineral / n if n else float("nan"),
         "tmd_mgha_cm3": mineral / bv if bv > 0 else float("nan"),
     }
+
+
+def day0_turnover_per_day(day: np.ndarray, bv_tv: np.ndarray, bone_removed: np.ndarray) -> float:
+    """The CA's own turnover at day 0: bone resorbed per day over the first saved interval, / BV.
+
+    ``day``, ``bv_tv`` and ``bone_removed`` are the ``/tables/metrics`` columns (one row
+    per saved frame; ``bone_removed`` is the bone removed since the frame before, as a
+    fraction of the total volume). NaN when there is no interval starting at day >= 0.
+
+    >>> k = day0_turnover_per_day([-30.0, 0.0, 30.0], [0.2, 0.2, 0.19], [0.0, 0.0, 0.0012])
+    >>> round(k, 9)  # 0.0012 / (0.2 x 30 d)
+    0.0002
+    """
+    d, bv, rem = (np.asarray(x, dtype=float) for x in (day, bv_tv, bone_removed))
+    for j in range(1, len(d)):
+        if d[j - 1] >= 0 and d[j] > d[j - 1] and bv[j - 1] > 0 and np.isfinite(rem[j]):
+            return float(rem[j] / (bv[j - 1] * (d[j] - d[j - 1])))
+    return float("nan")
