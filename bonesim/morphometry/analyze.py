@@ -197,8 +197,9 @@ _NO_MINERAL = {"vbmd_mgha_cm3": float("nan"), "tmd_mgha_cm3": float("nan")}
 class _Mineral:
     """vBMD and TMD (mg HA/cm^3) of frame i of a result (see :mod:`bonesim.morphometry.mineral`).
 
-    Needs the frame's ``formed_day`` map (:meth:`Result.formed_day`) and the CA's day-0
-    turnover (``/tables/metrics``); NaN where either is missing (a plain volume, a
+    Needs the frame's ``formed_day`` map (:meth:`Result.formed_day`) and the day-0
+    turnover (Ac.f and E of the first row of ``/tables/physiology``, the parameters of
+    the spin-up, and BS/BV of the reference frame); NaN where either is missing (a plain volume, a
     result written before per-frame maps were stored, for its frames between day 0
     and the last). The old part of each voxel is the lowest bone fraction of the
     saved frames since day 0, read in order (frames skipped by ``frames='last'`` too).
@@ -208,10 +209,12 @@ class _Mineral:
         from bonesim.morphometry.mineral import day0_turnover_per_day
 
         self.info = info
-        t = info.tables.get("metrics", {})
         self.k0 = float("nan")
-        if info.has_series and {"day", "bv_tv", "bone_removed"} <= set(t) and len(t["day"]) == info.n_frames:
-            self.k0 = day0_turnover_per_day(t["day"], t["bv_tv"], t["bone_removed"])
+        t = info.tables.get("physiology", {})
+        if info.has_series and {"acf_per_year", "erosion_depth_um"} <= set(t) and len(t["acf_per_year"]):
+            self.k0 = day0_turnover_per_day(
+                float(t["acf_per_year"][0]), float(t["erosion_depth_um"][0]), _bs_bv_per_um(info)
+            )
         self.low: np.ndarray | None = None
         self.upto = -1
 
@@ -237,6 +240,15 @@ class _Mineral:
         day = float(self.info.days[i])
         old_m = float(old_bone_m(self.k0, max(day, 0.0)))
         return mineral_summary(bone, formed, day, old_m, bone_old=self.low if day >= 0 else None)
+
+
+def _bs_bv_per_um(info: Result) -> float:
+    """BS/BV (1/um) of the reference frame (the first at day >= 0); NaN without bone."""
+    from bonesim.morphometry.basic import bone_surface_um2
+
+    b = info.frame(info.reference_index)
+    bv = float(b.sum(dtype=np.int64)) / 255.0 * info.voxel_size_um**3
+    return bone_surface_um2(b, info.voxel_size_um) / bv if bv > 0 else float("nan")
 
 
 class _Histo:

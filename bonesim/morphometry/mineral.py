@@ -20,7 +20,8 @@ bone fraction b (0..255) and the day its newest bone was formed (``formed_day``,
   refill, days against the secondary phase's years).
 * ``m_old(day)`` (:func:`bonesim.physiology.mineralisation.old_bone_m`) is the mean
   content of the bone present on day 0: the steady age distribution of the day-0
-  turnover, ageing with the run. Resorption removes bone of every age alike, so it
+  turnover (:func:`day0_turnover_per_day`: the spin-up steps under the day-0
+  parameters), ageing with the run. Resorption removes bone of every age alike, so it
   is also the mean of what is left of it.
 
 vBMD is the mineral over the total volume (mg HA per cm^3 of tissue + marrow, as a
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.physiology.mineralisation import MINERALISATION, MineralisationLaw
 from bonesim.volume import BONE_FULL
 
@@ -117,19 +119,16 @@ def mineral_summary(
     }
 
 
-def day0_turnover_per_day(day: np.ndarray, bv_tv: np.ndarray, bone_removed: np.ndarray) -> float:
-    """The CA's own turnover at day 0: bone resorbed per day over the first saved interval, / BV.
+def day0_turnover_per_day(acf_per_year: float, erosion_depth_um: float, bs_bv_per_um: float) -> float:
+    """Bone turnover (fraction of the bone resorbed per day) of the day-0 parameters.
 
-    ``day``, ``bv_tv`` and ``bone_removed`` are the ``/tables/metrics`` columns (one row
-    per saved frame; ``bone_removed`` is the bone removed since the frame before, as a
-    fraction of the total volume). NaN when there is no interval starting at day >= 0.
+    The spin-up of a CA run steps under the first row of the daily parameters, so the
+    bone present on day 0 has the ages of that row's turnover: each activation removes
+    a cavity of depth E, so the resorbed volume per bone surface is Ac.f x E per year
+    (BFR/BS = Ac.f x W.Th at steady state; Parfitt 1983 [memory]) and the turnover is
+    BS/BV x Ac.f x E. BS/BV is that of the day-0 bone (1/um).
 
-    >>> k = day0_turnover_per_day([-30.0, 0.0, 30.0], [0.2, 0.2, 0.19], [0.0, 0.0, 0.0012])
-    >>> round(k, 9)  # 0.0012 / (0.2 x 30 d)
-    0.0002
+    >>> round(day0_turnover_per_day(0.3, 50.0, 0.015) * 365.25, 6)  # 22.5 %/yr
+    0.225
     """
-    d, bv, rem = (np.asarray(x, dtype=float) for x in (day, bv_tv, bone_removed))
-    for j in range(1, len(d)):
-        if d[j - 1] >= 0 and d[j] > d[j - 1] and bv[j - 1] > 0 and np.isfinite(rem[j]):
-            return float(rem[j] / (bv[j - 1] * (d[j] - d[j - 1])))
-    return float("nan")
+    return float(bs_bv_per_um) * float(acf_per_year) * float(erosion_depth_um) / DAYS_PER_YEAR
