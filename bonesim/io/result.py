@@ -466,8 +466,12 @@ class RunFolder:
         timings: Mapping[str, Any],
         overwrite: bool,
         compression: str,
+        state_attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the schema-1 result file from the run folder (atomically)."""
+        """Write the schema-1 result file from the run folder (atomically).
+
+        ``state_attrs``: more attributes of ``/state`` (scalars), e.g. ``spinup_removed_per_day``.
+        """
         try:
             self._assemble(
                 st,
@@ -481,6 +485,7 @@ class RunFolder:
                 timings,
                 overwrite,
                 compression,
+                state_attrs or {},
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC or "No space left" in str(exc):
@@ -495,7 +500,19 @@ class RunFolder:
             return name in fr
 
     def _assemble(
-        self, st, step, seed, backend, device, metrics, n_frames, provenance, timings, overwrite, compression
+        self,
+        st,
+        step,
+        seed,
+        backend,
+        device,
+        metrics,
+        n_frames,
+        provenance,
+        timings,
+        overwrite,
+        compression,
+        state_attrs,
     ):
         with (
             atomic_output(self.out, overwrite=overwrite) as tmp,
@@ -513,6 +530,8 @@ class RunFolder:
             s.attrs["config"] = inp.attrs["config"]
             s.attrs["n_frames"] = int(n_frames)
             s.attrs["complete"] = True
+            for k, v in state_attrs.items():
+                s.attrs[k] = v
             shape = st["bone"].shape
             se = f.create_group("series")
             sb = create_array(

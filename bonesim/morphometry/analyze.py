@@ -198,8 +198,11 @@ class _Mineral:
     """vBMD and TMD (mg HA/cm^3) of frame i of a result (see :mod:`bonesim.morphometry.mineral`).
 
     Needs the frame's ``formed_day`` map (:meth:`Result.formed_day`) and the day-0
-    turnover (Ac.f and E of the first row of ``/tables/physiology``, the parameters of
-    the spin-up, and BS/BV of the reference frame); NaN where either is missing (a plain volume, a
+    turnover: the bone the CA removed per day in the second half of its spin-up (which
+    steps under the day-0 parameters; ``/state`` attribute ``spinup_removed_per_day``)
+    over BV/TV of the reference frame; for a result without it, the nominal
+    Ac.f x E x BS/BV of the first row of ``/tables/physiology`` and the reference
+    frame. NaN where either is missing (a plain volume, a
     result written before per-frame maps were stored, for its frames between day 0
     and the last). The old part of each voxel is the lowest bone fraction of the
     saved frames since day 0, read in order (frames skipped by ``frames='last'`` too).
@@ -210,11 +213,22 @@ class _Mineral:
 
         self.info = info
         self.k0 = float("nan")
+        self.k0_source = "none"
         t = info.tables.get("physiology", {})
-        if info.has_series and {"acf_per_year", "erosion_depth_um"} <= set(t) and len(t["acf_per_year"]):
+        spin = float(info.state_attrs.get("spinup_removed_per_day", float("nan")))
+        if not info.has_series:
+            return
+        b0 = info.frame(info.reference_index)
+        bv0 = float(b0.sum(dtype=np.int64)) / 255.0 / b0.size
+        if np.isfinite(spin) and spin > 0 and bv0 > 0:
+            self.k0, self.k0_source = spin / bv0, "spin-up"
+        elif {"acf_per_year", "erosion_depth_um"} <= set(t) and len(t["acf_per_year"]):
             self.k0 = day0_turnover_per_day(
-                float(t["acf_per_year"][0]), float(t["erosion_depth_um"][0]), _bs_bv_per_um(info)
+                float(t["acf_per_year"][0]),
+                float(t["erosion_depth_um"][0]),
+                _bs_bv_per_um(b0, info.voxel_size_um),
             )
+            self.k0_source = "nominal"
         self.low: np.ndarray | None = None
         self.upto = -1
 
@@ -242,13 +256,12 @@ class _Mineral:
         return mineral_summary(bone, formed, day, old_m, bone_old=self.low if day >= 0 else None)
 
 
-def _bs_bv_per_um(info: Result) -> float:
-    """BS/BV (1/um) of the reference frame (the first at day >= 0); NaN without bone."""
+def _bs_bv_per_um(b: np.ndarray, voxel_size_um: float) -> float:
+    """BS/BV (1/um) of a bone fraction volume; NaN without bone."""
     from bonesim.morphometry.basic import bone_surface_um2
 
-    b = info.frame(info.reference_index)
-    bv = float(b.sum(dtype=np.int64)) / 255.0 * info.voxel_size_um**3
-    return bone_surface_um2(b, info.voxel_size_um) / bv if bv > 0 else float("nan")
+    bv = float(b.sum(dtype=np.int64)) / 255.0 * voxel_size_um**3
+    return bone_surface_um2(b, voxel_size_um) / bv if bv > 0 else float("nan")
 
 
 class _Histo:

@@ -162,13 +162,13 @@ def test_analyze_reports_vbmd_and_tmd_per_frame(ca_run, tmp_path, only_bv_tv):
     shutil.copy(ca_run, p)
     table = analyze(p, csv=tmp_path / "a.csv")
     info = Result.open(p)
-    from bonesim.morphometry.basic import bone_surface_um2
-
-    t = info.tables["physiology"]
+    # the day-0 turnover: what the CA resorbed per day in the second half of its spin-up, / BV
     b0 = info.frame(0)
-    bs_bv = bone_surface_um2(b0, 20.0) / (b0.sum(dtype=np.int64) / 255 * 20.0**3)
-    k0 = day0_turnover_per_day(t["acf_per_year"][0], t["erosion_depth_um"][0], bs_bv)
-    assert 0.05 < k0 * DAYS_PER_YEAR < 1.0  # the spin-up's turnover, per year
+    k0 = info.state_attrs["spinup_removed_per_day"] / (b0.sum(dtype=np.int64) / 255 / b0.size)
+    assert 0.05 < k0 * DAYS_PER_YEAR < 1.0
+    t = info.tables["metrics"]  # the same order as what the CA resorbs after day 0
+    after = t["bone_removed"][1:].sum() / (t["bv_tv"][0] * t["day"][-1])
+    assert 0.5 < k0 / after < 2.0
     # recompute frame by frame: old bone = the lowest fraction of the frames since day 0
     low = None
     for i, day in enumerate(info.days):
@@ -189,9 +189,23 @@ def test_analyze_reports_vbmd_and_tmd_per_frame(ca_run, tmp_path, only_bv_tv):
     last = analyze(p, frames="last", write=False)
     assert last["vbmd_mgha_cm3"][0] == table["vbmd_mgha_cm3"][-1]  # reads the skipped frames too
 
+    # a result without the spin-up's turnover: the nominal Ac.f x E x BS/BV of the day-0 parameters
+    from bonesim.morphometry.basic import bone_surface_um2
+
+    with h5py.File(p, "r+") as f:
+        del f["state"].attrs["spinup_removed_per_day"]
+    ph = info.tables["physiology"]
+    bs_bv = bone_surface_um2(b0, 20.0) / (b0.sum(dtype=np.int64) / 255 * 20.0**3)
+    k_nom = day0_turnover_per_day(ph["acf_per_year"][0], ph["erosion_depth_um"][0], bs_bv)
+    nominal = analyze(p, write=False)
+    tmd0 = MINERALISATION.tmd_max_mg_cm3 * float(old_bone_m(k_nom, 0.0))
+    assert nominal["tmd_mgha_cm3"][0] == pytest.approx(tmd0, rel=1e-12)
+    assert k_nom != pytest.approx(k0, rel=1e-3)
+
     # a result without per-frame maps: day 0 and the last frame only (from /maps)
     with h5py.File(p, "r+") as f:
         del f["series/formed_day"]
+    table = nominal
     old = analyze(p, write=False)
     assert old["vbmd_mgha_cm3"][0] == table["vbmd_mgha_cm3"][0]
     assert old["vbmd_mgha_cm3"][-1] == table["vbmd_mgha_cm3"][-1]
