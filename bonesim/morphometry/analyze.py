@@ -214,6 +214,9 @@ class _Mineral:
         self.info = info
         self.k0 = float("nan")
         self.k0_source = "none"
+        self.low: np.ndarray | None = None  # the lowest bone fraction of the frames since day 0
+        self.upto = -1
+        self.formed: tuple[int, np.ndarray] | None = None  # the last frame's formed_day map
         t = info.tables.get("physiology", {})
         spin = float(info.state_attrs.get("spinup_removed_per_day", float("nan")))
         if not info.has_series:
@@ -229,8 +232,6 @@ class _Mineral:
                 _bs_bv_per_um(b0, info.voxel_size_um),
             )
             self.k0_source = "nominal"
-        self.low: np.ndarray | None = None
-        self.upto = -1
 
     def _advance(self, i: int, bone: np.ndarray) -> None:
         days = self.info.days
@@ -248,9 +249,10 @@ class _Mineral:
         if not np.isfinite(self.k0):
             return _NO_MINERAL.copy()
         self._advance(i, bone)
-        formed = self.info.formed_day(i)
+        formed = self.info.formed_day(i, self.formed)
         if formed is None:
             return _NO_MINERAL.copy()
+        self.formed = (i, formed)
         day = float(self.info.days[i])
         old_m = float(old_bone_m(self.k0, max(day, 0.0)))
         return mineral_summary(bone, formed, day, old_m, bone_old=self.low if day >= 0 else None)

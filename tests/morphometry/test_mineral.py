@@ -140,11 +140,19 @@ def ca_run(tmp_path_factory):
 def test_result_stores_formed_day_per_frame(ca_run):
     import h5py
 
+    from bonesim.io.result import Result
+
+    info = Result.open(ca_run)
+    days = info.days
+    fd = np.stack([info.formed_day(i) for i in range(len(days))])
     with h5py.File(ca_run, "r") as f:
-        fd = f["series/formed_day"][...]
-        days = f["series/day"][...]
         np.testing.assert_array_equal(fd[-1], f["maps/formed_day"][...])
-    assert fd.dtype == np.int32 and fd.shape[0] == len(days)
+        new = f["series/formed_day_new"]
+        assert new.dtype == np.int32 and new.shape == fd.shape
+        # only what formed since the frame before is stored: a small part of the bone series
+        assert new.id.get_storage_size() < 0.6 * f["series/bone"].id.get_storage_size()
+    # reading on from the frame before gives the same map
+    np.testing.assert_array_equal(info.formed_day(len(days) - 1, (2, fd[2])), fd[-1])
     for d, m in zip(days, fd, strict=True):
         assert m.max() <= max(d, -1) and (d > 0 or m.max() == -1)
     assert (fd[-1] >= 0).sum() > (fd[1] >= 0).sum() > 0  # bone forms as the run goes on
@@ -204,7 +212,7 @@ def test_analyze_reports_vbmd_and_tmd_per_frame(ca_run, tmp_path, only_bv_tv):
 
     # a result without per-frame maps: day 0 and the last frame only (from /maps)
     with h5py.File(p, "r+") as f:
-        del f["series/formed_day"]
+        del f["series/formed_day_new"]
     table = nominal
     old = analyze(p, write=False)
     assert old["vbmd_mgha_cm3"][0] == table["vbmd_mgha_cm3"][0]
