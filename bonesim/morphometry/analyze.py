@@ -206,6 +206,7 @@ class _Mineral:
     result written before per-frame maps were stored, for its frames between day 0
     and the last). The old part of each voxel is the lowest bone fraction of the
     saved frames since day 0, read in order (frames skipped by ``frames='last'`` too).
+    A calibrated input sets the density scale (:func:`_calibrated_law`).
     """
 
     def __init__(self, info: Result) -> None:
@@ -232,6 +233,7 @@ class _Mineral:
                 _bs_bv_per_um(b0, info.voxel_size_um),
             )
             self.k0_source = "nominal"
+        self.law = _calibrated_law(info, self.k0)
 
     def _advance(self, i: int, bone: np.ndarray) -> None:
         days = self.info.days
@@ -255,7 +257,35 @@ class _Mineral:
         self.formed = (i, formed)
         day = float(self.info.days[i])
         old_m = float(old_bone_m(self.k0, max(day, 0.0)))
-        return mineral_summary(bone, formed, day, old_m, bone_old=self.low if day >= 0 else None)
+        return mineral_summary(
+            bone, formed, day, old_m, bone_old=self.low if day >= 0 else None, law=self.law
+        )
+
+
+def _calibrated_law(info: Result, k0: float):
+    """The mineralisation law, its fully mineralised density anchored to a calibrated input.
+
+    Where the input volume carries a density calibration with a measured TMD
+    (``bonesim import --calibration-*``: metadata ``calibration.tmd_mg_ha_cm3``), the
+    bone of day 0 is given that TMD: ``tmd_max`` = measured TMD / m_old(0). Relative
+    changes do not depend on it. Otherwise the law's own ``tmd_max`` (1200 mg HA/cm^3).
+    """
+    from dataclasses import replace
+
+    from bonesim.io.hdf5 import open_bonesim, read_json_attr
+    from bonesim.physiology.mineralisation import MINERALISATION, old_bone_m
+
+    law = MINERALISATION
+    if not np.isfinite(k0):
+        return law
+    with open_bonesim(info.path) as f:
+        ds = f.get("volume/bone")
+        meta = read_json_attr(ds, "metadata", {}) if ds is not None else {}
+    cal = meta.get("calibration") if isinstance(meta, dict) else None
+    tmd = cal.get("tmd_mg_ha_cm3") if isinstance(cal, dict) else None
+    if isinstance(tmd, (int, float)) and np.isfinite(tmd) and tmd > 0:
+        return replace(law, tmd_max_mg_cm3=float(tmd) / float(old_bone_m(k0, 0.0, law)))
+    return law
 
 
 def _bs_bv_per_um(b: np.ndarray, voxel_size_um: float) -> float:

@@ -197,6 +197,23 @@ def test_analyze_reports_vbmd_and_tmd_per_frame(ca_run, tmp_path, only_bv_tv):
     last = analyze(p, frames="last", write=False)
     assert last["vbmd_mgha_cm3"][0] == table["vbmd_mgha_cm3"][-1]  # reads the skipped frames too
 
+    # a calibrated input: day-0 TMD is the measured one, relative changes are the same
+    from bonesim.io.hdf5 import read_json_attr, write_json_attr
+
+    cal = tmp_path / "cal.h5"
+    shutil.copy(p, cal)
+    with h5py.File(cal, "r+") as f:
+        meta = read_json_attr(f["volume/bone"], "metadata", {})
+        meta["calibration"] = {"slope": 4.0, "intercept": -50.0, "tmd_mg_ha_cm3": 870.0}
+        write_json_attr(f["volume/bone"], "metadata", meta)
+    c = analyze(cal, write=False)
+    assert c["tmd_mgha_cm3"][0] == pytest.approx(870.0, rel=1e-12)
+    np.testing.assert_allclose(
+        c["vbmd_mgha_cm3"] / c["vbmd_mgha_cm3"][0],
+        table["vbmd_mgha_cm3"] / table["vbmd_mgha_cm3"][0],
+        rtol=1e-12,
+    )
+
     # a result without the spin-up's turnover: the nominal Ac.f x E x BS/BV of the day-0 parameters
     from bonesim.morphometry.basic import bone_surface_um2
 
