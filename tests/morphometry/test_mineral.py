@@ -247,3 +247,28 @@ def test_plain_volume_has_no_vbmd(tmp_path, only_bv_tv):
     write_volume(p, Volume(gyroid((16, 16, 16), 8.0), 20.0))
     t = analyze(p, write=False)
     assert np.isnan(t["vbmd_mgha_cm3"]).all() and np.isnan(t["tmd_mgha_cm3"]).all()
+
+
+def test_plot_draws_vbmd_relative_to_day_0(ca_run, tmp_path, only_bv_tv):
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from bonesim.io.result import Result
+    from bonesim.morphometry import analyze
+    from bonesim.viz.plot import RELATIVE, _panels, _reference_value, plot_metrics
+
+    day = np.array([-30.0, 0.0, 30.0, 60.0])
+    assert _reference_value(day, np.array([5.0, np.nan, 4.0, 8.0])) == 4.0
+    assert np.isnan(_reference_value(day[:1], np.array([5.0])))
+    p = tmp_path / "run.h5"
+    shutil.copy(ca_run, p)
+    analyze(p)
+    info = Result.open(p)
+    assert "vbmd_mgha_cm3" in RELATIVE
+    assert ("metrics", "vbmd_mgha_cm3", "vBMD / day 0") in _panels([info], "metrics", None)
+    fig = plot_metrics([p], tmp_path / "p.png", which="metrics")
+    assert (tmp_path / "p.png").stat().st_size > 1000
+    ax = next(a for a in fig.axes if a.get_ylabel() == "vBMD / day 0")
+    y = np.concatenate([ln.get_ydata() for ln in ax.get_lines()])
+    v = info.tables["metrics"]["vbmd_mgha_cm3"]
+    np.testing.assert_allclose(np.sort(y), np.sort(v / v[0]))
