@@ -20,8 +20,10 @@ bone fraction b (0..255) and the day its newest bone was formed (``formed_day``,
   refill, days against the secondary phase's years).
 * ``m_old(day)`` (:func:`bonesim.physiology.mineralisation.old_bone_m`) is the mean
   content of the bone present on day 0: the steady age distribution of the day-0
-  turnover (:func:`day0_turnover_per_day`: the spin-up steps under the day-0
-  parameters), ageing with the run. Resorption removes bone of every age alike, so it
+  turnover, ageing with the run. ``analyze`` takes that turnover from what the CA
+  resorbed in the second half of its spin-up (which steps under the day-0
+  parameters), or, for a result without it, the nominal
+  :func:`day0_turnover_per_day`. Resorption removes bone of every age alike, so it
   is also the mean of what is left of it.
 
 vBMD is the mineral over the total volume (mg HA per cm^3 of tissue + marrow, as a
