@@ -443,7 +443,10 @@ class _Loop:
         rows = self.be.read_counters(self.state)
         if len(rows):
             self.sched.add_counters(rows, self.rows_from)
-            self.metrics.add(rows[max(0, self.plan.n_spin - self.rows_from) :])
+            n_pre = max(0, self.plan.n_spin - self.rows_from)  # rows of spin-up steps
+            half = max(0, self.plan.n_spin // 2 - self.rows_from)  # from the middle of the spin-up
+            self.metrics.add_spinup(rows[half:n_pre])
+            self.metrics.add(rows[n_pre:])
             self.rows_from += len(rows)
 
     def _checkpoint_due(self) -> bool:
@@ -480,6 +483,7 @@ class _Loop:
                     st["bone"],
                     day,
                     self.compression,
+                    st["formed_day"],
                 )
             if checkpoint if checkpoint is not None else self._checkpoint_due():
                 self.writer.submit(
@@ -645,6 +649,9 @@ def _finish(loop: _Loop, wall: float, *, command: str | None, overwrite: bool) -
         timings=timings,
         overwrite=overwrite,
         compression=loop.compression,
+        state_attrs={
+            "spinup_removed_per_day": loop.metrics.spinup_removed_per_day(loop.final["bone"].size, plan.dt)
+        },
     )
     loop.folder.remove()
     with contextlib.suppress(Exception):

@@ -37,6 +37,8 @@ class Metrics:
 
     def __init__(self) -> None:
         self.rows: list[dict[str, float]] = []
+        self.spin_removed = 0  # bone removed (1/255 voxel units) in the second half of the spin-up
+        self.spin_steps = 0
         self.reset()
 
     def reset(self) -> None:
@@ -48,12 +50,31 @@ class Metrics:
             self.sums += np.asarray(rows, np.uint64).sum(axis=0)
             self.steps += len(rows)
 
+    def add_spinup(self, rows: np.ndarray) -> None:
+        """Counter rows of spin-up steps: the bone they removed, for :meth:`spinup_removed_per_day`."""
+        if len(rows):
+            self.spin_removed += int(np.asarray(rows, np.uint64)[:, COUNTERS.index("removed")].sum())
+            self.spin_steps += len(rows)
+
+    def spinup_removed_per_day(self, n_voxels: int, dt: float) -> float:
+        """Bone removed per day in the second half of the spin-up, fraction of the volume (NaN: none)."""
+        if not self.spin_steps or n_voxels <= 0:
+            return float("nan")
+        return self.spin_removed / (BONE_FULL * n_voxels) / (self.spin_steps * dt)
+
     def get_state(self) -> dict[str, Any]:
-        return {"sums": [int(v) for v in self.sums], "steps": self.steps}
+        return {
+            "sums": [int(v) for v in self.sums],
+            "steps": self.steps,
+            "spin_removed": self.spin_removed,
+            "spin_steps": self.spin_steps,
+        }
 
     def set_state(self, st: Mapping[str, Any]) -> None:
         self.sums = np.array(st["sums"], np.uint64)
         self.steps = int(st["steps"])
+        self.spin_removed = int(st.get("spin_removed", 0))  # checkpoints before it: none
+        self.spin_steps = int(st.get("spin_steps", 0))
 
     def frame_row(
         self, day: float, state: Mapping[str, np.ndarray], prev_bone: np.ndarray | None, dt: float

@@ -59,14 +59,17 @@ def analyze(
     no_progress: bool,
     overwrite: bool,
 ) -> None:
-    """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI and DA of RESULT.
+    """Measure BV/TV, BS/BV, Tb.Th, Tb.Sp, Tb.N, Conn.D, SMI, DA and vBMD of RESULT.
 
     The columns are added to /tables/metrics of a simulation result (one row
     per saved frame), or written to /tables/morphometry of a plain volume
     file. The file is updated in place; nothing else in it changes.
     --mechanics adds the apparent modulus in z compression, e_app_z_mpa
     (the E_app of `bonesim mechanics FILE --axis z`; 0 when the bone does
-    not connect the faces). --histomorphometry adds, per frame, the dynamic
+    not connect the faces). vbmd_mgha_cm3 and tmd_mgha_cm3 are the mineral
+    per total and per bone volume (mg HA/cm³) from the age of each voxel's
+    bone (primary and secondary mineralisation; docs/treatments.md), for a
+    simulation result. --histomorphometry adds, per frame, the dynamic
     histomorphometry of the interval since the frame before it, in the
     ASBMR nomenclature with units in the column names: ms_bs_pct,
     mar_um_per_day, bfr_bs_um3_um2_yr, es_bs_pct and os_bs_pct (from the CA
@@ -94,6 +97,8 @@ def analyze(
       bonesim analyze run.h5 --no-progress --csv run.csv
       bonesim analyze bone.h5 --roi trabecular --csv trabecular.csv
     """
+    import numpy as np
+
     from bonesim.cli._progress import Progress
     from bonesim.errors import BonesimError
     from bonesim.io.result import Result
@@ -131,6 +136,11 @@ def analyze(
         f"Tb.N {last['tb_n_per_mm']:.3f}/mm, Conn.D {last['conn_d_per_mm3']:.2f}/mm³, "
         f"SMI {last['smi']:.2f} (ill-defined on concave surfaces, see --help), DA {last['da']:.2f}"
         + (f", E_app,z {last['e_app_z_mpa']:.1f} MPa" if mechanics else "")
+        + (
+            f", vBMD {last['vbmd_mgha_cm3']:.1f} mg HA/cm³ (TMD {last['tmd_mgha_cm3']:.0f})"
+            if np.isfinite(last["vbmd_mgha_cm3"])
+            else ""
+        )
     )
     if histomorphometry:
         click.echo(

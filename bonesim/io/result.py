@@ -84,6 +84,39 @@ STATE_FIELDS = ("bone", "phase", "timer")
 MAP_FIELDS = ("resorbed_day", "formed_day")
 
 
+#: ``/series`` dataset of the bone formed between saved frames (see :func:`formed_day_new`).
+FORMED_NEW = "formed_day_new"
+
+
+def formed_day_new(formed_day: np.ndarray, previous: np.ndarray | None) -> np.ndarray:
+    """The ``formed_day`` entries new since the previous frame, as ``1 + day`` (0: none new).
+
+    ``/series/formed_day_new`` stores this per frame instead of the whole map: the
+    map changes only where bone formed between two saved frames, so the series
+    compresses to a small fraction of the frames (0, not −1, for "nothing new": the
+    high bytes stay 0). :func:`formed_day_apply` inverts it.
+
+    >>> a = np.array([-1, -1, 3], np.int32); b = np.array([5, -1, 3], np.int32)
+    >>> formed_day_new(a, None).tolist(), formed_day_new(b, a).tolist()
+    ([0, 0, 4], [6, 0, 0])
+    """
+    fd = np.asarray(formed_day, np.int32)
+    new = fd >= 0 if previous is None else fd != previous
+    return np.where(new, fd + 1, 0).astype(np.int32)
+
+
+def formed_day_apply(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:
+    """The ``formed_day`` map of a frame from the map of the frame before and its ``formed_day_new``.
+
+    >>> fd = formed_day_apply(None, np.array([0, 0, 4], np.int32))
+    >>> fd.tolist(), formed_day_apply(fd, np.array([6, 0, 0], np.int32)).tolist()
+    ([-1, -1, 3], [5, -1, 3])
+    """
+    nw = np.asarray(new, np.int32)
+    base = np.full(nw.shape, -1, np.int32) if previous is None else previous
+    return np.where(nw > 0, nw - 1, base).astype(np.int32)
+
+
 def partial_path(out: str | os.PathLike) -> Path:
     """The folder of an in-progress run writing ``out``: ``OUT.partial`` beside it."""
     p = Path(out)
@@ -307,9 +340,19 @@ class RunFolder:
             sc.attrs["name"] = name
             sc.attrs["toml"] = toml
 
-    def write_frame(self, index: int, bone: np.ndarray, day: float, compression: str) -> None:
+    def write_frame(
+        self,
+        index: int,
+        bone: np.ndarray,
+        day: float,
+        compression: str,
+        formed_day: np.ndarray | None = None,
+    ) -> None:
+        """Frame ``index``: its bone and, when given, the ``formed_day`` map at that step."""
         with atomic_h5(self.path / f"frame_{index:05d}.h5") as f:
             _checked(f, "bone", bone, compression)
+            if formed_day is not None:
+                _checked(f, "formed_day", formed_day, compression)
             f.attrs["day"] = float(day)
             f.attrs["index"] = int(index)
 
@@ -457,8 +500,12 @@ class RunFolder:
         timings: Mapping[str, Any],
         overwrite: bool,
         compression: str,
+        state_attrs: Mapping[str, Any] | None = None,
     ) -> None:
-        """Write the schema-1 result file from the run folder (atomically)."""
+        """Write the schema-1 result file from the run folder (atomically).
+
+        ``state_attrs``: more attributes of ``/state`` (scalars), e.g. ``spinup_removed_per_day``.
+        """
         try:
             self._assemble(
                 st,
@@ -472,6 +519,7 @@ class RunFolder:
                 timings,
                 overwrite,
                 compression,
+                state_attrs or {},
             )
         except OSError as exc:
             if exc.errno == errno.ENOSPC or "No space left" in str(exc):
@@ -480,8 +528,24 @@ class RunFolder:
                 ) from None
             raise
 
+    def _frame_has(self, index: int, name: str) -> bool:
+        with h5py.File(self.path / f"frame_{index:05d}.h5", "r") as fr:
+            return name in fr
+
     def _assemble(
-        self, st, step, seed, backend, device, metrics, n_frames, provenance, timings, overwrite, compression
+        self,
+        st,
+        step,
+        seed,
+        backend,
+        device,
+        metrics,
+        n_frames,
+        provenance,
+        timings,
+        overwrite,
+        compression,
+        state_attrs,
     ):
         with (
             atomic_output(self.out, overwrite=overwrite) as tmp,
@@ -499,6 +563,8 @@ class RunFolder:
             s.attrs["config"] = inp.attrs["config"]
             s.attrs["n_frames"] = int(n_frames)
             s.attrs["complete"] = True
+            for k, v in state_attrs.items():
+                s.attrs[k] = v
             shape = st["bone"].shape
             se = f.create_group("series")
             sb = create_array(
@@ -510,9 +576,27 @@ class RunFolder:
                 compression=compression,
             )
             days = np.empty(n_frames, np.float64)
+            with_maps = n_frames > 0 and all(self._frame_has(i, "formed_day") for i in range(n_frames))
+            sf = (
+                create_array(
+                    se,
+                    FORMED_NEW,
+                    shape=(n_frames, *shape),
+                    dtype=np.int32,
+                    maxshape=(None, *shape),
+                    compression=compression,
+                )
+                if with_maps
+                else None
+            )
+            prev_fd = None
             for i in range(n_frames):
                 with h5py.File(self.path / f"frame_{i:05d}.h5", "r") as fr:
                     sb[i] = _read_checked(fr["bone"], f"{self.path}/frame_{i:05d}.h5")
+                    if sf is not None:
+                        fd = _read_checked(fr["formed_day"], f"{self.path}/frame_{i:05d}.h5")
+                        sf[i] = formed_day_new(fd, prev_fd)
+                        prev_fd = fd
                     days[i] = float(fr.attrs["day"])
             create_array(se, "day", days, maxshape=(None,), compression=compression)
             t = f.create_group("tables")
@@ -629,6 +713,35 @@ class Result:
 
     def frame(self, index: int) -> np.ndarray:
         return self.frames([index])[0]
+
+    def formed_day(self, index: int, previous: tuple[int, np.ndarray] | None = None) -> np.ndarray | None:
+        """The ``formed_day`` map at saved frame ``index`` (None where the file cannot tell).
+
+        From ``/series/formed_day_new`` (results since per-frame maps were stored;
+        :func:`formed_day_new`), which is read from frame 0 on, or from ``previous``
+        = (j, map of frame j) with j <= index; else all −1 for a frame at day <= 0
+        (the maps start on day 0), and ``/maps/formed_day`` for the last frame of a
+        complete run; else None.
+        """
+        i = self.frame_index(index)
+        with open_bonesim(self.path) as f:
+            ds = f.get(f"series/{FORMED_NEW}")
+            if self.has_series and isinstance(ds, h5py.Dataset) and ds.shape == (self.n_frames, *self.shape):
+                j, fd = (-1, None) if previous is None or previous[0] > i else previous
+                try:
+                    for k in range(j + 1, i + 1):
+                        fd = formed_day_apply(fd, ds[k])
+                except OSError as exc:
+                    raise BonesimError(f"{self.path}: {ds.name} is corrupt ({exc})") from None
+                return fd
+        if not self.has_series:
+            return None
+        if self.days[i] <= 0:
+            return np.full(self.shape, -1, np.int32)
+        day = self.state_attrs.get("day")
+        if i == self.n_frames - 1 and day is not None and abs(float(day) - float(self.days[i])) < 1e-9:
+            return self.maps().get("formed_day")
+        return None
 
     def maps(self) -> dict[str, np.ndarray]:
         """The ``/maps`` datasets of the file (``resorbed_day``, ``formed_day``, ...), those present."""

@@ -36,6 +36,8 @@ METRIC_COLUMNS = (
     "n_particles",
     "n_cavities",
     "cavity_voxels",
+    "vbmd_mgha_cm3",
+    "tmd_mgha_cm3",
 )
 #: Extra columns of ``/tables/morphometry`` and of the CSV.
 EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "tb_sp_max_um")
@@ -153,9 +155,12 @@ def analyze(
     idx = list(range(info.n_frames)) if frames == "all" else [info.n_frames - 1]
     rows: list[dict[str, float]] = []
     histo = _Histo(info) if histomorphometry else None
+    mineral = _Mineral(info)
     for k, i in enumerate(idx):
         vol = Volume(info.frame(i), info.voxel_size_um)
         m = morphometry(vol, backend=backend, roi=inside)
+        if inside is None:  # vBMD/TMD are whole-volume quantities: not in a compartment's table
+            m.update(mineral.row(i, vol.data))
         frame = i if info.has_series else -1
         if mechanics:
             m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
@@ -216,6 +221,111 @@ def dynamic_histomorphometry(path: str | os.PathLike, *, frames: str = "all") ->
         c: np.array([r[c] for r in rows], dtype=np.int64 if c == "frame" else np.float64)
         for c in ("frame", "day", *HISTO_COLUMNS)
     }
+
+
+_NO_MINERAL = {"vbmd_mgha_cm3": float("nan"), "tmd_mgha_cm3": float("nan")}
+
+
+class _Mineral:
+    """vBMD and TMD (mg HA/cm^3) of frame i of a result (see :mod:`bonesim.morphometry.mineral`).
+
+    Needs the frame's ``formed_day`` map (:meth:`Result.formed_day`) and the day-0
+    turnover: the bone the CA removed per day in the second half of its spin-up (which
+    steps under the day-0 parameters; ``/state`` attribute ``spinup_removed_per_day``)
+    over BV/TV of the reference frame; for a result without it, the nominal
+    Ac.f x E x BS/BV of the first row of ``/tables/physiology`` and the reference
+    frame. NaN where either is missing (a plain volume, a
+    result written before per-frame maps were stored, for its frames between day 0
+    and the last). The old part of each voxel is the lowest bone fraction of the
+    saved frames since day 0, read in order (frames skipped by ``frames='last'`` too).
+    A calibrated input sets the density scale (:func:`_calibrated_law`).
+    """
+
+    def __init__(self, info: Result) -> None:
+        from bonesim.morphometry.mineral import day0_turnover_per_day
+
+        self.info = info
+        self.k0 = float("nan")
+        self.k0_source = "none"
+        self.low: np.ndarray | None = None  # the lowest bone fraction of the frames since day 0
+        self.upto = -1
+        self.formed: tuple[int, np.ndarray] | None = None  # the last frame's formed_day map
+        t = info.tables.get("physiology", {})
+        spin = float(info.state_attrs.get("spinup_removed_per_day", float("nan")))
+        if not info.has_series:
+            return
+        b0 = info.frame(info.reference_index)
+        bv0 = float(b0.sum(dtype=np.int64)) / 255.0 / b0.size
+        if np.isfinite(spin) and spin > 0 and bv0 > 0:
+            self.k0, self.k0_source = spin / bv0, "spin-up"
+        elif {"acf_per_year", "erosion_depth_um"} <= set(t) and len(t["acf_per_year"]):
+            self.k0 = day0_turnover_per_day(
+                float(t["acf_per_year"][0]),
+                float(t["erosion_depth_um"][0]),
+                _bs_bv_per_um(b0, info.voxel_size_um),
+            )
+            self.k0_source = "nominal"
+        self.law = _calibrated_law(info, self.k0)
+
+    def _advance(self, i: int, bone: np.ndarray) -> None:
+        days = self.info.days
+        for j in range(self.upto + 1, i + 1):
+            if days[j] < 0:
+                continue
+            b = bone if j == i else self.info.frame(j)
+            self.low = b.copy() if self.low is None else np.minimum(self.low, b)
+        self.upto = max(self.upto, i)
+
+    def row(self, i: int, bone: np.ndarray) -> dict[str, float]:
+        from bonesim.morphometry.mineral import mineral_summary
+        from bonesim.physiology.mineralisation import old_bone_m
+
+        if not np.isfinite(self.k0):
+            return _NO_MINERAL.copy()
+        self._advance(i, bone)
+        formed = self.info.formed_day(i, self.formed)
+        if formed is None:
+            return _NO_MINERAL.copy()
+        self.formed = (i, formed)
+        day = float(self.info.days[i])
+        old_m = float(old_bone_m(self.k0, max(day, 0.0)))
+        return mineral_summary(
+            bone, formed, day, old_m, bone_old=self.low if day >= 0 else None, law=self.law
+        )
+
+
+def _calibrated_law(info: Result, k0: float):
+    """The mineralisation law, its fully mineralised density anchored to a calibrated input.
+
+    Where the input volume carries a density calibration with a measured TMD
+    (``bonesim import --calibration-*``: metadata ``calibration.tmd_mg_ha_cm3``), the
+    bone of day 0 is given that TMD: ``tmd_max`` = measured TMD / m_old(0). Relative
+    changes do not depend on it. Otherwise the law's own ``tmd_max`` (1200 mg HA/cm^3).
+    """
+    from dataclasses import replace
+
+    from bonesim.io.hdf5 import open_bonesim, read_json_attr
+    from bonesim.physiology.mineralisation import MINERALISATION, old_bone_m
+
+    law = MINERALISATION
+    if not np.isfinite(k0):
+        return law
+    with open_bonesim(info.path) as f:
+        ds = f.get("volume/bone")
+        meta = read_json_attr(ds, "metadata", {}) if ds is not None else {}
+    cal = meta.get("calibration") if isinstance(meta, dict) else None
+    tmd = cal.get("tmd_mg_ha_cm3") if isinstance(cal, dict) else None
+    if isinstance(tmd, (int, float)) and np.isfinite(tmd) and tmd > 0:
+        return replace(law, tmd_max_mg_cm3=float(tmd) / float(old_bone_m(k0, 0.0, law)))
+    return law
+
+
+def _bs_bv_per_um(b: np.ndarray, voxel_size_um: float) -> float:
+    """BS/BV (1/um) of a bone fraction volume; NaN without bone."""
+    from bonesim.morphometry.basic import bone_surface_um2
+
+    bv = float(b.sum(dtype=np.int64)) / 255.0 * voxel_size_um**3
+    return bone_surface_um2(b, voxel_size_um) / bv if bv > 0 else float("nan")
 
 
 class _Histo:

@@ -43,7 +43,7 @@ from scipy.signal import fftconvolve
 
 from bonesim.defaults import DAYS_PER_YEAR
 
-__all__ = ["MINERALISATION", "MineralisationLaw", "mineral_content"]
+__all__ = ["MINERALISATION", "MineralisationLaw", "mineral_content", "old_bone_m", "steady_age_weights"]
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,37 @@ class MineralisationLaw:
 MINERALISATION = MineralisationLaw()
 
 
+def steady_age_weights(turnover_per_day: float) -> np.ndarray:
+    """Ages 0, 1, 2, ... days of the bone of a steady turnover k (per day): weights summing to 1.
+
+    The discrete steady state of the daily bookkeeping of :func:`mineral_content`
+    (a fraction k of every packet resorbed each day): w(a) = k (1 - k)^a, cut at
+    40 mean lives (or 200 years) and renormalised.
+    """
+    k0 = max(float(turnover_per_day), 1e-9)
+    amax = int(min(40.0 / k0, 200 * DAYS_PER_YEAR))
+    w = k0 * (1.0 - k0) ** np.arange(amax, dtype=float)
+    return w / w.sum()
+
+
+def old_bone_m(
+    turnover_per_day: float, days: np.ndarray | float, law: MineralisationLaw = MINERALISATION
+) -> np.ndarray:
+    """Mean mineral content m, at ``days`` after day 0, of the bone that was there on day 0.
+
+    That bone has the steady age distribution of the day-0 turnover
+    (:func:`steady_age_weights`) and ages with the run: sum_a w(a) m(a + t).
+    Resorption removes packets of every age alike, so the mean of the survivors
+    is the same. At t = 0 it equals ``law.steady_mean`` of that turnover (to the
+    discretisation of the ages in whole days).
+    """
+    w = steady_age_weights(turnover_per_day)
+    t = np.asarray(days, dtype=float)
+    a = np.arange(len(w), dtype=float)
+    out = np.array([float(w @ law.m(a + ti)) for ti in t.reshape(-1)])
+    return out.reshape(t.shape)
+
+
 def mineral_content(
     bv_rel: np.ndarray,
     resorbed: np.ndarray,
@@ -119,11 +150,8 @@ def mineral_content(
     ages = np.arange(n, dtype=float)
     new = surv * fftconvolve(src, law.m(ages))[:n]
     # bone present at day 0: steady age distribution of the day-0 turnover
-    k0 = max(float(resorbed[0]), 1e-9)  # per day
-    amax = int(min(40.0 / k0, 200 * DAYS_PER_YEAR))
-    a = np.arange(amax, dtype=float)
-    w = k0 * (1.0 - k0) ** a  # the discrete steady state of the same bookkeeping (exactly stationary)
-    w /= w.sum()
+    w = steady_age_weights(float(resorbed[0]))
+    amax = len(w)
     # old(t) = sum_a w(a) m(a + t): a correlation
     mm = law.m(np.arange(amax + n, dtype=float))
     old = fftconvolve(mm, w[::-1])[amax - 1 : amax - 1 + n]

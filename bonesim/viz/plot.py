@@ -20,6 +20,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg", ".eps", ".tif", ".tiff
 #: (table, candidate column names, axis label); the first present name is plotted.
 METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("metrics", ("bv_tv",), "BV/TV"),
+    ("metrics", ("vbmd_mgha_cm3",), "vBMD / day 0"),
     ("metrics", ("bone_removed",), "resorbed since day 0 (BV/TV)"),
     ("metrics", ("bone_added",), "formed since day 0 (BV/TV)"),
     ("metrics", ("bs_bv_per_mm",), "BS/BV (1/mm)"),
@@ -33,6 +34,8 @@ METRIC_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 #: Per-frame counters drawn as running sums from day 0 (the CA's bone removed / laid down between
 #: saved frames, fractions of the volume: ΔBV/TV = formed − resorbed exactly).
 CUMULATIVE = frozenset({"bone_removed", "bone_added"})
+#: Columns drawn relative to their value at the first frame at day >= 0 (the reference).
+RELATIVE = frozenset({"vbmd_mgha_cm3"})
 PHYSIOLOGY_PANELS: tuple[tuple[str, tuple[str, ...], str], ...] = (
     ("physiology", ("pth_pM", "pth_pmol_l", "pth"), "PTH (pM)"),
     ("physiology", ("calcium_mM", "calcium_mmol_l", "calcium"), "Ca²⁺ (mM)"),
@@ -70,6 +73,12 @@ def _panels(infos: Sequence[Result], which: str, columns: Sequence[str] | None) 
                 out.append((table, name, label))
                 break
     return out
+
+
+def _reference_value(day: np.ndarray, y: np.ndarray) -> float:
+    """``y`` at the first finite row at day >= 0 (NaN when there is none)."""
+    ok = np.flatnonzero((day >= 0) & np.isfinite(y))
+    return float(y[ok[0]]) if ok.size else float("nan")
 
 
 def _labels(infos: Sequence[Result]) -> list[str]:
@@ -260,6 +269,8 @@ def plot_metrics(
                     y = np.asarray(t[col], float)
                     if col in CUMULATIVE:  # what each frame's interval removed/added, summed from day 0
                         y = np.cumsum(np.where((day > 0) & np.isfinite(y), y, 0.0))
+                    if col in RELATIVE:
+                        y = y / _reference_value(day, y)
                     series.append((to_x[m](day), y))
             if series:
                 _draw(ax, series, f"C{g % 10}", name if len(members) == 1 else f"{name} (n={len(members)})")
