@@ -29,6 +29,7 @@ METRIC_COLUMNS = (
     "seeds",
     "perforated",
     "acf_realised",
+    "modeled",
 )
 
 
@@ -52,7 +53,10 @@ class Metrics:
         return {"sums": [int(v) for v in self.sums], "steps": self.steps}
 
     def set_state(self, st: Mapping[str, Any]) -> None:
-        self.sums = np.array(st["sums"], np.uint64)
+        sums = np.array(st["sums"], np.uint64)
+        # checkpoints written before the `modeled` counter have one counter fewer
+        self.sums = np.zeros(len(COUNTERS), np.uint64)
+        self.sums[: len(sums)] = sums
         self.steps = int(st["steps"])
 
     def frame_row(
@@ -91,6 +95,7 @@ class Metrics:
             "seeds": c["seeds"],
             "perforated": c["perforated"],
             "acf_realised": acf,
+            "modeled": c["modeled"],
         }
         self.rows.append(row)
         self.reset()
