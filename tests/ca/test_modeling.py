@@ -133,3 +133,12 @@ def test_mechanoregulation_hands_the_modeling_thresholds_with_the_weights():
     again = Mechanoregulation(MechanoParams(sensing_um=60.0), 20.0, 1.0)
     again.set_state(st)
     assert again.lut.shape == (512,) and not again.lut[256:].any()
+
+
+def test_cli_modeling_flag_sets_the_mechanics_settings():
+    from bonesim.cli.simulate_cmd import _mechanics_settings
+
+    assert _mechanics_settings(True, 30.0, None, True).modeling is True
+    assert _mechanics_settings(True, 30.0, None, False).modeling is False
+    assert _mechanics_settings(True, 30.0, None).modeling is MechanoParams().modeling
+    assert _mechanics_settings(False, 30.0, None, True) is None
