@@ -5,8 +5,10 @@
 // one-voxel halo; neighbours outside the global volume read as the inert
 // word. Each thread then applies bonesim_rule (remodel_rules.cuh) to its voxel
 // and writes the new word to the other buffer (ping-pong, never copied).
-// Marrow voxels (the majority) return after reading only themselves, full
-// bone amid full quiescent bone after an AND/OR over its neighbours.
+// Marrow voxels (the majority) return after reading only themselves (with
+// modeling on, and their class's modeling threshold: the 6 face neighbours
+// are read only when it is nonzero), full bone amid full quiescent bone after
+// an AND/OR over its neighbours.
 // Per-step counters (bone removed/added, recruited, seeds, surface voxels,
 // perforations, modeling seeds) are reduced per warp and per block and added to one of
 // NSLOT slots to keep atomics uncontended; remodeling maps are written only
