@@ -3,8 +3,8 @@
 :func:`step_block` applies one step of the rule of ``kernels/remodel_rules.cuh``
 to a block of packed state words, vectorised over the voxels that can change
 this step (active BMU voxels, surface voxels whose activation draw succeeded,
-and bone next to a recruiting neighbour); every other voxel provably keeps
-its word. The result is bit-identical to the CUDA kernel and to the same C++
+bone next to a recruiting neighbour, and with modeling on the marrow voxels
+whose modeling draw succeeded); every other voxel provably keeps its word. The result is bit-identical to the CUDA kernel and to the same C++
 rule compiled for the host (tests/test_ca_parity.py).
 
 The block may be a chunk of a larger volume: give it with a ``halo`` of at
