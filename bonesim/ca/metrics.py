@@ -102,4 +102,5 @@ class Metrics:
         return row
 
     def table(self) -> dict[str, np.ndarray]:
-        return {k: np.array([r[k] for r in self.rows], dtype=np.float64) for k in METRIC_COLUMNS}
+        # rows restored from a checkpoint written before the `modeled` counter lack it: 0 modeling starts
+        return {k: np.array([r.get(k, 0.0) for r in self.rows], dtype=np.float64) for k in METRIC_COLUMNS}
