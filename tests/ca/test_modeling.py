@@ -142,3 +142,21 @@ def test_cli_modeling_flag_sets_the_mechanics_settings():
     assert _mechanics_settings(True, 30.0, None, False).modeling is False
     assert _mechanics_settings(True, 30.0, None).modeling is MechanoParams().modeling
     assert _mechanics_settings(False, 30.0, None, True) is None
+
+
+def test_counters_of_an_older_checkpoint_resume_with_zero_modeling_starts():
+    from bonesim.ca.metrics import Metrics
+    from bonesim.ca.params import RemodelingParams
+    from bonesim.ca.schedule import Schedule
+
+    m = Metrics()
+    m.set_state({"sums": [1, 2, 3, 4, 5, 6], "steps": 2})  # six counters: before `modeled`
+    assert m.sums.tolist() == [1, 2, 3, 4, 5, 6, 0]
+    m.rows = [{k: 1.0 for k in ("day", "bv_tv")}]
+    assert m.table()["modeled"].tolist() == [0.0]
+    s = Schedule([RemodelingParams()], 20.0)
+    st = s.get_state()
+    st["pending"] = st["pending"][:6]
+    del st["mod_on"]
+    s.set_state(st)
+    assert len(s.pending) == len(COUNTERS) and s.mod_on == 0
