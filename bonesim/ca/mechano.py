@@ -122,6 +122,8 @@ class MechanoParams:
         counted twice.
     modeling : bool
         Modeling-based formation on loaded surfaces (point 5 of the module docstring).
+        Off by default: on the real sample it kept healthy mass within 0.5 %/yr but did
+        not reduce the drift of Conn.D (docs/model.md, Mechanoregulation, measured).
     modeling_threshold : float
         Absolute signal, relative to the habitual surface mean S̄_ref, above which
         a surface marrow voxel may start forming (2: twice the habitual mean SED,

@@ -185,6 +185,7 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --params low_f.toml --backend numpy --seed 3
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10 --mechanics
+      bonesim simulate bone.h5 run.h5 --years 5 --mechanics --modeling   # + formation on loaded surfaces
       bonesim simulate bone.h5 run.h5 --years 5 --resume
       bonesim simulate big.h5 run.h5 --years 5 --chunks 512 --backend cupy
       bonesim simulate run.h5 next.h5 --frame -1 --years 5   # continue from a result's last frame
