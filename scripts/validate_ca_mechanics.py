@@ -2,12 +2,14 @@
 
 Runs scenarios through the CA on a central crop of the real human sample
 (``bonesim.io.sample.real_sample``, 19.5 µm), with and without
-mechanoregulation, and prints JSON: the morphometry of day 0 (end of the
-spin-up) and of the last frame, the enclosed marrow cavities (artefactual
-pores), and each scenario's change net of the healthy run of the same seed
-and mechanics setting.
+mechanoregulation (and, with it, with and without modeling-based formation),
+and prints JSON: the morphometry of day 0 (end of the spin-up) and of the last
+frame, the enclosed marrow cavities (artefactual pores), bone particles and
+purified Conn.D, and each scenario's change net of the healthy run of the same
+seed and mechanics setting.
 
     python scripts/validate_ca_mechanics.py --size 128 --years 5 --seeds 0 > out.json
+    python scripts/validate_ca_mechanics.py --mechanics on --modeling both > out.json
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from bonesim.morphometry.indices import morphometry
 from bonesim.physiology.model import scenario_table
 
 LOCAL_GAIN = [MechanoParams().local_gain]
+#: extra MechanoParams fields of every mechanics run (from the command line)
+MECH_EXTRA: dict = {}
 INDICES = ("bv_tv", "tb_th", "tb_sp", "tb_n", "conn_d")
-KEYS = ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "conn_d_per_mm3")
+KEYS = ("bv_tv", "tb_th_um", "tb_sp_um", "tb_n_per_mm", "conn_d_per_mm3", "conn_d_purified_per_mm3")
 
 
 def enclosed_cavities(bone: np.ndarray) -> tuple[int, int]:
@@ -52,15 +56,23 @@ def enclosed_cavities(bone: np.ndarray) -> tuple[int, int]:
 def describe(bone: np.ndarray) -> dict[str, float]:
     m = morphometry(bone, voxel_size_um=VOXEL_UM, indices=INDICES)
     out = {k: float(m[k]) for k in KEYS}
+    out["n_particles"] = int(m["n_particles"])
     out["cavities"], out["cavity_voxels"] = enclosed_cavities(bone)
     return out
 
 
 def run(
-    crop: np.ndarray, scenario: str, years: float, seed: int, mech: bool, spinup: float, work: Path
+    crop: np.ndarray,
+    scenario: str,
+    years: float,
+    seed: int,
+    mech: bool,
+    spinup: float,
+    work: Path,
+    modeling: bool = False,
 ) -> dict:
     st = scenario_table(scenario, years)
-    out = work / f"{scenario}-{seed}-{int(mech)}.h5"
+    out = work / f"{scenario}-{seed}-{int(mech)}{int(modeling)}.h5"
     t0 = time.perf_counter()
     r = simulate(
         Volume(crop, voxel_size_um=VOXEL_UM),
@@ -71,7 +83,7 @@ def run(
         save_every=365.25,
         scenario=st,
         out=out,
-        mechanics=MechanoParams(local_gain=LOCAL_GAIN[0]) if mech else None,
+        mechanics=MechanoParams(local_gain=LOCAL_GAIN[0], modeling=modeling, **MECH_EXTRA) if mech else None,
     )
     wall = time.perf_counter() - t0
     res = Result.open(out)
@@ -80,6 +92,7 @@ def run(
         "scenario": scenario,
         "seed": seed,
         "mechanics": mech,
+        "modeling": modeling,
         "wall_s": wall,
         "mechanics_s": r.timings.get("mechanics_s", 0.0),
         "day0": describe(first),
@@ -89,15 +102,23 @@ def run(
 
 def net(rows: list[dict]) -> list[dict]:
     """Each scenario's % change (end vs day 0) minus the healthy run's with the same seed and mechanics."""
-    base = {(r["seed"], r["mechanics"]): r for r in rows if r["scenario"] == "healthy-adult"}
+    base = {(r["seed"], r["mechanics"], r["modeling"]): r for r in rows if r["scenario"] == "healthy-adult"}
     out = []
     for r in rows:
-        h = base.get((r["seed"], r["mechanics"]))
+        h = base.get((r["seed"], r["mechanics"], r["modeling"]))
         d = {}
         for k in KEYS:
             own = 100 * (r["end"][k] / r["day0"][k] - 1)
             d[k] = own - (100 * (h["end"][k] / h["day0"][k] - 1) if h is not None and r is not h else 0.0)
-        out.append({"scenario": r["scenario"], "seed": r["seed"], "mechanics": r["mechanics"], "net_pct": d})
+        out.append(
+            {
+                "scenario": r["scenario"],
+                "seed": r["seed"],
+                "mechanics": r["mechanics"],
+                "modeling": r["modeling"],
+                "net_pct": d,
+            }
+        )
     return out
 
 
@@ -110,19 +131,27 @@ def main() -> None:
     ap.add_argument("--scenarios", default="healthy-adult,postmenopausal")
     ap.add_argument("--mechanics", choices=("on", "off", "both"), default="both")
     ap.add_argument("--local-gain", type=float, default=MechanoParams().local_gain)
+    ap.add_argument("--modeling", choices=("on", "off", "both"), default="off", help="with mechanics on")
+    ap.add_argument("--modeling-threshold", type=float, default=MechanoParams().modeling_threshold)
+    ap.add_argument("--modeling-rate", type=float, default=MechanoParams().modeling_rate_per_day)
     args = ap.parse_args()
     LOCAL_GAIN[0] = args.local_gain
+    MECH_EXTRA.update(modeling_threshold=args.modeling_threshold, modeling_rate_per_day=args.modeling_rate)
     full = real_sample()
     lo = (full.shape[0] - args.size) // 2
     crop = np.ascontiguousarray(full[lo : lo + args.size, lo : lo + args.size, lo : lo + args.size])
     mechs = {"on": [True], "off": [False], "both": [False, True]}[args.mechanics]
+    models = {"on": [True], "off": [False], "both": [False, True]}[args.modeling]
     rows = []
     with tempfile.TemporaryDirectory() as work:
         for seed in (int(s) for s in args.seeds.split(",")):
             for mech in mechs:
-                for scen in args.scenarios.split(","):
-                    rows.append(run(crop, scen, args.years, seed, mech, args.spinup_years, Path(work)))
-                    print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                for model in models if mech else [False]:
+                    for scen in args.scenarios.split(","):
+                        rows.append(
+                            run(crop, scen, args.years, seed, mech, args.spinup_years, Path(work), model)
+                        )
+                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(
         json.dumps(
             {"size": args.size, "voxel_um": VOXEL_UM, "years": args.years, "runs": rows, "net": net(rows)},

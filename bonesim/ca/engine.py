@@ -564,6 +564,7 @@ class _Loop:
         up = self.mechano.update(self.be.download_bone(self.state), self.plan.magnitude_at(n))
         self.be.set_mechanics(self.state, up.mech, up.lut)
         self.sched.mech_on = 1
+        self.sched.mod_on = int(self.mechano.p.modeling)
         self.sched.formation_q16 = up.formation_q16
         self.t_mech += time.perf_counter() - t0
 

@@ -96,10 +96,18 @@ def step_struct(inputs: StepInputs) -> np.ndarray:
 N_MECH_CLASSES = 256
 #: A lookup-table weight of 1.0 (8.8 fixed point).
 MECH_WEIGHT_ONE = 256
+#: Entries of a lookup table with modeling: 256 activation weights, then 256 modeling thresholds.
+N_MECH_TABLE = 2 * N_MECH_CLASSES
 
 
-def check_mechanics(mech: Any, lut: Any, inner: tuple[int, ...], on: bool) -> None:
-    """Refuse a mechanical-signal field or lookup table the rule would misread (``on``: the step uses them)."""
+def check_mechanics(mech: Any, lut: Any, inner: tuple[int, ...], on: bool, modeling: bool = False) -> None:
+    """Refuse a mechanical-signal field or lookup table the rule would misread (``on``: the step uses them).
+
+    ``modeling`` (the step's ``mod_on``) needs ``on`` and a table of :data:`N_MECH_TABLE` entries
+    (the modeling thresholds of the 256 classes after their activation weights).
+    """
+    if modeling and not on:
+        raise InputError("modeling-based formation (mod_on = 1) needs mechanoregulation (mech_on = 1)")
     if not on:
         return
     if mech is None or lut is None:
@@ -113,8 +121,10 @@ def check_mechanics(mech: Any, lut: Any, inner: tuple[int, ...], on: bool) -> No
         raise InputError(
             f"`mech` must be a C-contiguous uint8 array of shape {tuple(inner)}, got {_desc(mech)}"
         )
-    if getattr(lut, "dtype", None) != _U32 or tuple(getattr(lut, "shape", ())) != (N_MECH_CLASSES,):
-        raise InputError(f"`lut` must be a uint32 array of shape ({N_MECH_CLASSES},), got {_desc(lut)}")
+    sizes = (N_MECH_TABLE,) if modeling else (N_MECH_CLASSES, N_MECH_TABLE)
+    if getattr(lut, "dtype", None) != _U32 or tuple(getattr(lut, "shape", ())) not in [(n,) for n in sizes]:
+        shapes = " or ".join(f"({n},)" for n in sizes)
+        raise InputError(f"`lut` must be a uint32 array of shape {shapes}, got {_desc(lut)}")
 
 
 def kernel_args(**values: Any) -> tuple[Any, ...]:

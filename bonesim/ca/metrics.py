@@ -29,6 +29,7 @@ METRIC_COLUMNS = (
     "seeds",
     "perforated",
     "acf_realised",
+    "modeled",
 )
 
 
@@ -71,7 +72,10 @@ class Metrics:
         }
 
     def set_state(self, st: Mapping[str, Any]) -> None:
-        self.sums = np.array(st["sums"], np.uint64)
+        sums = np.array(st["sums"], np.uint64)
+        # checkpoints written before the `modeled` counter have one counter fewer
+        self.sums = np.zeros(len(COUNTERS), np.uint64)
+        self.sums[: len(sums)] = sums
         self.steps = int(st["steps"])
         self.spin_removed = int(st.get("spin_removed", 0))  # checkpoints before it: none
         self.spin_steps = int(st.get("spin_steps", 0))
@@ -112,10 +116,12 @@ class Metrics:
             "seeds": c["seeds"],
             "perforated": c["perforated"],
             "acf_realised": acf,
+            "modeled": c["modeled"],
         }
         self.rows.append(row)
         self.reset()
         return row
 
     def table(self) -> dict[str, np.ndarray]:
-        return {k: np.array([r[k] for r in self.rows], dtype=np.float64) for k in METRIC_COLUMNS}
+        # rows restored from a checkpoint written before the `modeled` counter lack it: 0 modeling starts
+        return {k: np.array([r.get(k, 0.0) for r in self.rows], dtype=np.float64) for k in METRIC_COLUMNS}

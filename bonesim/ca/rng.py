@@ -28,6 +28,8 @@ import numpy as np
 MAX_SEED = 2**63 - 1
 #: The stream (fourth counter word) of the activation draw.
 STREAM_ACTIVATION = 0
+#: The stream of the modeling-formation draw of a loaded marrow voxel (``BS_STREAM_MODELING``).
+STREAM_MODELING = 1
 
 _M0, _M1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
 _W0, _W1 = 0x9E3779B9, 0xBB67AE85

@@ -140,6 +140,8 @@ class Schedule:
         self.spinup_steps = int(spinup_steps)
         #: 1 while a mechanical-signal field steers activation (set by the engine's mechanoregulation).
         self.mech_on = 0
+        #: 1 while loaded marrow voxels start modeling-based formation (set with mech_on by the engine).
+        self.mod_on = 0
         #: Formation efficiency factor of mechanoregulation (16.16 fixed point; 65536 = 1).
         self.formation_q16 = 65536
         base = self.daily[0]
@@ -254,6 +256,7 @@ class Schedule:
             seed_hi=seed_words(seed)[1],
             step=step & 0xFFFFFFFF,
             mech_on=int(self.mech_on),
+            mod_on=int(self.mod_on),
         )
 
     def inputs_for_step(self, step: int, *, seed: int, drain: Callable[[], None] | None = None) -> StepInputs:
@@ -311,6 +314,7 @@ class Schedule:
             "deficit_q16": self.deficit_q16,
             "surface_mean": self.surface_mean,
             "mech_on": self.mech_on,
+            "mod_on": self.mod_on,
             "formation_q16": self.formation_q16,
         }
 
@@ -319,7 +323,9 @@ class Schedule:
         self.form_acc = int(state["form_acc"])
         self.recruited_total = int(state["recruited_total"])
         self.seeds_total = int(state["seeds_total"])
-        self.pending = np.array(state["pending"], np.uint64)
+        pending = np.array(state["pending"], np.uint64)
+        self.pending = np.zeros(len(COUNTERS), np.uint64)  # older checkpoints: one counter fewer
+        self.pending[: len(pending)] = pending
         # checkpoints written before the deficit catch-up resume without it
         self.counted_steps = int(state.get("counted_steps", 0))
         self.pending_req_q16 = int(state.get("pending_req_q16", 0))
@@ -327,4 +333,5 @@ class Schedule:
         self.deficit_q16 = int(state.get("deficit_q16", 0))
         self.surface_mean = int(state.get("surface_mean", 0))
         self.mech_on = int(state.get("mech_on", 0))
+        self.mod_on = int(state.get("mod_on", 0))
         self.formation_q16 = int(state.get("formation_q16", 65536))

@@ -123,6 +123,12 @@ def _already_complete(output_path: str) -> bool:
     help="With --mechanics: days between FE solves.",
 )
 @click.option(
+    "--modeling/--no-modeling",
+    default=None,
+    help="With --mechanics: modeling-based formation, new bone on surfaces whose strain energy exceeds "
+    "twice the habitual mean (default: the MechanoParams default; see docs/model.md, Mechanoregulation).",
+)
+@click.option(
     "--checkpoint-compression",
     type=click.Choice(["auto", "none", "gzip", "lz4", "zstd"]),
     default="auto",
@@ -158,6 +164,7 @@ def simulate(
     frame,
     mechanics,
     mechanics_every,
+    modeling,
     checkpoint_compression,
     checkpoint_every_minutes,
     resume,
@@ -178,6 +185,7 @@ def simulate(
       bonesim simulate bone.h5 run.h5 --params low_f.toml --backend numpy --seed 3
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10
       bonesim simulate bone.h5 run.h5 --scenario postmenopausal --years 10 --mechanics
+      bonesim simulate bone.h5 run.h5 --years 5 --mechanics --modeling   # + formation on loaded surfaces
       bonesim simulate bone.h5 run.h5 --years 5 --resume
       bonesim simulate big.h5 run.h5 --years 5 --chunks 512 --backend cupy
       bonesim simulate run.h5 next.h5 --frame -1 --years 5   # continue from a result's last frame
@@ -197,7 +205,7 @@ def simulate(
     scenario = scenario_table(scenario_name, years) if scenario_name else None
     base = _base_params(params_file, scenario)
     params = None if scenario is not None else (base or RemodelingParams())
-    mech = _mechanics_settings(mechanics, mechanics_every, scenario)
+    mech = _mechanics_settings(mechanics, mechanics_every, scenario, modeling)
     be = make_backend(backend, chunks=chunks, steps_per_exchange=steps_per_exchange)
     click.echo(
         f"backend {be.name} on {be.device}; {volume.shape} voxels of {volume.voxel_size_um:g} µm", err=True
@@ -288,7 +296,7 @@ class _SimulateProgress:
         )
 
 
-def _mechanics_settings(flag, every, scenario):
+def _mechanics_settings(flag, every, scenario, modeling=None):
     """MechanoParams for the run, or None: on with --mechanics, or when the scenario changes the load."""
     from bonesim.ca.mechano import MechanoParams
 
@@ -306,6 +314,9 @@ def _mechanics_settings(flag, every, scenario):
             "warning: --no-mechanics ignores the scenario's [loading] (it acts through mechanics)", err=True
         )
     if not flag:
+        if modeling:
+            click.echo("warning: --modeling needs mechanoregulation; it is off", err=True)
         return None
     axis = getattr(scenario, "load_axis", None) or "z"
-    return MechanoParams(interval_days=every, axis=axis)
+    extra = {} if modeling is None else {"modeling": bool(modeling)}
+    return MechanoParams(interval_days=every, axis=axis, **extra)

@@ -30,10 +30,12 @@ def run_words(
 ):
     """Run ``steps`` steps of the NumPy rule (or ``step_fn``) on packed words with a calibrated schedule.
 
-    ``mech``/``lut`` switch mechanoregulation on (``step_fn`` must then have been built with them).
+    ``mech``/``lut`` switch mechanoregulation on (``step_fn`` must then have been built with them);
+    a ``lut`` of 512 entries (with modeling thresholds) also modeling-based formation.
     """
     sched = Schedule([params], voxel_size_um)
     sched.mech_on = int(mech is not None)
+    sched.mod_on = int(mech is not None and lut is not None and len(lut) > 256)
     shape = words.shape
     rmap = np.full(shape, -1, np.int32)
     fmap = np.full(shape, -1, np.int32)

@@ -23,7 +23,7 @@ def _bone(shape):
     return phantom.gyroid(shape, 20, phantom.gyroid_sheet_level_for(0.35), sheet=True)
 
 
-def _run(backend, bone, params, steps, seed):
+def _run(backend, bone, params, steps, seed, mechanics=None):
     sched = Schedule([params], 20.0)
     z = np.zeros(bone.shape, np.uint8)
     st = backend.upload(
@@ -34,6 +34,9 @@ def _run(backend, bone, params, steps, seed):
         np.full(bone.shape, -1, np.int32),
         neighbourhood=params.neighbourhood,
     )
+    if mechanics is not None:  # (mech, lut): a lut of 512 entries switches modeling formation on
+        backend.set_mechanics(st, *mechanics)
+        sched.mech_on, sched.mod_on = 1, int(len(mechanics[1]) > 256)
     snaps, rows = [], []
 
     def drain():
@@ -65,6 +68,27 @@ def test_cupy_matches_numpy_bit_for_bit(shape, seed, variant):
     np.testing.assert_array_equal(a_rows, b_rows)
     phases = set().union(*(np.unique(a["phase"] & 3).tolist() for a in a_snaps))
     assert phases == {0, 1, 2, 3}, "the run must exercise every phase"
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_cupy_matches_numpy_with_modeling_formation(variant):
+    from bonesim.ca.backends.cupy_backend import CupyBackend
+    from bonesim.ca.backends.numpy_backend import NumpyBackend
+
+    shape = (37, 29, 45)
+    rng = np.random.default_rng(4)
+    mech = rng.integers(0, 256, shape).astype(np.uint8)
+    act = rng.integers(0, 4 * 256, 256)
+    model = np.where(np.arange(256) >= 128, rng.integers(0, int(0.1 * 2**32), 256), 0)
+    lut = np.concatenate([act, model]).astype(np.uint32)
+    bone = _bone(shape)
+    a_snaps, a_rows = _run(NumpyBackend(), bone, FAST, 60, 3, (mech, lut))
+    b_snaps, b_rows = _run(CupyBackend(variant=variant), bone, FAST, 60, 3, (mech, lut))
+    for a, b in zip(a_snaps, b_snaps, strict=False):
+        for k in a:
+            np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    np.testing.assert_array_equal(a_rows, b_rows)
+    assert a_rows[:, -1].sum() > 0, "modeling formation must start"
 
 
 def test_cupy_matches_numpy_6_neighbourhood():

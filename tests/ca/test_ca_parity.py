@@ -19,6 +19,7 @@ import pytest
 
 from bonesim import phantom
 from bonesim._resources import kernel_dir
+from bonesim.ca.backends.base import COUNTERS
 from bonesim.ca.backends.numpy_backend import step_block
 from bonesim.ca.kernel_abi import KERNEL_ARGS, NCOUNT, NSLOT, geom_struct, kernel_args, step_struct
 from bonesim.errors import InputError
@@ -99,7 +100,7 @@ def host_step_fn(
 ):
     """A ``step_fn`` for :func:`run_words`: the plain host loop, or a kernel's block emulation."""
     if mech is None:
-        mech, lut = np.zeros(1, np.uint8), np.zeros(256, np.uint32)  # valid pointers the rule does not read
+        mech, lut = np.zeros(1, np.uint8), np.zeros(512, np.uint32)  # valid pointers the rule does not read
     lib = _harness_lib(neighbourhood, tmpdir, blocks, tuple(defines))
     zm = blocks.startswith("zm:")
     dims = [int(v) for v in (blocks[3:] if zm else blocks).split(",")] if blocks else []
@@ -126,7 +127,7 @@ def host_step_fn(
             lib.bonesim_host_step(
                 ctypes.c_void_p(src.ctypes.data), ctypes.c_void_p(pad.ctypes.data), *_c_args(args)[1:]
             )
-            return dst, cnt[0, :6].copy()
+            return dst, cnt[0, : len(COUNTERS)].copy()
         if zm:
             grid, block = (
                 (-(-inner[2] // dims[0]), -(-inner[1] // dims[1]), -(-inner[0] // dims[2])),
@@ -135,7 +136,7 @@ def host_step_fn(
         else:
             grid, block = tuple(-(-n_ // b) for n_, b in zip(inner[::-1], dims, strict=True)), tuple(dims)
         host_launch(lib, "zm" if zm else "tile", grid, block, args, order)
-        return dst, cnt.sum(axis=0)[:6]
+        return dst, cnt.sum(axis=0)[: len(COUNTERS)]
 
     return step
 
@@ -282,6 +283,44 @@ def test_mechanoregulated_activation_is_identical_in_numpy_and_the_kernel(blocks
         np.testing.assert_array_equal(x, y)
     plain = run_words(w0, params, 20.0, 60, seed=5)
     assert not np.array_equal(a[0], plain[0]), "the signal field must change where BMUs start"
+
+
+def _modeling_lut(lut, lo=110, p=0.08):
+    """``lut`` followed by modeling thresholds: 0 below class ``lo``, rising to a chance ``p`` per step."""
+    m = np.clip((np.arange(256) - lo) / (256 - lo), 0, 1) * p * 2**32
+    return np.concatenate([lut, np.rint(m)]).astype(np.uint32)
+
+
+@pytest.mark.parametrize(
+    ("blocks", "neigh"),
+    [("", 26), ("", 6), ("32,4,4", 26), ("8,2,3", 6), ("zm:32,8,16", 26), ("zm:8,4,5", 26)],
+)
+def test_modeling_formation_is_identical_in_numpy_and_the_kernel(blocks, neigh, tmp_path_factory):
+    """Modeling on: NumPy, the host-compiled rule and both kernels' block logic give the same bits."""
+    tmp = str(tmp_path_factory.mktemp("model"))
+    shape = (17, 9, 21) if blocks.startswith("8") or blocks.startswith("zm:8") else (19, 11, 37)
+    params = fast(neighbourhood=neigh)
+    w0 = words_of(_phantom(shape, "gyroid"))
+    mech, lut = _mech_field(shape, seed=2)
+    lut = _modeling_lut(lut)
+    a = run_words(w0, params, 20.0, 50, seed=6, mech=mech, lut=lut)
+    b = run_words(
+        w0,
+        params,
+        20.0,
+        50,
+        seed=6,
+        mech=mech,
+        lut=lut,
+        step_fn=host_step_fn(neigh, tmp, blocks=blocks, mech=mech, lut=lut),
+    )
+    for x, y in zip(a, b, strict=False):
+        np.testing.assert_array_equal(x, y)
+    modeled = a[1][:, COUNTERS.index("modeled")]
+    assert modeled.sum() > 0, "the run must start modeling formation"
+    no_model = run_words(w0, params, 20.0, 50, seed=6, mech=mech, lut=lut[:256].copy())
+    assert no_model[1][:, COUNTERS.index("modeled")].sum() == 0
+    assert (a[0] & 0xFF).astype(np.int64).sum() > (no_model[0] & 0xFF).astype(np.int64).sum()
 
 
 def test_mechanoregulation_steers_activation_to_low_signal_classes():

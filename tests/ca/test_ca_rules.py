@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bonesim import phantom
-from bonesim.ca.backends.base import NEIGH, OFFSETS, unpack
+from bonesim.ca.backends.base import COUNTERS, NEIGH, OFFSETS, unpack
 from bonesim.ca.backends.numpy_backend import step_block
 from bonesim.ca.params import RemodelingParams
 from bonesim.ca.schedule import Schedule
@@ -257,7 +257,7 @@ def test_two_halves_with_halo_equal_whole_volume(axis, cut, neigh):
 
     def halves(words, inp, rmap, fmap, n):
         n_ax = words.shape[axis]
-        out, cnt = [], np.zeros(6, np.uint64)
+        out, cnt = [], np.zeros(len(COUNTERS), np.uint64)
         for lo, hi in ((0, cut), (cut, n_ax)):
             a, b = max(lo - halo, 0), min(hi + halo, n_ax)
             block = np.take(words, range(a, b), axis=axis)

@@ -266,3 +266,11 @@ def test_gpu_parity_test_body_on_the_stand_in(fake_cupy, variant):
     from tests.ca import test_ca_gpu
 
     test_ca_gpu.test_cupy_matches_numpy_bit_for_bit((37, 29, 45), 1, variant)
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_gpu_modeling_test_body_on_the_stand_in(fake_cupy, variant):
+    """The CuPy backend hands the 512-entry table and mod_on to the kernel (host-compiled stand-in)."""
+    from tests.ca import test_ca_gpu
+
+    test_ca_gpu.test_cupy_matches_numpy_with_modeling_formation(variant)

@@ -21,6 +21,7 @@ import pytest
 
 from bonesim import Volume, phantom
 from bonesim._resources import kernel_dir
+from bonesim.ca.backends.base import COUNTERS
 from bonesim.ca.backends.numpy_backend import step_block
 from bonesim.ca.kernel_abi import GEOM_DTYPE, KERNEL_ARGS, NCOUNT, NSLOT, STEP_DTYPE, kernel_args
 from bonesim.errors import InputError
@@ -38,13 +39,14 @@ def _gyroid(shape):
 # ----------------------------------------------------------------------------- argument layout
 def test_struct_layout_matches_the_cpp_structs(tmp_path):
     lib = _harness_lib(26, str(tmp_path))
-    out = np.zeros(28, np.uint64)
+    out = np.zeros(30, np.uint64)
     lib.bonesim_host_abi(ctypes.c_void_p(out.ctypes.data))
     assert out[0] == GEOM_DTYPE.itemsize
     assert list(out[1:11]) == [GEOM_DTYPE.fields[n][1] for n in GEOM_DTYPE.names]
     assert out[11] == STEP_DTYPE.itemsize
-    assert list(out[12:26]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
-    assert (out[26], out[27]) == (NSLOT, NCOUNT)
+    assert list(out[12:27]) == [STEP_DTYPE.fields[n][1] for n in STEP_DTYPE.names]
+    assert (out[27], out[28]) == (NSLOT, NCOUNT)
+    assert out[29] == len(COUNTERS) <= NCOUNT  # the counters a thread accumulates fit a slot
 
 
 def test_kernel_signatures_are_kernel_args():

@@ -28,9 +28,12 @@ def _gyroid() -> np.ndarray:
     return phantom.gyroid(SHAPE, 9.0, phantom.gyroid_sheet_level_for(0.35), sheet=True)
 
 
-def _mech(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _mech(rng: np.random.Generator, modeling: bool = False) -> tuple[np.ndarray, np.ndarray]:
     mech = rng.integers(0, 256, SHAPE).astype(np.uint8)
     lut = rng.integers(0, 6 * 256, 256).astype(np.uint32)  # weights 0 .. 6 (8.8 fixed point)
+    if modeling:  # modeling thresholds: 0 below class 128, up to a 10 % chance per step above
+        model = np.where(np.arange(256) >= 128, rng.integers(0, int(0.1 * 2**32), 256), 0)
+        lut = np.concatenate([lut, model]).astype(np.uint32)
     return mech, lut
 
 
@@ -43,12 +46,23 @@ def _assert_sets_exact(st) -> None:
     np.testing.assert_array_equal(st.bmu, np.flatnonzero(bmu))
 
 
-@pytest.mark.parametrize(("neighbourhood", "mech_on"), [(26, False), (26, True), (6, False), (6, True)])
-def test_active_set_step_equals_full_volume_step(neighbourhood, mech_on):
-    rng = np.random.default_rng(neighbourhood + mech_on)
+@pytest.mark.parametrize(
+    ("neighbourhood", "mech_on", "mod_on"),
+    [
+        (26, False, False),
+        (26, True, False),
+        (6, False, False),
+        (6, True, False),
+        (26, True, True),
+        (6, True, True),
+    ],
+)
+def test_active_set_step_equals_full_volume_step(neighbourhood, mech_on, mod_on):
+    rng = np.random.default_rng(neighbourhood + mech_on + 2 * mod_on)
     bone = _gyroid()
     sched = Schedule([fast(neighbourhood=neighbourhood, acf_per_year=40.0)], 20.0)
     sched.mech_on = int(mech_on)
+    sched.mod_on = int(mod_on)
     z = np.zeros(SHAPE, np.uint8)
     words = pack(bone, z, z.astype(np.uint16))
     rmap = np.full(SHAPE, -1, np.int32)
@@ -57,10 +71,10 @@ def test_active_set_step_equals_full_volume_step(neighbourhood, mech_on):
     st = be.upload(bone, z, z.astype(np.uint16), rmap, fmap, neighbourhood=neighbourhood)
     mech = lut = None
     seen_phases: set[int] = set()
-    totals = np.zeros(6, np.uint64)
+    totals = np.zeros(len(COUNTERS), np.uint64)
     for n in range(240):
         if mech_on and n % 80 == 0:  # a new field, as after a mechanics update
-            mech, lut = _mech(rng)
+            mech, lut = _mech(rng, mod_on)
             be.set_mechanics(st, mech, lut)
         inp = sched.inputs(n, seed=11)
         words, c_full = step_block(
@@ -86,8 +100,9 @@ def test_active_set_step_equals_full_volume_step(neighbourhood, mech_on):
     np.testing.assert_array_equal(out["bone"], words & 0xFF)
     # the run must exercise every branch of the rule, or the comparison proves little
     assert seen_phases == {0, 1, 2, 3}
-    removed, added, recruited, seeds, _surface_sum, _perforated = totals.tolist()
+    removed, added, recruited, seeds, _surface_sum, _perforated, modeled = totals.tolist()
     assert removed > 0 and added > 0 and recruited > seeds > 0
+    assert (modeled > 0) == mod_on, "modeling seeds exactly when modeling is on"
 
 
 def test_active_set_step_reads_the_border_as_inert():

@@ -114,7 +114,7 @@ def test_schedule_checkpoint_state_round_trip():
     s = Schedule([RemodelingParams()], 20.0)
     for n in range(20):
         s.inputs(n, seed=1)
-    s.add_counters(np.array([[1, 2, 300, 4, 5, 0]], np.uint64))
+    s.add_counters(np.array([[1, 2, 300, 4, 5, 0, 0]], np.uint64))
     s.calibrate()
     t = Schedule([RemodelingParams()], 20.0)
     t.set_state(s.get_state())

@@ -29,8 +29,9 @@ INERT = np.uint32(0x00000400)
 #: Phase codes (bits 0-1 of the phase byte).
 PH_Q, PH_R, PH_V, PH_F = 0, 1, 2, 3
 #: Per-step counters every backend reports, in this order.
-COUNTERS = ("removed", "added", "recruited", "seeds", "surface", "perforated")
-EV_RECRUIT, EV_SEED, EV_SURFACE, EV_PERF = 1, 2, 4, 8
+#: ``modeled``: marrow voxels that started modeling-based formation (``bonesim.ca.mechano``).
+COUNTERS = ("removed", "added", "recruited", "seeds", "surface", "perforated", "modeled")
+EV_RECRUIT, EV_SEED, EV_SURFACE, EV_PERF, EV_MODEL = 1, 2, 4, 8, 16
 
 #: Neighbour k in 0..26 sits at (k//9-1, (k//3)%3-1, k%3-1); 13 is the voxel itself.
 OFFSETS = np.array([(k // 9 - 1, (k // 3) % 3 - 1, k % 3 - 1) for k in range(27)], dtype=np.int64)
@@ -77,6 +78,7 @@ class StepInputs:
     seed_hi: int
     step: int
     mech_on: int = 0
+    mod_on: int = 0
 
     def as_tuple(self) -> tuple[int, ...]:
         return (
@@ -94,6 +96,7 @@ class StepInputs:
             self.seed_hi,
             self.step,
             self.mech_on,
+            self.mod_on,
         )
 
 

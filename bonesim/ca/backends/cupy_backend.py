@@ -149,7 +149,7 @@ def launch_step(
     inner = check_launch(
         src, dst, resorbed_day, formed_day, counters, halo=halo, origin=origin, global_shape=global_shape
     )
-    check_mechanics(mech, lut, inner, bool(inputs.mech_on))
+    check_mechanics(mech, lut, inner, bool(inputs.mech_on), bool(inputs.mod_on))
     if mech is None or lut is None:
         mech, lut = unused_mechanics()
     mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation())

@@ -3,8 +3,8 @@
 :func:`step_block` applies one step of the rule of ``kernels/remodel_rules.cuh``
 to a block of packed state words, vectorised over the voxels that can change
 this step (active BMU voxels, surface voxels whose activation draw succeeded,
-and bone next to a recruiting neighbour); every other voxel provably keeps
-its word. The result is bit-identical to the CUDA kernel and to the same C++
+bone next to a recruiting neighbour, and with modeling on the marrow voxels
+whose modeling draw succeeded); every other voxel provably keeps its word. The result is bit-identical to the CUDA kernel and to the same C++
 rule compiled for the host (tests/test_ca_parity.py).
 
 The block may be a chunk of a larger volume: give it with a ``halo`` of at
@@ -29,6 +29,7 @@ import numpy as np
 
 from bonesim.ca.backends.base import (
     COUNTERS,
+    EV_MODEL,
     EV_PERF,
     EV_RECRUIT,
     EV_SEED,
@@ -40,8 +41,8 @@ from bonesim.ca.backends.base import (
     pack,
     unpack,
 )
-from bonesim.ca.kernel_abi import check_mechanics
-from bonesim.ca.rng import STREAM_ACTIVATION, voxel_random
+from bonesim.ca.kernel_abi import N_MECH_CLASSES, check_mechanics
+from bonesim.ca.rng import STREAM_ACTIVATION, STREAM_MODELING, voxel_random
 from bonesim.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ _DX = np.array([k % 3 - 1 for k in range(32)], dtype=np.int64)
 _NORM1 = np.abs(OFFSETS).sum(axis=1)
 _N1 = np.abs(_DZ) + np.abs(_DY) + np.abs(_DX)
 _ALL26 = tuple(k for k in range(27) if k != 13)
+#: The six face neighbours (a modeling seed must touch quiescent bone across a face).
+_FACES = NEIGH[6]
 
 
 #: 16.16 factors 1/sqrt(norm1) of a column's depth by the number of nonzero direction components
@@ -162,7 +165,13 @@ class _Gather:
 
 
 def rule(
-    words: Any, s: StepInputs, hashes: Any, neighbourhood: int, xp: Any = np, thr: Any = None
+    words: Any,
+    s: StepInputs,
+    hashes: Any,
+    neighbourhood: int,
+    xp: Any = np,
+    thr: Any = None,
+    model: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any]:
     """The per-voxel rule, vectorised: ``words`` [27, n] old neighbour words → (new words, event bits).
 
@@ -170,7 +179,8 @@ def rule(
     ``xp`` is the array module (NumPy here; CuPy for the naive GPU baseline of the benchmark).
     ``words`` may also be a neighbour accessor with ``row(k)`` (int64), ``rows(ks)`` (uint32 [len(ks), n]),
     ``pick(d, xp)`` and ``subset(idx)``;
-    ``thr`` the activation threshold of each voxel (default ``s.act_thr``).
+    ``thr`` the activation threshold of each voxel (default ``s.act_thr``);
+    ``model`` (with ``s.mod_on``) the modeling threshold and modeling draw of each voxel (``bs_modeling``).
     """
     DOT, N1, COLUMN_DEPTH_Q16 = _tables(xp)
 
@@ -230,6 +240,18 @@ def rule(
         out = xp.where(act, word(b, 1 | 4 | (d << 3), s.lat0 << 8), out)
         ev[lat_rec | act] |= EV_RECRUIT
         ev[act] |= EV_SEED
+
+    # ------------------------------------------- marrow: modeling-based formation (bs_modeling)
+    if s.mod_on and model is not None:
+        mthr, mhash = model
+        mq = (pb == 0) & (b == 0) & (mthr > 0)
+        idx = xp.flatnonzero(mq)
+        if idx.size:
+            y = W.subset(idx).rows(_FACES)
+            sup = (((y & 0xFF00) == 0) & ((y & 0xFF) > 0)).any(axis=0)  # quiescent bone across a face
+            start = idx[sup & (mhash[idx].astype(np.int64) < mthr[idx])]
+            out[start] = word(0, 3, 255)
+            ev[start] |= EV_MODEL
 
     ph = pb & 3
     # ---------------------------------------------------------------- resorbing
@@ -353,7 +375,7 @@ def step_block(
     src = np.ascontiguousarray(src, dtype=np.uint32)
     inner = tuple(n - 2 * halo for n in src.shape)
     gshape = _check_block(src, halo, origin, global_shape, resorbed_day, formed_day)
-    check_mechanics(mech, lut, inner, bool(inputs.mech_on))
+    check_mechanics(mech, lut, inner, bool(inputs.mech_on), bool(inputs.mod_on))
     thresholds = _Thresholds(inputs, mech, lut)
     pad = _padded(src, halo, tuple(origin), gshape)
     dst = np.ascontiguousarray(pad[1:-1, 1:-1, 1:-1])
@@ -373,7 +395,8 @@ def step_block(
         return dst, counters
     cz, cy, cx = np.unravel_index(ci, inner)
     pi = ((cz + 1) * PY + (cy + 1)) * PX + (cx + 1)
-    hashes = _draws(inputs, linear((cz, cy, cx)))
+    lin = linear((cz, cy, cx))
+    hashes = _draws(inputs, lin)
     old = pflat[pi]
     new = np.empty(ci.shape, np.uint32)
     ev = np.zeros(ci.shape, np.int64)
@@ -382,8 +405,9 @@ def step_block(
         sel = np.flatnonzero(group == g)
         if sel.size:
             thr = thresholds.at(ci[sel]) if g == 0 else None  # only quiescent voxels activate
+            model = _model_inputs(inputs, thresholds, old[sel], ci[sel], lin[sel]) if g == 0 else None
             new[sel], ev[sel] = rule(
-                _Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood, thr=thr
+                _Gather(pflat, pi[sel], offs), inputs, hashes[sel], neighbourhood, thr=thr, model=model
             )
     dst.reshape(-1)[ci] = new
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
@@ -444,18 +468,59 @@ def _byte_views(pad: np.ndarray) -> tuple[np.ndarray, ...]:
 
 
 class _Thresholds:
-    """Activation thresholds of interior voxels (flat indices): act_thr, or act_thr scaled by lut[mech]."""
+    """Activation thresholds of interior voxels (flat indices): act_thr, or act_thr scaled by lut[mech].
+
+    With ``mod_on`` also the modeling thresholds ``lut[256 + mech]`` (:meth:`model_at`).
+    """
 
     def __init__(self, inputs: StepInputs, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
         self.act_thr = int(inputs.act_thr)
         self.flat = mech.reshape(-1) if inputs.mech_on else None
         self.lut = lut
+        self.mod_on = bool(inputs.mod_on)
+
+    def model_at(self, flat_index: np.ndarray) -> np.ndarray:
+        """Modeling threshold of each voxel (int64; 0 without modeling)."""
+        if not self.mod_on:
+            return np.zeros(np.shape(flat_index), np.int64)
+        return self.lut[N_MECH_CLASSES + self.flat[flat_index].astype(np.intp)].astype(np.int64)
 
     def at(self, flat_index: np.ndarray) -> np.ndarray | int:
         if self.flat is None:
             return self.act_thr
         t = (np.uint64(self.act_thr) * self.lut[self.flat[flat_index]].astype(np.uint64)) >> np.uint64(8)
         return np.minimum(t, np.uint64(0xFFFFFFFF)).astype(np.int64)
+
+
+def _model_inputs(
+    inputs: StepInputs, thresholds: _Thresholds, old: np.ndarray, interior: np.ndarray, linear: np.ndarray
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """(modeling threshold, modeling draw) of voxels with old words ``old`` for :func:`rule` (None if off).
+
+    Only marrow voxels (low 16 bits 0) get a threshold and a draw; the others 0.
+    """
+    if not inputs.mod_on:
+        return None
+    mthr = np.zeros(old.shape, np.int64)
+    mhash = np.zeros(old.shape, np.uint32)
+    m = np.flatnonzero((old & _U32(0xFFFF)) == 0)
+    if m.size:
+        mthr[m] = thresholds.model_at(interior[m])
+        mhash[m] = _model_draws(inputs, linear[m])
+    return mthr, mhash
+
+
+def _model_draws(inputs: StepInputs, linear_index: np.ndarray) -> np.ndarray:
+    """The modeling stream's random words of these voxels at this step."""
+    return voxel_random(inputs.seed_lo, inputs.seed_hi, inputs.step, linear_index, STREAM_MODELING)
+
+
+def _face_qbone(pflat: np.ndarray, pi: np.ndarray, face_offs: np.ndarray) -> np.ndarray:
+    """Whether each voxel (padded flat index) has quiescent bone across a face."""
+    out = np.zeros(pi.shape, bool)
+    for o in face_offs:
+        out |= _is_qbone(pflat[pi + o])
+    return out
 
 
 def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> tuple[np.ndarray, int]:
@@ -479,6 +544,17 @@ def _candidates(pad, offs, inputs, neighbourhood, inner, linear, thresholds) -> 
     hs = _draws(inputs, linear(np.unravel_index(sidx_i, inner)))
     drawn = np.zeros(surface.size, bool)
     drawn[sidx_i[hs.astype(np.int64) < thresholds.at(sidx_i)]] = True
+    if inputs.mod_on:  # marrow voxels whose modeling draw succeeds (the rule checks the face bone again)
+        mi = np.flatnonzero(marrow[1:-1, 1:-1, 1:-1])
+        mthr = thresholds.model_at(mi)
+        mi, mthr = mi[mthr > 0], mthr[mthr > 0]
+        mz, my, mx = np.unravel_index(mi, inner)
+        _PZ, PY, PX = pad.shape
+        pi = ((mz + 1) * PY + (my + 1)) * PX + (mx + 1)
+        face = _face_qbone(pad.reshape(-1), pi, offs[list(_FACES)])
+        mi, mthr = mi[face], mthr[face]
+        hit = _model_draws(inputs, linear(np.unravel_index(mi, inner))).astype(np.int64) < mthr
+        drawn[mi[hit]] = True
     return (pbyte != 0) | (qbone & near_i) | drawn.reshape(inner), int(np.count_nonzero(surface))
 
 
@@ -499,6 +575,7 @@ def _count_events(counters: np.ndarray, diff: np.ndarray, ev: np.ndarray) -> Non
     counters[2] = int(np.count_nonzero(ev & EV_RECRUIT))
     counters[3] = int(np.count_nonzero(ev & EV_SEED))
     counters[5] = int(np.count_nonzero(ev & EV_PERF))
+    counters[6] = int(np.count_nonzero(ev & EV_MODEL))
 
 
 def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
@@ -522,6 +599,9 @@ class _NumpyState:
       voxels that draw an activation number every step;
     * ``bmu``: the padded flat indices of every interior voxel whose phase byte is not 0
       (the voxels of open BMUs), visited every step.
+
+    ``model_idx`` (padded flat indices of the voxels whose signal class has a nonzero modeling
+    threshold) changes only with the class field (:meth:`NumpyBackend.set_mechanics`).
     """
 
     __slots__ = (
@@ -530,6 +610,7 @@ class _NumpyState:
         "formed_day",
         "lut",
         "mech",
+        "model_idx",
         "neighbourhood",
         "pad",
         "resorbed_day",
@@ -545,6 +626,8 @@ class _NumpyState:
         self.counters: list[np.ndarray] = []
         self.mech: np.ndarray | None = None
         self.lut: np.ndarray | None = None
+        #: padded flat indices of the voxels whose class has a modeling threshold (set with the field)
+        self.model_idx = np.zeros(0, np.int64)
         pbone, pph, _plat, marrow, _ = _byte_views(self.pad)
         self.surface = _surface(pbone, pph, marrow, neighbourhood)
         pbyte = np.zeros(self.pad.shape, bool)
@@ -603,7 +686,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     updated from the voxels that changed.
     """
     nbh = state.neighbourhood
-    check_mechanics(state.mech, state.lut, state.shape, bool(inputs.mech_on))
+    check_mechanics(state.mech, state.lut, state.shape, bool(inputs.mech_on), bool(inputs.mod_on))
     thresholds = _Thresholds(inputs, state.mech, state.lut)
     pflat = state.pad.reshape(-1)
     _PZ, PY, PX = state.pad.shape
@@ -633,9 +716,19 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     lateral = lateral[_is_qbone(pflat[lateral])]
     lateral = lateral[state.surface.reshape(-1)[state.to_interior(lateral)]]
 
+    #    `model`: marrow voxels with a modeling threshold, quiescent bone across a face and a successful
+    #    modeling draw (the rule's bs_modeling)
+    model = np.zeros(0, np.int64)
+    if inputs.mod_on and state.model_idx.size:
+        mi = state.model_idx[(pflat[state.model_idx] & _U32(0xFFFF)) == 0]
+        mi = mi[_face_qbone(pflat, mi, offs[list(_FACES)])]
+        ii = state.to_interior(mi)
+        model = mi[_model_draws(inputs, ii).astype(np.int64) < thresholds.model_at(ii)]
+
     # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once); the other
-    #    voxels keep their words (the rule returns a quiescent voxel's word unless deep, lat_rec or act)
-    quiet = np.unique(np.concatenate([drawn, deep, lateral]))
+    #    voxels keep their words (the rule returns a quiescent voxel's word unless deep, lat_rec, act
+    #    or model)
+    quiet = np.unique(np.concatenate([drawn, deep, lateral, model]))
     ci = np.concatenate([state.bmu, quiet])
     counters = np.zeros(len(COUNTERS), np.uint64)
     counters[COUNTERS.index("surface")] = si.size
@@ -648,12 +741,14 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     for g in range(6):
         sel = np.flatnonzero(group == g)
         if sel.size:
+            model = None
             if g == 0:  # only quiescent voxels activate: their draws and thresholds
                 ii = state.to_interior(ci[sel])
                 hashes, thr = _draws(inputs, ii), thresholds.at(ii)
+                model = _model_inputs(inputs, thresholds, old[sel], ii, ii)
             else:
                 hashes, thr = np.zeros(sel.size, np.uint32), None
-            new[sel], ev[sel] = rule(_Gather(pflat, ci[sel], offs), inputs, hashes, nbh, thr=thr)
+            new[sel], ev[sel] = rule(_Gather(pflat, ci[sel], offs), inputs, hashes, nbh, thr=thr, model=model)
     pflat[ci] = new  # every new word was computed from old words: the update can be in place
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
     _count_events(counters, diff, ev)
@@ -709,6 +804,10 @@ class NumpyBackend:
         """The mechanical-signal classes (uint8, the volume's shape) and class weights of the next steps."""
         state.mech = None if mech is None else np.ascontiguousarray(mech, np.uint8)
         state.lut = None if lut is None else np.ascontiguousarray(lut, np.uint32)
+        state.model_idx = np.zeros(0, np.int64)
+        if state.mech is not None and state.lut is not None and state.lut.size > N_MECH_CLASSES:
+            mthr = state.lut[N_MECH_CLASSES:][state.mech.reshape(-1)]
+            state.model_idx = state.to_padded(np.flatnonzero(mthr))
 
     def read_counters(self, state: _NumpyState) -> np.ndarray:
         out = np.array(state.counters, dtype=np.uint64).reshape(-1, len(COUNTERS))

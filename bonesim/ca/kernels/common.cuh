@@ -59,6 +59,7 @@ BONESIM_HD bs_u32 bs_voxel_random(bs_u32 seed_lo, bs_u32 seed_hi, bs_u32 step, b
 
 // Streams of random words (the fourth counter word).
 #define BS_STREAM_ACTIVATION 0u
+#define BS_STREAM_MODELING 1u  // modeling-based formation on a loaded marrow voxel (bonesim/ca/rng.py)
 
 BONESIM_HD bs_u32 bs_min(bs_u32 a, bs_u32 b) { return a < b ? a : b; }
 

@@ -5,10 +5,12 @@
 // one-voxel halo; neighbours outside the global volume read as the inert
 // word. Each thread then applies bonesim_rule (remodel_rules.cuh) to its voxel
 // and writes the new word to the other buffer (ping-pong, never copied).
-// Marrow voxels (the majority) return after reading only themselves, full
-// bone amid full quiescent bone after an AND/OR over its neighbours.
+// Marrow voxels (the majority) return after reading only themselves (with
+// modeling on, and their class's modeling threshold: the 6 face neighbours
+// are read only when it is nonzero), full bone amid full quiescent bone after
+// an AND/OR over its neighbours.
 // Per-step counters (bone removed/added, recruited, seeds, surface voxels,
-// perforations) are reduced per warp and per block and added to one of
+// perforations, modeling seeds) are reduced per warp and per block and added to one of
 // NSLOT slots to keep atomics uncontended; remodeling maps are written only
 // where bone changed. The block bodies (tile staging, z-march, barriers) live
 // in remodel_block.cuh, which the CPU tests run through a host execution
@@ -42,18 +44,18 @@ __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {
     return v;
 }
 
-// Add a thread's 6 step counters to the run's counters: warp sums, one shared atomic per warp,
+// Add a thread's BS_NACC step counters to the run's counters: warp sums, one shared atomic per warp,
 // one global atomic per block and counter, into one of NSLOT slots (uncontended).
 // Every thread of the block must call it (it holds a barrier).
 __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum, bs_u64* counters) {
     const int lane = ex.tid & 31;
 #pragma unroll
-    for (int k = 0; k < 6; ++k) {
+    for (int k = 0; k < BS_NACC; ++k) {
         const bs_u32 v = bs_warp_sum(ex.r.acc[k]);
         if (lane == 0 && v) atomicAdd(&bsum[k], v);
     }
     bs_sync(ex);
-    if (ex.tid < 6 && bsum[ex.tid]) {
+    if (ex.tid < BS_NACC && bsum[ex.tid]) {
         const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
         atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + ex.tid, (bs_u64)bsum[ex.tid]);
     }
@@ -62,7 +64,7 @@ __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum
 __device__ __forceinline__ void bs_exec_init(BsDeviceExec& ex, int tid, bs_u32* bsum) {
     ex.tid = tid;
 #pragma unroll
-    for (int k = 0; k < 6; ++k) ex.r.acc[k] = 0u;
+    for (int k = 0; k < BS_NACC; ++k) ex.r.acc[k] = 0u;
     if (tid < BONESIM_NCOUNT) bsum[tid] = 0u;  // ordered before the atomics by the block body's barrier
 }
 

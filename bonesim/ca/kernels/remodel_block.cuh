@@ -28,9 +28,12 @@
 #endif
 #define BONESIM_NCOUNT 8
 
-// Registers of one thread that live across barriers: its contributions to the 6 step counters.
+// Step counters a thread accumulates (removed, added, recruited, seeds, surface, perforated, modeled).
+#define BS_NACC 7
+
+// Registers of one thread that live across barriers: its contributions to the BS_NACC step counters.
 struct BsThread {
-    bs_u32 acc[6];
+    bs_u32 acc[BS_NACC];
 };
 
 // Block-wide barrier of the block body. -DBONESIM_NO_BARRIERS=1 removes every barrier (the mutation
@@ -51,7 +54,7 @@ struct BsIO {
     bs_i32* rmap;
     bs_i32* fmap;
     const bs_u8* mech;  // mechanical-signal class per interior voxel (read only when the step's mech_on)
-    const bs_u32* lut;  // activation weight per class, 8.8 fixed point
+    const bs_u32* lut;  // per class: activation weight (8.8), then modeling threshold (step's mod_on)
     int map_day;
 };
 
@@ -79,7 +82,7 @@ struct BsGeom {
     bs_i64 oz, oy, ox, gz, gy, gx;
 };
 static_assert(sizeof(BsGeom) == 64, "BsGeom layout: see bonesim/ca/kernel_abi.py");
-static_assert(sizeof(BsStep) == 56, "BsStep layout: see bonesim/ca/kernel_abi.py");
+static_assert(sizeof(BsStep) == 60, "BsStep layout: see bonesim/ca/kernel_abi.py");
 
 // Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
 BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {
@@ -131,17 +134,17 @@ struct BsTileNb {
 
 // Apply the rule to interior voxel (iz, iy, ix), whose neighbours `nb` reads:
 // write the new word and the maps, and return its contributions to the
-// counters in c[0..5] (removed, added, recruited, seeds, surface, perforated).
+// counters in c[0..6] (removed, added, recruited, seeds, surface, perforated, modeled).
 // Voxels beyond the interior (threads of partial blocks) do nothing.
 template <class Nb>
 BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, int iz, int iy, int ix, const BsIO& io,
-                               bs_u32 c[6]) {
+                               bs_u32 c[BS_NACC]) {
     bs_u32* dst = io.dst;
     bs_i32* rmap = io.rmap;
     bs_i32* fmap = io.fmap;
     const int map_day = io.map_day;
     BS_UNROLL
-    for (int i = 0; i < 6; ++i) c[i] = 0u;
+    for (int i = 0; i < BS_NACC; ++i) c[i] = 0u;
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     if (iz >= iz_n || iy >= iy_n || ix >= ix_n) return;
     const bs_u32 w = nb(13);
@@ -162,11 +165,12 @@ BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, i
     c[3] = (ev & BS_EV_SEED) ? 1u : 0u;
     c[4] = (ev & BS_EV_SURFACE) ? 1u : 0u;
     c[5] = (ev & BS_EV_PERF) ? 1u : 0u;
+    c[6] = (ev & BS_EV_MODEL) ? 1u : 0u;
 }
 
 // Thread (tz, ty, tx) of the 3-D tile block at (z0, y0, x0).
 BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
-                               int ty, int tx, const BsIO& io, bs_u32 c[6]) {
+                               int ty, int tx, const BsIO& io, bs_u32 c[BS_NACC]) {
     BsTileNb nb;
     nb.tile = tile;
     nb.base = ((tz + 1) * BS_TY + ty + 1) * BS_TX + tx + 1;
@@ -197,10 +201,10 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
     ex.each([=, &ex](int tid, BsThread& r) {
         int tz, ty, tx;
         ex.thread3(tid, tz, ty, tx);
-        bs_u32 c[6];
+        bs_u32 c[BS_NACC];
         bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, c);
         BS_UNROLL
-        for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
+        for (int k = 0; k < BS_NACC; ++k) r.acc[k] += c[k];
     });
 }
 
@@ -288,10 +292,10 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
             nb.ring = ring;
             bs_ring_slots(z - zbeg, nb.slot);
             nb.base = (ty + 1) * BS_ZTX + tx + 1;
-            bs_u32 c[6];
+            bs_u32 c[BS_NACC];
             bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io, c);
             BS_UNROLL
-            for (int k = 0; k < 6; ++k) r.acc[k] += c[k];
+            for (int k = 0; k < BS_NACC; ++k) r.acc[k] += c[k];
         });
         bs_sync(ex);  // everyone is done with plane z-1 before it is overwritten
     }

@@ -8,6 +8,7 @@
 //   bits 16-31  timer  16-bit field whose meaning depends on the phase
 // Phase byte / timer layouts:
 //   Q  quiescent   payload 0, timer 0 (marrow if bone == 0)
+//                  a marrow voxel may start modeling-based formation (F, bone 0, timer BS_MODEL_BUDGET)
 //   R  resorbing   bit 2 = top (a front recruited on the surface), bits 3-7 =
 //                  direction code d of its column (0..26, 13 = none)
 //        front     bone > 0: erodes; timer = removed so far (top: lateral
@@ -49,6 +50,13 @@
 #define BS_EV_SEED 2u
 #define BS_EV_SURFACE 4u
 #define BS_EV_PERF 8u
+#define BS_EV_MODEL 16u
+
+// Mechanoregulation tables in `lut`: entries 0..255 the activation weight of each class (8.8),
+// entries 256..511 the modeling-formation threshold of each class (a random word below it starts).
+#define BS_N_CLASSES 256
+// Formation budget of a modeling seed: one voxel of bone.
+#define BS_MODEL_BUDGET 255u
 
 // Host-computed integer inputs of one step (no floats in the rule).
 struct BsStep {
@@ -63,6 +71,7 @@ struct BsStep {
     bs_u32 seed_lo, seed_hi;  // the run's 64-bit seed: the Philox key
     bs_u32 step;       // step number: a Philox counter word
     bs_u32 mech_on;    // 1: the activation threshold of a surface voxel is scaled by lut[mech] (mechanoregulation)
+    bs_u32 mod_on;     // 1 (with mech_on): loaded marrow voxels start modeling-based formation, lut[256 + mech]
 };
 
 BONESIM_HD bool bs_in_neigh(int k) {
@@ -113,8 +122,32 @@ BONESIM_HD bs_u32 bs_mech_threshold(bs_u32 act_thr, bs_u32 weight_q8) {
     return t > 0xFFFFFFFFull ? 0xFFFFFFFFu : (bs_u32)t;
 }
 
+// Modeling-based formation (s.mod_on): a marrow voxel whose class has a nonzero threshold
+// lut[256 + mech[o]] (its absolute signal is above the modeling threshold) and that touches quiescent
+// bone across a face starts forming one voxel of bone when its modeling draw is below the threshold.
+// Face neighbours only: the new bone is face-connected to the bone it grows on, so it never joins two
+// struts that merely touch at an edge or a corner (no new handles through diagonal contacts).
+template <class Nb>
+BONESIM_HD bs_u32 bs_modeling(const Nb& nb, const BsStep& s, const bs_u8* mech, bs_i64 o, const bs_u32* lut,
+                              bs_u32 idx_hi, bs_u32 idx_lo, bs_u32 w, bs_u32* ev) {
+    const bs_u32 thr = lut[BS_N_CLASSES + mech[o]];
+    if (thr == 0u) return w;  // below the modeling threshold: marrow stays marrow (no neighbour read)
+    const int faces[6] = {4, 10, 12, 14, 16, 22};
+    bool sup = false;
+    BS_UNROLL
+    for (int i = 0; i < 6; ++i) {
+        const bs_u32 y = nb(faces[i]);
+        if ((y & 0xFF00u) == 0u && (y & 0xFFu) > 0u) sup = true;  // quiescent bone
+    }
+    if (!sup) return w;
+    if (bs_voxel_random(s.seed_lo, s.seed_hi, s.step, BS_STREAM_MODELING, idx_hi, idx_lo) >= thr) return w;
+    *ev |= BS_EV_MODEL;
+    return bs_word(0u, BS_PH_F, BS_MODEL_BUDGET);
+}
+
 // One voxel, one step. `nb(k)` returns the old word of neighbour k (13 = self). mech[o] is the voxel's
-// mechanical-signal class and lut the 256 class weights; both are read only when s.mech_on.
+// mechanical-signal class and lut the class tables; both are read only when s.mech_on (the modeling
+// half of lut only when s.mod_on).
 template <class Nb>
 BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech, bs_i64 o, const bs_u32* lut,
                                bs_u32 idx_hi, bs_u32 idx_lo, bs_u32* ev) {
@@ -125,7 +158,7 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech,
     *ev = 0u;
 
     if (pb == 0u) {  // ------------------------------------------- quiescent
-        if (b == 0u) return w;  // marrow
+        if (b == 0u) return s.mod_on ? bs_modeling(nb, s, mech, o, lut, idx_hi, idx_lo, w, ev) : w;  // marrow
         if (b == 255u) {  // fast path: full bone amid full quiescent bone cannot change (no marrow, no BMU)
             bs_u32 all = 0xFFFFFFFFu, any = 0u;
             BS_UNROLL

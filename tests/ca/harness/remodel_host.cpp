@@ -36,7 +36,7 @@ struct HostExec {
 
     HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
         for (auto& r : regs)
-            for (int k = 0; k < 6; ++k) r.acc[k] = 0u;
+            for (int k = 0; k < BS_NACC; ++k) r.acc[k] = 0u;
     }
     template <class F>
     void each(F f) {
@@ -69,7 +69,7 @@ struct HostExec {
 };
 
 void add_block_counters(const HostExec& ex, int blin, bs_u64* counters) {
-    for (int k = 0; k < 6; ++k) {
+    for (int k = 0; k < BS_NACC; ++k) {
         bs_u64 v = 0;
         for (const auto& r : ex.regs) v += r.acc[k];
         counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + k] += v;
@@ -92,14 +92,16 @@ extern "C" void bonesim_host_abi(bs_u64* out) {
                           offsetof(BsGeom, gy), offsetof(BsGeom, gx)};
     std::memcpy(out + 1, g, sizeof g);
     out[11] = sizeof(BsStep);
-    const bs_u64 s[14] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
+    const bs_u64 s[15] = {offsetof(BsStep, act_thr), offsetof(BsStep, erode), offsetof(BsStep, depth),
                           offsetof(BsStep, form), offsetof(BsStep, rev_steps), offsetof(BsStep, f_q16),
                           offsetof(BsStep, lat0), offsetof(BsStep, cost1), offsetof(BsStep, cost2),
                           offsetof(BsStep, cost3), offsetof(BsStep, seed_lo),
-                          offsetof(BsStep, seed_hi), offsetof(BsStep, step), offsetof(BsStep, mech_on)};
+                          offsetof(BsStep, seed_hi), offsetof(BsStep, step), offsetof(BsStep, mech_on),
+                          offsetof(BsStep, mod_on)};
     std::memcpy(out + 12, s, sizeof s);
-    out[26] = BONESIM_NSLOT;
-    out[27] = BONESIM_NCOUNT;
+    out[27] = BONESIM_NSLOT;
+    out[28] = BONESIM_NCOUNT;
+    out[29] = BS_NACC;
 }
 
 // One launch of kernel `variant` (0 tile, 1 z-march) with grid (gx, gy, gz) and block (bx, by, bz).
@@ -141,7 +143,7 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
             for (int tx = 0; tx < PX; ++tx)
                 pad[((bs_i64)tz * PY + ty) * PX + tx] = bs_load_local(src, g, tz - 1 + g.halo, ty - 1 + g.halo,
                                                                       tx - 1 + g.halo);
-    for (int c = 0; c < 6; ++c) counters[c] = 0;
+    for (int c = 0; c < BS_NACC; ++c) counters[c] = 0;
     for (int iz = 0; iz < iz_n; ++iz)
         for (int iy = 0; iy < iy_n; ++iy)
             for (int ix = 0; ix < ix_n; ++ix) {
@@ -150,8 +152,8 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 nb.sz = (bs_i64)PY * PX;
                 nb.sy = PX;
                 nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
-                bs_u32 c[6];
+                bs_u32 c[BS_NACC];
                 bs_apply_voxel(nb, g, *s, iz, iy, ix, io, c);
-                for (int k = 0; k < 6; ++k) counters[k] += c[k];
+                for (int k = 0; k < BS_NACC; ++k) counters[k] += c[k];
             }
 }
