@@ -368,9 +368,9 @@ def local_thickness_squared(
 
 
 def _reference_thickness_squared(mask: np.ndarray, *, engine: str = "auto") -> np.ndarray:
-    """:func:`local_thickness_squared` as it was before issue 15 (item 6), kept as the reference
-    of the tests and of ``scripts/bench_thickness.py``: its own EDT, the whole 7³ second ridge
-    pass, a comparison sort. The same painters, so the same maps (tested)."""
+    """:func:`local_thickness_squared` as it was before issue 15 (item 6), kept as the tests'
+    reference: its own EDT, the whole 7³ second ridge pass, a comparison sort. The same
+    painters, so the same maps (tested). Tests only."""
     mask = np.ascontiguousarray(mask, dtype=bool)
     d2 = edt_squared(mask)
     cz, cy, cx = np.nonzero(distance_ridge(d2, engine=engine))
