@@ -187,3 +187,24 @@ def paint(out, bits, bnxt, cz, cy, cx, cd, slab_blocks):  # pragma: no cover - c
                                 bnxt[bz, by, bx] = bx + 1
                         bx = _find(bnxt, bz, by, bx + 1)
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def histogram(v, edges, scale, counts):  # pragma: no cover - compiled
+    # np.histogram(v, bins=edges) for ascending edges: bins [e_i, e_i+1), the last one closed,
+    # values outside [e_0, e_n] (and NaN) dropped. i = (x - e_0) * scale is only the first
+    # guess (exact for equally spaced edges up to rounding); the two loops make it exact.
+    n = edges.shape[0] - 1
+    e0 = edges[0]
+    en = edges[n]
+    for j in range(v.shape[0]):
+        x = v[j]
+        if not (x >= e0 and x <= en):
+            continue
+        i = min(max(int((x - e0) * scale), 0), n - 1)
+        while i > 0 and x < edges[i]:
+            i -= 1
+        while i < n - 1 and x >= edges[i + 1]:
+            i += 1
+        counts[i] += 1
+    return counts

@@ -174,6 +174,19 @@ def morphometry(
         out["bs_tv_per_mm"] = bs_um2 / (n_all * h**3) * 1000.0
         out["bs_bv_per_mm"] = bs_um2 / bv_um3 * 1000.0 if bv_um3 > 0 else undefined("BS/BV", "no bone")
 
+    edt_cache: list[np.ndarray] = []
+
+    def shared_edt() -> np.ndarray | None:
+        # Tb.Th and Tb.Sp both wanted: one two-phase transform serves both (the first computes
+        # it and keeps it, the second takes it, so it is not held for the other indices)
+        if not {"tb_th", "tb_sp"} <= set(want):
+            return None
+        if edt_cache:
+            return edt_cache.pop()
+        both = thickness.edt_squared_phases(mask)
+        edt_cache.append(both)
+        return both
+
     def do_thickness(key: str, phase: np.ndarray, n_phase: int, what: str) -> None:
         if n_phase == 0 or n_phase == n_all:
             why = f"the volume has no {what}" if n_phase == 0 else f"the volume is all {what}"
@@ -184,7 +197,7 @@ def morphometry(
         if gpu:
             lt = gpu.local_thickness(phase, voxel_size_um=h)
         else:
-            lt = thickness.local_thickness(phase, voxel_size_um=h)
+            lt = thickness.local_thickness(phase, voxel_size_um=h, edt2=shared_edt())
         st = thickness.thickness_stats(lt[phase], h)
         out.update(st.as_dict(key))
         if maps is not None:

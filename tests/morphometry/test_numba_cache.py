@@ -17,7 +17,7 @@ from numba.core.caching import NullCache  # noqa: E402
 from bonesim.morphometry import _thickness_kernels as k  # noqa: E402
 from bonesim.morphometry import thickness  # noqa: E402
 
-KERNELS = ("ridge", "ridge_far", "block_masks", "paint", "_find", "_isqrt_below")
+KERNELS = ("ridge", "ridge_far", "block_masks", "paint", "histogram", "_find", "_isqrt_below")
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -32,7 +32,7 @@ def test_thickness_uses_the_module_level_kernels(monkeypatch):
     monkeypatch.setattr(thickness, "_NUMBA_RIDGE", None)
     monkeypatch.setattr(thickness, "_NUMBA_KERNEL", None)
     assert thickness._numba_ridge() == (k.ridge, k.ridge_far)
-    assert thickness._numba_kernel() == (k.block_masks, k.paint)
+    assert thickness._numba_kernel() == (k.block_masks, k.paint, k.histogram)
 
 
 def test_mechanics_kernels_are_module_level_and_disk_cached():
