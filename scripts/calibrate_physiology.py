@@ -19,7 +19,7 @@ from bonesim.physiology.factors import FACTOR_PARAMS
 
 GROUPS = {
     "menopause": (
-        ["p_rankl_estrogen", "estrogen_adapt_days"],
+        ["p_rankl_estrogen", "estrogen_adapt_days", "estrogen_sustained"],
         ["meno-before-fmp", "meno-first-2y", "meno-2-7y", "meno-10y", "meno-transmeno", "meno-acf"],
     ),
     "gc": (["gc_aoba", "gc_aoba_early", "gc_adapt_days"], ["gc-year1", "gc-later"]),

@@ -15,7 +15,8 @@ age (``aging``)        osteoblast lifespan falls after peak bone mass (~25 yr): 
                        falls after 50: abs x (1 - 0.003 (age-50))
 estrogen (menopause)   (i) RANKL production P_RANKL rises with the estrogen      Martinez-Reina 2019 form
                        deficit, partly adapting over years; (ii) renal Ca       [code], Riggs 2012 tmEST [code],
-                       reabsorption capacity tmEST falls                        [calibrated] to SWAN/Han 1997
+                       reabsorption capacity tmEST falls; (iii) resorption per  [calibrated] to SWAN/Han 1997;
+                       osteoclast, hence erosion depth E, x (1 + 0.109 d_E)     Eriksen 1999 (E) [read]
 glucocorticoid         OB differentiation D_OBp down, OB apoptosis A_OBa up,    Compston 2018 (mechanisms),
                        with an early part that adapts (fast loss in the first   Martonova 2023 PTH [code],
                        months), OPG down, small adapting RANKL rise, MAR down,  [calibrated] to Compston 2018
@@ -108,14 +109,20 @@ class FactorParams:
     # age [calibrated to Riggs 2008 young-adult spine rates and lifetime split]
     age_peak_years: float = 25.0
     age_ramp_years: float = 5.0
-    age_aoba_female: float = 0.082  # A_OBa step after peak bone mass, women
-    age_aoba_male: float = 0.0475  # men
-    age_aoba_slope: float = 0.0015  # per year after 50, both sexes
+    age_aoba_female: float = 0.0826  # A_OBa step after peak bone mass, women
+    age_aoba_male: float = 0.0485  # men
+    age_aoba_slope: float = 0.00149  # per year after 50, both sexes
     age_abs_slope: float = 0.003  # per year after 50 [calibrated, spec]
     # estrogen [calibrated]
-    p_rankl_estrogen: float = 615.0  # pM/day at the full menopausal deficit
-    estrogen_sustained: float = 0.08  # fraction of the RANKL rise that does not adapt
-    estrogen_adapt_days: float = 790.0  # adaptation time constant
+    p_rankl_estrogen: float = 608.9  # pM/day at the full menopausal deficit
+    estrogen_sustained: float = 0.0002  # fraction of the RANKL rise that does not adapt
+    estrogen_adapt_days: float = 807.4  # adaptation time constant
+    # deeper osteoclastic erosion in estrogen deficiency: resorption per osteoclast (and so the
+    # erosion depth E) x (1 + k d_E), the formed wall unchanged [read: Eriksen et al. 1999 JBMR
+    # 14:1217, untreated early postmenopausal women, erosion depth 46.9 -> 52.0 um (+10.9 %) over
+    # 2 yr, wall thickness unchanged; on HRT no change]. Their women were already postmenopausal at
+    # baseline, so +10.9 % at the full deficit is a lower bound of the rise from premenopause.
+    estrogen_erosion: float = 0.109
     # plasma calcium sensed by the osteoblast lineage (CaSR): recruitment of osteoblast progenitors
     # D_OBu x (Ca/Ca0)**k [fitted: phpt-spine; docs/physiology.md "Calcium sensing by the osteoblast lineage"]
     ob_calcium_k: float = 0.5
@@ -425,7 +432,7 @@ class Forcing:
             "beta_opg": (1.0 - p.gc_opg * x_gc) * (1.0 + p.rom_opg * occ_rom),
             "d_ocp": theta,
             "a_oca": 1.0 + p.bp_apoptosis * occ_bp,
-            "oc_activity": 1.0 - p.bp_activity * occ_bp,
+            "oc_activity": (1.0 - p.bp_activity * occ_bp) * (1.0 + p.estrogen_erosion * d_e),
             "rankl_free": self.exposure("rankl_free", t),
             "modeling_um_per_day": p.tpt_model_um_d * np.minimum(x_tpt + x_aba, 1.0)
             + p.rom_model_um_d * self.exposure("romosozumab_drive", t),

@@ -97,6 +97,9 @@ def _cell_inputs(inp: dict, pth_rel, ca_rel=1.0, k_ca: float = FACTOR_PARAMS.ob_
 
 
 def _ca_inputs(inp: dict, rho_oc, rho_ob) -> CalciumInputs:
+    """Calcium-module inputs. Bone calcium release follows the resorbed volume: active osteoclasts
+    times the resorption per osteoclast (``oc_activity``: deeper erosion in estrogen deficiency,
+    shallower on bisphosphonates), so ``rho_oc`` passed on is OCa x oc_activity."""
     return CalciumInputs(
         gland=inp["gland"],
         f_vd=inp["f_vd"],
@@ -104,7 +107,7 @@ def _ca_inputs(inp: dict, rho_oc, rho_ob) -> CalciumInputs:
         abs_mult=inp["abs_mult"],
         renal_mult=inp["renal_mult"],
         estrogen=inp["estrogen"],
-        rho_oc=rho_oc,
+        rho_oc=rho_oc * inp["oc_activity"],
         rho_ob=rho_ob,
     )
 
