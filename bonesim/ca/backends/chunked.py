@@ -305,6 +305,15 @@ class ChunkedBackend:
         self._flush(state)
         return (state.fields["word"] & np.uint32(0xFF)).astype(np.uint8)
 
+    def download_slab(self, state: _ChunkedState, name: str, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``), an owned copy."""
+        from bonesim.ca.backends.base import field_of
+
+        self._flush(state)
+        if name in ("word", "resorbed_day", "formed_day"):
+            return state.fields[name][z0:z1].copy()
+        return field_of(state.fields["word"][z0:z1], name)
+
 
 def simulate_in_chunks(
     volume,
