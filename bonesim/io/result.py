@@ -213,6 +213,7 @@ def _write_blocks(group: h5py.Group, name: str, shape, dtype, blocks, compressio
         if h is not None:
             h.update(memoryview(np.ascontiguousarray(b).reshape(-1)).cast("B") if b.size else b"")
         z += b.shape[0]
+        del b  # written: not held while the next block is made
     if z != shape[0]:
         raise BonesimError(f"internal error: {name} got {z} of {shape[0]} planes")
 
