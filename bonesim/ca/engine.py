@@ -71,10 +71,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "plan_run", "simulate"]
 
-#: Host bytes per voxel a run needs: the NumPy backend peaked at 73 B/voxel on a 64³ gyroid
-#: (tracemalloc, 2026-12-01; state, maps, step temporaries, the download at a save point), plus
-#: 12 B/voxel for one more state snapshot held by the background writer's queue (by count, not measured).
-HOST_BYTES_PER_VOXEL = 85
+#: Host bytes per voxel the pre-flight asks for before a run (whole-volume backends). By count: the
+#: NumPy backend's floor is 15 (packed state 4, maps 8, surface mask 1, previous frame's bone 1, the
+#: input volume 1) plus at most 0.5 of save-point slabs; a resume reads the checkpoint (12) beside the
+#: new state (about 21 at its peak). Measured (2026-12-07, /usr/bin/time -v, docs/performance.md):
+#: 16.9 and 18.9 B/voxel above the interpreter at 512³ and 256³. Kept well above both.
+#: A backend may ask for another figure with a ``host_bytes_per_voxel`` attribute (the chunked one does).
+HOST_BYTES_PER_VOXEL = 32
 #: Save points the background writer may hold waiting while it writes another (back-pressure beyond).
 WRITER_QUEUE_DEPTH = 1
 #: Host bytes of state slabs a save point may queue for the writer: this many per voxel, at least
@@ -343,7 +346,14 @@ def _initial_state(volume: Volume) -> dict[str, np.ndarray]:
     }
 
 
-def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrite: bool) -> _Start:
+def _open_run(
+    plan: RunPlan,
+    folder: RunFolder | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+    host_bytes_per_voxel: float = HOST_BYTES_PER_VOXEL,
+) -> _Start:
     """The start of the loop: a fresh state, or the verified checkpoint of ``folder``."""
     if folder is None:
         if resume:
@@ -351,7 +361,7 @@ def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrit
         return _Start(_initial_state(plan.volume))
     check_output_path(folder.out, overwrite=overwrite)
     nvox = math.prod(plan.volume.shape)
-    check_memory(nvox * HOST_BYTES_PER_VOXEL, what=f"simulating {plan.volume.shape} voxels")
+    check_memory(nvox * host_bytes_per_voxel, what=f"simulating {plan.volume.shape} voxels")
     check_disk(folder.out, nvox * 14, what=f"the checkpoint of {plan.volume.shape} voxels")
     if not resume:
         if folder.exists() and not folder.path.is_dir():
@@ -877,7 +887,10 @@ def simulate(
         what = f"must be a positive number of minutes, got {checkpoint_every_minutes!r}"
         raise BonesimError(f"`checkpoint_every_minutes` {what}", cli=f"--checkpoint-every-minutes {what}")
     folder = RunFolder(out) if out is not None else None
-    start = _open_run(plan, folder, resume=resume, overwrite=overwrite)
+    per_voxel = HOST_BYTES_PER_VOXEL
+    if not isinstance(backend, str):
+        per_voxel = getattr(backend, "host_bytes_per_voxel", HOST_BYTES_PER_VOXEL)
+    start = _open_run(plan, folder, resume=resume, overwrite=overwrite, host_bytes_per_voxel=per_voxel)
     be = resolve_backend(backend) if isinstance(backend, str) else backend
     loop = None
     try:

@@ -184,6 +184,11 @@ class ChunkedBackend:
         Blocks in flight at once (Dask threads); default 1 on the GPU, all cores on the CPU.
     """
 
+    #: Host bytes per voxel the engine's pre-flight asks for: the state and maps (12) twice during an
+    #: exchange, plus dask's overlapped blocks and each block's full-volume step. Measured 63 B/voxel
+    #: above the interpreter at 256³ with 128³ chunks and 16 steps per exchange (docs/performance.md).
+    host_bytes_per_voxel = 96
+
     def __init__(
         self,
         inner: str = "numpy",
