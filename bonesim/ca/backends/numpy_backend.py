@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from typing import Any
 
@@ -554,8 +555,9 @@ class _NumpyState:
     padded grid of :func:`step_block`, kept instead of rebuilt every step); ``word``
     is its interior. Two index sets are maintained incrementally:
 
-    * ``surface``: quiescent bone with a marrow neighbour (interior bool mask), the
-      voxels that draw an activation number every step;
+    * ``surface``: quiescent bone with a marrow neighbour, the voxels that draw an
+      activation number every step: one bit per interior voxel (``surface_bits``,
+      little-endian bit order by interior flat index; ``surface`` unpacks it as a bool mask);
     * ``bmu``: the padded flat indices of every interior voxel whose phase byte is not 0
       (the voxels of open BMUs), visited every step.
     """
@@ -569,7 +571,7 @@ class _NumpyState:
         "neighbourhood",
         "pad",
         "resorbed_day",
-        "surface",
+        "surface_bits",
     )
 
     def __init__(self, pad: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
@@ -582,13 +584,15 @@ class _NumpyState:
         self.lut: np.ndarray | None = None
         # the surface mask and the BMU indices, a slab of planes at a time (no full-volume temporaries)
         nz = pad.shape[0] - 2
-        self.surface = np.empty(self.shape, bool)
+        plane = (pad.shape[1] - 2) * (pad.shape[2] - 2)
+        self.surface_bits = np.zeros(-(-nz * plane // 8), np.uint8)
         bmu = []
-        for z0 in range(0, nz, _SLAB):
+        for z0 in range(0, nz, _SLAB):  # _SLAB planes hold a multiple of 8 voxels: whole bytes
             z1 = min(z0 + _SLAB, nz)
             sub = pad[z0 : z1 + 2]  # planes z0 .. z1 of the interior and one neighbour plane each side
             pbone, pph, _plat, marrow, _ = _byte_views(sub)
-            self.surface[z0:z1] = _surface(pbone, pph, marrow, neighbourhood)
+            packed = np.packbits(_surface(pbone, pph, marrow, neighbourhood).reshape(-1), bitorder="little")
+            self.surface_bits[z0 * plane // 8 : z0 * plane // 8 + packed.size] = packed
             z, y, x = np.nonzero(pph[1:-1, 1:-1, 1:-1])
             bmu.append(((z + z0 + 1) * pad.shape[1] + y + 1) * pad.shape[2] + x + 1)
         self.bmu = np.concatenate(bmu) if bmu else np.zeros(0, np.int64)
@@ -596,6 +600,32 @@ class _NumpyState:
     @property
     def word(self) -> np.ndarray:
         return self.pad[1:-1, 1:-1, 1:-1]
+
+    @property
+    def surface(self) -> np.ndarray:
+        """The surface set as a bool mask of the interior (a new array)."""
+        n = math.prod(self.shape)
+        return np.unpackbits(self.surface_bits, count=n, bitorder="little").view(bool).reshape(self.shape)
+
+    def surface_at(self, i: np.ndarray) -> np.ndarray:
+        """Whether interior flat indices ``i`` are in the surface set."""
+        return ((self.surface_bits[i >> 3] >> (i & 7).astype(np.uint8)) & 1).astype(bool)
+
+    def set_surface(self, i: np.ndarray, value: np.ndarray) -> None:
+        """Put interior flat indices ``i`` in (``value`` True) or out of the surface set (repeats allowed)."""
+        bit = np.left_shift(np.uint8(1), (i & 7).astype(np.uint8))
+        np.bitwise_and.at(self.surface_bits, i[~value] >> 3, ~bit[~value])
+        np.bitwise_or.at(self.surface_bits, i[value] >> 3, bit[value])
+
+    def surface_indices(self, start: int, stop: int) -> np.ndarray:
+        """Interior flat indices in ``[start, stop)`` (``start`` a multiple of 8) in the surface set."""
+        n = min(stop, math.prod(self.shape)) - start
+        if n <= 0:
+            return np.zeros(0, np.int64)
+        part = np.unpackbits(self.surface_bits[start // 8 : -(-(start + n) // 8)], count=n, bitorder="little")
+        i = np.flatnonzero(part)
+        i += start
+        return i
 
     @property
     def gshape(self) -> tuple[int, int, int]:
@@ -655,11 +685,9 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     # 1. surface voxels whose activation draw succeeds (`act` of the quiescent branch);
     #    a whole volume's interior flat index is the global linear index the draw hashes
     #    (the surface mask is read in batches: no index array of the whole surface)
-    sflat = state.surface.reshape(-1)
     n_surface, drawn_parts = 0, []
-    for i in range(0, sflat.size, _SURFACE_BATCH):
-        si = np.flatnonzero(sflat[i : i + _SURFACE_BATCH])
-        si += i
+    for i in range(0, math.prod(state.shape), _SURFACE_BATCH):
+        si = state.surface_indices(i, i + _SURFACE_BATCH)
         n_surface += si.size
         drawn_parts.append(_drawn(inputs, si, thresholds))
     drawn = state.to_padded(np.concatenate(drawn_parts) if drawn_parts else np.zeros(0, np.int64))
@@ -679,7 +707,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     top = state.bmu[is_r & ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)]
     lateral = (top[:, None] + nb_offs[None, :]).ravel()
     lateral = lateral[_is_qbone(pflat[lateral])]
-    lateral = lateral[state.surface.reshape(-1)[state.to_interior(lateral)]]
+    lateral = lateral[state.surface_at(state.to_interior(lateral))]
 
     # 3. candidates: every BMU voxel, plus the quiescent ones of 1 and 2 (each once); the other
     #    voxels keep their words (the rule returns a quiescent voxel's word unless deep, lat_rec or act)
@@ -726,7 +754,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     q = _is_qbone(pflat[recheck])
     surf = np.zeros(recheck.shape, bool)
     surf[q] = _near_marrow_at(pflat, recheck[q], nb_offs)
-    state.surface.reshape(-1)[state.to_interior(recheck)] = surf
+    state.set_surface(state.to_interior(recheck), surf)
     return counters
 
 
@@ -804,7 +832,7 @@ class NumpyBackend:
         are read-only views of the packed words on little-endian hosts. The state
         must not be stepped afterwards.
         """
-        state.surface = state.bmu = None  # type: ignore[assignment]
+        state.surface_bits = state.bmu = None  # type: ignore[assignment]
         state.mech = None
         w = state.word
         if _LITTLE:
