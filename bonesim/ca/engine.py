@@ -72,9 +72,9 @@ log = logging.getLogger(__name__)
 __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "plan_run", "simulate"]
 
 #: Host bytes per voxel the pre-flight asks for before a run (whole-volume backends). By count: the
-#: NumPy backend's floor is 15 (packed state 4, maps 8, surface mask 1, previous frame's bone 1, the
-#: input volume 1) plus at most 0.5 of save-point slabs; a resume reads the checkpoint (12) beside the
-#: new state (about 21 at its peak). Measured (2026-12-07, /usr/bin/time -v, docs/performance.md):
+#: NumPy backend's floor is 14.1 (packed state 4, maps 8, surface bits 0.125, previous frame's bone 1,
+#: the input volume 1) plus at most 0.5 of save-point slabs; a resume reads the checkpoint (12) beside
+#: the new state (about 20 at its peak). Measured (2026-12-07, /usr/bin/time -v, docs/performance.md):
 #: 16.9 and 18.9 B/voxel above the interpreter at 512³ and 256³. Kept well above both.
 #: A backend may ask for another figure with a ``host_bytes_per_voxel`` attribute (the chunked one does).
 HOST_BYTES_PER_VOXEL = 32
