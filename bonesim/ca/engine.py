@@ -75,7 +75,7 @@ __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "pla
 #: NumPy backend's floor is 14.1 (packed state 4, maps 8, surface bits 0.125, previous frame's bone 1,
 #: the input volume 1) plus at most 0.5 of save-point slabs; a resume reads the checkpoint (12) beside
 #: the new state (about 20 at its peak). Measured (2026-12-07, /usr/bin/time -v, docs/performance.md):
-#: 16.9 and 18.9 B/voxel above the interpreter at 512³ and 256³. Kept well above both.
+#: 15.4 and 17.8 B/voxel above the interpreter at 512³ and 256³, 19.9 for a resume at 256³. Kept above.
 #: A backend may ask for another figure with a ``host_bytes_per_voxel`` attribute (the chunked one does).
 HOST_BYTES_PER_VOXEL = 32
 #: Save points the background writer may hold waiting while it writes another (back-pressure beyond).
