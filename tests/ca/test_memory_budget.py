@@ -125,3 +125,39 @@ def test_a_streamed_checkpoint_carries_the_digest_of_the_whole_state(vol, tmp_pa
         f["state"].create_dataset("timer", data=t)
     with pytest.raises(Exception, match="digest"):
         folder.read_checkpoint(SHAPE)
+
+
+def test_a_failed_write_never_leaves_the_loop_waiting_for_room(vol, tmp_path, monkeypatch):
+    """A checkpoint job that fails before reading its slabs: the loop's puts stop, the error surfaces."""
+    import errno
+    import threading
+
+    from bonesim.errors import BonesimError
+
+    monkeypatch.setattr(engine, "SAVE_BUFFER_MIN_BYTES", 0)
+    monkeypatch.setattr(engine, "SAVE_BUFFER_BYTES_PER_VOXEL", 0.01)  # the slabs never fit at once
+    calls = []
+
+    def failing(self, st, **kw):
+        calls.append(kw["step"])
+        if len(calls) == 2:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(self, st, **kw)
+
+    real = RunFolder.write_checkpoint
+    monkeypatch.setattr(RunFolder, "write_checkpoint", failing)
+    outcome = []
+
+    def run():
+        try:
+            simulate(vol, FAST, out=tmp_path / "run.h5", **KW)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(240)
+    assert not t.is_alive(), "the run hangs on a failed writer"
+    assert len(outcome) == 1 and isinstance(outcome[0], BonesimError), outcome
+    assert "checkpoint" in str(outcome[0]) and "Input/output error" in str(outcome[0])
+    assert RunFolder(tmp_path / "run.h5").has_checkpoint()  # the first checkpoint stays
