@@ -28,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import copy
 import errno
+import functools
+import inspect
 import logging
 import math
 import os
@@ -43,15 +45,24 @@ import numpy as np
 
 from bonesim._validation import check_in_range, check_positive
 from bonesim.ca.backends import resolve_backend
+from bonesim.ca.backends.base import field_of
 from bonesim.ca.mechano import MechanoParams, Mechanoregulation
-from bonesim.ca.metrics import METRIC_COLUMNS, Metrics
+from bonesim.ca.metrics import FRAME_COUNTS, METRIC_COLUMNS, Metrics, frame_counts
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
 from bonesim.ca.rng import MAX_SEED
 from bonesim.ca.schedule import Schedule
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputTypeError
 from bonesim.io.hdf5 import check_output_path
-from bonesim.io.result import RunFolder, digest_arrays, partial_path, volume_digest
+from bonesim.io.result import (
+    STATE_DTYPES,
+    RunFolder,
+    Streamed,
+    digest_arrays,
+    partial_path,
+    slabs,
+    volume_digest,
+)
 from bonesim.io.writer import BackgroundWriter
 from bonesim.preflight import check_disk, check_memory
 from bonesim.volume import Volume
@@ -60,12 +71,57 @@ log = logging.getLogger(__name__)
 
 __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "plan_run", "simulate"]
 
-#: Host bytes per voxel a run needs: the NumPy backend peaked at 73 B/voxel on a 64³ gyroid
-#: (tracemalloc, 2026-12-01; state, maps, step temporaries, the download at a save point), plus
-#: 12 B/voxel for one more state snapshot held by the background writer's queue (by count, not measured).
-HOST_BYTES_PER_VOXEL = 85
+#: Host bytes per voxel the pre-flight asks for before a run (whole-volume backends). By count: the
+#: NumPy backend's floor is 14.1 (packed state 4, maps 8, surface bits 0.125, previous frame's bone 1,
+#: the input volume 1) plus at most 0.5 of save-point slabs; a resume reads the checkpoint (12) beside
+#: the new state (about 20 at its peak). Measured (2026-12-07, /usr/bin/time -v, docs/performance.md):
+#: 15.4 and 17.8 B/voxel above the interpreter at 512³ and 256³, 19.9 for a resume at 256³. Kept above.
+#: A backend may ask for another figure with a ``host_bytes_per_voxel`` attribute (the chunked one does).
+HOST_BYTES_PER_VOXEL = 32
 #: Save points the background writer may hold waiting while it writes another (back-pressure beyond).
 WRITER_QUEUE_DEPTH = 1
+#: Host bytes of state slabs a save point may queue for the writer: this many per voxel, at least
+#: ``SAVE_BUFFER_MIN_BYTES`` (a small run's whole save point, so it overlaps the steps entirely).
+SAVE_BUFFER_BYTES_PER_VOXEL = 0.5
+SAVE_BUFFER_MIN_BYTES = 32 * 2**20
+
+
+def save_buffer_bytes(nvox: int) -> int:
+    """The writer's byte budget for the state slabs of a run of ``nvox`` voxels."""
+    return max(SAVE_BUFFER_MIN_BYTES, int(SAVE_BUFFER_BYTES_PER_VOXEL * nvox))
+
+
+class _Slabs:
+    """z-slabs of a backend's state on the host (owned copies), for a save point.
+
+    Backends with ``download_slab`` copy only the slab; others are downloaded once (the
+    whole state, the old way) and sliced.
+    """
+
+    def __init__(self, be: Any, state: Any, shape: tuple[int, ...]) -> None:
+        self.be, self.state, self.shape = be, state, shape
+        self._full: dict[str, np.ndarray] | None = None
+
+    def slab(self, name: str, z0: int, z1: int) -> np.ndarray:
+        if hasattr(self.be, "download_slab"):
+            if name in ("bone", "phase", "timer") and z1 - z0 > 16:  # unpack a few planes at a time
+                out = np.empty((z1 - z0, *self.shape[1:]), STATE_DTYPES[name])
+                for a in range(z0, z1, 16):
+                    out[a - z0 : min(a + 16, z1) - z0] = self.be.download_slab(
+                        self.state, name, a, min(a + 16, z1)
+                    )
+                return out
+            return self.be.download_slab(self.state, name, z0, z1)
+        if self._full is None:
+            self._full = self.be.download(self.state)
+        if name == "word":
+            from bonesim.ca.backends.base import pack
+
+            f = self._full
+            return pack(f["bone"][z0:z1], f["phase"][z0:z1], f["timer"][z0:z1])
+        return np.array(self._full[name][z0:z1], copy=True)
+
+
 #: Longest run accepted, in simulated years.
 MAX_YEARS = 1000.0
 #: A CA step must be at most this fraction of the resorption period (else cavities never form).
@@ -290,7 +346,14 @@ def _initial_state(volume: Volume) -> dict[str, np.ndarray]:
     }
 
 
-def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrite: bool) -> _Start:
+def _open_run(
+    plan: RunPlan,
+    folder: RunFolder | None,
+    *,
+    resume: bool,
+    overwrite: bool,
+    host_bytes_per_voxel: float = HOST_BYTES_PER_VOXEL,
+) -> _Start:
     """The start of the loop: a fresh state, or the verified checkpoint of ``folder``."""
     if folder is None:
         if resume:
@@ -298,7 +361,7 @@ def _open_run(plan: RunPlan, folder: RunFolder | None, *, resume: bool, overwrit
         return _Start(_initial_state(plan.volume))
     check_output_path(folder.out, overwrite=overwrite)
     nvox = math.prod(plan.volume.shape)
-    check_memory(nvox * HOST_BYTES_PER_VOXEL, what=f"simulating {plan.volume.shape} voxels")
+    check_memory(nvox * host_bytes_per_voxel, what=f"simulating {plan.volume.shape} voxels")
     check_disk(folder.out, nvox * 14, what=f"the checkpoint of {plan.volume.shape} voxels")
     if not resume:
         if folder.exists() and not folder.path.is_dir():
@@ -415,7 +478,12 @@ class _Loop:
         self.plan, self.be, self.folder, self.compression = plan, be, folder, compression
         self.ck_compression, self.ck_every_s = checkpoint_compression, checkpoint_every_s
         self.last_ck = time.monotonic()
-        self.writer = BackgroundWriter(WRITER_QUEUE_DEPTH) if folder is not None else None
+        nvox = math.prod(plan.volume.shape)
+        self.writer = (
+            BackgroundWriter(WRITER_QUEUE_DEPTH, buffer_bytes=save_buffer_bytes(nvox))
+            if folder is not None
+            else None
+        )
         self.sched = Schedule(plan.daily, plan.volume.voxel_size_um, plan.n_spin)
         self.metrics = Metrics()
         if start.schedule is not None:
@@ -423,10 +491,15 @@ class _Loop:
             self.metrics.set_state(start.metrics_acc)
             self.metrics.rows = start.rows
         self.n_frames, self.prev_bone, self.start = start.n_frames, start.prev_bone, start.step
+        # the maps of the start are handed over where the backend can keep them (no copy), and the
+        # start's arrays are dropped: from here the backend holds the only copy of the state
+        own = {"own_maps": True} if "own_maps" in inspect.signature(be.upload).parameters else {}
         self.state = be.upload(
             *(start.state[k] for k in ("bone", "phase", "timer", "resorbed_day", "formed_day")),
             neighbourhood=self.sched.neighbourhood,
+            **own,
         )
+        start.state = {}
         self.mechano = None
         if plan.mechanics is not None:
             self.mechano = Mechanoregulation(plan.mechanics, plan.volume.voxel_size_um, plan.dt)
@@ -458,40 +531,48 @@ class _Loop:
     def save(self, *, frame: bool, checkpoint: bool | None = None) -> None:
         """A save point: a frame (after the spin-up) and/or a checkpoint of step ``self.done``.
 
-        The snapshot ``st`` is an owned host copy (every backend's ``download``
-        copies) that nothing mutates after this call, so the writer thread reads
-        it while the loop steps on; the frame is queued before the checkpoint
-        that counts it. ``checkpoint``: None = by the checkpoint interval.
+        The state is streamed to the writer thread in z-slabs (:class:`_Slabs`), never gathered
+        into a full host copy: the frame's job, then its slabs (and the frame's metrics, from
+        the same pass), then the checkpoint's job and its slabs, field by field. The slabs are
+        owned copies; the writer holds at most ``buffer_bytes`` of them, so the loop waits
+        (back-pressure) only for the part of a save point that does not fit, and steps on once
+        the last slab is handed over. ``checkpoint``: None = by the checkpoint interval.
         """
         t0 = time.perf_counter()
         if self.writer is not None:
             self.writer.check()  # an error of an earlier write surfaces here
         self.drain()
-        st = self.be.download(self.state)
         day = self.plan.day_of(self.done)
-        if frame:
-            self.metrics.frame_row(day, st, self.prev_bone, self.plan.dt)
-            self.prev_bone = st["bone"]  # read-only from here on: no copy needed
-        if self.folder is not None and self.writer is not None:
+        writing = self.folder is not None and self.writer is not None
+        shape = tuple(self.plan.volume.shape)
+        src = _Slabs(self.be, self.state, shape)
+        streams: list[Any] = []
+        try:
             if frame:
-                self.writer.submit(
-                    _write_job,
-                    self.folder,
-                    "frame",
-                    self.folder.write_frame,
-                    self.n_frames,
-                    st["bone"],
-                    day,
-                    self.compression,
-                    st["formed_day"],
-                )
-            if checkpoint if checkpoint is not None else self._checkpoint_due():
+                fs = None
+                if writing:
+                    fs = self.writer.stream()
+                    streams.append(fs)
+                    self.writer.submit(
+                        _write_job,
+                        self.folder,
+                        "frame",
+                        self.folder.write_frame,
+                        self.n_frames,
+                        Streamed(fs, shape, "frame"),
+                        day,
+                        self.compression,
+                    )
+                self._frame_pass(src, day, fs)
+            if writing and (checkpoint if checkpoint is not None else self._checkpoint_due()):
+                cs = self.writer.stream()
+                streams.append(cs)
                 self.writer.submit(
                     _write_job,
                     self.folder,
                     "checkpoint",
                     self.folder.write_checkpoint,
-                    st,
+                    Streamed(cs, shape),
                     step=self.done,
                     day=day,
                     schedule=copy.deepcopy(self.sched.get_state()),
@@ -504,10 +585,60 @@ class _Loop:
                     compression=self.ck_compression,
                     mechanics=None if self.mechano is None else copy.deepcopy(self.mechano.get_state()),
                 )
+                ok = True
+                plane = math.prod(shape[1:])
+                for name, dt in STATE_DTYPES.items():  # the digest's order: field by field, slabs in order
+                    for z0, z1 in slabs(shape[0]):
+                        nbytes = (z1 - z0) * plane * np.dtype(dt).itemsize
+                        ok = ok and cs.put(functools.partial(src.slab, name, z0, z1), nbytes)
+                cs.end()
                 self.last_ck = time.monotonic()
+        except BaseException:
+            for st in streams:  # the writer must not wait for slabs that never come
+                st.abort()
+            raise
         self.n_frames += frame
-        self.final = st
         self.t_io += time.perf_counter() - t0
+
+    def _frame_pass(self, src: _Slabs, day: float, fs: Any) -> None:
+        """One pass over the slabs: the frame's metrics row, ``prev_bone`` updated in place, and the
+        bone slabs handed to the frame's stream ``fs`` (if any)."""
+        shape = src.shape
+        has_prev = self.prev_bone is not None
+        if self.prev_bone is None:
+            self.prev_bone = np.empty(shape, np.uint8)
+        counts = np.zeros(len(FRAME_COUNTS), np.int64)
+        ok = True
+
+        def frame_slab(z0: int, z1: int) -> np.ndarray:
+            bone = np.empty((z1 - z0, *shape[1:]), np.uint8)  # a new array: the stream owns it
+            for a in range(z0, z1, 16):  # a few planes at a time: small temporaries
+                b = min(a + 16, z1)
+                word = src.slab("word", a, b)
+                bone[a - z0 : b - z0] = field_of(word, "bone")
+                prev = self.prev_bone[a:b] if has_prev else None
+                counts[:] += frame_counts(
+                    bone[a - z0 : b - z0], field_of(word, "phase"), field_of(word, "timer"), prev
+                )
+                del word
+            self.prev_bone[z0:z1] = bone
+            return bone
+
+        plane = math.prod(shape[1:])
+        for z0, z1 in slabs(shape[0]):
+            if fs is None or not ok:
+                frame_slab(z0, z1)
+            else:
+                ok = fs.put(functools.partial(frame_slab, z0, z1), (z1 - z0) * plane)
+                if not ok:  # the writer failed: the metrics still need this slab
+                    frame_slab(z0, z1)
+        if fs is not None:
+            for z0, z1 in slabs(shape[0]):  # the frame's formed_day map (per-voxel mineral age) follows
+                if not ok:
+                    break
+                ok = fs.put(functools.partial(src.slab, "formed_day", z0, z1), (z1 - z0) * plane * 4)
+            fs.end()
+        self.metrics.frame_row_from_counts(day, math.prod(shape), counts, self.plan.dt, has_prev)
 
     def flush(self) -> None:
         """Wait until every queued frame and checkpoint is on disk; raise a writer error here."""
@@ -769,7 +900,10 @@ def simulate(
         what = f"must be a positive number of minutes, got {checkpoint_every_minutes!r}"
         raise BonesimError(f"`checkpoint_every_minutes` {what}", cli=f"--checkpoint-every-minutes {what}")
     folder = RunFolder(out) if out is not None else None
-    start = _open_run(plan, folder, resume=resume, overwrite=overwrite)
+    per_voxel = HOST_BYTES_PER_VOXEL
+    if not isinstance(backend, str):
+        per_voxel = getattr(backend, "host_bytes_per_voxel", HOST_BYTES_PER_VOXEL)
+    start = _open_run(plan, folder, resume=resume, overwrite=overwrite, host_bytes_per_voxel=per_voxel)
     be = resolve_backend(backend) if isinstance(backend, str) else backend
     loop = None
     try:
@@ -794,8 +928,11 @@ def simulate(
         t0 = time.perf_counter()
         with _sigint_flag() as interrupted:
             loop.run(interrupted, progress, start.fresh)
-        if loop.final is None:
-            loop.final = be.download(loop.state)
+        # the final state: handed over by the backend (no second copy where it can), and the
+        # loop's own copies dropped before the result file is assembled
+        loop.prev_bone = None
+        loop.final = be.release(loop.state) if hasattr(be, "release") else be.download(loop.state)
+        loop.state = None
         timings = _finish(loop, time.perf_counter() - t0, command=command, overwrite=overwrite)
     except BaseException:
         if loop is not None:  # what was queued is written (consistent) before the lock is released

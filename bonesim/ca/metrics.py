@@ -33,6 +33,34 @@ METRIC_COLUMNS = (
 )
 
 
+#: What :func:`frame_counts` counts, in order.
+FRAME_COUNTS = ("bone_sum", "resorbing", "passive", "reversal", "forming", "resorbed", "formed")
+
+
+def frame_counts(
+    bone: np.ndarray, phase: np.ndarray, timer: np.ndarray, prev_bone: np.ndarray | None
+) -> np.ndarray:
+    """The sums a frame's metrics row needs (:data:`FRAME_COUNTS`, int64) of a block of the state.
+
+    Additive: the counts of a volume are the sums over any blocks that tile it.
+    """
+    ph = phase & 3
+    r = ph == PH_R
+    passive = r & (bone == 0) & (timer == 0)
+    out = [
+        int(bone.sum(dtype=np.int64)),
+        int(np.count_nonzero(r)),
+        int(np.count_nonzero(passive)),
+        int(np.count_nonzero(ph == PH_V)),
+        int(np.count_nonzero(ph == PH_F)),
+    ]
+    if prev_bone is None:
+        out += [0, 0]
+    else:
+        out += [int(np.count_nonzero(bone < prev_bone)), int(np.count_nonzero(bone > prev_bone))]
+    return np.array(out, np.int64)
+
+
 class Metrics:
     """Counters accumulated between two saved frames, and the metrics rows."""
 
@@ -83,11 +111,17 @@ class Metrics:
     def frame_row(
         self, day: float, state: Mapping[str, np.ndarray], prev_bone: np.ndarray | None, dt: float
     ) -> dict:
-        bone, phase, timer = state["bone"], state["phase"], state["timer"]
-        n = bone.size
-        ph = phase & 3
+        """The row of a saved frame from the whole state (see :meth:`frame_row_from_counts`)."""
+        bone = state["bone"]
+        counts = frame_counts(bone, state["phase"], state["timer"], prev_bone)
+        return self.frame_row_from_counts(day, bone.size, counts, dt, prev_bone is not None)
+
+    def frame_row_from_counts(
+        self, day: float, n: int, counts: np.ndarray, dt: float, has_prev: bool
+    ) -> dict:
+        """The row of a saved frame from :func:`frame_counts` summed over the blocks of the state."""
+        bone_sum, n_r, passive, n_v, n_f, resorbed, formed = (int(v) for v in counts)
         c = dict(zip(COUNTERS, (int(v) for v in self.sums), strict=False))
-        passive = (ph == PH_R) & (bone == 0) & (timer == 0)
         mean_surface = c["surface"] / self.steps if self.steps else float("nan")
         days = self.steps * dt
         acf = (
@@ -95,22 +129,19 @@ class Metrics:
             if self.steps and mean_surface > 0
             else float("nan")
         )
-        if prev_bone is None:
+        if not has_prev:
             resorbed = formed = 0
-        else:
-            resorbed = int(np.count_nonzero(bone < prev_bone))
-            formed = int(np.count_nonzero(bone > prev_bone))
         row = {
             "day": float(day),
-            "bv_tv": float(bone.sum(dtype=np.int64)) / (BONE_FULL * n),
+            "bv_tv": float(bone_sum) / (BONE_FULL * n),
             "resorbed_vox": resorbed,
             "formed_vox": formed,
             "bone_removed": c["removed"] / (BONE_FULL * n),
             "bone_added": c["added"] / (BONE_FULL * n),
-            "bmu_resorbing": int(np.count_nonzero(ph == PH_R)) - int(np.count_nonzero(passive)),
-            "bmu_reversal": int(np.count_nonzero(ph == PH_V)),
-            "bmu_forming": int(np.count_nonzero(ph == PH_F)),
-            "cavity_vox": int(np.count_nonzero(passive)),
+            "bmu_resorbing": n_r - passive,
+            "bmu_reversal": n_v,
+            "bmu_forming": n_f,
+            "cavity_vox": passive,
             "surface_vox": mean_surface,
             "recruited": c["recruited"],
             "seeds": c["seeds"],

@@ -36,6 +36,7 @@ import numpy as np
 
 from bonesim.errors import BonesimError, SchemaError
 from bonesim.io.hdf5 import (
+    CHUNK_EDGE,
     _register_filters,
     atomic_output,
     bone_dataset,
@@ -130,8 +131,43 @@ def digest_arrays(arrays: Mapping[str, Any]) -> str:
         a = np.ascontiguousarray(arrays[k])
         h.update(k.encode())
         h.update(str(a.dtype).encode() + str(a.shape).encode())
-        h.update(a.tobytes())
+        h.update(memoryview(a.reshape(-1)).cast("B") if a.size else b"")  # the bytes, not a copy
     return h.hexdigest()[:16]
+
+
+#: Planes per block when the state is written block-wise: one HDF5 chunk deep (chunks are 64³).
+SLAB_PLANES = CHUNK_EDGE
+#: The fields of a state in the order of :func:`digest_arrays` (sorted names), each with its dtype.
+STATE_DTYPES: dict[str, Any] = {
+    "bone": np.uint8,
+    "formed_day": np.int32,
+    "phase": np.uint8,
+    "resorbed_day": np.int32,
+    "timer": np.uint16,
+}
+
+
+def slabs(nz: int, planes: int = SLAB_PLANES) -> list[tuple[int, int]]:
+    """The z-ranges of the blocks a volume of ``nz`` planes is written in (HDF5-chunk aligned).
+
+    >>> slabs(130)
+    [(0, 64), (64, 128), (128, 130)]
+    """
+    return [(z, min(z + planes, nz)) for z in range(0, nz, planes)]
+
+
+@dataclass
+class Streamed:
+    """A volume (``what='bone'``) or a whole state (``what='state'``) arriving as a block stream.
+
+    ``blocks`` yields owned arrays: for a state every field of :data:`STATE_DTYPES` in
+    that order, each as the z-slabs of :func:`slabs` in order; for a bone volume its z-slabs.
+    The engine fills it while the writer thread writes it (:class:`bonesim.io.writer.BlockStream`).
+    """
+
+    blocks: Any
+    shape: tuple[int, int, int]
+    what: str = "state"
 
 
 def volume_digest(volume: Volume) -> str:
@@ -196,14 +232,52 @@ def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
         raise BonesimError(f"{where}: {ds.name} fails its checksum or is corrupt ({exc})") from None
 
 
-def _write_state(f: h5py.File, st: Mapping[str, np.ndarray], compression: str) -> h5py.Group:
+def _field_blocks(st: Mapping[str, np.ndarray] | Streamed) -> Iterator[tuple[str, Iterator[np.ndarray]]]:
+    """(name, z-slabs) of every state field in digest order, from arrays or from a stream."""
+    if isinstance(st, Streamed):
+        it = iter(st.blocks)
+        for nm in STATE_DTYPES:
+            yield nm, (next(it) for _ in slabs(st.shape[0]))
+        for _rest in it:  # the end of the stream (releases the last block's bytes)
+            raise BonesimError("internal error: the state stream holds more blocks than its fields")
+    else:
+        for nm in STATE_DTYPES:
+            a = st[nm]
+            yield nm, (np.ascontiguousarray(a[z0:z1]) for z0, z1 in slabs(a.shape[0]))
+
+
+def _write_blocks(group: h5py.Group, name: str, shape, dtype, blocks, compression: str, h=None) -> None:
+    """A checksummed dataset written z-slab by z-slab (the chunks of :func:`create_array`); ``h``: a hash fed
+    the bytes in C order."""
+    ds = create_array(group, name, shape=tuple(shape), dtype=dtype, compression=compression, checksum=True)
+    z = 0
+    for b in blocks:
+        if b.dtype != np.dtype(dtype) or b.shape[1:] != tuple(shape[1:]) or z + b.shape[0] > shape[0]:
+            raise BonesimError(f"internal error: block {b.dtype} {b.shape} does not fit {name} at plane {z}")
+        ds[z : z + b.shape[0]] = b
+        if h is not None:
+            h.update(memoryview(np.ascontiguousarray(b).reshape(-1)).cast("B") if b.size else b"")
+        z += b.shape[0]
+        del b  # written: not held while the next block is made
+    if z != shape[0]:
+        raise BonesimError(f"internal error: {name} got {z} of {shape[0]} planes")
+
+
+def _write_state(
+    f: h5py.File, st: Mapping[str, np.ndarray] | Streamed, compression: str
+) -> tuple[h5py.Group, str]:
+    """``/state`` and ``/maps`` written block by block; returns the state group and :func:`digest_arrays` of
+    the five fields (computed on the way, in the same byte order)."""
     s = f.create_group("state")
-    for nm in STATE_FIELDS:
-        _checked(s, nm, st[nm], compression)
     m = f.create_group("maps")
-    for nm in MAP_FIELDS:
-        _checked(m, nm, st[nm], compression)
-    return s
+    shape = st.shape if isinstance(st, Streamed) else st["bone"].shape
+    h = hashlib.sha256()
+    for nm, blocks in _field_blocks(st):
+        dt = np.dtype(STATE_DTYPES[nm])
+        h.update(nm.encode())
+        h.update(str(dt).encode() + str(tuple(shape)).encode())
+        _write_blocks(s if nm in STATE_FIELDS else m, nm, shape, dt, blocks, compression, h)
+    return s, h.hexdigest()[:16]
 
 
 def _read_mechanics(f: h5py.File, where: str) -> dict[str, Any]:
@@ -343,14 +417,29 @@ class RunFolder:
     def write_frame(
         self,
         index: int,
-        bone: np.ndarray,
+        bone: np.ndarray | Streamed,
         day: float,
         compression: str,
         formed_day: np.ndarray | None = None,
     ) -> None:
-        """Frame ``index``: its bone and, when given, the ``formed_day`` map at that step."""
+        """Frame ``index``: its bone and, when given, the ``formed_day`` map at that step.
+
+        ``bone`` is an array, or a stream of z-slabs: ``Streamed(..., what='bone')`` (the bone
+        only) or ``what='frame'`` (the bone's slabs, then the ``formed_day`` map's).
+        """
         with atomic_h5(self.path / f"frame_{index:05d}.h5") as f:
-            _checked(f, "bone", bone, compression)
+            if isinstance(bone, Streamed):
+                it = iter(bone.blocks)
+                n = len(slabs(bone.shape[0]))
+                _write_blocks(f, "bone", bone.shape, np.uint8, (next(it) for _ in range(n)), compression)
+                if bone.what == "frame":
+                    _write_blocks(
+                        f, "formed_day", bone.shape, np.int32, (next(it) for _ in range(n)), compression
+                    )
+                for _rest in it:  # the end of the stream (releases the last block's bytes)
+                    raise BonesimError("internal error: the frame stream holds more blocks than its fields")
+            else:
+                _checked(f, "bone", bone, compression)
             if formed_day is not None:
                 _checked(f, "formed_day", formed_day, compression)
             f.attrs["day"] = float(day)
@@ -358,7 +447,7 @@ class RunFolder:
 
     def write_checkpoint(
         self,
-        st: Mapping[str, np.ndarray],
+        st: Mapping[str, np.ndarray] | Streamed,
         *,
         step: int,
         day: float,
@@ -372,9 +461,10 @@ class RunFolder:
         compression: str,
         mechanics: Mapping[str, Any] | None = None,
     ) -> None:
-        """``mechanics``: the mechanoregulation state (``{"attrs": {...}, "arrays": {...}}``), if any."""
+        """``st``: the five state arrays, or a :class:`Streamed` state (written block by block, never
+        gathered); ``mechanics``: the mechanoregulation state (``{"attrs": {...}, "arrays": {...}}``), if any."""
         with atomic_h5(self.path / "checkpoint.h5") as f:
-            s = _write_state(f, st, compression)
+            s, digest = _write_state(f, st, compression)
             if mechanics:
                 g = f.create_group("mechanics")
                 for nm, a in mechanics["arrays"].items():
@@ -386,7 +476,7 @@ class RunFolder:
             write_json_attr(s, "schedule", dict(schedule))
             write_json_attr(s, "metrics_acc", dict(metrics_acc))
             s.attrs["n_frames"] = int(n_frames)
-            s.attrs["state_digest"] = digest_arrays({k: st[k] for k in (*STATE_FIELDS, *MAP_FIELDS)})
+            s.attrs["state_digest"] = digest
 
     def drop_frames_from(self, n_frames: int) -> None:
         """Remove frames written after the checkpoint (index >= ``n_frames``) and stray temp files."""
@@ -557,7 +647,7 @@ class RunFolder:
                     f.attrs[k] = v
             inp.copy(inp["volume"], f, "volume")
             inp.copy(inp["scenario"], f, "scenario")
-            s = _write_state(f, st, compression)
+            s, _ = _write_state(f, st, compression)
             s.attrs.update(step=int(step), seed=int(seed), backend=backend, device=device)
             s.attrs["day"] = float(metrics["day"][-1]) if len(metrics["day"]) else 0.0
             s.attrs["config"] = inp.attrs["config"]

@@ -51,9 +51,52 @@ def euler_3d(mask: np.ndarray) -> int:
     >>> euler_3d(m)   # hollow cube: one component, one cavity
     2
     """
-    from skimage.measure import euler_number
+    mask = np.asarray(mask, bool)
+    try:
+        from skimage.measure._regionprops_utils import EULER_COEFS3D_26
+    except ImportError:  # pragma: no cover - a skimage without the table: the whole-volume function
+        from skimage.measure import euler_number
 
-    return int(euler_number(np.asarray(mask, bool), connectivity=3))
+        return int(euler_number(mask, connectivity=3))
+    return int(0.125 * EULER_COEFS3D_26 @ _config_histogram(mask))
+
+
+#: Planes per slab of the block-wise Euler characteristic and label counts.
+_SLAB = 32
+#: skimage's code of the 2×2×2 configurations (``skimage.measure.euler_number``, 3-D).
+_CONFIG = np.array(
+    [
+        [[0, 0, 0], [0, 0, 0], [0, 0, 0]],
+        [[0, 0, 0], [0, 1, 4], [0, 2, 8]],
+        [[0, 0, 0], [0, 16, 64], [0, 32, 128]],
+    ],
+    np.uint8,
+)
+
+
+def _config_histogram(mask: np.ndarray) -> np.ndarray:
+    """skimage's histogram of 2×2×2 configuration codes of the zero-padded mask, slab by slab.
+
+    ``skimage.measure.euler_number`` pads the mask by one voxel, convolves it with
+    :data:`_CONFIG` (int64, the whole volume) and counts the codes; here each slab of
+    padded planes is convolved with the one plane it needs on either side (uint8: the
+    codes are 0..255), and only its own planes are counted, so the histogram (and χ) is
+    the same integer.
+    """
+    from scipy import ndimage
+
+    nz = mask.shape[0]
+    hist = np.zeros(256, np.int64)
+    for a in range(0, nz + 2, _SLAB):  # own planes a .. b-1 of the padded volume (planes -1 .. nz)
+        b = min(a + _SLAB, nz + 2)
+        lo, hi = a - 1, b + 1  # padded planes read: lo .. hi-1
+        img = np.zeros((hi - lo, mask.shape[1] + 2, mask.shape[2] + 2), np.uint8)
+        src0, src1 = max(lo - 1, 0), min(hi - 1, nz)  # mask planes (padded plane p = mask plane p - 1)
+        if src1 > src0:
+            img[src0 + 1 - lo : src1 + 1 - lo, 1:-1, 1:-1] = mask[src0:src1]
+        xf = ndimage.convolve(img, _CONFIG, mode="constant", cval=0)
+        hist += np.bincount(xf[a - lo : b - lo].reshape(-1), minlength=256)
+    return hist
 
 
 def _euler_2d(mask: np.ndarray) -> int:
@@ -100,6 +143,12 @@ def label_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, i
     >>> lab, n = label_components(m, 6); lab.ravel().tolist(), n
     ([1, 1, 0, 2, 0], 2)
     """
+    lab, n = _labels(mask, connectivity)
+    return lab.astype(np.int64, copy=False), n
+
+
+def _labels(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, int]:
+    """:func:`label_components` in the labeller's own integer type (4 bytes per voxel, not 8)."""
     if connectivity not in (6, 26):
         raise ValueError(f"connectivity must be 6 or 26, got {connectivity}")
     mask = np.ascontiguousarray(mask, dtype=bool)
@@ -107,7 +156,7 @@ def label_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, i
         import cc3d
 
         lab, n = cc3d.connected_components(mask, connectivity=connectivity, return_N=True)
-        return lab.astype(np.int64, copy=False), int(n)
+        return lab, int(n)
     except ImportError:  # pragma: no cover - cc3d is a core dependency
         from scipy import ndimage
 
@@ -117,7 +166,15 @@ def label_components(mask: np.ndarray, connectivity: int) -> tuple[np.ndarray, i
 
         structure = ndimage.generate_binary_structure(3, 1 if connectivity == 6 else 3)
         lab, n = ndimage.label(mask, structure=structure)
-        return lab.astype(np.int64, copy=False), int(n)
+        return lab, int(n)
+
+
+def _sizes(lab: np.ndarray, n: int) -> np.ndarray:
+    """Voxels per label 0..n, counted a slab at a time (no 8-byte copy of the labels)."""
+    sizes = np.zeros(n + 1, np.int64)
+    for z0 in range(0, lab.shape[0], _SLAB):
+        sizes += np.bincount(lab[z0 : z0 + _SLAB].reshape(-1), minlength=n + 1)
+    return sizes
 
 
 def _face_labels(lab: np.ndarray) -> np.ndarray:
@@ -136,8 +193,9 @@ def enclosed_cavities(bone: np.ndarray) -> np.ndarray:
     marrow = ~np.asarray(bone, bool)
     if not marrow.any():
         return np.zeros(marrow.shape, bool)
-    lab, n = label_components(marrow, MARROW_CONNECTIVITY)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    lab, n = _labels(marrow, MARROW_CONNECTIVITY)
+    del marrow
+    sizes = _sizes(lab, n)
     sizes[0] = 0
     outside = np.zeros(n + 1, bool)
     outside[_face_labels(lab)] = True
@@ -151,8 +209,8 @@ def largest_particle(bone: np.ndarray) -> np.ndarray:
     bone = np.asarray(bone, bool)
     if not bone.any():
         return np.zeros(bone.shape, bool)
-    lab, n = label_components(bone, BONE_CONNECTIVITY)
-    sizes = np.bincount(lab.ravel(), minlength=n + 1)
+    lab, n = _labels(bone, BONE_CONNECTIVITY)
+    sizes = _sizes(lab, n)
     sizes[0] = 0
     return lab == int(np.argmax(sizes))
 
@@ -196,9 +254,9 @@ def particle_counts(bone: np.ndarray) -> ParticleCounts:
     ParticleCounts(n_particles=2, n_cavities=2, cavity_voxels=2)
     """
     bone = np.asarray(bone, bool)
-    n_particles = label_components(bone, BONE_CONNECTIVITY)[1] if bone.any() else 0
+    n_particles = _labels(bone, BONE_CONNECTIVITY)[1] if bone.any() else 0
     cav = enclosed_cavities(bone)
-    n_cavities = label_components(cav, MARROW_CONNECTIVITY)[1] if cav.any() else 0
+    n_cavities = _labels(cav, MARROW_CONNECTIVITY)[1] if cav.any() else 0
     return ParticleCounts(int(n_particles), int(n_cavities), int(np.count_nonzero(cav)))
 
 

@@ -39,13 +39,18 @@ OFFSETS = np.array([(k // 9 - 1, (k // 3) % 3 - 1, k % 3 - 1) for k in range(27)
 NEIGH = {6: (4, 10, 12, 14, 16, 22), 26: tuple(k for k in range(27) if k != 13)}
 
 
-def pack(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
-    """Pack the three state arrays into one uint32 word per voxel."""
-    return (
-        bone.astype(np.uint32)
-        | (phase.astype(np.uint32) << np.uint32(8))
-        | (timer.astype(np.uint32) << np.uint32(16))
-    )
+def pack(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Pack the three state arrays into one uint32 word per voxel (into ``out`` if given).
+
+    In place: one uint32 temporary at a time (8 bytes per voxel at the peak, not 16).
+    """
+    word = np.empty(np.shape(bone), np.uint32) if out is None else out
+    word[...] = timer
+    word <<= np.uint32(8)
+    word |= phase
+    word <<= np.uint32(8)
+    word |= bone
+    return word
 
 
 def unpack(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,6 +60,31 @@ def unpack(word: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         ((word >> np.uint32(8)) & np.uint32(0xFF)).astype(np.uint8),
         (word >> np.uint32(16)).astype(np.uint16),
     )
+
+
+#: The host fields of a state (``download``) and their dtypes.
+FIELD_DTYPES = {
+    "bone": np.uint8,
+    "phase": np.uint8,
+    "timer": np.uint16,
+    "resorbed_day": np.int32,
+    "formed_day": np.int32,
+}
+
+
+def field_of(word: Any, name: str) -> Any:
+    """``bone``, ``phase`` or ``timer`` of packed words (NumPy or CuPy), a new array.
+
+    >>> field_of(np.array([0x701c8], np.uint32), "timer").tolist()
+    [7]
+    """
+    if name == "bone":
+        return (word & np.uint32(0xFF)).astype(np.uint8)
+    if name == "phase":
+        return ((word >> np.uint32(8)) & np.uint32(0xFF)).astype(np.uint8)
+    if name == "timer":
+        return (word >> np.uint32(16)).astype(np.uint16)
+    raise ValueError(f"not a packed field: {name!r}")
 
 
 @dataclass(frozen=True)
@@ -133,6 +163,14 @@ class Backend(Protocol):
         ...
 
     def download_bone(self, state: Any) -> np.ndarray: ...
+
+    # Optional (the engine falls back to ``download`` without them):
+    #
+    # def download_slab(self, state, name: str, z0: int, z1: int) -> np.ndarray:
+    #     """Planes ``z0:z1`` of field ``name`` (of FIELD_DTYPES, or the packed ``word``): an owned host copy."""
+    #
+    # def release(self, state) -> dict[str, np.ndarray]:
+    #     """``download`` at the end of a run; the state is not used afterwards (its memory may be reused)."""
 
     def set_mechanics(self, state: Any, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
         """Mechanoregulation of the following steps: uint8 signal class per voxel, uint32[256] class weights."""

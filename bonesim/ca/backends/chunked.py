@@ -184,6 +184,11 @@ class ChunkedBackend:
         Blocks in flight at once (Dask threads); default 1 on the GPU, all cores on the CPU.
     """
 
+    #: Host bytes per voxel the engine's pre-flight asks for: the state and maps (12) twice during an
+    #: exchange, plus dask's overlapped blocks and each block's full-volume step. Measured 63 B/voxel
+    #: above the interpreter at 256³ with 128³ chunks and 16 steps per exchange (docs/performance.md).
+    host_bytes_per_voxel = 96
+
     def __init__(
         self,
         inner: str = "numpy",
@@ -304,6 +309,15 @@ class ChunkedBackend:
     def download_bone(self, state: _ChunkedState) -> np.ndarray:
         self._flush(state)
         return (state.fields["word"] & np.uint32(0xFF)).astype(np.uint8)
+
+    def download_slab(self, state: _ChunkedState, name: str, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``), an owned copy."""
+        from bonesim.ca.backends.base import field_of
+
+        self._flush(state)
+        if name in ("word", "resorbed_day", "formed_day"):
+            return state.fields[name][z0:z1].copy()
+        return field_of(state.fields["word"][z0:z1], name)
 
 
 def simulate_in_chunks(

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from bonesim._resources import kernel_dir
-from bonesim.ca.backends.base import COUNTERS, StepInputs, pack
+from bonesim.ca.backends.base import COUNTERS, StepInputs, field_of, pack
 from bonesim.ca.kernel_abi import (
     BLOCK,
     N_MECH_CLASSES,
@@ -213,7 +213,12 @@ class CupyBackend:
         with cupy.cuda.Device(self.device_id):
             free, total = cupy.cuda.runtime.memGetInfo()
             check_fits(bone.shape, free, total)
-            cur = cupy.asarray(pack(bone, phase, timer))
+            cur = cupy.empty(np.shape(bone), cupy.uint32)
+            for z0 in range(0, cur.shape[0], 16):  # packed on the host a slab at a time
+                z1 = min(z0 + 16, cur.shape[0])
+                cur[z0:z1] = cupy.asarray(
+                    pack(np.asarray(bone[z0:z1]), np.asarray(phase[z0:z1]), np.asarray(timer[z0:z1]))
+                )
             nxt = cupy.empty_like(cur)
             rmap = cupy.asarray(np.ascontiguousarray(resorbed_day, np.int32))
             fmap = cupy.asarray(np.ascontiguousarray(formed_day, np.int32))
@@ -285,3 +290,16 @@ class CupyBackend:
         import cupy
 
         return (state.cur & cupy.uint32(0xFF)).astype(cupy.uint8).get()
+
+    def download_slab(self, state: _CupyState, name: str, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``) on the host.
+
+        Only the slab crosses to the host: a save point never holds the whole state there.
+        """
+        import cupy
+
+        with cupy.cuda.Device(self.device_id):
+            if name in ("resorbed_day", "formed_day"):
+                return getattr(state, name)[z0:z1].get()
+            w = state.cur[z0:z1]
+            return w.get() if name == "word" else field_of(w, name).get()

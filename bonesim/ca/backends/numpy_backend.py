@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import sys
 from typing import Any
 
@@ -38,6 +39,7 @@ from bonesim.ca.backends.base import (
     NEIGH,
     OFFSETS,
     StepInputs,
+    field_of,
     pack,
     unpack,
 )
@@ -569,6 +571,22 @@ def _draws(inputs: StepInputs, linear_index: np.ndarray) -> np.ndarray:
     return voxel_random(inputs.seed_lo, inputs.seed_hi, inputs.step, linear_index, STREAM_ACTIVATION)
 
 
+#: Voxels of the surface mask scanned per batch, and candidates per batch of the rule, in a step.
+_SURFACE_BATCH = 1 << 22
+_RULE_BATCH = 1 << 15
+#: Surface voxels hashed per batch in a step (bounds the hash's temporaries; elementwise, so exact).
+_DRAW_BATCH = 1 << 16
+
+
+def _drawn(inputs: StepInputs, si: np.ndarray, thresholds: _Thresholds) -> np.ndarray:
+    """The voxels of ``si`` (interior flat indices) whose activation draw succeeds, in batches."""
+    out = [
+        part[_draws(inputs, part).astype(np.int64) < thresholds.at(part)]
+        for part in (si[i : i + _DRAW_BATCH] for i in range(0, si.size, _DRAW_BATCH))
+    ]
+    return np.concatenate(out) if out else si[:0]
+
+
 def _count_events(counters: np.ndarray, diff: np.ndarray, ev: np.ndarray) -> None:
     counters[0] = int(np.maximum(-diff, 0).sum())
     counters[1] = int(np.maximum(diff, 0).sum())
@@ -588,6 +606,25 @@ def _update_maps(ci, diff, map_day, resorbed_day, formed_day) -> None:
         formed_day.reshape(-1)[ci[diff > 0]] = map_day
 
 
+#: Planes per slab of the whole-volume passes outside the step (upload, surface, save points).
+_SLAB = 16
+
+
+def _pad_state(bone: np.ndarray, phase: np.ndarray, timer: np.ndarray) -> np.ndarray:
+    """The packed words with one voxel of inert words around them, packed a slab at a time."""
+    nz, ny, nx = np.shape(bone)
+    pad = np.empty((nz + 2, ny + 2, nx + 2), np.uint32)
+    for sl in ((0, slice(None), slice(None)), (-1, slice(None), slice(None))):
+        pad[sl] = INERT
+    pad[:, 0], pad[:, -1], pad[:, :, 0], pad[:, :, -1] = INERT, INERT, INERT, INERT
+    for z0 in range(0, nz, _SLAB):
+        z1 = min(z0 + _SLAB, nz)
+        pad[1 + z0 : 1 + z1, 1:-1, 1:-1] = pack(
+            np.asarray(bone[z0:z1]), np.asarray(phase[z0:z1]), np.asarray(timer[z0:z1])
+        )
+    return pad
+
+
 class _NumpyState:
     """A whole volume between steps, kept so that a step works on its active set only.
 
@@ -595,8 +632,9 @@ class _NumpyState:
     padded grid of :func:`step_block`, kept instead of rebuilt every step); ``word``
     is its interior. Two index sets are maintained incrementally:
 
-    * ``surface``: quiescent bone with a marrow neighbour (interior bool mask), the
-      voxels that draw an activation number every step;
+    * ``surface``: quiescent bone with a marrow neighbour, the voxels that draw an
+      activation number every step: one bit per interior voxel (``surface_bits``,
+      little-endian bit order by interior flat index; ``surface`` unpacks it as a bool mask);
     * ``bmu``: the padded flat indices of every interior voxel whose phase byte is not 0
       (the voxels of open BMUs), visited every step.
 
@@ -614,12 +652,11 @@ class _NumpyState:
         "neighbourhood",
         "pad",
         "resorbed_day",
-        "surface",
+        "surface_bits",
     )
 
-    def __init__(self, word: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
-        inner = word.shape
-        self.pad = _padded(np.ascontiguousarray(word, np.uint32), 0, (0, 0, 0), inner)
+    def __init__(self, pad: np.ndarray, rmap: np.ndarray, fmap: np.ndarray, neighbourhood: int) -> None:
+        self.pad = pad
         self.resorbed_day = rmap
         self.formed_day = fmap
         self.neighbourhood = neighbourhood
@@ -628,15 +665,50 @@ class _NumpyState:
         self.lut: np.ndarray | None = None
         #: padded flat indices of the voxels whose class has a modeling threshold (set with the field)
         self.model_idx = np.zeros(0, np.int64)
-        pbone, pph, _plat, marrow, _ = _byte_views(self.pad)
-        self.surface = _surface(pbone, pph, marrow, neighbourhood)
-        pbyte = np.zeros(self.pad.shape, bool)
-        pbyte[1:-1, 1:-1, 1:-1] = pph[1:-1, 1:-1, 1:-1] != 0
-        self.bmu = np.flatnonzero(pbyte)
+        # the surface mask and the BMU indices, a slab of planes at a time (no full-volume temporaries)
+        nz = pad.shape[0] - 2
+        plane = (pad.shape[1] - 2) * (pad.shape[2] - 2)
+        self.surface_bits = np.zeros(-(-nz * plane // 8), np.uint8)
+        bmu = []
+        for z0 in range(0, nz, _SLAB):  # _SLAB planes hold a multiple of 8 voxels: whole bytes
+            z1 = min(z0 + _SLAB, nz)
+            sub = pad[z0 : z1 + 2]  # planes z0 .. z1 of the interior and one neighbour plane each side
+            pbone, pph, _plat, marrow, _ = _byte_views(sub)
+            packed = np.packbits(_surface(pbone, pph, marrow, neighbourhood).reshape(-1), bitorder="little")
+            self.surface_bits[z0 * plane // 8 : z0 * plane // 8 + packed.size] = packed
+            z, y, x = np.nonzero(pph[1:-1, 1:-1, 1:-1])
+            bmu.append(((z + z0 + 1) * pad.shape[1] + y + 1) * pad.shape[2] + x + 1)
+        self.bmu = np.concatenate(bmu) if bmu else np.zeros(0, np.int64)
 
     @property
     def word(self) -> np.ndarray:
         return self.pad[1:-1, 1:-1, 1:-1]
+
+    @property
+    def surface(self) -> np.ndarray:
+        """The surface set as a bool mask of the interior (a new array)."""
+        n = math.prod(self.shape)
+        return np.unpackbits(self.surface_bits, count=n, bitorder="little").view(bool).reshape(self.shape)
+
+    def surface_at(self, i: np.ndarray) -> np.ndarray:
+        """Whether interior flat indices ``i`` are in the surface set."""
+        return ((self.surface_bits[i >> 3] >> (i & 7).astype(np.uint8)) & 1).astype(bool)
+
+    def set_surface(self, i: np.ndarray, value: np.ndarray) -> None:
+        """Put interior flat indices ``i`` in (``value`` True) or out of the surface set (repeats allowed)."""
+        bit = np.left_shift(np.uint8(1), (i & 7).astype(np.uint8))
+        np.bitwise_and.at(self.surface_bits, i[~value] >> 3, ~bit[~value])
+        np.bitwise_or.at(self.surface_bits, i[value] >> 3, bit[value])
+
+    def surface_indices(self, start: int, stop: int) -> np.ndarray:
+        """Interior flat indices in ``[start, stop)`` (``start`` a multiple of 8) in the surface set."""
+        n = min(stop, math.prod(self.shape)) - start
+        if n <= 0:
+            return np.zeros(0, np.int64)
+        part = np.unpackbits(self.surface_bits[start // 8 : -(-(start + n) // 8)], count=n, bitorder="little")
+        i = np.flatnonzero(part)
+        i += start
+        return i
 
     @property
     def gshape(self) -> tuple[int, int, int]:
@@ -695,9 +767,13 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
 
     # 1. surface voxels whose activation draw succeeds (`act` of the quiescent branch);
     #    a whole volume's interior flat index is the global linear index the draw hashes
-    si = np.flatnonzero(state.surface)
-    hs = _draws(inputs, si)
-    drawn = state.to_padded(si[hs.astype(np.int64) < thresholds.at(si)])
+    #    (the surface mask is read in batches: no index array of the whole surface)
+    n_surface, drawn_parts = 0, []
+    for i in range(0, math.prod(state.shape), _SURFACE_BATCH):
+        si = state.surface_indices(i, i + _SURFACE_BATCH)
+        n_surface += si.size
+        drawn_parts.append(_drawn(inputs, si, thresholds))
+    drawn = state.to_padded(np.concatenate(drawn_parts) if drawn_parts else np.zeros(0, np.int64))
 
     # 2. quiescent bone that a neighbouring front can recruit; step_block takes every neighbour of
     #    a source, here only those the rule can change:
@@ -714,7 +790,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     top = state.bmu[is_r & ((pb & _U32(4)) != 0) & ((w >> _U32(24)) != 0)]
     lateral = (top[:, None] + nb_offs[None, :]).ravel()
     lateral = lateral[_is_qbone(pflat[lateral])]
-    lateral = lateral[state.surface.reshape(-1)[state.to_interior(lateral)]]
+    lateral = lateral[state.surface_at(state.to_interior(lateral))]
 
     #    `model`: marrow voxels with a modeling threshold, quiescent bone across a face and a successful
     #    modeling draw (the rule's bs_modeling)
@@ -731,7 +807,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     quiet = np.unique(np.concatenate([drawn, deep, lateral, model]))
     ci = np.concatenate([state.bmu, quiet])
     counters = np.zeros(len(COUNTERS), np.uint64)
-    counters[COUNTERS.index("surface")] = si.size
+    counters[COUNTERS.index("surface")] = n_surface
     if ci.size == 0:
         return counters
     old = pflat[ci]
@@ -748,7 +824,13 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
                 model = _model_inputs(inputs, thresholds, old[sel], ii, ii)
             else:
                 hashes, thr = np.zeros(sel.size, np.uint32), None
-            new[sel], ev[sel] = rule(_Gather(pflat, ci[sel], offs), inputs, hashes, nbh, thr=thr, model=model)
+            for a in range(0, sel.size, _RULE_BATCH):  # batches bound the rule's temporaries; exact
+                b = sel[a : a + _RULE_BATCH]
+                t = thr if thr is None or np.isscalar(thr) else thr[a : a + _RULE_BATCH]
+                mb = None if model is None else tuple(x[a : a + _RULE_BATCH] for x in model)
+                new[b], ev[b] = rule(
+                    _Gather(pflat, ci[b], offs), inputs, hashes[a : a + _RULE_BATCH], nbh, thr=t, model=mb
+                )
     pflat[ci] = new  # every new word was computed from old words: the update can be in place
     diff = (new & _U32(0xFF)).astype(np.int64) - (old & _U32(0xFF)).astype(np.int64)
     _count_events(counters, diff, ev)
@@ -768,7 +850,7 @@ def step_active(state: _NumpyState, inputs: StepInputs, map_day: int = -1) -> np
     q = _is_qbone(pflat[recheck])
     surf = np.zeros(recheck.shape, bool)
     surf[q] = _near_marrow_at(pflat, recheck[q], nb_offs)
-    state.surface.reshape(-1)[state.to_interior(recheck)] = surf
+    state.set_surface(state.to_interior(recheck), surf)
     return counters
 
 
@@ -789,13 +871,22 @@ class NumpyBackend:
         formed_day: np.ndarray,
         *,
         neighbourhood: int,
+        own_maps: bool = False,
     ) -> _NumpyState:
-        return _NumpyState(
-            pack(bone, phase, timer),
-            np.array(resorbed_day, np.int32, order="C", copy=True),  # updated in place by flat index
-            np.array(formed_day, np.int32, order="C", copy=True),
-            neighbourhood,
-        )
+        """``own_maps``: the state may keep (and update in place) the two map arrays given, when they are
+        C-contiguous int32, instead of copying them (the engine hands over the arrays it no longer uses)."""
+
+        def take(m: np.ndarray) -> np.ndarray:  # updated in place by flat index
+            if own_maps and isinstance(m, np.ndarray) and m.dtype == np.int32 and m.flags.c_contiguous:
+                if m.flags.writeable and m.base is None:
+                    return m
+            return np.array(m, np.int32, order="C", copy=True)
+
+        rmap = take(resorbed_day)
+        fmap = take(formed_day)
+        if fmap is rmap:  # the same array given twice: the maps must not alias
+            fmap = fmap.copy()
+        return _NumpyState(_pad_state(bone, phase, timer), rmap, fmap, neighbourhood)
 
     def step(self, state: _NumpyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
         state.counters.append(step_active(state, inputs, map_day))
@@ -826,3 +917,38 @@ class NumpyBackend:
 
     def download_bone(self, state: _NumpyState) -> np.ndarray:
         return (state.word & _U32(0xFF)).astype(np.uint8)
+
+    def download_slab(self, state: _NumpyState, name: str, z0: int, z1: int) -> np.ndarray:
+        """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``), an owned copy."""
+        if name in ("resorbed_day", "formed_day"):
+            return getattr(state, name)[z0:z1].copy()
+        w = state.pad[1 + z0 : 1 + z1, 1:-1, 1:-1]
+        return w.copy() if name == "word" else field_of(w, name)
+
+    def release(self, state: _NumpyState) -> dict[str, Any]:
+        """``download`` at the end of a run, without a second copy of the state.
+
+        The maps are handed over; ``bone`` is a new array; ``phase`` and ``timer``
+        are read-only views of the packed words on little-endian hosts. The state
+        must not be stepped afterwards.
+        """
+        state.surface_bits = state.bmu = None  # type: ignore[assignment]
+        state.mech = None
+        w = state.word
+        if _LITTLE:
+            inner = (slice(1, -1),) * 3
+            b4 = state.pad.view(np.uint8).reshape(*state.pad.shape, 4)[inner]
+            phase, timer = b4[..., 1], state.pad.view(np.uint16).reshape(*state.pad.shape, 2)[inner][..., 1]
+            phase.flags.writeable = timer.flags.writeable = False
+            bone = np.empty(w.shape, np.uint8)
+            for z0 in range(0, w.shape[0], _SLAB):
+                bone[z0 : z0 + _SLAB] = b4[z0 : z0 + _SLAB, ..., 0]
+        else:  # pragma: no cover - big-endian hosts
+            bone, phase, timer = unpack(w)
+        return {
+            "bone": bone,
+            "phase": phase,
+            "timer": timer,
+            "resorbed_day": state.resorbed_day,
+            "formed_day": state.formed_day,
+        }
