@@ -196,7 +196,7 @@ def morphometry(
             return
         if maps is None and not gpu:  # only the statistics: no float map, no array of the values
             r2 = thickness.local_thickness_squared(phase)
-            out.update(_thickness_stats_squared(r2, n_all - n_phase, h).as_dict(key))
+            out.update(_thickness_stats_squared(r2, r2.size - n_phase, h).as_dict(key))
             return
         if gpu:
             lt = gpu.local_thickness(phase, voxel_size_um=h)
