@@ -35,6 +35,7 @@ from bonesim.ca.backends import numpy_backend as nb
 from bonesim.ca.backends.base import EV_PERF
 from bonesim.ca.engine import simulate
 from bonesim.ca.mechano import MechanoParams
+from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.io.sample import VOXEL_UM, real_sample
 from bonesim.morphometry.topology import connectivity_purified, particle_counts
 from bonesim.physiology.model import scenario_table
@@ -140,7 +141,7 @@ def main() -> None:
     st = scenario_table(args.scenario, args.years)
     if args.f is not None:
         st.table["formation_efficiency"] = np.full_like(st.table["formation_efficiency"], args.f)
-    probe = Probe(365, args.every, tv)
+    probe = Probe(round(DAYS_PER_YEAR), args.every, tv)  # the 1-year spin-up at dt = 1 day
     t0 = time.perf_counter()
     simulate(
         Volume(crop, voxel_size_um=VOXEL_UM),
@@ -148,7 +149,7 @@ def main() -> None:
         seed=args.seed,
         backend=probe,
         spinup_years=1.0,
-        save_every=365.25,
+        save_every=DAYS_PER_YEAR,
         scenario=st,
         mechanics=MechanoParams() if args.mechanics else None,
     )
