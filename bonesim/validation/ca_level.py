@@ -14,8 +14,9 @@ scenario (13.33 /mm, vertebral trabecular bone), since loss is proportional to
 BS/BV and a phantom thick enough not to perforate has a lower BS/BV.
 
 The default volume is a sheet gyroid (plate-like, fully connected) of 64^3 voxels at
-20 um with ~250 um thick sheets (BV/TV 0.6), thick enough not to be perforated at f = 1 with
-E = 50 um (a trabecula thinner than about two erosion depths perforates).
+20 um with ~250 um thick sheets (BV/TV 0.6), thick enough that its columns reach their full
+depth E = 50 um (columns stop one layer short of the opposite surface of thinner elements,
+docs/model.md "Topology").
 
 References
 ----------

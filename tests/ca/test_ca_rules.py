@@ -144,14 +144,39 @@ def test_formation_restores_f_times_resorbed(f):
         assert (bone.astype(int) - (w & 0xFF).astype(int))[6 + planes :].sum() == 0
 
 
-def test_thin_plate_perforates_thick_plate_refills():
+def test_bmus_stop_at_the_opposite_surface_a_one_voxel_plate_is_cut():
+    """A plate thinner than E (40 µm < 50 µm): a BMU stops one layer short of the marrow behind the
+    plate and is refilled exactly; BMUs from both sides at the same place do not cut it either (each column
+    stops at the other, head-on); a plate thinned to one voxel (marrow on both sides: no direction) is cut
+    and keeps its hole. A 200 µm plate is refilled."""
     p = RemodelingParams()
-    thin = phantom.plate((12, 32, 32), 2, axis=0)  # 40 µm < E = 50 µm
+    thin = phantom.plate((12, 32, 32), 2, axis=0)  # bone z = 5, 6
     w, rows = run_bmu(thin, (5, 16, 16), p, 250)
-    assert quiescent(w)
-    assert rows[:, 5].sum() > 0
-    hole = (w & 0xFF)[:, 16, 16]
-    assert hole.sum() == 0, "a lasting hole through the plate"
+    assert quiescent(w) and rows[:, 5].sum() == 0
+    assert rows[:, 0].sum() > 10 * 255, "the BMU resorbed bone"
+    assert np.array_equal(w & 0xFF, thin), "the plate is whole again"
+    sched = Schedule([p.replace(acf_per_year=0.0)], H)
+
+    def run(w):
+        rows = []
+        for n in range(250):
+            w, c = step_block(w, sched.inputs(n, seed=0))
+            rows.append(c)
+        return w, np.array(rows, np.int64)
+
+    w = words_of(thin)
+    seed_bmu(w, 5, 16, 16, sched.lat0)
+    seed_bmu(w, 6, 16, 16, sched.lat0)  # the other side, head-on
+    w, rows = run(w)
+    assert quiescent(w) and rows[:, 5].sum() == 0
+    assert np.array_equal(w & 0xFF, thin)  # (both layers stop at once: nothing is resorbed)
+    one = phantom.plate((12, 32, 32), 1, axis=0)
+    z = int(np.flatnonzero(one[:, 16, 16])[0])
+    w = words_of(one)
+    w[z, 16, 16] = np.uint32(255 | ((1 | 4 | (13 << 3)) << 8) | (sched.lat0 << 24))  # no direction
+    w, rows = run(w)
+    assert quiescent(w) and rows[:, 5].sum() > 0
+    assert (w & 0xFF)[:, 16, 16].sum() == 0, "a lasting hole through the plate"
     thick = phantom.plate((20, 32, 32), 10, axis=0)
     w, rows = run_bmu(thick, (5, 16, 16), p, 250)
     assert quiescent(w) and rows[:, 5].sum() == 0

@@ -274,6 +274,15 @@ def rule(
                 word(nbone, 2, nr),
                 xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)),
             )
+            # the opposite surface (marrow straight ahead, or a column coming head-on): the front
+            # becomes the floor uneroded
+            ya = W.pick(d, xp)
+            yapb = (ya >> 8) & 0xFF
+            da = dot(yapb >> 3, d)
+            last = ((ya & 0xFFFF) == 0) | (
+                ((yapb & 3) == 1) & (da < 0) & (4 * da * da >= N1[yapb >> 3] * N1[d])
+            )
+            res = xp.where(last, word(b, 2, r), res)
             out = xp.where(front, res, out)
 
         handover = is_r & (b == 0) & (t > 0)  # emptied: hands the column over
@@ -286,7 +295,7 @@ def rule(
             perf_w = word(0, 3, 0)
             won = ((ypb & 3) == 1) & (yb > 0) & ((ypb & 4) == 0) & ((ypb >> 3) == d)
             dd = dot(ypb >> 3, d)
-            head_on = ((ypb & 3) == 1) & ~won & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
+            head_on = ((ypb & 3) == 1) & ~won & (yb == 0) & (dd < 0) & (4 * dd * dd >= N1[ypb >> 3] * N1[d])
             is_perf = (d == 13) | ((ypb == 0) & (yb == 0)) | ((ypb != 0) & head_on)
             res = xp.where(
                 d == 13,

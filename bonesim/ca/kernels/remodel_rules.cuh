@@ -230,6 +230,14 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech,
         const bs_u32 d = bs_column_dir(pb);
         if (b > 0u) {  // front: erode
             const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
+            // the opposite surface: this voxel is the last layer of the element along the column when
+            // straight ahead is marrow, or a column coming head-on from the other side (the opposite
+            // surface under resorption); it becomes the floor uneroded, so resorption never cuts an
+            // element by itself (nb(13) = self holds bone and has no direction: "no direction" goes on)
+            const bs_u32 ya = nb((int)d);
+            const bs_u32 yapb = (ya >> 8) & 0xFFu;
+            if ((ya & 0xFFFFu) == 0u || ((yapb & 3u) == BS_PH_R && bs_head_on((int)(yapb >> 3), (int)d)))
+                return bs_word(b, BS_PH_V, r);
             const bs_u32 dep = bs_column_depth(s.depth, (int)d);
             const bs_u32 room = dep > r ? dep - r : 0u;
             const bs_u32 a = bs_min(b, bs_min(s.erode, room));
@@ -256,12 +264,12 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech,
             }
             if ((ypb & 3u) == BS_PH_R) {
                 if (yb > 0u && (ypb & BS_TOP) == 0u && (ypb >> 3) == d) return bs_word(0u, BS_PH_R | (d << 3), 0u);
-                if (bs_head_on((int)(ypb >> 3), (int)d)) {  // a cavity coming head-on
+                if (yb == 0u && bs_head_on((int)(ypb >> 3), (int)d)) {  // an emptied column coming head-on: cut
                     *ev |= BS_EV_PERF;
                     return bs_word(0u, BS_PH_F, 0u);
                 }
             }
-            return bs_word(0u, BS_PH_V, t);  // blocked: this voxel is the floor
+            return bs_word(0u, BS_PH_V, t);  // blocked (a head-on front still holding bone too): the floor
         }
         // passive: wait until the voxel below has refilled, then take over its budget
         const bs_u32 y = nb((int)d);
