@@ -10,8 +10,9 @@
 // are read only when it is nonzero), full bone amid full quiescent bone after
 // an AND/OR over its neighbours.
 // Per-step counters (bone removed/added, recruited, seeds, surface voxels,
-// perforations, modeling seeds) are reduced per warp and per block and added to one of
-// NSLOT slots to keep atomics uncontended; remodeling maps are written only
+// perforations, modeling seeds) are summed per thread in two packed registers, reduced per warp
+// (skipped by a warp without events) and per block and added to one of NSLOT slots to keep atomics
+// uncontended; remodeling maps are written only
 // where bone changed. The block bodies (tile staging, z-march, barriers) live
 // in remodel_block.cuh, which the CPU tests run through a host execution
 // policy (tests/ca/harness/remodel_host.cpp); only this shell (thread indices,
@@ -39,20 +40,29 @@ struct BsDeviceExec {
     }
 };
 
+// Sum of v over the warp (lane 0 has it): one REDUX instruction on sm_80 and later, five shuffles before.
 __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {
+#if __CUDA_ARCH__ >= 800
+    return __reduce_add_sync(0xFFFFFFFFu, v);
+#else
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, o);
     return v;
+#endif
 }
 
-// Add a thread's BS_NACC step counters to the run's counters: warp sums, one shared atomic per warp,
-// one global atomic per block and counter, into one of NSLOT slots (uncontended).
+// Add a thread's BS_NACC step counters (packed in ex.r, see BsThread) to the run's counters: a warp
+// whose threads saw no event and changed no bone skips everything (one vote); the others unpack, sum
+// each counter over the warp and add it with one shared atomic; then one global atomic per block and
+// counter, into one of NSLOT slots (uncontended). Integer sums: any order gives the same counts.
 // Every thread of the block must call it (it holds a barrier).
 __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum, bs_u64* counters) {
     const int lane = ex.tid & 31;
+    if (__any_sync(0xFFFFFFFFu, (ex.r.bone | ex.r.ev) != 0u)) {  // warp-uniform
 #pragma unroll
-    for (int k = 0; k < BS_NACC; ++k) {
-        const bs_u32 v = bs_warp_sum(ex.r.acc[k]);
-        if (lane == 0 && v) atomicAdd(&bsum[k], v);
+        for (int k = 0; k < BS_NACC; ++k) {
+            const bs_u32 v = bs_warp_sum(bs_counter(ex.r, k));
+            if (lane == 0 && v) atomicAdd(&bsum[k], v);
+        }
     }
     bs_sync(ex);
     if (ex.tid < BS_NACC && bsum[ex.tid]) {
@@ -63,8 +73,7 @@ __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum
 
 __device__ __forceinline__ void bs_exec_init(BsDeviceExec& ex, int tid, bs_u32* bsum) {
     ex.tid = tid;
-#pragma unroll
-    for (int k = 0; k < BS_NACC; ++k) ex.r.acc[k] = 0u;
+    ex.r.bone = ex.r.ev = 0u;
     if (tid < BONESIM_NCOUNT) bsum[tid] = 0u;  // ordered before the atomics by the block body's barrier
 }
 

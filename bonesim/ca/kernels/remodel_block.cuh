@@ -31,10 +31,24 @@
 // Step counters a thread accumulates (removed, added, recruited, seeds, surface, perforated, modeled).
 #define BS_NACC 7
 
-// Registers of one thread that live across barriers: its contributions to the BS_NACC step counters.
+// Registers of one thread that live across barriers: its contributions to the BS_NACC step counters,
+// packed in two words (two registers instead of seven; one addition each per voxel):
+//   bone  bone units removed (bits 0-15) | added (bits 16-31): at most 255 each per voxel
+//   ev    the sum of the voxels' event words (remodel_rules.cuh, BS_EV_*): five 6-bit fields
+// Exact while a thread sums at most BS_MAX_VOXELS voxels between two reductions (the z-march's
+// ZCHUNK planes; the tile kernel one voxel): 63 ones fit a 6-bit field, 257 x 255 < 65536.
+#define BS_MAX_VOXELS 63
 struct BsThread {
-    bs_u32 acc[BS_NACC];
+    bs_u32 bone;
+    bs_u32 ev;
 };
+
+// Counter k (0..BS_NACC-1) of a thread's packed sums.
+BONESIM_HD bs_u32 bs_counter(const BsThread& r, int k) {
+    if (k == 0) return r.bone & 0xFFFFu;
+    if (k == 1) return r.bone >> 16;
+    return (r.ev >> ((k - 2) * BS_EV_SHIFT)) & ((1u << BS_EV_SHIFT) - 1u);
+}
 
 // Block-wide barrier of the block body. -DBONESIM_NO_BARRIERS=1 removes every barrier (the mutation
 // the parity tests must catch, on the CPU emulation and on the device).
@@ -133,18 +147,15 @@ struct BsTileNb {
 };
 
 // Apply the rule to interior voxel (iz, iy, ix), whose neighbours `nb` reads:
-// write the new word and the maps, and return its contributions to the
-// counters in c[0..6] (removed, added, recruited, seeds, surface, perforated, modeled).
-// Voxels beyond the interior (threads of partial blocks) do nothing.
+// write the new word and the maps, and add its contributions to the counters
+// to r (packed, see BsThread). Voxels beyond the interior (threads of partial blocks) do nothing.
 template <class Nb>
 BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, int iz, int iy, int ix, const BsIO& io,
-                               bs_u32 c[BS_NACC]) {
+                               BsThread& r) {
     bs_u32* dst = io.dst;
     bs_i32* rmap = io.rmap;
     bs_i32* fmap = io.fmap;
     const int map_day = io.map_day;
-    BS_UNROLL
-    for (int i = 0; i < BS_NACC; ++i) c[i] = 0u;
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     if (iz >= iz_n || iy >= iy_n || ix >= ix_n) return;
     const bs_u32 w = nb(13);
@@ -155,26 +166,22 @@ BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, i
     dst[o] = nw;
     const bs_u32 ob = w & 0xFFu, nbn = nw & 0xFFu;
     if (nbn < ob) {
-        c[0] = ob - nbn;
+        r.bone += ob - nbn;
         if (map_day >= 0 && rmap[o] < 0) rmap[o] = map_day;
     } else if (nbn > ob) {
-        c[1] = nbn - ob;
+        r.bone += (nbn - ob) << 16;
         if (map_day >= 0) fmap[o] = map_day;
     }
-    c[2] = (ev & BS_EV_RECRUIT) ? 1u : 0u;
-    c[3] = (ev & BS_EV_SEED) ? 1u : 0u;
-    c[4] = (ev & BS_EV_SURFACE) ? 1u : 0u;
-    c[5] = (ev & BS_EV_PERF) ? 1u : 0u;
-    c[6] = (ev & BS_EV_MODEL) ? 1u : 0u;
+    r.ev += ev;
 }
 
 // Thread (tz, ty, tx) of the 3-D tile block at (z0, y0, x0).
 BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep& s, int z0, int y0, int x0, int tz,
-                               int ty, int tx, const BsIO& io, bs_u32 c[BS_NACC]) {
+                               int ty, int tx, const BsIO& io, BsThread& r) {
     BsTileNb nb;
     nb.tile = tile;
     nb.base = ((tz + 1) * BS_TY + ty + 1) * BS_TX + tx + 1;
-    bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, io, c);
+    bs_apply_voxel(nb, g, s, z0 + tz, y0 + ty, x0 + tx, io, r);
 }
 
 // The 3-D tile kernel's block (bz, by, bx): stage the tile, barrier, every thread its voxel.
@@ -201,10 +208,7 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
     ex.each([=, &ex](int tid, BsThread& r) {
         int tz, ty, tx;
         ex.thread3(tid, tz, ty, tx);
-        bs_u32 c[BS_NACC];
-        bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, c);
-        BS_UNROLL
-        for (int k = 0; k < BS_NACC; ++k) r.acc[k] += c[k];
+        bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, r);
     });
 }
 
@@ -226,6 +230,7 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
 #define BS_ZTY (BONESIM_ZBY + 2)
 #define BS_ZPLANE (BS_ZTY * BS_ZTX)
 #define BS_ZNTHREADS (BONESIM_ZBX * BONESIM_ZBY)
+static_assert(BONESIM_ZCHUNK <= BS_MAX_VOXELS, "a z-march thread sums ZCHUNK voxels in its packed counters");
 
 // Cell i of the plane at interior z coordinate iz (-1 .. iz_n) of the column at (y0, x0).
 BONESIM_HD bs_u32 bs_plane_value(const bs_u32* src, const BsGeom& g, int iz, int y0, int x0, int i) {
@@ -292,10 +297,7 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
             nb.ring = ring;
             bs_ring_slots(z - zbeg, nb.slot);
             nb.base = (ty + 1) * BS_ZTX + tx + 1;
-            bs_u32 c[BS_NACC];
-            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io, c);
-            BS_UNROLL
-            for (int k = 0; k < BS_NACC; ++k) r.acc[k] += c[k];
+            bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io, r);
         });
         bs_sync(ex);  // everyone is done with plane z-1 before it is overwritten
     }

@@ -35,8 +35,7 @@ struct HostExec {
     int phases = 0;
 
     HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
-        for (auto& r : regs)
-            for (int k = 0; k < BS_NACC; ++k) r.acc[k] = 0u;
+        for (auto& r : regs) r.bone = r.ev = 0u;
     }
     template <class F>
     void each(F f) {
@@ -71,7 +70,7 @@ struct HostExec {
 void add_block_counters(const HostExec& ex, int blin, bs_u64* counters) {
     for (int k = 0; k < BS_NACC; ++k) {
         bs_u64 v = 0;
-        for (const auto& r : ex.regs) v += r.acc[k];
+        for (const auto& r : ex.regs) v += bs_counter(r, k);
         counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + k] += v;
     }
 }
@@ -152,8 +151,8 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 nb.sz = (bs_i64)PY * PX;
                 nb.sy = PX;
                 nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
-                bs_u32 c[BS_NACC];
-                bs_apply_voxel(nb, g, *s, iz, iy, ix, io, c);
-                for (int k = 0; k < BS_NACC; ++k) counters[k] += c[k];
+                BsThread r = {0u, 0u};  // one voxel: its counters
+                bs_apply_voxel(nb, g, *s, iz, iy, ix, io, r);
+                for (int k = 0; k < BS_NACC; ++k) counters[k] += bs_counter(r, k);
             }
 }
