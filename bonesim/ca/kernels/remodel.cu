@@ -34,46 +34,51 @@ struct BsDeviceExec {
     template <class F>
     __device__ __forceinline__ void each(F f) { f(tid, r); }
     __device__ __forceinline__ void sync() { __syncthreads(); }
+    __device__ __forceinline__ void sync_or() { r.vote = __syncthreads_or(r.vote != 0u); }
     // (z, y, x) index of this thread in a 3-D block
     __device__ __forceinline__ void thread3(int, int& tz, int& ty, int& tx) const {
         tz = threadIdx.z; ty = threadIdx.y; tx = threadIdx.x;
     }
 };
 
-// Sum of v over the warp (lane 0 has it): one REDUX instruction on sm_80 and later, five shuffles before.
+// Sum of v over the warp, in every lane: one REDUX instruction on sm_80 and later, five shuffles before.
 __device__ __forceinline__ bs_u32 bs_warp_sum(bs_u32 v) {
 #if __CUDA_ARCH__ >= 800
     return __reduce_add_sync(0xFFFFFFFFu, v);
 #else
-    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xFFFFFFFFu, v, o);
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xFFFFFFFFu, v, o);
     return v;
 #endif
 }
 
 // Add a thread's BS_NACC step counters (packed in ex.r, see BsThread) to the run's counters: a warp
-// whose threads saw no event and changed no bone skips everything (one vote); the others unpack, sum
-// each counter over the warp and add it with one shared atomic; then one global atomic per block and
+// whose threads saw no event and changed no bone skips everything (one vote); the others unpack and sum
+// each counter over the warp, and lane k adds counter k with one shared atomic (the seven lanes in one
+// instruction); then one global atomic per block and
 // counter, into one of NSLOT slots (uncontended). Integer sums: any order gives the same counts.
 // Every thread of the block must call it (it holds a barrier).
 __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum, bs_u64* counters) {
     const int lane = ex.tid & 31;
     if (__any_sync(0xFFFFFFFFu, (ex.r.bone | ex.r.ev) != 0u)) {  // warp-uniform
+        bs_u32 mine = 0u;
 #pragma unroll
         for (int k = 0; k < BS_NACC; ++k) {
             const bs_u32 v = bs_warp_sum(bs_counter(ex.r, k));
-            if (lane == 0 && v) atomicAdd(&bsum[k], v);
+            if (lane == k) mine = v;
         }
+        if (lane < BS_NACC && mine) atomicAdd(&bsum[lane], mine);
     }
     bs_sync(ex);
-    if (ex.tid < BS_NACC && bsum[ex.tid]) {
-        const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    const int blin = (blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
+    if (ex.tid < BS_NACC && bsum[ex.tid])
         atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + ex.tid, (bs_u64)bsum[ex.tid]);
-    }
+    if (ex.tid == 0 && ex.r.tiles)
+        atomicAdd(counters + (blin % BONESIM_NSLOT) * BONESIM_NCOUNT + BS_TILES_COUNTER, (bs_u64)ex.r.tiles);
 }
 
 __device__ __forceinline__ void bs_exec_init(BsDeviceExec& ex, int tid, bs_u32* bsum) {
     ex.tid = tid;
-    ex.r.bone = ex.r.ev = 0u;
+    ex.r.bone = ex.r.ev = ex.r.vote = ex.r.d0 = ex.r.d1 = ex.r.tiles = 0u;
     if (tid < BONESIM_NCOUNT) bsum[tid] = 0u;  // ordered before the atomics by the block body's barrier
 }
 

@@ -38,9 +38,15 @@
 // Exact while a thread sums at most BS_MAX_VOXELS voxels between two reductions (the z-march's
 // ZCHUNK planes; the tile kernel one voxel): 63 ones fit a 6-bit field, 257 x 255 < 65536.
 #define BS_MAX_VOXELS 63
+// The other registers that live across barriers (uniform-tile skip, see bs_tile_block):
+//   vote   before a voting barrier: nonzero when a cell this thread staged differs from the
+//          tile's reference word; after it: nonzero when any thread's was (the block-wide OR)
+//   d0 d1  the z-march's per-plane differences of the two planes below the one being staged
+//   tiles  thread 0 only: tiles (tile kernel) or column planes (z-march) that applied the rule
 struct BsThread {
     bs_u32 bone;
     bs_u32 ev;
+    bs_u32 vote, d0, d1, tiles;
 };
 
 // Counter k (0..BS_NACC-1) of a thread's packed sums.
@@ -59,6 +65,35 @@ BONESIM_HD void bs_sync(Ex& ex) {
 #else
     ex.sync();
 #endif
+}
+
+// Counter slot entry BS_NACC (the eighth) counts the tiles that applied the rule (BsThread::tiles).
+#define BS_TILES_COUNTER BS_NACC
+
+// Uniform-tile skip (issue 15, item 3): -DBONESIM_SKIP_UNIFORM=0 builds the kernels without it.
+#ifndef BONESIM_SKIP_UNIFORM
+#define BONESIM_SKIP_UNIFORM 1
+#endif
+
+// Block-wide barrier that also ORs every thread's r.vote (CUDA: __syncthreads_or, one BAR.RED):
+// after it each thread's r.vote is nonzero when any thread's was. Removed like bs_sync by the mutation.
+template <class Ex>
+BONESIM_HD void bs_sync_or(Ex& ex) {
+#if defined(BONESIM_NO_BARRIERS) && BONESIM_NO_BARRIERS
+    (void)ex;
+#else
+    ex.sync_or();
+#endif
+}
+
+// A tile whose cells (halo included) all equal `ref` cannot change this step when ref is full
+// quiescent bone (0xFF: the rule's fast path, every neighbour full quiescent bone) or quiescent
+// marrow (bone and phase byte 0: returned as it is; with modeling on too, since no face neighbour
+// holds quiescent bone to grow on). Every word is then its own new word, no map is written and no
+// counter counts (bit-identical). `s` is unused: the test holds for every step.
+BONESIM_HD bool bs_uniform_unchanged(bs_u32 ref, const BsStep& s) {
+    (void)s;
+    return ref == 0xFFu || (ref & 0xFFFFu) == 0u;
 }
 
 // The buffers and per-step scalar of a launch (pointers into the caller's arrays).
@@ -97,6 +132,13 @@ struct BsGeom {
 };
 static_assert(sizeof(BsGeom) == 64, "BsGeom layout: see bonesim/ca/kernel_abi.py");
 static_assert(sizeof(BsStep) == 60, "BsStep layout: see bonesim/ca/kernel_abi.py");
+
+// A skipped voxel: its word as it is (voxels beyond the interior, of partial blocks, do nothing).
+BONESIM_HD void bs_keep_voxel(const BsGeom& g, int iz, int iy, int ix, const BsIO& io, bs_u32 w) {
+    const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
+    if (iz >= iz_n || iy >= iy_n || ix >= ix_n) return;
+    io.dst[((bs_i64)iz * iy_n + iy) * ix_n + ix] = w;
+}
 
 // Word at local (lz, ly, lx) of the block's buffer; outside the buffer or the global volume: inert.
 BONESIM_HD bs_u32 bs_load_local(const bs_u32* src, const BsGeom& g, int lz, int ly, int lx) {
@@ -190,24 +232,46 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
                               int by, int bx) {
     const int z0 = bz * BONESIM_BZ, y0 = by * BONESIM_BY, x0 = bx * BONESIM_BX;
     const int lz0 = z0 - 1 + g.halo, ly0 = y0 - 1 + g.halo, lx0 = x0 - 1 + g.halo;
-    if (bs_box_inside(g, lz0, lz0 + BS_TZ, ly0, ly0 + BS_TY, lx0, lx0 + BS_TX)) {  // block-uniform branch
-        const bs_u32* base = io.src + ((bs_i64)lz0 * g.ny + ly0) * g.nx + lx0;
+    const bool inside = bs_box_inside(g, lz0, lz0 + BS_TZ, ly0, ly0 + BS_TY, lx0, lx0 + BS_TX);
+    const bs_u32* base = io.src + ((bs_i64)lz0 * g.ny + ly0) * g.nx + lx0;  // used only when inside
+    if (inside) {  // block-uniform branch
         const int plane = g.ny * g.nx, row = g.nx;
         ex.each([=](int tid, BsThread& r) {
+            const bs_u32 ref = bs_ldg(base);  // the tile's first cell (the same word for every thread)
+            bs_u32 diff = 0u;
             for (int i = tid; i < BS_TILE; i += BS_NTHREADS) {
                 const int tx = i % BS_TX, ty = (i / BS_TX) % BS_TY, tz = i / (BS_TX * BS_TY);
-                tile[i] = bs_ldg(base + (tz * plane + ty * row + tx));
+                const bs_u32 v = bs_ldg(base + (tz * plane + ty * row + tx));
+                tile[i] = v;
+                diff |= v ^ ref;
             }
+            r.vote = diff;
         });
     } else {
         ex.each([=](int tid, BsThread& r) {
             for (int i = tid; i < BS_TILE; i += BS_NTHREADS) tile[i] = bs_tile_value(io.src, g, z0, y0, x0, i);
+            r.vote = 1u;  // a block at a face of the buffer or the volume is always stepped
         });
     }
+#if BONESIM_SKIP_UNIFORM
+    bs_sync_or(ex);  // the whole tile is staged before any thread reads its neighbours; the vote
+#else
     bs_sync(ex);  // the whole tile is staged before any thread reads its neighbours
+#endif
     ex.each([=, &ex](int tid, BsThread& r) {
         int tz, ty, tx;
         ex.thread3(tid, tz, ty, tx);
+#if BONESIM_SKIP_UNIFORM
+        // block-uniform: every cell equals the first one, and such a tile cannot change
+        if (r.vote == 0u) {
+            const bs_u32 ref = tile[0];
+            if (bs_uniform_unchanged(ref, s)) {
+                bs_keep_voxel(g, z0 + tz, y0 + ty, x0 + tx, io, ref);
+                return;
+            }
+        }
+#endif
+        if (tid == 0) r.tiles += 1u;
         bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, r);
     });
 }
@@ -268,28 +332,49 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
     const bool inside = bs_box_inside(g, lz0, zend + 1 + g.halo, ly0, ly0 + BS_ZTY, lx0, lx0 + BS_ZTX);
     const bs_u32* base = io.src + ((bs_i64)lz0 * g.ny + ly0) * g.nx + lx0;  // used only when inside
     const int plane = g.ny * g.nx, row = g.nx;
+    // uniform-plane skip: r.d0, r.d1 = the cells this thread staged of the two lower planes of the
+    // window, XOR the column's reference word (its first cell), ORed; nonzero off the fast path
     ex.each([=](int tid, BsThread& r) {
+        const bs_u32 ref = inside ? bs_ldg(base) : 0u;
+        bs_u32 d0 = inside ? 0u : 1u, d1 = 0u;
         for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) {
             if (inside) {
                 const int off = (i / BS_ZTX) * row + i % BS_ZTX;
-                ring[i] = bs_ldg(base + off);
-                ring[BS_ZPLANE + i] = bs_ldg(base + (plane + off));
+                const bs_u32 a = bs_ldg(base + off), b = bs_ldg(base + (plane + off));
+                ring[i] = a;
+                ring[BS_ZPLANE + i] = b;
+                d0 |= a ^ ref;
+                d1 |= b ^ ref;
             } else {
                 ring[i] = bs_plane_value(io.src, g, zbeg - 1, y0, x0, i);
                 ring[BS_ZPLANE + i] = bs_plane_value(io.src, g, zbeg, y0, x0, i);
             }
         }
+        r.d0 = d0;
+        r.d1 = d1;
     });
     for (int z = zbeg; z < zend; ++z) {
         ex.each([=](int tid, BsThread& r) {
             int slot[3];
             bs_ring_slots(z - zbeg, slot);
             const int pz = (z + 1 - zbeg + 1) * plane;  // plane z+1, from the column's first staged plane
-            for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS)
-                ring[slot[2] + i] = inside ? bs_ldg(base + (pz + (i / BS_ZTX) * row + i % BS_ZTX))
-                                           : bs_plane_value(io.src, g, z + 1, y0, x0, i);
+            const bs_u32 ref = inside ? bs_ldg(base) : 0u;
+            bs_u32 d2 = inside ? 0u : 1u;
+            for (int i = tid; i < BS_ZPLANE; i += BS_ZNTHREADS) {
+                const bs_u32 v = inside ? bs_ldg(base + (pz + (i / BS_ZTX) * row + i % BS_ZTX))
+                                        : bs_plane_value(io.src, g, z + 1, y0, x0, i);
+                ring[slot[2] + i] = v;
+                d2 |= v ^ ref;
+            }
+            r.vote = r.d0 | r.d1 | d2;  // planes z-1, z, z+1
+            r.d0 = r.d1;
+            r.d1 = d2;
         });
+#if BONESIM_SKIP_UNIFORM
+        bs_sync_or(ex);  // planes z-1, z, z+1 are staged; the vote
+#else
         bs_sync(ex);  // planes z-1, z, z+1 are staged
+#endif
         ex.each([=, &ex](int tid, BsThread& r) {
             int tz, ty, tx;
             ex.thread3(tid, tz, ty, tx);
@@ -297,6 +382,17 @@ BONESIM_HD void bs_zm_block(Ex& ex, bs_u32* ring, const BsIO& io, const BsGeom& 
             nb.ring = ring;
             bs_ring_slots(z - zbeg, nb.slot);
             nb.base = (ty + 1) * BS_ZTX + tx + 1;
+#if BONESIM_SKIP_UNIFORM
+            // block-uniform: every cell of the three planes equals the column's first one
+            if (r.vote == 0u) {
+                const bs_u32 ref = nb(13);
+                if (bs_uniform_unchanged(ref, s)) {
+                    bs_keep_voxel(g, z, y0 + ty, x0 + tx, io, ref);
+                    return;
+                }
+            }
+#endif
+            if (tid == 0) r.tiles += 1u;
             bs_apply_voxel(nb, g, s, z, y0 + ty, x0 + tx, io, r);
         });
         bs_sync(ex);  // everyone is done with plane z-1 before it is overwritten

@@ -35,13 +35,20 @@ struct HostExec {
     int phases = 0;
 
     HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
-        for (auto& r : regs) r.bone = r.ev = 0u;
+        for (auto& r : regs) r.bone = r.ev = r.vote = r.d0 = r.d1 = r.tiles = 0u;
     }
     template <class F>
     void each(F f) {
         pending.emplace_back(f);
     }
     void sync() { flush(); }
+    // __syncthreads_or: the barrier, then every thread sees whether any thread's vote was nonzero
+    void sync_or() {
+        flush();
+        bs_u32 any = 0u;
+        for (const auto& r : regs) any |= r.vote != 0u;
+        for (auto& r : regs) r.vote = any;
+    }
     // the kernel's thread index: tid = (tz * BY + ty) * BX + tx (the z-march block is 2-D, tz = 0)
     void thread3(int tid, int& tz, int& ty, int& tx) const {
         const int bx = variant == 0 ? BONESIM_BX : BONESIM_ZBX, by = variant == 0 ? BONESIM_BY : BONESIM_ZBY;
@@ -73,6 +80,7 @@ void add_block_counters(const HostExec& ex, int blin, bs_u64* counters) {
         for (const auto& r : ex.regs) v += bs_counter(r, k);
         counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + k] += v;
     }
+    counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + BS_TILES_COUNTER] += ex.regs[0].tiles;
 }
 
 struct HostNb {
