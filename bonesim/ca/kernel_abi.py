@@ -155,6 +155,13 @@ def grid_for(variant: str, inner: tuple[int, int, int]) -> tuple[tuple[int, int,
     raise InputError(f"`variant` must be 'tile' or 'zm', got {variant!r}")
 
 
+def tile_units(variant: str, inner: tuple[int, int, int]) -> int:
+    """Tiles of one launch, the unit of the kernels' tiles-stepped counter (the eighth counter of a slot):
+    a thread block of the tile kernel, one plane of a column of the z-marching kernel."""
+    grid, _ = grid_for(variant, inner)
+    return grid[0] * grid[1] * (inner[0] if variant == "zm" else grid[2])
+
+
 def _desc(a: Any) -> str:
     flags = getattr(a, "flags", None)
     contig = bool(getattr(flags, "c_contiguous", False)) if flags is not None else False

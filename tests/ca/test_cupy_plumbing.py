@@ -245,7 +245,43 @@ def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
     assert res["naive_baseline"]["same_bits_as_fused"] is True
     assert res["numpy"]["mvox_per_s"] > 0
     assert [t["min_blocks"] for t in res["tune_min_blocks"]] == [2, 3]
-    assert [r["kernel"] for r in res["cupy_results"]] == ["tile", "zm"]
+    assert [(r["kernel"], r["skip_uniform"]) for r in res["cupy_results"]] == [
+        ("tile", True),
+        ("zm", True),
+        ("tile", False),
+        ("zm", False),
+    ]
+    for r in res["cupy_results"]:  # 24^3 has no interior tile to skip
+        assert r["tiles_stepped_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_backend_reports_the_fraction_of_tiles_stepped(fake_cupy, variant):
+    """A marrow/bone slab has uniform tiles: the backend's fraction of tiles stepped is below 1, from the
+    kernels' tiles counter, and the words equal NumPy's."""
+    from bonesim.ca.backends.cupy_backend import CupyBackend
+    from bonesim.ca.backends.numpy_backend import NumpyBackend
+    from bonesim.ca.schedule import Schedule
+
+    bone = np.zeros((40, 20, 70), np.uint8)
+    bone[8:19] = 255
+    z8, z16, i32 = (
+        np.zeros(bone.shape, np.uint8),
+        np.zeros(bone.shape, np.uint16),
+        np.full(bone.shape, -1, np.int32),
+    )
+    sched = Schedule([FAST], 20.0)
+    states = []
+    for be in (NumpyBackend(), CupyBackend(variant=variant)):
+        st = be.upload(bone, z8, z16, i32, i32, neighbourhood=26)
+        for n in range(6):
+            be.step(st, sched.inputs_for_step(n, seed=2), step=n, map_day=n)
+        states.append((be, st))
+    (nb, ns), (cb, cs) = states
+    np.testing.assert_array_equal(nb.download(ns)["bone"], cb.download(cs)["bone"])
+    np.testing.assert_array_equal(nb.read_counters(ns), cb.read_counters(cs))
+    frac = cb.tiles_stepped(cs)
+    assert 0.0 < frac < 1.0, frac
 
 
 def test_zm_kernel_variant_equals_numpy(fake_cupy):

@@ -32,6 +32,7 @@ from bonesim.ca.kernel_abi import (
     grid_for,
     kernel_args,
     step_struct,
+    tile_units,
 )
 from bonesim.errors import BonesimError, InputError
 
@@ -90,16 +91,24 @@ def _module(
     device_id: int,
     min_blocks: int = MIN_BLOCKS,
     mutation: str = "",
+    skip_uniform: bool = True,
 ) -> Any:
-    """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
+    """The compiled RawModule for one neighbourhood and block shape (one per device, cached).
+
+    ``skip_uniform=False`` builds the kernels without the uniform-tile skip (the bench's comparison).
+    """
     import cupy
 
     kdir = kernel_dir()
-    defines = MUTATIONS.get(mutation, "") + (
-        f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
-        f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
-        f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
-        f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
+    defines = (
+        MUTATIONS.get(mutation, "")
+        + f"#define BONESIM_SKIP_UNIFORM {int(skip_uniform)}\n"
+        + (
+            f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
+            f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
+            f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
+            f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
+        )
     )
     code = defines + (kdir / "remodel.cu").read_text()
     with cupy.cuda.Device(device_id):
@@ -131,6 +140,7 @@ def launch_step(
     variant: str = DEFAULT_VARIANT,
     mech: Any = None,
     lut: Any = None,
+    skip_uniform: bool = True,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
 
@@ -152,7 +162,7 @@ def launch_step(
     check_mechanics(mech, lut, inner, bool(inputs.mech_on), bool(inputs.mod_on))
     if mech is None or lut is None:
         mech, lut = unused_mechanics()
-    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation())
+    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation(), skip_uniform)
     fn = mod.get_function(kernel_name(neighbourhood, variant))
     grid, block = grid_for(variant, inner)
     args = kernel_args(
@@ -184,6 +194,7 @@ class _CupyState:
         self.ring = ring
         self.rows = 0
         self.host_rows: list[np.ndarray] = []
+        self.tiles = [0, 0]  # tiles that applied the rule, tiles launched (drained steps)
         self.neighbourhood = neighbourhood
         self.mech, self.lut = unused_mechanics()
 
@@ -258,10 +269,18 @@ class CupyBackend:
 
     def _drain(self, state: _CupyState) -> None:
         if state.rows:
-            sums = state.ring[: state.rows].sum(axis=1)[:, : len(COUNTERS)].get()
+            sums = state.ring[: state.rows].sum(axis=1)[:, : len(COUNTERS) + 1].get()
             state.ring[: state.rows] = 0
-            state.host_rows.extend(sums)
+            state.host_rows.extend(sums[:, : len(COUNTERS)])
+            state.tiles[0] += int(sums[:, len(COUNTERS)].sum())
+            state.tiles[1] += state.rows * tile_units(self.variant, state.shape)
             state.rows = 0
+
+    def tiles_stepped(self, state: _CupyState) -> float:
+        """Fraction of the tiles launched so far that applied the rule (the rest were uniform marrow or
+        full quiescent bone and kept their words: kernels/remodel_block.cuh, bs_uniform_unchanged)."""
+        self._drain(state)
+        return state.tiles[0] / state.tiles[1] if state.tiles[1] else 1.0
 
     def read_counters(self, state: _CupyState) -> np.ndarray:
         self._drain(state)
