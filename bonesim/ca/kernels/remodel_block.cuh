@@ -17,7 +17,9 @@
 // GPU, one per thread on the host). Between two barriers the host runs each
 // thread's work to the end before the next thread starts (a legal schedule of
 // a GPU block), so a missing barrier reads an unstaged (poisoned) tile on the
-// CPU too. Only the counter reduction (warp shuffles, atomics) stays in remodel.cu.
+// CPU too. Only the counter reduction (warp sums, atomics) stays in remodel.cu; the voting barrier
+// of the uniform-tile skip is ex.sync_or (CUDA: __syncthreads_or; host: the barrier, then the OR).
+// The eighth counter of a slot counts tiles that applied the rule (BS_TILES_COUNTER).
 #ifndef BONESIM_REMODEL_BLOCK_CUH
 #define BONESIM_REMODEL_BLOCK_CUH
 
