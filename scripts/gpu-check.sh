@@ -179,7 +179,7 @@ done >"$LOGS/cli-throughput.log"
 record cli-throughput PASS 0 "$(grep -v ': $' "$LOGS/cli-throughput.log" | tr '\n' ' ' | cut -c1-150)"
 
 # ------------------------------------------------------------------ 5. benchmark JSON, 512³ and 1024³
-# (bonesim/ca/bench.py KERNEL_VARIANTS: tile and zm, each with and without the uniform-tile skip)
+# (bonesim/ca/bench.py KERNEL_VARIANTS: tile and zm with and without the uniform-tile skip and active tiles)
 if [ $GPU = 1 ]; then
     run bench 180 pass sh -c "\"$PY\" scripts/bench.py --shape 512 --shape 1024 --steps 30 >\"$OUT/bench.json\""
 else

@@ -76,7 +76,7 @@ extern "C" __global__ void __launch_bounds__(BS_NTHREADS, 2) skip_uniform(const 
     if (__syncthreads_or(diff != 0u)) return;
     const bs_u32 w = tile[0];
     if (bs_uniform_unchanged(w, BsStep())) {
-        BsIO io = {src, dst, 0, 0, 0, 0, -1};
+        BsIO io = {src, dst, 0, 0, 0, 0, -1, 0, -1};
         bs_keep_voxel(g, z0 + threadIdx.z, y0 + threadIdx.y, x0 + threadIdx.x, io, w);
     }
 }

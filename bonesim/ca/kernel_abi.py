@@ -1,7 +1,8 @@
 """The argument layout of the CA step kernels, in one place.
 
 ``kernels/remodel.cu`` takes ``(src, dst, resorbed_day, formed_day, counters,
-mech, lut, BsGeom geom, BsStep step, int map_day)``; the structs go by value. This module
+mech, lut, BsGeom geom, BsStep step, int map_day, tile_flags, int tile_mode)``; the structs go by
+value. This module
 is the one Python description of that list: the CuPy launcher
 (``backends/cupy_backend.launch_step``), the host harness wrapper and the CuPy
 stand-in of the tests (``tests/ca``) all build and read arguments through
@@ -65,6 +66,8 @@ KERNEL_ARGS: tuple[KernelArg, ...] = (
     KernelArg("geom", "struct", GEOM_DTYPE, "const BsGeom"),
     KernelArg("step", "struct", STEP_DTYPE, "const BsStep"),
     KernelArg("map_day", "scalar", _I32, "int"),
+    KernelArg("tile_flags", "array", _U8, "bs_u8* __restrict__"),
+    KernelArg("tile_mode", "scalar", _I32, "int"),
 )
 
 

@@ -127,6 +127,8 @@ def host_step_fn(
             geom=geom_struct(src.shape, halo, origin, global_shape),
             step=step_struct(inp),
             map_day=n,
+            tile_flags=np.zeros(1, np.uint8),
+            tile_mode=-1,
         )
         if not blocks:
             pad = np.empty(tuple(s + 2 for s in inner), np.uint32)

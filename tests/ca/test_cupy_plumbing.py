@@ -227,7 +227,7 @@ def test_gpu_test_bodies_run_on_the_stand_in(fake_cupy, name):
 
 
 def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
-    from bonesim.ca.bench import run_bench
+    from bonesim.ca.bench import KERNEL_VARIANTS, run_bench
 
     res = run_bench(
         [24],
@@ -245,43 +245,18 @@ def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
     assert res["naive_baseline"]["same_bits_as_fused"] is True
     assert res["numpy"]["mvox_per_s"] > 0
     assert [t["min_blocks"] for t in res["tune_min_blocks"]] == [2, 3]
-    assert [(r["kernel"], r["skip_uniform"]) for r in res["cupy_results"]] == [
-        ("tile", True),
-        ("zm", True),
-        ("tile", False),
-        ("zm", False),
-    ]
+    got = [(r["kernel"], r["skip_uniform"], r["active_tiles"]) for r in res["cupy_results"]]
+    assert got == list(KERNEL_VARIANTS) and ("tile", True, True) in got and ("zm", False, False) in got
     for r in res["cupy_results"]:  # 24^3 has no interior tile to skip
         assert r["tiles_stepped_fraction"] == 1.0
 
 
 @pytest.mark.parametrize("variant", ["tile", "zm"])
 def test_backend_reports_the_fraction_of_tiles_stepped(fake_cupy, variant):
-    """A marrow/bone slab has uniform tiles: the backend's fraction of tiles stepped is below 1, from the
-    kernels' tiles counter, and the words equal NumPy's."""
-    from bonesim.ca.backends.cupy_backend import CupyBackend
-    from bonesim.ca.backends.numpy_backend import NumpyBackend
-    from bonesim.ca.schedule import Schedule
+    """The GPU test of the tiles-stepped fraction passes on the stand-in (host-emulated block body)."""
+    from tests.ca import test_ca_gpu
 
-    bone = np.zeros((40, 20, 70), np.uint8)
-    bone[8:19] = 255
-    z8, z16, i32 = (
-        np.zeros(bone.shape, np.uint8),
-        np.zeros(bone.shape, np.uint16),
-        np.full(bone.shape, -1, np.int32),
-    )
-    sched = Schedule([FAST], 20.0)
-    states = []
-    for be in (NumpyBackend(), CupyBackend(variant=variant)):
-        st = be.upload(bone, z8, z16, i32, i32, neighbourhood=26)
-        for n in range(6):
-            be.step(st, sched.inputs_for_step(n, seed=2), step=n, map_day=n)
-        states.append((be, st))
-    (nb, ns), (cb, cs) = states
-    np.testing.assert_array_equal(nb.download(ns)["bone"], cb.download(cs)["bone"])
-    np.testing.assert_array_equal(nb.read_counters(ns), cb.read_counters(cs))
-    frac = cb.tiles_stepped(cs)
-    assert 0.0 < frac < 1.0, frac
+    test_ca_gpu.test_cupy_reports_the_fraction_of_tiles_stepped(variant)
 
 
 def test_zm_kernel_variant_equals_numpy(fake_cupy):
@@ -310,3 +285,11 @@ def test_gpu_modeling_test_body_on_the_stand_in(fake_cupy, variant):
     from tests.ca import test_ca_gpu
 
     test_ca_gpu.test_cupy_matches_numpy_with_modeling_formation(variant)
+
+
+def test_active_tiles_equal_stepping_every_tile(fake_cupy):
+    """The GPU test of active tiles passes on the stand-in: the host emulation of the block body with
+    real ping-pong buffers and tile flags equals NumPy and the backend without active tiles."""
+    from tests.ca import test_ca_gpu
+
+    test_ca_gpu.test_cupy_active_tiles_equal_stepping_every_tile()

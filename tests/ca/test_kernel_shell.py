@@ -61,7 +61,8 @@ def test_kernel_signatures_are_kernel_args():
 
 def test_kernel_args_refuses_a_wrong_struct():
     a = np.zeros((1, 1, 1), np.uint32)
-    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, mech=a, lut=a, map_day=0)
+    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, mech=a, lut=a, map_day=0, tile_flags=a)
+    kw["tile_mode"] = -1
     with pytest.raises(TypeError, match="geom"):
         kernel_args(**kw, geom=np.zeros(1, STEP_DTYPE), step=np.zeros(1, STEP_DTYPE))
     with pytest.raises(TypeError, match="missing"):

@@ -141,8 +141,14 @@ def launch_step(
     mech: Any = None,
     lut: Any = None,
     skip_uniform: bool = True,
+    tile_flags: Any = None,
+    tile_mode: int = -1,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
+
+    Active tiles (tile kernel only): ``tile_flags`` a uint8 array of ``2 * tile_units`` flags kept
+    between the steps of one state, all 0 before its first step, and ``tile_mode`` 0 and 1 in turn
+    (see ``remodel_block.cuh``, bs_tile_block); ``tile_mode=-1`` (the default) steps every tile.
 
     ``src`` is a C-contiguous uint32 block including ``halo`` voxels on every
     side; ``dst``, the int32 maps and the result are its interior; ``counters`` is a
@@ -165,6 +171,14 @@ def launch_step(
     mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation(), skip_uniform)
     fn = mod.get_function(kernel_name(neighbourhood, variant))
     grid, block = grid_for(variant, inner)
+    if tile_mode >= 0:
+        n = 2 * tile_units(variant, inner)
+        if variant != "tile" or halo != 0:
+            raise InputError("active tiles (tile_mode >= 0) need the tile kernel and halo 0")
+        if tile_mode not in (0, 1) or getattr(tile_flags, "dtype", None) != np.uint8 or tile_flags.size != n:
+            raise InputError(f"active tiles need `tile_mode` 0 or 1 and `tile_flags` of {n} uint8 flags")
+    else:
+        tile_flags = cupy.zeros(1, cupy.uint8)
     args = kernel_args(
         src=src,
         dst=dst,
@@ -176,6 +190,8 @@ def launch_step(
         geom=geom_struct(tuple(src.shape), halo, tuple(origin), global_shape),
         step=step_struct(inputs),
         map_day=map_day,
+        tile_flags=tile_flags,
+        tile_mode=tile_mode,
     )
     fn(grid, block, args)
 
@@ -195,6 +211,8 @@ class _CupyState:
         self.rows = 0
         self.host_rows: list[np.ndarray] = []
         self.tiles = [0, 0]  # tiles that applied the rule, tiles launched (drained steps)
+        self.tile_flags: Any = None  # active tiles (tile kernel): two planes of flags, 0 = not quiet
+        self.tile_mode = 0
         self.neighbourhood = neighbourhood
         self.mech, self.lut = unused_mechanics()
 
@@ -208,11 +226,15 @@ class CupyBackend:
 
     name = "cupy"
 
-    def __init__(self, device_id: int | None = None, variant: str = DEFAULT_VARIANT) -> None:
+    def __init__(
+        self, device_id: int | None = None, variant: str = DEFAULT_VARIANT, active_tiles: bool = True
+    ) -> None:
         import cupy
 
         kernel_name(26, variant)  # validates the variant
         self.variant = variant
+        #: skip tiles that were quiet with all their neighbours in the previous step (tile kernel)
+        self.active_tiles = bool(active_tiles) and variant == "tile"
         self.device_id = cupy.cuda.Device().id if device_id is None else int(device_id)
         props = cupy.cuda.runtime.getDeviceProperties(self.device_id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
@@ -232,7 +254,10 @@ class CupyBackend:
             _module(
                 neighbourhood, BLOCK, self.device_id, MIN_BLOCKS, _mutation()
             )  # compile now, not inside the timed loop
-            return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+            state = _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+            if self.active_tiles:  # all "not quiet": the first steps step every tile
+                state.tile_flags = cupy.zeros(2 * tile_units(self.variant, state.shape), cupy.uint8)
+            return state
 
     def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
         import cupy
@@ -252,8 +277,11 @@ class CupyBackend:
                 variant=self.variant,
                 mech=state.mech,
                 lut=state.lut,
+                tile_flags=state.tile_flags,
+                tile_mode=-1 if state.tile_flags is None else state.tile_mode,
             )
         state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
+        state.tile_mode ^= 1
         state.rows += 1
 
     def set_mechanics(self, state: _CupyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
@@ -278,7 +306,8 @@ class CupyBackend:
 
     def tiles_stepped(self, state: _CupyState) -> float:
         """Fraction of the tiles launched so far that applied the rule (the rest were uniform marrow or
-        full quiescent bone and kept their words: kernels/remodel_block.cuh, bs_uniform_unchanged)."""
+        full quiescent bone and kept their words, or quiet with their neighbours: active tiles; see
+        kernels/remodel_block.cuh)."""
         self._drain(state)
         return state.tiles[0] / state.tiles[1] if state.tiles[1] else 1.0
 

@@ -35,6 +35,7 @@ struct BsDeviceExec {
     __device__ __forceinline__ void each(F f) { f(tid, r); }
     __device__ __forceinline__ void sync() { __syncthreads(); }
     __device__ __forceinline__ void sync_or() { r.vote = __syncthreads_or(r.vote != 0u); }
+    __device__ __forceinline__ bool voted() const { return r.vote != 0u; }
     // (z, y, x) index of this thread in a 3-D block
     __device__ __forceinline__ void thread3(int, int& tz, int& ty, int& tx) const {
         tz = threadIdx.z; ty = threadIdx.y; tx = threadIdx.x;
@@ -78,7 +79,7 @@ __device__ __forceinline__ void bs_flush_counters(BsDeviceExec& ex, bs_u32* bsum
 
 __device__ __forceinline__ void bs_exec_init(BsDeviceExec& ex, int tid, bs_u32* bsum) {
     ex.tid = tid;
-    ex.r.bone = ex.r.ev = ex.r.vote = ex.r.d0 = ex.r.d1 = ex.r.tiles = 0u;
+    ex.r.bone = ex.r.ev = ex.r.vote = ex.r.d0 = ex.r.d1 = ex.r.tiles = ex.r.busy = 0u;
     if (tid < BONESIM_NCOUNT) bsum[tid] = 0u;  // ordered before the atomics by the block body's barrier
 }
 
@@ -87,14 +88,14 @@ BONESIM_CAT(bonesim_remodel_step_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
     bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
     bs_u64* __restrict__ counters, const bs_u8* __restrict__ mech, const bs_u32* __restrict__ lut,
-    const BsGeom g, const BsStep s, int map_day)
+    const BsGeom g, const BsStep s, int map_day, bs_u8* __restrict__ tile_flags, int tile_mode)
 {
     __shared__ bs_u32 tile[BS_TILE];
     __shared__ bs_u32 bsum[BONESIM_NCOUNT];
     BsDeviceExec ex;
     bs_exec_init(ex, (threadIdx.z * BONESIM_BY + threadIdx.y) * BONESIM_BX + threadIdx.x, bsum);
-    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
-    bs_tile_block(ex, tile, io, g, s, blockIdx.z, blockIdx.y, blockIdx.x);
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day, tile_flags, tile_mode};
+    bs_tile_block(ex, tile, io, g, s, blockIdx.z, blockIdx.y, blockIdx.x, gridDim.z, gridDim.y, gridDim.x);
     bs_flush_counters(ex, bsum, counters);
 }
 
@@ -104,13 +105,13 @@ BONESIM_CAT(bonesim_remodel_step_zm_n, BONESIM_NEIGH)(
     const bs_u32* __restrict__ src, bs_u32* __restrict__ dst,
     bs_i32* __restrict__ rmap, bs_i32* __restrict__ fmap,
     bs_u64* __restrict__ counters, const bs_u8* __restrict__ mech, const bs_u32* __restrict__ lut,
-    const BsGeom g, const BsStep s, int map_day)
+    const BsGeom g, const BsStep s, int map_day, bs_u8* __restrict__ tile_flags, int tile_mode)
 {
     __shared__ bs_u32 ring[3 * BS_ZPLANE];
     __shared__ bs_u32 bsum[BONESIM_NCOUNT];
     BsDeviceExec ex;
     bs_exec_init(ex, threadIdx.y * BONESIM_ZBX + threadIdx.x, bsum);
-    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day, tile_flags, -1};  // no active tiles (yet)
     bs_zm_block(ex, ring, io, g, s, blockIdx.z, blockIdx.y, blockIdx.x);
     bs_flush_counters(ex, bsum, counters);
 }

@@ -45,10 +45,11 @@
 //          tile's reference word; after it: nonzero when any thread's was (the block-wide OR)
 //   d0 d1  the z-march's per-plane differences of the two planes below the one being staged
 //   tiles  thread 0 only: tiles (tile kernel) or column planes (z-march) that applied the rule
+//   busy   nonzero when a voxel of this thread is a BMU or a surface voxel, or changed (active tiles)
 struct BsThread {
     bs_u32 bone;
     bs_u32 ev;
-    bs_u32 vote, d0, d1, tiles;
+    bs_u32 vote, d0, d1, tiles, busy;
 };
 
 // Counter k (0..BS_NACC-1) of a thread's packed sums.
@@ -107,6 +108,10 @@ struct BsIO {
     const bs_u8* mech;  // mechanical-signal class per interior voxel (read only when the step's mech_on)
     const bs_u32* lut;  // per class: activation weight (8.8), then modeling threshold (step's mod_on)
     int map_day;
+    // active tiles (tile kernel): two planes of one flag per block, "quiet"; the launch reads plane
+    // tile_mode and writes plane 1 - tile_mode; tile_mode < 0: off (every tile is stepped)
+    bs_u8* tile_flags;
+    int tile_mode;
 };
 
 #ifndef BONESIM_BX
@@ -217,6 +222,7 @@ BONESIM_HD void bs_apply_voxel(const Nb& nb, const BsGeom& g, const BsStep& s, i
         if (map_day >= 0) fmap[o] = map_day;
     }
     r.ev += ev;
+    r.busy |= ((w >> 8) & 0xFFu) | (ev & BS_EV_SURFACE) | (nw ^ w);
 }
 
 // Thread (tz, ty, tx) of the 3-D tile block at (z0, y0, x0).
@@ -229,9 +235,37 @@ BONESIM_HD void bs_block_voxel(const bs_u32* tile, const BsGeom& g, const BsStep
 }
 
 // The 3-D tile kernel's block (bz, by, bx): stage the tile, barrier, every thread its voxel.
+// Active tiles (issue 15, item 4). A block is "quiet" after a step when none of its voxels was a BMU
+// or a surface voxel and none changed. A block whose 27 surrounding blocks (itself included; blocks
+// beyond the grid count as quiet) were all quiet in the previous step is skipped without a load or a
+// store: nothing in it or its halo changed, so the other state buffer already holds its words, and
+// without a BMU or a surface voxel in reach no branch of the rule fires (a marrow voxel that could
+// model touches quiescent bone across a face: a surface voxel, in one of the 27 blocks). It stays quiet.
+// Flags of plane tile_mode must all be 0 ("not quiet") on the first step after the state was set.
+BONESIM_HD int bs_block_lin(int bz, int by, int bx, int ny, int nx) { return (bz * ny + by) * nx + bx; }
+
 template <class Ex>
 BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom& g, const BsStep& s, int bz,
-                              int by, int bx) {
+                              int by, int bx, int nbz, int nby, int nbx) {
+    const int blin = bs_block_lin(bz, by, bx, nby, nbx), nblocks = nbz * nby * nbx;
+    if (io.tile_mode >= 0) {  // block-uniform
+        const bs_u8* qin = io.tile_flags + (bs_i64)io.tile_mode * nblocks;
+        ex.each([=](int tid, BsThread& r) {
+            r.vote = 0u;  // thread k < 27 looks at neighbour block k
+            if (tid < 27) {
+                const int qz = bz + bs_dz(tid), qy = by + bs_dy(tid), qx = bx + bs_dx(tid);
+                if (qz >= 0 && qz < nbz && qy >= 0 && qy < nby && qx >= 0 && qx < nbx)
+                    r.vote = qin[bs_block_lin(qz, qy, qx, nby, nbx)] == 0u;
+            }
+        });
+        bs_sync_or(ex);
+        if (!ex.voted()) {  // the block-wide result of the vote (the same in every thread)
+            ex.each([=](int tid, BsThread& r) {
+                if (tid == 0) io.tile_flags[(bs_i64)(1 - io.tile_mode) * nblocks + blin] = 1u;
+            });
+            return;
+        }
+    }
     const int z0 = bz * BONESIM_BZ, y0 = by * BONESIM_BY, x0 = bx * BONESIM_BX;
     const int lz0 = z0 - 1 + g.halo, ly0 = y0 - 1 + g.halo, lx0 = x0 - 1 + g.halo;
     const bool inside = bs_box_inside(g, lz0, lz0 + BS_TZ, ly0, ly0 + BS_TY, lx0, lx0 + BS_TX);
@@ -276,6 +310,13 @@ BONESIM_HD void bs_tile_block(Ex& ex, bs_u32* tile, const BsIO& io, const BsGeom
         if (tid == 0) r.tiles += 1u;
         bs_block_voxel(tile, g, s, z0, y0, x0, tz, ty, tx, io, r);
     });
+    if (io.tile_mode >= 0) {  // this block's flag for the next step
+        ex.each([=](int tid, BsThread& r) { r.vote = r.busy; });
+        bs_sync_or(ex);
+        ex.each([=](int tid, BsThread& r) {
+            if (tid == 0) io.tile_flags[(bs_i64)(1 - io.tile_mode) * nblocks + blin] = r.vote == 0u;
+        });
+    }
 }
 
 // ---------------------------------------------------------------------------
