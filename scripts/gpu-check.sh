@@ -179,8 +179,9 @@ done >"$LOGS/cli-throughput.log"
 record cli-throughput PASS 0 "$(grep -v ': $' "$LOGS/cli-throughput.log" | tr '\n' ' ' | cut -c1-150)"
 
 # ------------------------------------------------------------------ 5. benchmark JSON, 512³ and 1024³
+# (bonesim/ca/bench.py KERNEL_VARIANTS: tile and zm with and without the uniform-tile skip and active tiles)
 if [ $GPU = 1 ]; then
-    run bench 150 pass sh -c "\"$PY\" scripts/bench.py --shape 512 --shape 1024 --steps 30 >\"$OUT/bench.json\""
+    run bench 180 pass sh -c "\"$PY\" scripts/bench.py --shape 512 --shape 1024 --steps 30 >\"$OUT/bench.json\""
 else
     run bench-numpy 60 pass sh -c "\"$PY\" scripts/bench.py --backend numpy --shape 48 --steps 2 --numpy-shape 32 \
         --numpy-steps 2 --baseline-shape 0 >\"$OUT/bench.json\""

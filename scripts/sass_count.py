@@ -9,7 +9,9 @@ object: per kernel the static instruction count, the count by opcode class
 and ptxas' registers, stack and spill figures. ``--rev REV`` also compiles the
 kernel sources of a git revision, for a before/after table. ``staging`` counts
 the micro kernels of ``scripts/sass_staging.cu``: the tile staging loop alone,
-with a bounds check per cell and on the interior fast path.
+with a bounds check per cell and on the interior fast path. ``parts`` counts the micro kernels of
+``scripts/sass_parts.cu``: the counter reduction before and after packing, and the path of a voxel in
+a skipped uniform tile (each executed once per thread, i.e. per voxel-step of the tile kernel).
 
 These are *static* counts (instructions in the binary, every path once), not
 instructions executed per voxel-step: those need a GPU profiler (Nsight
@@ -39,6 +41,7 @@ KERNELS = "bonesim/ca/kernels"
 VARIANTS = (
     ("n26 (default)", []),
     ("n6", ["-DBONESIM_NEIGH=6"]),
+    ("n26 without the uniform-tile skip", ["-DBONESIM_SKIP_UNIFORM=0"]),
 )
 
 CLASSES = (
@@ -143,6 +146,8 @@ def main() -> None:
                 report["staging"] = census(
                     folder, [], args.arch, work, Path(__file__).with_name("sass_staging.cu")
                 )
+                parts = census(folder, [], args.arch, work, Path(__file__).with_name("sass_parts.cu"))
+                report["parts"] = {k: v for k, v in parts.items() if not k.startswith("bonesim_")}
     print(json.dumps(report, indent=2))
 
 

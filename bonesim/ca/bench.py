@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from bonesim.ca.backends.base import COUNTERS, INERT, OFFSETS
+from bonesim.ca.kernel_abi import tile_units
 from bonesim.ca.params import RemodelingParams
 from bonesim.ca.rng import voxel_random
 from bonesim.ca.schedule import Schedule
@@ -28,6 +29,15 @@ from bonesim.phantom import gyroid, gyroid_sheet_level_for
 log = logging.getLogger(__name__)
 
 BYTES_PER_VOXEL_STEP = 8
+#: (kernel, uniform-tile skip, active tiles) timed at each shape: the default first, then each step of
+#: the kernel diet (issue 15 items 3-4) taken away, so the device run times every one.
+KERNEL_VARIANTS = (
+    ("tile", True, True),
+    ("zm", True, False),
+    ("tile", True, False),
+    ("tile", False, False),
+    ("zm", False, False),
+)
 BENCH_PARAMS = RemodelingParams(acf_per_year=2.0)  # busier than healthy bone, so many BMUs are open
 VOXEL_UM = 20.0
 PERIOD = 40.0
@@ -84,8 +94,11 @@ def bench_cupy(
     warmup: int = 32,
     min_blocks: int | None = None,
     variant: str = "tile",
+    skip_uniform: bool = True,
+    active_tiles: bool = False,
 ) -> dict[str, Any]:
-    """Time ``steps`` fused steps at ``shape`` after ``warmup`` steps."""
+    """Time ``steps`` fused steps at ``shape`` after ``warmup`` steps (``skip_uniform=False``: the kernel
+    built without the uniform-tile skip; ``active_tiles``: the tile kernel skipping quiet blocks)."""
     import cupy
 
     from bonesim.ca.backends.cupy_backend import MIN_BLOCKS, NCOUNT, NSLOT, launch_step
@@ -98,19 +111,27 @@ def bench_cupy(
     fmap = cupy.full(shape, -1, cupy.int32)
     cnt = cupy.zeros((NSLOT, NCOUNT), cupy.uint64)
     inputs = [sched.inputs(n, seed=0) for n in range(warmup + steps)]
+    kw: dict[str, Any] = dict(min_blocks=mb, variant=variant, skip_uniform=skip_uniform)
+    flags = cupy.zeros(2 * tile_units(variant, shape), cupy.uint8) if active_tiles else None
+
+    def mode(n: int) -> dict[str, Any]:
+        return dict(tile_flags=flags, tile_mode=n % 2) if active_tiles else {}
+
     for n in range(warmup):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, **kw, **mode(n))
         cur, nxt = nxt, cur
+    cnt[...] = 0
     start, stop = cupy.cuda.Event(), cupy.cuda.Event()
     start.record()
     for n in range(warmup, warmup + steps):
-        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, min_blocks=mb, variant=variant)
+        launch_step(cur, nxt, rmap, fmap, cnt, inputs[n], map_day=n, **kw, **mode(n))
         cur, nxt = nxt, cur
     stop.record()
     stop.synchronize()
     secs = cupy.cuda.get_elapsed_time(start, stop) / 1e3
     nvox = int(np.prod(shape))
     active = int(cupy.count_nonzero((cur >> 8) & 3))
+    stepped = int(cnt[:, len(COUNTERS)].sum()) / (steps * tile_units(variant, shape))
     del cur, nxt, rmap, fmap
     cupy.get_default_memory_pool().free_all_blocks()
     gv = nvox * steps / secs / 1e9
@@ -124,6 +145,9 @@ def bench_cupy(
         "active_bmu_voxels": active,
         "min_blocks_per_sm": mb,
         "kernel": variant,
+        "skip_uniform": skip_uniform,
+        "active_tiles": active_tiles,
+        "tiles_stepped_fraction": stepped,
     }
 
 
@@ -270,8 +294,8 @@ def run_bench(
         out["copy_GBps"] = copy
         out["cupy_results"] = []
         for n in shapes or [512, 1024]:
-            for variant in ("tile", "zm"):
-                r = bench_cupy((n, n, n), steps, variant=variant)
+            for variant, skip, active in KERNEL_VARIANTS:
+                r = bench_cupy((n, n, n), steps, variant=variant, skip_uniform=skip, active_tiles=active)
                 r["copy_GBps"] = copy
                 r["ratio_to_copy"] = r["effective_GBps"] / copy
                 out["cupy_results"].append(r)

@@ -1,7 +1,8 @@
 """The argument layout of the CA step kernels, in one place.
 
 ``kernels/remodel.cu`` takes ``(src, dst, resorbed_day, formed_day, counters,
-mech, lut, BsGeom geom, BsStep step, int map_day)``; the structs go by value. This module
+mech, lut, BsGeom geom, BsStep step, int map_day, tile_flags, int tile_mode)``; the structs go by
+value. This module
 is the one Python description of that list: the CuPy launcher
 (``backends/cupy_backend.launch_step``), the host harness wrapper and the CuPy
 stand-in of the tests (``tests/ca``) all build and read arguments through
@@ -65,6 +66,8 @@ KERNEL_ARGS: tuple[KernelArg, ...] = (
     KernelArg("geom", "struct", GEOM_DTYPE, "const BsGeom"),
     KernelArg("step", "struct", STEP_DTYPE, "const BsStep"),
     KernelArg("map_day", "scalar", _I32, "int"),
+    KernelArg("tile_flags", "array", _U8, "bs_u8* __restrict__"),
+    KernelArg("tile_mode", "scalar", _I32, "int"),
 )
 
 
@@ -153,6 +156,13 @@ def grid_for(variant: str, inner: tuple[int, int, int]) -> tuple[tuple[int, int,
         bx, by, bz = BLOCK
         return (-(-inner[2] // bx), -(-inner[1] // by), -(-inner[0] // bz)), BLOCK
     raise InputError(f"`variant` must be 'tile' or 'zm', got {variant!r}")
+
+
+def tile_units(variant: str, inner: tuple[int, int, int]) -> int:
+    """Tiles of one launch, the unit of the kernels' tiles-stepped counter (the eighth counter of a slot):
+    a thread block of the tile kernel, one plane of a column of the z-marching kernel."""
+    grid, _ = grid_for(variant, inner)
+    return grid[0] * grid[1] * (inner[0] if variant == "zm" else grid[2])
 
 
 def _desc(a: Any) -> str:

@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 from bonesim import Volume, phantom
-from bonesim.ca.backends.base import pack
+from bonesim.ca.backends.base import COUNTERS, pack
 from bonesim.ca.schedule import Schedule
-from tests.fast_params import FAST
+from tests.fast_params import FAST, fast
 
 pytestmark = pytest.mark.gpu
+#: busy turnover for the kernel-diet tests (uniform tiles, active tiles)
+DIET = fast(acf_per_year=10, erosion_depth_um=50, footprint_radius_um=60)
 
 
 def _bone(shape):
@@ -149,3 +151,69 @@ def test_engine_on_cupy_equals_numpy(tmp_path):
         np.testing.assert_array_equal(a.state[k], b.state[k])
     np.testing.assert_array_equal(a.metrics["bv_tv"], b.metrics["bv_tv"])
     assert b.backend == "cupy" and "cuda" in b.device
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_cupy_reports_the_fraction_of_tiles_stepped(variant):
+    """A marrow/bone slab has uniform tiles: the backend's fraction of tiles stepped is below 1, from the
+    kernels' tiles counter, and the words equal NumPy's."""
+    from bonesim.ca.backends.cupy_backend import CupyBackend
+    from bonesim.ca.backends.numpy_backend import NumpyBackend
+    from bonesim.ca.schedule import Schedule
+
+    bone = np.zeros((40, 20, 70), np.uint8)
+    bone[8:19] = 255
+    z8, z16, i32 = (
+        np.zeros(bone.shape, np.uint8),
+        np.zeros(bone.shape, np.uint16),
+        np.full(bone.shape, -1, np.int32),
+    )
+    sched = Schedule([DIET], 20.0)
+    states = []
+    for be in (NumpyBackend(), CupyBackend(variant=variant)):
+        st = be.upload(bone, z8, z16, i32, i32, neighbourhood=26)
+        for n in range(6):
+            be.step(st, sched.inputs_for_step(n, seed=2), step=n, map_day=n)
+        states.append((be, st))
+    (nb, ns), (cb, cs) = states
+    np.testing.assert_array_equal(nb.download(ns)["bone"], cb.download(cs)["bone"])
+    np.testing.assert_array_equal(nb.read_counters(ns), cb.read_counters(cs))
+    frac = cb.tiles_stepped(cs)
+    assert 0.0 < frac < 1.0, frac
+
+
+def test_cupy_active_tiles_equal_stepping_every_tile():
+    """Active tiles (tile kernel): blocks that were quiet with their 26 neighbours in the previous step are
+    neither loaded nor stored. A thick slab of quiescent bone of two mineral levels (not uniform, so the
+    uniform-tile skip cannot take it) between marrow: the backend with active tiles gives NumPy's words,
+    maps and counters at every step, and steps fewer tiles than without them."""
+    from bonesim.ca.backends.cupy_backend import CupyBackend
+    from bonesim.ca.backends.numpy_backend import NumpyBackend
+    from bonesim.ca.schedule import Schedule
+
+    shape = (44, 20, 100)
+    bone = np.zeros(shape, np.uint8)
+    # surfaces two voxels from a block boundary (blocks are 4 planes deep): erosion reaches the next block
+    bone[6:38] = np.where(np.indices(shape[1:]).sum(axis=0) % 2 == 0, 255, 200)[None]
+    z8, z16 = np.zeros(shape, np.uint8), np.zeros(shape, np.uint16)
+    i32 = np.full(shape, -1, np.int32)
+    sched = Schedule([DIET], 20.0)
+    backends = (NumpyBackend(), CupyBackend(active_tiles=True), CupyBackend(active_tiles=False))
+    states = [be.upload(bone, z8, z16, i32, i32, neighbourhood=26) for be in backends]
+    for n in range(24):
+        inp = sched.inputs_for_step(n, seed=3)
+        for be, st in zip(backends, states, strict=True):
+            be.step(st, inp, step=n, map_day=n)
+        ref = backends[0].download(states[0])
+        for be, st in zip(backends[1:], states[1:], strict=True):
+            got = be.download(st)
+            for k in ref:
+                np.testing.assert_array_equal(
+                    ref[k], got[k], err_msg=f"{k} at step {n}, active={be.active_tiles}"
+                )
+    rows = [be.read_counters(st) for be, st in zip(backends, states, strict=True)]
+    np.testing.assert_array_equal(rows[0], rows[1])
+    np.testing.assert_array_equal(rows[0], rows[2])
+    assert rows[0][:, COUNTERS.index("removed")].sum() > 0, "the slab must be remodeled"
+    on, off = (be.tiles_stepped(st) for be, st in zip(backends[1:], states[1:], strict=True))
+    assert off == 1.0 and on < 0.8, (on, off)

@@ -97,8 +97,14 @@ def host_step_fn(
     defines: tuple[str, ...] = (),
     mech=None,
     lut=None,
+    tiles: list | None = None,
 ):
-    """A ``step_fn`` for :func:`run_words`: the plain host loop, or a kernel's block emulation."""
+    """A ``step_fn`` for :func:`run_words`: the plain host loop, or a kernel's block emulation.
+
+    ``tiles``: a list that receives, per step of a block emulation, (tiles that applied the rule,
+    tiles in all) from the counters' eighth entry (remodel_block.cuh, BS_TILES_COUNTER); a tile is
+    a block of the tile kernel, or one plane of a z-march column.
+    """
     if mech is None:
         mech, lut = np.zeros(1, np.uint8), np.zeros(512, np.uint32)  # valid pointers the rule does not read
     lib = _harness_lib(neighbourhood, tmpdir, blocks, tuple(defines))
@@ -121,6 +127,8 @@ def host_step_fn(
             geom=geom_struct(src.shape, halo, origin, global_shape),
             step=step_struct(inp),
             map_day=n,
+            tile_flags=np.zeros(1, np.uint8),
+            tile_mode=-1,
         )
         if not blocks:
             pad = np.empty(tuple(s + 2 for s in inner), np.uint32)
@@ -136,6 +144,9 @@ def host_step_fn(
         else:
             grid, block = tuple(-(-n_ // b) for n_, b in zip(inner[::-1], dims, strict=True)), tuple(dims)
         host_launch(lib, "zm" if zm else "tile", grid, block, args, order)
+        if tiles is not None:
+            total = grid[0] * grid[1] * (inner[0] if zm else grid[2])
+            tiles.append((int(cnt[:, len(COUNTERS)].sum()), total))
         return dst, cnt.sum(axis=0)[: len(COUNTERS)]
 
     return step

@@ -227,7 +227,7 @@ def test_gpu_test_bodies_run_on_the_stand_in(fake_cupy, name):
 
 
 def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
-    from bonesim.ca.bench import run_bench
+    from bonesim.ca.bench import KERNEL_VARIANTS, run_bench
 
     res = run_bench(
         [24],
@@ -245,7 +245,18 @@ def test_bench_runs_and_naive_baseline_gives_the_same_bits(fake_cupy):
     assert res["naive_baseline"]["same_bits_as_fused"] is True
     assert res["numpy"]["mvox_per_s"] > 0
     assert [t["min_blocks"] for t in res["tune_min_blocks"]] == [2, 3]
-    assert [r["kernel"] for r in res["cupy_results"]] == ["tile", "zm"]
+    got = [(r["kernel"], r["skip_uniform"], r["active_tiles"]) for r in res["cupy_results"]]
+    assert got == list(KERNEL_VARIANTS) and ("tile", True, True) in got and ("zm", False, False) in got
+    for r in res["cupy_results"]:  # 24^3 has no interior tile to skip
+        assert r["tiles_stepped_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("variant", ["tile", "zm"])
+def test_backend_reports_the_fraction_of_tiles_stepped(fake_cupy, variant):
+    """The GPU test of the tiles-stepped fraction passes on the stand-in (host-emulated block body)."""
+    from tests.ca import test_ca_gpu
+
+    test_ca_gpu.test_cupy_reports_the_fraction_of_tiles_stepped(variant)
 
 
 def test_zm_kernel_variant_equals_numpy(fake_cupy):
@@ -274,3 +285,11 @@ def test_gpu_modeling_test_body_on_the_stand_in(fake_cupy, variant):
     from tests.ca import test_ca_gpu
 
     test_ca_gpu.test_cupy_matches_numpy_with_modeling_formation(variant)
+
+
+def test_active_tiles_equal_stepping_every_tile(fake_cupy):
+    """The GPU test of active tiles passes on the stand-in: the host emulation of the block body with
+    real ping-pong buffers and tile flags equals NumPy and the backend without active tiles."""
+    from tests.ca import test_ca_gpu
+
+    test_ca_gpu.test_cupy_active_tiles_equal_stepping_every_tile()

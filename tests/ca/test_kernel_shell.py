@@ -61,7 +61,8 @@ def test_kernel_signatures_are_kernel_args():
 
 def test_kernel_args_refuses_a_wrong_struct():
     a = np.zeros((1, 1, 1), np.uint32)
-    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, mech=a, lut=a, map_day=0)
+    kw = dict(src=a, dst=a, resorbed_day=a, formed_day=a, counters=a, mech=a, lut=a, map_day=0, tile_flags=a)
+    kw["tile_mode"] = -1
     with pytest.raises(TypeError, match="geom"):
         kernel_args(**kw, geom=np.zeros(1, STEP_DTYPE), step=np.zeros(1, STEP_DTYPE))
     with pytest.raises(TypeError, match="missing"):
@@ -245,3 +246,44 @@ def test_gpu_step_script_runs_on_the_stand_in(stand_in, capsys, monkeypatch):
     monkeypatch.setenv("BONESIM_KERNEL_MUTATION", "no_barriers")
     assert mod.main(["--variant", "tile", "--shape", "19,13,37", "--steps", "4"]) == 1
     assert "parity: DIFFERENT" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- uniform-tile skip
+def _slab(shape=(26, 14, 30), lo=8, hi=19):
+    """Marrow with a full-bone slab z in [lo, hi): tiles wholly in marrow and wholly in bone, and surfaces."""
+    bone = np.zeros(shape, np.uint8)
+    bone[lo:hi] = 255
+    return bone
+
+
+@pytest.mark.parametrize("blocks", ["8,2,3", "zm:8,4,5"])
+@pytest.mark.parametrize("modeling", [False, True])
+def test_uniform_tile_skip_equals_stepping_every_tile(blocks, modeling, tmp_path):
+    """Skipping tiles whose cells all equal full quiescent bone or marrow (remodel_block.cuh,
+    bs_uniform_unchanged) gives the NumPy bits and the bits of the kernel built without the skip
+    (-DBONESIM_SKIP_UNIFORM=0): words, maps and counters, with modeling formation off and on. The skip
+    build steps fewer tiles (the eighth counter), the other every tile."""
+    from tests.ca.test_ca_parity import _mech_field, _modeling_lut
+
+    params = fast(neighbourhood=26)
+    w0 = words_of(_slab())
+    mech = lut = None
+    if modeling:
+        mech, lut = _mech_field(w0.shape, seed=2)
+        lut = _modeling_lut(lut, lo=60, p=0.3)
+    ref = run_words(w0, params, 20.0, 40, seed=5, mech=mech, lut=lut)
+    runs = {}
+    for skip in (1, 0):
+        tiles: list = []
+        defines = (f"BONESIM_SKIP_UNIFORM={skip}",)
+        fn = host_step_fn(26, str(tmp_path), blocks=blocks, defines=defines, mech=mech, lut=lut, tiles=tiles)
+        runs[skip] = (run_words(w0, params, 20.0, 40, seed=5, mech=mech, lut=lut, step_fn=fn), tiles)
+    for skip, (got, _) in runs.items():
+        for x, y in zip(ref, got, strict=True):
+            np.testing.assert_array_equal(x, y, err_msg=f"SKIP_UNIFORM={skip}")
+    stepped, total = np.array(runs[1][1]).T
+    assert (stepped < total).all(), "every step has uniform tiles to skip"
+    assert all(s == t for s, t in runs[0][1]), "without the skip every tile is stepped"
+    assert ref[1][:, COUNTERS.index("removed")].sum() > 0, "the slab must be remodeled"
+    if modeling:
+        assert ref[1][:, COUNTERS.index("modeled")].sum() > 0, "the run must start modeling formation"

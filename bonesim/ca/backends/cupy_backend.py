@@ -32,6 +32,7 @@ from bonesim.ca.kernel_abi import (
     grid_for,
     kernel_args,
     step_struct,
+    tile_units,
 )
 from bonesim.errors import BonesimError, InputError
 
@@ -90,16 +91,24 @@ def _module(
     device_id: int,
     min_blocks: int = MIN_BLOCKS,
     mutation: str = "",
+    skip_uniform: bool = True,
 ) -> Any:
-    """The compiled RawModule for one neighbourhood and block shape (one per device, cached)."""
+    """The compiled RawModule for one neighbourhood and block shape (one per device, cached).
+
+    ``skip_uniform=False`` builds the kernels without the uniform-tile skip (the bench's comparison).
+    """
     import cupy
 
     kdir = kernel_dir()
-    defines = MUTATIONS.get(mutation, "") + (
-        f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
-        f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
-        f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
-        f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
+    defines = (
+        MUTATIONS.get(mutation, "")
+        + f"#define BONESIM_SKIP_UNIFORM {int(skip_uniform)}\n"
+        + (
+            f"#define BONESIM_NEIGH {neighbourhood}\n#define BONESIM_BX {block[0]}\n"
+            f"#define BONESIM_BY {block[1]}\n#define BONESIM_BZ {block[2]}\n#define BONESIM_NSLOT {NSLOT}\n"
+            f"#define BONESIM_MIN_BLOCKS {min_blocks}\n#define BONESIM_ZBX {ZBLOCK[0]}\n"
+            f"#define BONESIM_ZBY {ZBLOCK[1]}\n#define BONESIM_ZCHUNK {ZCHUNK}\n"
+        )
     )
     code = defines + (kdir / "remodel.cu").read_text()
     with cupy.cuda.Device(device_id):
@@ -131,8 +140,15 @@ def launch_step(
     variant: str = DEFAULT_VARIANT,
     mech: Any = None,
     lut: Any = None,
+    skip_uniform: bool = True,
+    tile_flags: Any = None,
+    tile_mode: int = -1,
 ) -> None:
     """Launch one step on device arrays (asynchronously).
+
+    Active tiles (tile kernel only): ``tile_flags`` a uint8 array of ``2 * tile_units`` flags kept
+    between the steps of one state, all 0 before its first step, and ``tile_mode`` 0 and 1 in turn
+    (see ``remodel_block.cuh``, bs_tile_block); ``tile_mode=-1`` (the default) steps every tile.
 
     ``src`` is a C-contiguous uint32 block including ``halo`` voxels on every
     side; ``dst``, the int32 maps and the result are its interior; ``counters`` is a
@@ -152,9 +168,17 @@ def launch_step(
     check_mechanics(mech, lut, inner, bool(inputs.mech_on), bool(inputs.mod_on))
     if mech is None or lut is None:
         mech, lut = unused_mechanics()
-    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation())
+    mod = _module(neighbourhood, BLOCK, cupy.cuda.Device().id, min_blocks, _mutation(), skip_uniform)
     fn = mod.get_function(kernel_name(neighbourhood, variant))
     grid, block = grid_for(variant, inner)
+    if tile_mode >= 0:
+        n = 2 * tile_units(variant, inner)
+        if variant != "tile" or halo != 0:
+            raise InputError("active tiles (tile_mode >= 0) need the tile kernel and halo 0")
+        if tile_mode not in (0, 1) or getattr(tile_flags, "dtype", None) != np.uint8 or tile_flags.size != n:
+            raise InputError(f"active tiles need `tile_mode` 0 or 1 and `tile_flags` of {n} uint8 flags")
+    else:
+        tile_flags = cupy.zeros(1, cupy.uint8)
     args = kernel_args(
         src=src,
         dst=dst,
@@ -166,6 +190,8 @@ def launch_step(
         geom=geom_struct(tuple(src.shape), halo, tuple(origin), global_shape),
         step=step_struct(inputs),
         map_day=map_day,
+        tile_flags=tile_flags,
+        tile_mode=tile_mode,
     )
     fn(grid, block, args)
 
@@ -184,6 +210,9 @@ class _CupyState:
         self.ring = ring
         self.rows = 0
         self.host_rows: list[np.ndarray] = []
+        self.tiles = [0, 0]  # tiles that applied the rule, tiles launched (drained steps)
+        self.tile_flags: Any = None  # active tiles (tile kernel): two planes of flags, 0 = not quiet
+        self.tile_mode = 0
         self.neighbourhood = neighbourhood
         self.mech, self.lut = unused_mechanics()
 
@@ -197,11 +226,15 @@ class CupyBackend:
 
     name = "cupy"
 
-    def __init__(self, device_id: int | None = None, variant: str = DEFAULT_VARIANT) -> None:
+    def __init__(
+        self, device_id: int | None = None, variant: str = DEFAULT_VARIANT, active_tiles: bool = True
+    ) -> None:
         import cupy
 
         kernel_name(26, variant)  # validates the variant
         self.variant = variant
+        #: skip tiles that were quiet with all their neighbours in the previous step (tile kernel)
+        self.active_tiles = bool(active_tiles) and variant == "tile"
         self.device_id = cupy.cuda.Device().id if device_id is None else int(device_id)
         props = cupy.cuda.runtime.getDeviceProperties(self.device_id)
         name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
@@ -226,7 +259,10 @@ class CupyBackend:
             _module(
                 neighbourhood, BLOCK, self.device_id, MIN_BLOCKS, _mutation()
             )  # compile now, not inside the timed loop
-            return _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+            state = _CupyState(cur, nxt, rmap, fmap, ring, neighbourhood)
+            if self.active_tiles:  # all "not quiet": the first steps step every tile
+                state.tile_flags = cupy.zeros(2 * tile_units(self.variant, state.shape), cupy.uint8)
+            return state
 
     def step(self, state: _CupyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
         import cupy
@@ -246,8 +282,11 @@ class CupyBackend:
                 variant=self.variant,
                 mech=state.mech,
                 lut=state.lut,
+                tile_flags=state.tile_flags,
+                tile_mode=-1 if state.tile_flags is None else state.tile_mode,
             )
         state.cur, state.nxt = state.nxt, state.cur  # ping-pong: swap, never copy
+        state.tile_mode ^= 1
         state.rows += 1
 
     def set_mechanics(self, state: _CupyState, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
@@ -263,10 +302,19 @@ class CupyBackend:
 
     def _drain(self, state: _CupyState) -> None:
         if state.rows:
-            sums = state.ring[: state.rows].sum(axis=1)[:, : len(COUNTERS)].get()
+            sums = state.ring[: state.rows].sum(axis=1)[:, : len(COUNTERS) + 1].get()
             state.ring[: state.rows] = 0
-            state.host_rows.extend(sums)
+            state.host_rows.extend(sums[:, : len(COUNTERS)])
+            state.tiles[0] += int(sums[:, len(COUNTERS)].sum())
+            state.tiles[1] += state.rows * tile_units(self.variant, state.shape)
             state.rows = 0
+
+    def tiles_stepped(self, state: _CupyState) -> float:
+        """Fraction of the tiles launched so far that applied the rule (the rest were uniform marrow or
+        full quiescent bone and kept their words, or quiet with their neighbours: active tiles; see
+        kernels/remodel_block.cuh)."""
+        self._drain(state)
+        return state.tiles[0] / state.tiles[1] if state.tiles[1] else 1.0
 
     def read_counters(self, state: _CupyState) -> np.ndarray:
         self._drain(state)

@@ -46,11 +46,16 @@
 #define BS_UNROLL
 #endif
 
-#define BS_EV_RECRUIT 1u
-#define BS_EV_SEED 2u
-#define BS_EV_SURFACE 4u
-#define BS_EV_PERF 8u
-#define BS_EV_MODEL 16u
+// Events of one voxel-step, each a one in its own 6-bit field of the event word, so that a thread
+// sums its events over several voxels with one addition (remodel_block.cuh, BsThread): up to 63 voxels
+// per thread between two reductions.
+#define BS_EV_SHIFT 6
+#define BS_EV_RECRUIT (1u << (0 * BS_EV_SHIFT))
+#define BS_EV_SEED (1u << (1 * BS_EV_SHIFT))
+#define BS_EV_SURFACE (1u << (2 * BS_EV_SHIFT))
+#define BS_EV_PERF (1u << (3 * BS_EV_SHIFT))
+#define BS_EV_MODEL (1u << (4 * BS_EV_SHIFT))
+#define BS_NEV 5
 
 // Mechanoregulation tables in `lut`: entries 0..255 the activation weight of each class (8.8),
 // entries 256..511 the modeling-formation threshold of each class (a random word below it starts).

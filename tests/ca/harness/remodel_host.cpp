@@ -35,14 +35,21 @@ struct HostExec {
     int phases = 0;
 
     HostExec(int n, int ord, int var) : nthreads(n), order(ord), variant(var), regs(n) {
-        for (auto& r : regs)
-            for (int k = 0; k < BS_NACC; ++k) r.acc[k] = 0u;
+        for (auto& r : regs) r.bone = r.ev = r.vote = r.d0 = r.d1 = r.tiles = r.busy = 0u;
     }
     template <class F>
     void each(F f) {
         pending.emplace_back(f);
     }
     void sync() { flush(); }
+    // __syncthreads_or: the barrier, then every thread sees whether any thread's vote was nonzero
+    void sync_or() {
+        flush();
+        bs_u32 any = 0u;
+        for (const auto& r : regs) any |= r.vote != 0u;
+        for (auto& r : regs) r.vote = any;
+    }
+    bool voted() const { return regs[0].vote != 0u; }  // after sync_or: the same in every thread
     // the kernel's thread index: tid = (tz * BY + ty) * BX + tx (the z-march block is 2-D, tz = 0)
     void thread3(int tid, int& tz, int& ty, int& tx) const {
         const int bx = variant == 0 ? BONESIM_BX : BONESIM_ZBX, by = variant == 0 ? BONESIM_BY : BONESIM_ZBY;
@@ -71,9 +78,10 @@ struct HostExec {
 void add_block_counters(const HostExec& ex, int blin, bs_u64* counters) {
     for (int k = 0; k < BS_NACC; ++k) {
         bs_u64 v = 0;
-        for (const auto& r : ex.regs) v += r.acc[k];
+        for (const auto& r : ex.regs) v += bs_counter(r, k);
         counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + k] += v;
     }
+    counters[(blin % BONESIM_NSLOT) * BONESIM_NCOUNT + BS_TILES_COUNTER] += ex.regs[0].tiles;
 }
 
 struct HostNb {
@@ -109,8 +117,8 @@ extern "C" void bonesim_host_abi(bs_u64* out) {
 extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, int by, int bz, int order,
                                    const bs_u32* src, bs_u32* dst, bs_i32* rmap, bs_i32* fmap, bs_u64* counters,
                                    const bs_u8* mech, const bs_u32* lut, const BsGeom* g, const BsStep* s,
-                                   int map_day) {
-    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
+                                   int map_day, bs_u8* tile_flags, int tile_mode) {
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day, tile_flags, tile_mode};
     if (variant == 0 ? (bx != BONESIM_BX || by != BONESIM_BY || bz != BONESIM_BZ)
                      : (bx != BONESIM_ZBX || by != BONESIM_ZBY || bz != 1))
         return -1;
@@ -121,7 +129,7 @@ extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, 
                 for (auto& v : smem) v = POISON;
                 HostExec ex(bx * by * bz, order, variant);
                 if (variant == 0)
-                    bs_tile_block(ex, smem.data(), io, *g, *s, kz, ky, kx);
+                    bs_tile_block(ex, smem.data(), io, *g, *s, kz, ky, kx, gz, gy, gx);
                 else
                     bs_zm_block(ex, smem.data(), io, *g, *s, kz, ky, kx);
                 ex.flush();  // the rest of the block (the kernel's exit)
@@ -133,9 +141,11 @@ extern "C" int bonesim_host_launch(int variant, int gx, int gy, int gz, int bx, 
 // The plain reference loop: pad the interior with its neighbours (inert outside), apply the rule.
 extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, bs_i32* rmap, bs_i32* fmap,
                                   bs_u64* counters, const bs_u8* mech, const bs_u32* lut, const BsGeom* gp,
-                                  const BsStep* s, int map_day) {
+                                  const BsStep* s, int map_day, bs_u8* tile_flags, int tile_mode) {
     const BsGeom& g = *gp;
-    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day};
+    (void)tile_flags;
+    (void)tile_mode;
+    const BsIO io = {src, dst, rmap, fmap, mech, lut, map_day, nullptr, -1};
     const int iz_n = g.nz - 2 * g.halo, iy_n = g.ny - 2 * g.halo, ix_n = g.nx - 2 * g.halo;
     const int PZ = iz_n + 2, PY = iy_n + 2, PX = ix_n + 2;
     for (int tz = 0; tz < PZ; ++tz)
@@ -152,8 +162,8 @@ extern "C" void bonesim_host_step(const bs_u32* src, bs_u32* pad, bs_u32* dst, b
                 nb.sz = (bs_i64)PY * PX;
                 nb.sy = PX;
                 nb.base = ((bs_i64)(iz + 1) * PY + iy + 1) * PX + ix + 1;
-                bs_u32 c[BS_NACC];
-                bs_apply_voxel(nb, g, *s, iz, iy, ix, io, c);
-                for (int k = 0; k < BS_NACC; ++k) counters[k] += c[k];
+                BsThread r = {0u, 0u};  // one voxel: its counters
+                bs_apply_voxel(nb, g, *s, iz, iy, ix, io, r);
+                for (int k = 0; k < BS_NACC; ++k) counters[k] += bs_counter(r, k);
             }
 }
