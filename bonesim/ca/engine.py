@@ -46,11 +46,12 @@ import numpy as np
 from bonesim._validation import check_in_range, check_positive
 from bonesim.ca.backends import resolve_backend
 from bonesim.ca.backends.base import field_of
+from bonesim.ca.kernel_abi import MECH_WEIGHT_ONE, N_MECH_CLASSES
 from bonesim.ca.mechano import MechanoParams, Mechanoregulation
 from bonesim.ca.metrics import FRAME_COUNTS, METRIC_COLUMNS, Metrics, frame_counts
 from bonesim.ca.params import TABLE_COLUMNS, RemodelingParams, check_table, constant_table, params_from_table
 from bonesim.ca.rng import MAX_SEED
-from bonesim.ca.schedule import Schedule
+from bonesim.ca.schedule import Schedule, combine_modeling
 from bonesim.defaults import DAYS_PER_YEAR
 from bonesim.errors import BonesimError, InputTypeError
 from bonesim.io.hdf5 import check_output_path
@@ -274,7 +275,11 @@ def plan_run(
         "seed": int(seed),
         # constant parameters: their values (so a resumed run may ask for more years); tables: the table
         "table_digest": digest_arrays(
-            {k: np.atleast_1d(np.float64(v)) for k, v in daily[0].to_dict().items()}
+            {
+                k: np.atleast_1d(np.float64(v))
+                for k, v in daily[0].to_dict().items()
+                if not (k == "modeling_um_per_day" and v == 0.0)  # digests of runs before this field
+            }
             if constant
             else {k: np.ascontiguousarray(v, np.float64) for k, v in table.items()}
         ),
@@ -505,7 +510,11 @@ class _Loop:
             self.mechano = Mechanoregulation(plan.mechanics, plan.volume.voxel_size_um, plan.dt)
             if start.mechanics:
                 self.mechano.set_state(start.mechanics)
-                self.be.set_mechanics(self.state, self.mechano.mech, self.mechano.lut)
+        # the class field and table the backend holds are a function of the step (the last FE solve
+        # and the day's drug modeling threshold): installed before the first step, fresh or resumed
+        self.drug_thr = 0  # modeling threshold of the physiology's modeling-based formation (drugs)
+        self.zero_mech: np.ndarray | None = None  # class-0 field of drug modeling without mechanics
+        self.tables_dirty = True
         self.t_mech = 0.0
         self.rows_from = start.step  # step index of the first counter row not read yet
         self.done = start.step
@@ -679,6 +688,7 @@ class _Loop:
                 self._interrupt()
             if self.mechano is not None and self.mechano.due(n):
                 self._solve_mechanics(n)
+            self._sync_modeling(n)
             inputs = self.sched.inputs_for_step(n, seed=p.seed, drain=self.drain)
             self.be.step(self.state, inputs, step=n, map_day=int(p.day_of(n)) if n >= p.n_spin else -1)
             self.done = n + 1
@@ -693,11 +703,48 @@ class _Loop:
         """FE on the bone after ``n`` steps: new signal classes and weights for the next steps."""
         t0 = time.perf_counter()
         up = self.mechano.update(self.be.download_bone(self.state), self.plan.magnitude_at(n))
-        self.be.set_mechanics(self.state, up.mech, up.lut)
-        self.sched.mech_on = 1
-        self.sched.mod_on = int(self.mechano.p.modeling)
         self.sched.formation_q16 = up.formation_q16
+        self.tables_dirty = True  # installed by _sync_modeling, with the drug's modeling
         self.t_mech += time.perf_counter() - t0
+
+    def _sync_modeling(self, n: int) -> None:
+        """Install the class field and table of step ``n`` where they changed (docs/treatments.md).
+
+        The physiology's modeling-based formation (``modeling_um_per_day``, anabolic drugs)
+        becomes the threshold ``Schedule.modeling_thr(n)`` of the rule's modeling half
+        ``lut[256 + class]``. With mechanics it is combined with the mechanical modeling table
+        (either process starts formation, :func:`~bonesim.ca.schedule.combine_modeling`);
+        without, every voxel is class 0 with activation weight 1 (``MECH_WEIGHT_ONE``: the
+        activation threshold ``act_thr · 256 >> 8`` is ``act_thr``, bit for bit), a uint8 field
+        allocated only while the threshold is nonzero. Everything installed is a function of
+        ``n`` and the checkpointed mechanics state, so resumed runs install the same tables.
+        """
+        thr = self.sched.modeling_thr(n) if self.sched.any_modeling else 0
+        if thr == self.drug_thr and not self.tables_dirty:
+            return
+        self.drug_thr, self.tables_dirty = thr, False
+        if self.mechano is not None:
+            if self.mechano.mech is None:  # no FE solve yet: nothing to steer (mechanics solve at step 0)
+                return
+            lut = self.mechano.lut.copy()
+            lut[N_MECH_CLASSES:] = combine_modeling(lut[N_MECH_CLASSES:], thr)
+            self.be.set_mechanics(self.state, self.mechano.mech, lut)
+            self.sched.mech_on = 1
+            self.sched.mod_on = int(self.mechano.p.modeling or thr > 0)
+            return
+        if thr == 0:
+            if self.zero_mech is not None:
+                self.be.set_mechanics(self.state, None, None)
+                self.zero_mech = None
+            self.sched.mech_on = self.sched.mod_on = 0
+            return
+        if self.zero_mech is None:
+            self.zero_mech = np.zeros(tuple(self.plan.volume.shape), np.uint8)
+        lut = np.concatenate(
+            [np.full(N_MECH_CLASSES, MECH_WEIGHT_ONE, np.uint32), np.full(N_MECH_CLASSES, thr, np.uint32)]
+        )
+        self.be.set_mechanics(self.state, self.zero_mech, lut)
+        self.sched.mech_on = self.sched.mod_on = 1
 
     def _interrupt(self) -> None:
         if self.folder is not None:

@@ -54,6 +54,9 @@ TABLE_COLUMNS = (
     "mar_um_per_day",
     "formation_efficiency",
 )
+#: Optional columns of the daily table (their default where a table lacks them, e.g. one written
+#: before they existed): ``modeling_um_per_day``, the physiology's modeling-based formation.
+OPTIONAL_COLUMNS = {"modeling_um_per_day": 0.0}
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,13 @@ class RemodelingParams:
         f: the bone a BMU lays back as a fraction of what it resorbed. 1.0 in
         the healthy steady state; f < 1 leaves a deficit (1-f)·E per cycle,
         the root of age-related bone loss [1]_. In [0, 1.5].
+    modeling_um_per_day : float
+        Modeling-based formation on quiescent surfaces [µm/d of new bone over
+        the whole bone surface], the physiology's ``modeling_um_per_day``
+        (anabolic drugs: teriparatide, abaloparatide, romosozumab; 0 without
+        them). The CA lets marrow voxels that touch quiescent bone across a
+        face start one voxel of bone with probability 1 − (1 − rate/h)^dt per
+        step (:func:`bonesim.ca.schedule.modeling_probability`). At most 100.
     neighbourhood : {6, 26}
         Connectivity of surface detection, lateral recruitment and formation
         support (6 faces or 26 faces/edges/corners).
@@ -115,6 +125,7 @@ class RemodelingParams:
     reversal_days: float = HEALTHY["reversal_days"]
     mar_um_per_day: float = HEALTHY["mar_um_per_day"]
     formation_efficiency: float = HEALTHY["formation_efficiency"]
+    modeling_um_per_day: float = 0.0
     neighbourhood: int = 26
     dt_days: float = 1.0
 
@@ -132,6 +143,11 @@ class RemodelingParams:
             self,
             "formation_efficiency",
             check_in_range(self.formation_efficiency, 0.0, 1.5, name="formation_efficiency"),
+        )
+        set_(
+            self,
+            "modeling_um_per_day",
+            check_in_range(self.modeling_um_per_day, 0.0, 100.0, name="modeling_um_per_day"),
         )
         set_(self, "dt_days", check_positive(self.dt_days, name="dt_days"))
         if self.neighbourhood not in (6, 26):
@@ -243,7 +259,7 @@ def check_table(table: Mapping[str, Any]) -> dict[str, np.ndarray]:
         raise InputError("daily parameter table is empty")
     if not np.array_equal(out["day"], np.arange(n)):
         raise InputError("daily parameter table `day` column must be 0, 1, 2, ... (one row per day)")
-    for c in TABLE_COLUMNS:
+    for c in (*TABLE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in out)):
         if not np.isfinite(out[c]).all():
             raise InputError(f"daily parameter table column {c!r} holds NaN or infinite values")
     return out
@@ -255,8 +271,9 @@ def params_from_table(
     """One :class:`RemodelingParams` per row of a daily table.
 
     Fields the table does not hold (``footprint_radius_um``, ``neighbourhood``,
-    ``dt_days``) come from ``base`` (defaults if None). Identical rows share
-    one object.
+    ``dt_days``, and ``modeling_um_per_day`` where it lacks that optional
+    column) come from ``base`` (defaults if None). Identical rows share one
+    object.
 
     >>> rows = params_from_table({"day": [0, 1], "acf_per_year": [0.4, 0.4], "erosion_depth_um": [50, 50],
     ...                           "resorption_days": [35, 35], "reversal_days": [20, 20],
@@ -266,12 +283,13 @@ def params_from_table(
     """
     t = check_table(table)
     base = base or RemodelingParams()
+    cols = (*TABLE_COLUMNS, *(c for c in OPTIONAL_COLUMNS if c in t))
     cache: dict[tuple[float, ...], RemodelingParams] = {}
     out = []
     for i in range(t["day"].shape[0]):
-        key = tuple(float(t[c][i]) for c in TABLE_COLUMNS)
+        key = tuple(float(t[c][i]) for c in cols)
         if key not in cache:
-            cache[key] = base.replace(**dict(zip(TABLE_COLUMNS, key, strict=False)))
+            cache[key] = base.replace(**dict(zip(cols, key, strict=True)))
         out.append(cache[key])
     return out
 
@@ -286,4 +304,7 @@ def constant_table(params: RemodelingParams, days: int) -> dict[str, np.ndarray]
     table = {"day": np.arange(n, dtype=np.float64)}
     for c in TABLE_COLUMNS:
         table[c] = np.full(n, float(getattr(params, c)))
+    for c, default in OPTIONAL_COLUMNS.items():  # only where set: tables as before otherwise
+        if getattr(params, c) != default:
+            table[c] = np.full(n, float(getattr(params, c)))
     return table

@@ -57,6 +57,66 @@ CATCH_UP_DAYS = 90
 _Q16 = 1 << 16
 
 
+def modeling_probability(rate_um_per_day: float, voxel_size_um: float, dt_days: float) -> float:
+    """Probability per step that a marrow surface voxel starts one voxel of modeling-based formation.
+
+    ``rate_um_per_day`` is the physiology's modeling-based formation: the thickness of new bone
+    per day over the whole bone surface. In the CA a marrow voxel with quiescent bone across a
+    face (a *marrow surface voxel*) stands for h² of surface, and starting it lays down one voxel,
+    h of thickness on that h². A per-day probability rate/h then adds ``rate`` µm/day on average;
+    the chance per step of ``dt_days`` is 1 − (1 − rate/h)^dt, so the expected thickness per day
+    does not depend on the step or the voxel size (capped at 1 per day: at most one voxel layer
+    a day). Assumption: the marrow surface voxels count the surface (h² each) and the drug acts
+    on the quiescent surface only; see docs/treatments.md for what that does to the realised rate.
+
+    >>> round(modeling_probability(0.003, 19.5, 1.0), 8)  # teriparatide 20 ug/day
+    0.00015385
+    >>> round(modeling_probability(0.003, 19.5, 2.0), 8)  # a 2-day step: 1 - (1 - p)^2
+    0.00030767
+    >>> modeling_probability(0.0, 20.0, 1.0)
+    0.0
+    """
+    h = float(voxel_size_um)
+    if not h > 0.0:
+        raise InputError(f"`voxel_size_um` must be positive, got {voxel_size_um!r}")
+    p_day = min(max(float(rate_um_per_day) / h, 0.0), 1.0)
+    if p_day == 0.0:
+        return 0.0
+    return 1.0 - (1.0 - p_day) ** float(dt_days)
+
+
+def modeling_threshold(rate_um_per_day: float, voxel_size_um: float, dt_days: float) -> int:
+    """:func:`modeling_probability` as the rule's 32-bit threshold (a draw below it starts formation).
+
+    Quantised like :func:`bonesim.ca.mechano.modeling_table`: rint(p · 2³²), at most 2³² − 1.
+
+    >>> modeling_threshold(0.003, 19.5, 1.0)
+    660764
+    >>> modeling_threshold(0.0, 19.5, 1.0)
+    0
+    """
+    p = modeling_probability(rate_um_per_day, voxel_size_um, dt_days)
+    return int(min(np.rint(p * 2.0**32), 2.0**32 - 1))
+
+
+def combine_modeling(mech_table: np.ndarray, drug_thr: int) -> np.ndarray:
+    """Modeling thresholds of the mechanical table and the drug's: either process starts formation.
+
+    The two are independent chances per step, p = 1 − (1 − p_mech)(1 − p_drug), in exact
+    integer arithmetic on the 32-bit thresholds (t_m + t_d − ⌊t_m·t_d / 2³²⌋, uint32): the same
+    table on every host and backend. ``drug_thr`` 0 returns the mechanical table unchanged.
+
+    >>> combine_modeling(np.array([0, 2**31, 2**32 - 1], np.uint32), 2**31).tolist()
+    [2147483648, 3221225472, 4294967295]
+    """
+    tm = np.asarray(mech_table, np.uint64)
+    td = np.uint64(int(drug_thr))
+    if int(drug_thr) == 0:
+        return tm.astype(np.uint32)
+    out = tm + td - ((tm * td) >> np.uint64(32))
+    return np.minimum(out, np.uint64(0xFFFFFFFF)).astype(np.uint32)
+
+
 def lateral_costs(params: RemodelingParams, voxel_size_um: float) -> tuple[int, int, int, int]:
     """Lateral budget of a seed and the cost of a face, edge and corner step (integers).
 
@@ -175,6 +235,9 @@ class Schedule:
         #: (``scripts/acf_controller.py``); the deficit is counted either way.
         self.catch_up = True
         self._cache: dict[int, tuple[int, ...]] = {}
+        self._model_cache: dict[int, int] = {}
+        #: Whether any day has modeling-based formation (the engine allocates its class field only then).
+        self.any_modeling = any(p.modeling_um_per_day > 0.0 for p in self.daily)
 
     # -------------------------------------------------------------- time --
     def day_of(self, step: int) -> float:
@@ -207,6 +270,18 @@ class Schedule:
             f_q16 = round(p.formation_efficiency * _Q16)
             self._cache[key] = (depth, erode_q16, form_q16, rev, f_q16)
         return self._cache[key]
+
+    def modeling_thr(self, step: int) -> int:
+        """The physiology's modeling-based formation of ``step`` as a 32-bit threshold (0: none).
+
+        A function of the step alone (of its day's parameters), so a resumed run installs the
+        same table as an unbroken one.
+        """
+        p = self.params_at(step)
+        key = id(p)
+        if key not in self._model_cache:
+            self._model_cache[key] = modeling_threshold(p.modeling_um_per_day, self.h, p.dt_days)
+        return self._model_cache[key]
 
     def footprint_estimate(self) -> float:
         """Mean surface voxels recruited per seed, from the counters so far (with a flat prior)."""

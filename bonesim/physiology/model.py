@@ -50,7 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.integrate import solve_ivp
 
-from bonesim.ca.params import TABLE_COLUMNS
+from bonesim.ca.params import OPTIONAL_COLUMNS, TABLE_COLUMNS
 from bonesim.errors import InputError
 from bonesim.physiology.calcium import CA_PARAMS, CalciumInputs, calcium_rhs, calcium_steady_state, fluxes
 from bonesim.physiology.cells import CellInputs, cell_rhs, quasi_steady_cells
@@ -62,8 +62,9 @@ __all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenar
 
 log = logging.getLogger(__name__)
 
-#: Columns the CA engine reads (docs/model.md, daily parameter table): the engine's own list.
-CA_COLUMNS = ("day", *TABLE_COLUMNS)
+#: Columns the CA engine reads (docs/model.md, daily parameter table): the engine's own list
+#: (``modeling_um_per_day``, modeling-based formation, is optional for the engine; this model writes it).
+CA_COLUMNS = ("day", *TABLE_COLUMNS, *OPTIONAL_COLUMNS)
 #: Damping of the PTH action on the cells: PTH_cell = PTH_cell0 * PTH_rel**PTH_GAMMA [assumed].
 #: Without it, loss changed by ~1 %/yr per +20 % PTH (PHYSIOLOGY.md), too steep for the
 #: modest bone loss of vitamin-D insufficiency.
