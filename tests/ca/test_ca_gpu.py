@@ -217,3 +217,21 @@ def test_cupy_active_tiles_equal_stepping_every_tile():
     assert rows[0][:, COUNTERS.index("removed")].sum() > 0, "the slab must be remodeled"
     on, off = (be.tiles_stepped(st) for be, st in zip(backends[1:], states[1:], strict=True))
     assert off == 1.0 and on < 0.8, (on, off)
+
+
+def test_engine_on_cupy_equals_numpy_with_a_drugs_modeling_formation():
+    """The physiology's modeling-based formation (a changing rate, then none): same bits on both."""
+    from bonesim.ca.engine import simulate
+    from bonesim.ca.params import constant_table
+
+    vol = Volume(_bone((40, 40, 40)), 20.0)
+    table = constant_table(FAST, 80)
+    table["modeling_um_per_day"] = np.r_[np.zeros(5), np.linspace(0.6, 0.05, 50), np.zeros(25)]
+    kw = dict(base_params=FAST, years=80 / 365.25, spinup_years=0.05, seed=3)
+    a = simulate(vol, table, backend="numpy", **kw)
+    b = simulate(vol, table, backend="cupy", **kw)
+    assert a.metrics["modeled"].sum() > 0
+    for k in a.state:
+        np.testing.assert_array_equal(a.state[k], b.state[k])
+    np.testing.assert_array_equal(a.metrics["modeled"], b.metrics["modeled"])
+    np.testing.assert_array_equal(a.metrics["bv_tv"], b.metrics["bv_tv"])
