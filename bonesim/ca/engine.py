@@ -79,6 +79,10 @@ __all__ = ["METRIC_COLUMNS", "RunPlan", "SimulationResult", "partial_path", "pla
 #: 15.4 and 17.8 B/voxel above the interpreter at 512³ and 256³, 19.9 for a resume at 256³. Kept above.
 #: A backend may ask for another figure with a ``host_bytes_per_voxel`` attribute (the chunked one does).
 HOST_BYTES_PER_VOXEL = 32
+#: Added to it while a day of the run has the physiology's modeling-based formation (anabolic drugs), by
+#: count: the class-0 field (1) and the NumPy backend's index of the voxels with a modeling threshold,
+#: every voxel then (8; docs/treatments.md, Modeling-based formation in the CA).
+DRUG_MODELING_BYTES_PER_VOXEL = 9
 #: Save points the background writer may hold waiting while it writes another (back-pressure beyond).
 WRITER_QUEUE_DEPTH = 1
 #: Host bytes of state slabs a save point may queue for the writer: this many per voxel, at least
@@ -185,6 +189,8 @@ def _resolve_daily(params: Any, scenario: Any, base_params: RemodelingParams | N
 def _params_toml(p: RemodelingParams) -> str:
     lines = ["[remodeling]"]
     for k, v in p.to_dict().items():
+        if k == "modeling_um_per_day" and v == 0.0:  # as written before the field existed
+            continue
         lines.append(f"{k} = {v!r}")
     return "\n".join(lines) + "\n"
 
@@ -950,6 +956,8 @@ def simulate(
     per_voxel = HOST_BYTES_PER_VOXEL
     if not isinstance(backend, str):
         per_voxel = getattr(backend, "host_bytes_per_voxel", HOST_BYTES_PER_VOXEL)
+    if any(p.modeling_um_per_day > 0.0 for p in plan.daily):
+        per_voxel += DRUG_MODELING_BYTES_PER_VOXEL
     start = _open_run(plan, folder, resume=resume, overwrite=overwrite, host_bytes_per_voxel=per_voxel)
     be = resolve_backend(backend) if isinstance(backend, str) else backend
     loop = None
