@@ -185,7 +185,7 @@ def main() -> None:
                             rows.append(
                                 run(c, scen, args.years, seed, mech, args.spinup_years, Path(work), model, h)
                             )
-                        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+                            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
     print(
         json.dumps(
             {"size": args.size, "voxel_um": VOXEL_UM, "years": args.years, "runs": rows, "net": net(rows)},
