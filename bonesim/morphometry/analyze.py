@@ -36,13 +36,14 @@ METRIC_COLUMNS = (
     "n_particles",
     "n_cavities",
     "cavity_voxels",
+    "cut_elements",
     "vbmd_mgha_cm3",
     "tmd_mgha_cm3",
 )
 #: Extra columns of ``/tables/morphometry`` and of the CSV.
 EXTRA_COLUMNS = ("bs_tv_per_mm", "tb_th_sd_um", "tb_th_max_um", "tb_sp_sd_um", "tb_sp_max_um")
 #: Columns that hold counts (written to the CSV as integers).
-COUNT_COLUMNS = ("n_particles", "n_cavities", "cavity_voxels")
+COUNT_COLUMNS = ("n_particles", "n_cavities", "cavity_voxels", "cut_elements")
 #: Columns added with ``mechanics=True`` (to ``/tables/metrics`` and the CSV).
 MECHANICS_COLUMNS = ("e_app_z_mpa",)
 #: Columns added with ``histomorphometry=True`` (see :mod:`bonesim.morphometry.histomorphometry`).
@@ -156,11 +157,13 @@ def analyze(
     rows: list[dict[str, float]] = []
     histo = _Histo(info) if histomorphometry else None
     mineral = _Mineral(info)
+    cuts = _Cuts(info)
     for k, i in enumerate(idx):
         vol = Volume(info.frame(i), info.voxel_size_um)
         m = morphometry(vol, backend=backend, roi=inside)
         if inside is None:  # vBMD/TMD are whole-volume quantities: not in a compartment's table
             m.update(mineral.row(i, vol.data))
+            m["cut_elements"] = cuts.row(i, vol.data)
         frame = i if info.has_series else -1
         if mechanics:
             m["e_app_z_mpa"] = apparent_modulus_z(vol, backend=backend, where=f"frame {frame}")
@@ -292,6 +295,26 @@ class _Mineral:
         return mineral_summary(
             bone, formed, day, old_m, bone_old=self.low if day >= 0 else None, law=self.law
         )
+
+
+class _Cuts:
+    """Elements cut through since day 0 (frame 0): :func:`bonesim.morphometry.difference.cut_elements`
+    of the perforated mask (12-voxel clusters dropped as noise). NaN for a plain volume."""
+
+    def __init__(self, info: Result) -> None:
+        self.info = info
+        self.b0: np.ndarray | None = None
+
+    def row(self, i: int, bone: np.ndarray) -> float:
+        from bonesim.morphometry.difference import cut_elements, difference_masks
+
+        if not self.info.has_series:
+            return float("nan")
+        if i == 0:
+            return 0.0
+        if self.b0 is None:
+            self.b0 = self.info.frame(0)
+        return float(cut_elements(difference_masks(self.b0, bone).perforated))
 
 
 def _calibrated_law(info: Result, k0: float):

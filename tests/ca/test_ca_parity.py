@@ -157,6 +157,7 @@ def _phantom(shape, kind):
         return phantom.gyroid(shape, 24, phantom.gyroid_sheet_level_for(0.35), sheet=True)
     bone = phantom.plate(shape, 5, axis=1)
     bone[:, :, 3] = 255  # a wall one voxel thin (marrow on both sides: no direction), which BMUs cut
+    bone[:, :, 12:14] = 255  # a wall two voxels thin, < E = 60 µm: a single cavity cuts it (Parfitt)
     return bone
 
 

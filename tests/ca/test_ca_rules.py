@@ -144,18 +144,31 @@ def test_formation_restores_f_times_resorbed(f):
         assert (bone.astype(int) - (w & 0xFF).astype(int))[6 + planes :].sum() == 0
 
 
-def test_bmus_stop_at_the_opposite_surface_a_one_voxel_plate_is_cut():
-    """A plate thinner than E (40 µm < 50 µm): a BMU stops one layer short of the marrow behind the
-    plate and is refilled exactly; BMUs from both sides at the same place do not cut it either (each column
-    stops at the other, head-on); a plate thinned to one voxel (marrow on both sides: no direction) is cut
-    and keeps its hole. A 200 µm plate is refilled."""
+def test_a_cavity_as_deep_as_the_plate_cuts_it_a_thicker_plate_stops_it():
+    """Parfitt's criterion: a BMU whose erosion depth E reaches through the plate along its columns cuts
+    it, and the hole is not refilled; a plate thicker than E stops the columns one layer short of the
+    marrow behind it and is refilled exactly. E = 50 µm at 20 µm voxels: a 40 µm plate is cut, a 60 µm
+    plate is not; with E = 30 µm the 40 µm plate is not. BMUs from both sides of a 60 µm plate stop at
+    each other (head-on); a plate thinned to one voxel (marrow on both sides: no direction) is cut.
+    A 200 µm plate is refilled."""
     p = RemodelingParams()
-    thin = phantom.plate((12, 32, 32), 2, axis=0)  # bone z = 5, 6
+    sched = Schedule([p.replace(acf_per_year=0.0)], H)
+    thin = phantom.plate((12, 32, 32), 2, axis=0)  # bone z = 5, 6: 40 µm
     w, rows = run_bmu(thin, (5, 16, 16), p, 250)
+    assert quiescent(w)
+    assert rows[:, 5].sum() > 0, "the plate is perforated"
+    hole = (w & 0xFF).sum(axis=0) == 0
+    assert hole[16, 16] and 5 <= hole.sum() < 32 * 32, "a lasting hole through the plate at the BMU"
+    w, rows = run_bmu(thin, (5, 16, 16), p.replace(erosion_depth_um=30.0), 250)
     assert quiescent(w) and rows[:, 5].sum() == 0
     assert rows[:, 0].sum() > 10 * 255, "the BMU resorbed bone"
-    assert np.array_equal(w & 0xFF, thin), "the plate is whole again"
-    sched = Schedule([p.replace(acf_per_year=0.0)], H)
+    assert np.array_equal(w & 0xFF, thin), "E = 30 µm < 40 µm: the plate is whole again"
+    plate3 = phantom.plate((12, 32, 32), 3, axis=0)  # 60 µm
+    z0 = int(np.flatnonzero(plate3[:, 16, 16])[0])
+    w, rows = run_bmu(plate3, (z0, 16, 16), p, 250)
+    assert quiescent(w) and rows[:, 5].sum() == 0
+    assert rows[:, 0].sum() > 10 * 255, "the BMU resorbed bone"
+    assert np.array_equal(w & 0xFF, plate3), "the plate is whole again"
 
     def run(w):
         rows = []
@@ -164,12 +177,12 @@ def test_bmus_stop_at_the_opposite_surface_a_one_voxel_plate_is_cut():
             rows.append(c)
         return w, np.array(rows, np.int64)
 
-    w = words_of(thin)
-    seed_bmu(w, 5, 16, 16, sched.lat0)
-    seed_bmu(w, 6, 16, 16, sched.lat0)  # the other side, head-on
+    w = words_of(plate3)
+    seed_bmu(w, z0, 16, 16, sched.lat0)
+    seed_bmu(w, z0 + 2, 16, 16, sched.lat0)  # the other side, head-on
     w, rows = run(w)
     assert quiescent(w) and rows[:, 5].sum() == 0
-    assert np.array_equal(w & 0xFF, thin)  # (both layers stop at once: nothing is resorbed)
+    assert np.array_equal(w & 0xFF, plate3)
     one = phantom.plate((12, 32, 32), 1, axis=0)
     z = int(np.flatnonzero(one[:, 16, 16])[0])
     w = words_of(one)

@@ -275,11 +275,12 @@ def rule(
                 xp.where(nbone == 0, word(0, 1 | (d << 3), nr), word(nbone, pb, nr)),
             )
             # the opposite surface (marrow straight ahead, or a column coming head-on): the front
-            # becomes the floor uneroded
+            # becomes the floor uneroded, unless the element along the column is no thicker than
+            # the cavity's depth (r + b <= dep): then it erodes on and cuts the element
             ya = W.pick(d, xp)
             yapb = (ya >> 8) & 0xFF
             da = dot(yapb >> 3, d)
-            last = ((ya & 0xFFFF) == 0) | (
+            last = (((ya & 0xFFFF) == 0) & (r + b > dep)) | (
                 ((yapb & 3) == 1) & (da < 0) & (4 * da * da >= N1[yapb >> 3] * N1[d])
             )
             res = xp.where(last, word(b, 2, r), res)

@@ -237,13 +237,18 @@ BONESIM_HD bs_u32 bonesim_rule(const Nb& nb, const BsStep& s, const bs_u8* mech,
             const bs_u32 r = (pb & BS_TOP) ? (t & 0xFFu) : t;
             // the opposite surface: this voxel is the last layer of the element along the column when
             // straight ahead is marrow, or a column coming head-on from the other side (the opposite
-            // surface under resorption); it becomes the floor uneroded, so resorption never cuts an
-            // element by itself (nb(13) = self holds bone and has no direction: "no direction" goes on)
+            // surface under resorption); it becomes the floor uneroded (nb(13) = self holds bone and
+            // has no direction: "no direction" goes on). Except where the cavity is as deep as the
+            // element: when the bone removed so far plus this last layer is within the column's
+            // depth, the front erodes on and cuts the element (a single cavity perforates a plate
+            // thinner than the erosion depth; Parfitt's mechanism of trabecular perforation).
+            const bs_u32 dep = bs_column_depth(s.depth, (int)d);
             const bs_u32 ya = nb((int)d);
             const bs_u32 yapb = (ya >> 8) & 0xFFu;
-            if ((ya & 0xFFFFu) == 0u || ((yapb & 3u) == BS_PH_R && bs_head_on((int)(yapb >> 3), (int)d)))
+            const bool ahead_marrow = (ya & 0xFFFFu) == 0u;
+            if ((ahead_marrow && r + b > dep) ||
+                ((yapb & 3u) == BS_PH_R && bs_head_on((int)(yapb >> 3), (int)d)))
                 return bs_word(b, BS_PH_V, r);
-            const bs_u32 dep = bs_column_depth(s.depth, (int)d);
             const bs_u32 room = dep > r ? dep - r : 0u;
             const bs_u32 a = bs_min(b, bs_min(s.erode, room));
             const bs_u32 nbone = b - a;
