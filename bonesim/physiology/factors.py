@@ -40,6 +40,9 @@ primary HPT            parathyroid secretion x G (continuous excess, catabolic) 
 disuse (``loading``)   load deficit d = max(0, 1 - magnitude): osteocyte RANKL  Zerwekh 1998 bed rest [read]
                        P_RANKL + k d (resorption up) and sclerostin/Wnt loss:   -> [fitted] (cells only, no
                        OB apoptosis A_OBa x (1 + k d); > 1 (exercise): none     BMD); Xiong 2011, Spatz 2012
+mechanostat            d read against the bone volume: d = 1 - S, S = m BV^-n   Gibson & Ashby n = 2
+                       (n 2); over-strain S > 1: d = g (1 - S), g = 0.005       [memory]; g bounded by the
+                       (mechanostat.py)                                         aging rows [fitted]
 =====================  =======================================================  ===========================
 
 References
@@ -96,6 +99,7 @@ import numpy as np
 
 from bonesim.defaults import DAYS_PER_YEAR  # re-exported for the physiology modules
 from bonesim.physiology.calcium import CA_PARAMS
+from bonesim.physiology.mechanostat import load_deficit
 from bonesim.physiology.scenario import Scenario
 from bonesim.physiology.treatments import PK, exposures
 
@@ -184,6 +188,12 @@ class FactorParams:
     # Linear in d [assumed]; no term above habitual loading (exercise: the CA's local mechanics).
     disuse_rankl: float = 508.36  # pM/day extra RANKL production per unit deficit (osteocyte RANKL)
     disuse_aoba: float = 1.0543  # A_OBa x (1 + k d): sclerostin-Wnt loss of osteoblast survival
+    # systemic mechanostat (bonesim.physiology.mechanostat): the deficit above reads the tissue strain
+    # S = min(m, 1) (BV/BV_set)**-n instead of the load alone; d = 1 - S below the set point strain,
+    # mech_gain (1 - S) above it. n: trabecular modulus ~ (BV/TV)**n, n ~ 2 [lit, memory: Gibson &
+    # Ashby; Morgan & Keaveny 1.5-2]; n = 0 switches the feedback off.
+    mech_exponent: float = 2.0
+    mech_gain: float = 0.005  # over-strain gain
 
 
 FACTOR_PARAMS = FactorParams()
@@ -338,8 +348,12 @@ class Forcing:
         w = self._window("thyroid", self._t(t))
         return 1.0 + (lvl - 1.0) * w
 
-    def inputs(self, t, adapt_e, adapt_gc):
-        """All inputs at time ``t`` given the adaptation states: a dict of floats/arrays.
+    def inputs(self, t, adapt_e, adapt_gc, bv_rel=1.0):
+        """All inputs at time ``t`` given the adaptation states and the bone volume: a dict of floats/arrays.
+
+        ``bv_rel`` is the trabecular bone volume relative to the healthy young-adult set point
+        (the mechanostat state of the model): the load deficit is read against it
+        (:func:`~bonesim.physiology.mechanostat.load_deficit`).
 
         Keys: cell-module multipliers (``pth_gamma`` is applied in the model), calcium-module
         inputs, and the phase modifiers ``resorption_mult``, ``reversal_mult``, ``mar_mult``.
@@ -371,7 +385,9 @@ class Forcing:
         x_tpt = self.exposure("teriparatide_x", t)
         x_aba = self.exposure("abaloparatide_x", t)
         load = self.load_magnitude(t)
-        disuse = np.clip(1.0 - load, 0.0, 1.0)
+        # load deficit read by the osteocytes: habitual loads above 1 (exercise) are left to the CA's
+        # local mechanoregulation (no systemic term), the strain rises as bone is lost (mechanostat)
+        disuse = load_deficit(np.minimum(load, 1.0), bv_rel, p.mech_exponent, p.mech_gain)
         p_rankl = (
             p.p_rankl_estrogen * (d_e - (1.0 - p.estrogen_sustained) * adapt_e)
             + p.gc_p_rankl * np.maximum(0.0, x_gc - adapt_gc)
@@ -447,4 +463,5 @@ class Forcing:
             "mar_mult": theta * (1.0 - p.gc_mar * x_gc),
             "vitamin_d_eff_ng_ml": vd,
             "load_magnitude": load,
+            "load_deficit": disuse,
         }

@@ -1,10 +1,11 @@
 """The coupled systemic model and its daily parameter table for the CA.
 
-Fourteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
+Fifteen ODEs, time unit day: the bone-cell module (OBp, OBa, OCa; Pivonka 2008,
 :mod:`~bonesim.physiology.cells`), the calcium-PTH-calcitriol loop (nine states;
-Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`) and two adaptation states
+Peterson & Riggs 2010, :mod:`~bonesim.physiology.calcium`), two adaptation states
 (the parts of the estrogen-loss RANKL rise and of the early glucocorticoid effects that fade with time,
-:mod:`~bonesim.physiology.factors`). All states are integrated relative to the healthy
+:mod:`~bonesim.physiology.factors`) and the log bone volume relative to the young-adult set point,
+which the systemic mechanostat reads (:mod:`~bonesim.physiology.mechanostat`). All states are integrated relative to the healthy
 steady state, which is solved to machine precision, so a healthy scenario stays put.
 
 Coupling: systemic PTH drives the cells through ``PTH_rel ** PTH_GAMMA`` (damped, see
@@ -42,6 +43,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import itertools
 import logging
 from collections.abc import Callable
@@ -58,7 +60,14 @@ from bonesim.physiology.factors import DAYS_PER_YEAR, FACTOR_PARAMS, FactorParam
 from bonesim.physiology.mineralisation import MINERALISATION, mineral_content
 from bonesim.physiology.scenario import Scenario, load_scenario
 
-__all__ = ["CA_COLUMNS", "PTH_GAMMA", "ScenarioTable", "run_physiology", "scenario_table"]
+__all__ = [
+    "CA_COLUMNS",
+    "PTH_GAMMA",
+    "ScenarioTable",
+    "initial_bone_volume",
+    "run_physiology",
+    "scenario_table",
+]
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +82,9 @@ PTH_GAMMA = 0.5
 _CELL0 = np.array(quasi_steady_cells(CellInputs()), dtype=float)
 _CA0 = calcium_steady_state()
 _N_CELL, _N_CA = 3, 9
-_N = _N_CELL + _N_CA + 2
+#: state layout: cells, calcium module, the two adaptation states, log bone volume (mechanostat)
+_I_AE, _I_AGC, _I_BV = _N_CELL + _N_CA, _N_CELL + _N_CA + 1, _N_CELL + _N_CA + 2
+_N = _N_CELL + _N_CA + 3
 
 
 def _cell_inputs(inp: dict, pth_rel, ca_rel=1.0, k_ca: float = FACTOR_PARAMS.ob_calcium_k) -> CellInputs:
@@ -113,17 +124,28 @@ def _ca_inputs(inp: dict, rho_oc, rho_ob) -> CalciumInputs:
     )
 
 
+def _bv_slope(forcing: Forcing, inp: dict, rho_oc, rho_ob):
+    """d ln(BV)/dt (per day) of the mechanostat state: the BMU balance of the *dynamic* cells,
+    -BS/BV (Ac.f0 E0 (rho_OC a - rho_OB) / 365 - modeling), a = resorption per osteoclast: the
+    consistency mapping of docs/physiology.md (0.2 /yr x (rho_OC - rho_OB) at the defaults)."""
+    rem = forcing.s["remodeling"]
+    bs_bv_um = rem["bs_bv_per_mm"] / 1000.0
+    per_day = rem["acf0_per_year"] * rem["erosion_depth_um"] / DAYS_PER_YEAR
+    return -bs_bv_um * (per_day * (rho_oc * inp["oc_activity"] - rho_ob) - inp["modeling_um_per_day"])
+
+
 def _rhs(t: float, z: np.ndarray, forcing: Forcing, p: FactorParams) -> np.ndarray:
     cells = z[:_N_CELL] * _CELL0
     ca = z[_N_CELL : _N_CELL + _N_CA] * _CA0
-    a_e, a_gc = z[-2], z[-1]
-    inp = forcing.inputs(t, a_e, a_gc)
+    a_e, a_gc = z[_I_AE], z[_I_AGC]
+    inp = forcing.inputs(t, a_e, a_gc, np.exp(z[_I_BV]))
     pth_rel = ca[1] / _CA0[1]
     dcell = np.array(cell_rhs(*cells, _cell_inputs(inp, pth_rel, ca[0] / _CA0[0], p.ob_calcium_k))) / _CELL0
     dca = calcium_rhs(ca, _ca_inputs(inp, z[2], z[1])) * 24.0 / _CA0  # per hour -> per day
     d_e, x_gc = forcing.drives(t)
     dadapt = np.array([(d_e - a_e) / p.estrogen_adapt_days, (x_gc - a_gc) / p.gc_adapt_days])
-    return np.concatenate([dcell, dca, dadapt])
+    dbv = np.array([_bv_slope(forcing, inp, z[2], z[1])], dtype=float)
+    return np.concatenate([dcell, dca, dadapt, dbv])
 
 
 def _integrate(
@@ -271,7 +293,9 @@ def run_physiology(
     # day 0 is an established state: the adaptation states start at their day-0 drives (as if
     # the day-0 inputs had always been there), e.g. 17 years after menopause the fading part
     # of the estrogen-loss response has faded
-    z0[-2:] = forcing.drives(0.0)
+    z0[_I_AE : _I_AGC + 1] = forcing.drives(0.0)
+    # bone volume at day 0 relative to the young-adult set point of the mechanostat
+    z0[_I_BV] = np.log(initial_bone_volume(scn, params))
     if spinup_years > 0:
         frozen = Forcing(scn, params, freeze_at=0.0)
         _, z = _integrate(frozen, params, z0, -spinup_years * DAYS_PER_YEAR, 0.0, None)
@@ -283,11 +307,57 @@ def run_physiology(
     return _table(scn, forcing, day, z)
 
 
+#: age from which the mechanostat history of a subject runs (the set point: young adult, before the
+#: age-related deficit ramps in at FactorParams.age_peak_years - age_ramp_years)
+HISTORY_START_AGE = 20.0
+
+
+def initial_bone_volume(scn: Scenario, params: FactorParams = FACTOR_PARAMS) -> float:
+    """Bone volume at day 0 relative to the young-adult set point (the mechanostat's initial state).
+
+    ``subject.bone_volume_rel`` if given (> 0); otherwise (0, the default) the subject's own history:
+    the model run from age 20 at the set point to the day-0 age with the subject's lifelong inputs
+    (sex, age-related deficit if ``aging``, the menopause) and its ``[remodeling]`` values; the other
+    factors of the scenario start at day 0. 1 when nothing of that history happens before day 0.
+
+    >>> initial_bone_volume(load_scenario("healthy-adult"))
+    1.0
+    """
+    sub, men = scn["subject"], scn["menopause"]
+    if sub["bone_volume_rel"] > 0:
+        return float(sub["bone_volume_rel"])
+    age0 = sub["age_years"]
+    meno_before = men["enabled"] and sub["sex"] == "female" and men["age_years"] < age0
+    if age0 <= HISTORY_START_AGE or not (sub["aging"] or meno_before) or params.mech_exponent == 0:
+        return 1.0
+    return _history_bone_volume(
+        (sub["sex"], age0, sub["aging"]),
+        tuple(sorted(men.items())),
+        tuple(sorted(scn["remodeling"].items())),
+        params,
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _history_bone_volume(subject: tuple, menopause: tuple, remodeling: tuple, params: FactorParams) -> float:
+    sex, age0, aging = subject
+    hist = Scenario.from_dict(
+        {
+            "name": "history",
+            "subject": {"sex": sex, "age_years": HISTORY_START_AGE, "aging": aging, "bone_volume_rel": 1.0},
+            "menopause": dict(menopause),
+            "remodeling": dict(remodeling),
+        }
+    )
+    table = run_physiology(hist, age0 - HISTORY_START_AGE, params=params)
+    return float(table["bv_mech"][-1])
+
+
 def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> dict[str, np.ndarray]:
     rem = scn["remodeling"]
     cells = z[:_N_CELL]
     ca = z[_N_CELL : _N_CELL + _N_CA] * _CA0[:, None]
-    inp = forcing.inputs(day, z[-2], z[-1])
+    inp = forcing.inputs(day, z[_I_AE], z[_I_AGC], np.exp(z[_I_BV]))
     inp = {k: np.broadcast_to(np.asarray(v, dtype=float), day.shape) for k, v in inp.items()}
     pth_rel = ca[1] / _CA0[1]
     _, oba_q, oca_q = quasi_steady_cells(_cell_inputs(inp, pth_rel, ca[0] / _CA0[0], forcing.p.ob_calcium_k))
@@ -363,6 +433,10 @@ def _table(scn: Scenario, forcing: Forcing, day: np.ndarray, z: np.ndarray) -> d
         # habitual loading relative to normal (scenario [loading]); the axis is scenario-level
         # (ScenarioTable.load_axis), the CA's mechanoregulation reads both
         "load_magnitude": inp["load_magnitude"].copy(),
+        # mechanostat state: bone volume relative to the young-adult set point (BMU balance of the
+        # dynamic cells, from the day-0 value initial_bone_volume), and the load deficit it gives
+        "bv_mech": np.exp(z[_I_BV]),
+        "load_deficit": np.asarray(inp["load_deficit"], dtype=float).copy(),
     }
 
 

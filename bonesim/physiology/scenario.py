@@ -89,6 +89,14 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "sex": Key("female", choices=("female", "male"), doc="sex (estrogen course, age-related loss rate)"),
         "age_years": Key(35.0, 0.0, 110.0, "years", "age at day 0"),
         "aging": Key(False, doc="age-related formation deficit after peak bone mass (age 25)"),
+        "bone_volume_rel": Key(
+            0.0,
+            0.0,
+            1.5,
+            "",
+            "trabecular bone volume at day 0 relative to the healthy young adult (mechanostat set point); "
+            "0: from the subject's own history (age-related loss and menopause from age 20 to day 0)",
+        ),
     },
     "menopause": {
         "enabled": Key(False, doc="estrogen falls at menopause (female subjects only)"),
