@@ -15,6 +15,8 @@ change of the scenario over the run, net of healthy, for its reference bone
 (its `remodeling.bs_bv_per_mm`, 13.33 /mm by default), and scaled to the sample's day-0 BS/BV: the loss of a
 remodeling imbalance is Ac.f · BS · E · (1 − f), proportional to the surface per
 volume (first order), so ``ca_over_physiology`` compares like with like.
+``--psf-um`` also measures day 0 and the end through a scanner's Gaussian PSF
+(``bonesim analyze --psf-um``): ``day0_psf``, ``end_psf``, ``net_pct_psf``.
 
     python scripts/validate_ca_mechanics.py --size 128 --years 5 --seeds 0 > out.json
     python scripts/validate_ca_mechanics.py --mechanics on --modeling both > out.json
@@ -42,9 +44,12 @@ from bonesim.io.result import Result
 from bonesim.io.sample import VOXEL_UM, real_sample
 from bonesim.morphometry.difference import cut_elements, difference_masks
 from bonesim.morphometry.indices import morphometry
+from bonesim.morphometry.scanner import scanner_view
 from bonesim.physiology.model import scenario_table
 from bonesim.volume import BONE_LEVEL
 
+#: sigma of the scanner PSF of the extra measurement [µm] (0: none)
+PSF_UM = [0.0]
 LOCAL_GAIN = [MechanoParams().local_gain]
 #: extra MechanoParams fields of every mechanics run (from the command line)
 MECH_EXTRA: dict = {}
@@ -102,6 +107,11 @@ def run(
     first, last = res.frame(0), res.frame(res.n_frames - 1)
     end = describe(last, voxel_um)
     end["cut_elements"] = cut_elements(difference_masks(first, last).perforated)
+    psf = {}
+    if PSF_UM[0] > 0:  # the same frames as a scanner would image them (bonesim analyze --psf-um)
+        f0, f1 = (scanner_view(b, voxel_um, PSF_UM[0]) for b in (first, last))
+        psf = {"day0_psf": describe(f0, voxel_um), "end_psf": describe(f1, voxel_um)}
+        psf["end_psf"]["cut_elements"] = cut_elements(difference_masks(f0, f1).perforated)
     return {
         "scenario": scenario,
         "seed": seed,
@@ -114,6 +124,7 @@ def run(
         "physiology_bs_bv_per_mm": float(st.scenario.values["remodeling"]["bs_bv_per_mm"]),
         "day0": describe(first, voxel_um),
         "end": end,
+        **psf,
     }
 
 
@@ -127,10 +138,14 @@ def net(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         h = base.get((r["seed"], r["mechanics"], r["modeling"], r["voxel_um"]))
-        d = {}
+        d, dp = {}, {}
         for k in KEYS:
             own = 100 * (r["end"][k] / r["day0"][k] - 1)
             d[k] = own - (100 * (h["end"][k] / h["day0"][k] - 1) if h is not None and r is not h else 0.0)
+            if "end_psf" in r:
+                own = 100 * (r["end_psf"][k] / r["day0_psf"][k] - 1)
+                hp = 100 * (h["end_psf"][k] / h["day0_psf"][k] - 1) if h is not None and r is not h else 0.0
+                dp[k] = own - hp
         phys = r["physiology_bv_pct"] - (h["physiology_bv_pct"] if h is not None and r is not h else 0.0)
         phys_sample = phys * r["day0"]["bs_bv_per_mm"] / r["physiology_bs_bv_per_mm"]
         out.append(
@@ -141,6 +156,7 @@ def net(rows: list[dict]) -> list[dict]:
                 "modeling": r["modeling"],
                 "voxel_um": r["voxel_um"],
                 "net_pct": d,
+                **({"net_pct_psf": dp, "cut_elements_psf": r["end_psf"]["cut_elements"]} if dp else {}),
                 "cut_elements": r["end"]["cut_elements"],
                 "physiology_bv_pct": phys,
                 "physiology_bv_pct_sample_bs_bv": phys_sample,
@@ -158,6 +174,7 @@ def main() -> None:
     ap.add_argument("--seeds", default="0")
     ap.add_argument("--voxel-um", default=str(VOXEL_UM), help="comma-separated voxel sizes (resampled)")
     ap.add_argument("--scenarios", default="healthy-adult,postmenopausal")
+    ap.add_argument("--psf-um", type=float, default=0.0, help="also measure through a scanner PSF (µm)")
     ap.add_argument("--mechanics", choices=("on", "off", "both"), default="both")
     ap.add_argument("--local-gain", type=float, default=MechanoParams().local_gain)
     ap.add_argument("--modeling", choices=("on", "off", "both"), default="off", help="with mechanics on")
@@ -165,6 +182,7 @@ def main() -> None:
     ap.add_argument("--modeling-rate", type=float, default=MechanoParams().modeling_rate_per_day)
     args = ap.parse_args()
     LOCAL_GAIN[0] = args.local_gain
+    PSF_UM[0] = args.psf_um
     MECH_EXTRA.update(modeling_threshold=args.modeling_threshold, modeling_rate_per_day=args.modeling_rate)
     full = real_sample()
     lo = (full.shape[0] - args.size) // 2

@@ -44,7 +44,7 @@ def test_a_cut_rod_is_one_element():
 
 class _Info:
     def __init__(self, frames, series=True):
-        self.frames, self.has_series = frames, series
+        self.frames, self.has_series, self.voxel_size_um = frames, series, 20.0
 
     def frame(self, i):
         return self.frames[i]
