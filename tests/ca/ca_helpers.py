@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import h5py
 import numpy as np
 
 from bonesim.ca.backends.base import StepInputs, pack
@@ -80,3 +81,16 @@ def inputs(**kw) -> StepInputs:
     )
     base.update(kw)
     return StepInputs(**base)
+
+
+def result_arrays(path) -> dict[str, np.ndarray]:
+    """Every dataset of an HDF5 result by name, provenance left out (to compare two runs bit for bit)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset) and not name.startswith("provenance"):
+                out[name] = obj[...]
+
+        f.visititems(visit)
+    return out

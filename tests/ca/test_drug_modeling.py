@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 
-import h5py
 import numpy as np
 import pytest
 
@@ -17,7 +16,7 @@ from bonesim.ca.kernel_abi import MECH_WEIGHT_ONE
 from bonesim.ca.params import RemodelingParams, constant_table, params_from_table
 from bonesim.ca.schedule import Schedule, combine_modeling, modeling_probability, modeling_threshold
 from bonesim.errors import InputError
-from tests.ca.ca_helpers import inputs, words_of
+from tests.ca.ca_helpers import inputs, result_arrays, words_of
 from tests.fast_params import fast
 
 MODELED = COUNTERS.index("modeled")
@@ -166,23 +165,11 @@ def test_resume_is_bit_identical_with_a_changing_drug_rate(plate_vol, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         _run(plate_vol, table, base, out=two, progress=interrupt, **kw)
     _run(plate_vol, table, base, out=two, resume=True, **kw)
-    a, b = _arrays(one), _arrays(two)
+    a, b = result_arrays(one), result_arrays(two)
     assert a.keys() == b.keys() and "series/bone" in a
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert a["tables/metrics/modeled"].sum() > 0
-
-
-def _arrays(path) -> dict[str, np.ndarray]:
-    out = {}
-    with h5py.File(path, "r") as f:
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and not name.startswith("provenance"):
-                out[name] = obj[...]
-
-        f.visititems(visit)
-    return out
 
 
 def test_with_mechanics_the_drug_adds_to_the_mechanical_table_and_resumes_bit_identically(
@@ -209,6 +196,6 @@ def test_with_mechanics_the_drug_adds_to_the_mechanical_table_and_resumes_bit_id
     with pytest.raises(KeyboardInterrupt):
         _run(plate_vol, table, out=two, progress=interrupt, **kw)
     _run(plate_vol, table, out=two, resume=True, **kw)
-    a, b = _arrays(one), _arrays(two)
+    a, b = result_arrays(one), result_arrays(two)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -19,6 +19,7 @@ from bonesim.ca.engine import METRIC_COLUMNS, partial_path, simulate
 from bonesim.ca.params import constant_table
 from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import read_table, write_volume
+from tests.ca.ca_helpers import result_arrays
 from tests.fast_params import fast
 
 FAST = fast(
@@ -35,18 +36,6 @@ FAST = fast(
 def vol() -> Volume:
     bone = phantom.gyroid((20, 22, 24), 18, phantom.gyroid_sheet_level_for(0.4), sheet=True)
     return Volume(bone, voxel_size_um=20.0, metadata={"kind": "gyroid"})
-
-
-def _arrays(path: Path) -> dict[str, np.ndarray]:
-    out = {}
-    with h5py.File(path, "r") as f:
-
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset) and not name.startswith("provenance"):
-                out[name] = obj[...]
-
-        f.visititems(visit)
-    return out
 
 
 def test_result_file_layout(vol, tmp_path):
@@ -121,7 +110,7 @@ def test_resume_after_ctrl_c_equals_one_run(vol, tmp_path):
     with pytest.raises(BonesimError, match="differs"):
         simulate(vol, FAST, out=two, resume=True, **{**kw, "seed": 10})
     simulate(vol, FAST, out=two, resume=True, **kw)
-    a, b = _arrays(one), _arrays(two)
+    a, b = result_arrays(one), result_arrays(two)
     # a resumed run may be asked for more years than it started with
     three = tmp_path / "three.h5"
     with pytest.raises(KeyboardInterrupt):
@@ -168,7 +157,7 @@ def test_resume_after_sigkill_equals_one_run(tmp_path):
         pytest.skip("run finished before it could be killed (machine too fast)")
     assert step >= 100
     subprocess.run([sys.executable, "-c", _CHILD, str(two), "0.6", "1"], check=True, cwd=root, env=env)
-    a, b = _arrays(one), _arrays(two)
+    a, b = result_arrays(one), result_arrays(two)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
