@@ -219,9 +219,9 @@ def _missing_filter(ds: h5py.Dataset) -> str | None:
     return None
 
 
-def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
+def _read_checked(ds: h5py.Dataset, where: str, sel: Any = Ellipsis) -> np.ndarray:
     try:
-        return ds[...]
+        return ds[sel]
     except OSError as exc:
         missing = _missing_filter(ds)
         if missing is not None:
@@ -679,14 +679,21 @@ class RunFolder:
                 if with_maps
                 else None
             )
-            prev_fd = None
             for i in range(n_frames):
-                with h5py.File(self.path / f"frame_{i:05d}.h5", "r") as fr:
-                    sb[i] = _read_checked(fr["bone"], f"{self.path}/frame_{i:05d}.h5")
-                    if sf is not None:
-                        fd = _read_checked(fr["formed_day"], f"{self.path}/frame_{i:05d}.h5")
-                        sf[i] = formed_day_new(fd, prev_fd)
-                        prev_fd = fd
+                where = f"{self.path}/frame_{i:05d}.h5"
+                with h5py.File(where, "r") as fr:
+                    sb[i] = _read_checked(fr["bone"], where)
+                    if sf is not None:  # slab by slab: no whole-volume int32 maps and temporaries
+                        before = f"{self.path}/frame_{i - 1:05d}.h5"
+                        with h5py.File(before, "r") if i else contextlib.nullcontext() as pr:
+                            for z0, z1 in slabs(shape[0]):
+                                fd = _read_checked(fr["formed_day"], where, np.s_[z0:z1])
+                                prev = (
+                                    None
+                                    if pr is None
+                                    else _read_checked(pr["formed_day"], before, np.s_[z0:z1])
+                                )
+                                sf[i, z0:z1] = formed_day_new(fd, prev)
                     days[i] = float(fr.attrs["day"])
             create_array(se, "day", days, maxshape=(None,), compression=compression)
             t = f.create_group("tables")
