@@ -102,8 +102,9 @@ def formed_day_new(formed_day: np.ndarray, previous: np.ndarray | None) -> np.nd
     ([0, 0, 4], [6, 0, 0])
     """
     fd = np.asarray(formed_day, np.int32)
-    new = fd >= 0 if previous is None else fd != previous
-    return np.where(new, fd + 1, 0).astype(np.int32)
+    out = fd + np.int32(1)
+    out[fd < 0 if previous is None else fd == previous] = 0  # nothing new there
+    return out
 
 
 def formed_day_apply(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 :class:`ChunkedBackend` has the engine's backend protocol (``upload``,
 ``step``, ``read_counters``, ``download``) and runs the steps of the NumPy
-or CuPy backend over blocks with :func:`bonesim.ca.halo.simulate_chunked`:
+or CuPy backend over blocks with :func:`bonesim.ca.halo.advance_in_place`:
 steps are queued and run ``k`` at a time per halo exchange (halo ``k``
 voxels, the CA's reach being one voxel per step); the engine reads counters
 every ``CAL_EVERY`` (16) steps to calibrate activation and at every save
@@ -10,9 +10,13 @@ point, and those reads flush the queue, so every exchange sees exactly the
 integer inputs the whole-volume run would. The result is bit for bit the
 whole-volume run: state, maps, counters, metrics, frames.
 
-On the GPU (``inner='cupy'``) only the blocks in flight live on the device:
-a volume is limited by host memory (12 bytes per voxel for the state and the
-two remodeling maps, twice while an exchange runs), not by device memory.
+Host memory: one copy of the state and the two remodeling maps (12 bytes per
+voxel), updated in place block by block; beside it the halo bands kept for
+the blocks not yet stepped (``k`` planes of the packed words across the
+volume, and less) and each block in flight (its words with the halo, stepped
+``BlockStep.SLAB`` planes at a time). On the GPU (``inner='cupy'``) only the
+blocks in flight live on the device: a volume is limited by host memory, not
+by device memory.
 
 Example (tests/test_batch_engine_chunks.py checks it on several chunk shapes)::
 
@@ -224,13 +228,16 @@ class ChunkedBackend:
         so no more than the thinnest chunk); 16 (the engine's calibration
         interval) or a divisor of it exchanges least often.
     num_workers : int, optional
-        Blocks in flight at once (Dask threads); default 1 on the GPU, all cores on the CPU.
+        Blocks stepped at once (threads); default 1. Each one in flight holds its words with the
+        halo (4 bytes per voxel of ``(chunk + 2k)³``, 5 with mechanics) and its slab's temporaries.
     """
 
-    #: Host bytes per voxel the engine's pre-flight asks for: the state and maps (12) twice during an
-    #: exchange, plus dask's overlapped blocks and each block's full-volume step. Measured 63 B/voxel
-    #: above the interpreter at 256³ with 128³ chunks and 16 steps per exchange (docs/performance.md).
-    host_bytes_per_voxel = 96
+    #: Host bytes per voxel the engine's pre-flight asks for: the whole-volume figure (32: the state
+    #: and maps, 12, are held once and updated in place) plus one block in flight, at most about 6 per
+    #: voxel of the volume (when the volume is a single block), and the halo bands. Measured (2026-12-08,
+    #: docs/performance.md): 20.4 B/voxel above the interpreter at 256³ with 128³ chunks and 16 steps
+    #: per exchange, the unchunked run's 20.4 (the peak of both is the end-of-run assembly).
+    host_bytes_per_voxel = 40
 
     def __init__(
         self,
