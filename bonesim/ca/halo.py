@@ -27,6 +27,12 @@ optionally, integer counters of what happened in the ``owned`` box (bone
 removed and added, activations, ...), which are summed over blocks.
 ``params(step)`` supplies per-step keywords (thresholds from the daily table).
 
+:func:`advance_in_place` runs the same exchanges on NumPy arrays that it
+updates in place, block by block, without dask: one copy of the volume
+instead of two, plus the halo bands a later block still needs (the engine's
+chunked backend uses it); ``local`` fields (read and written only at the
+voxel itself) travel without a halo.
+
 Cost: each exchange recomputes the halo shell, ``((c + 2·k·r)/c)³ − 1`` of
 the work for chunks of edge ``c`` (k = 4, r = 1, c = 256: 9.7 %), plus one
 read and one write of the state per exchange.
