@@ -682,19 +682,22 @@ class RunFolder:
             )
             for i in range(n_frames):
                 where = f"{self.path}/frame_{i:05d}.h5"
-                with h5py.File(where, "r") as fr:
-                    sb[i] = _read_checked(fr["bone"], where)
-                    if sf is not None:  # slab by slab: no whole-volume int32 maps and temporaries
-                        before = f"{self.path}/frame_{i - 1:05d}.h5"
-                        with h5py.File(before, "r") if i else contextlib.nullcontext() as pr:
-                            for z0, z1 in slabs(shape[0]):
-                                fd = _read_checked(fr["formed_day"], where, np.s_[z0:z1])
-                                prev = (
-                                    None
-                                    if pr is None
-                                    else _read_checked(pr["formed_day"], before, np.s_[z0:z1])
-                                )
-                                sf[i, z0:z1] = formed_day_new(fd, prev)
+                before = f"{self.path}/frame_{i - 1:05d}.h5"
+                with (
+                    h5py.File(where, "r") as fr,
+                    h5py.File(before, "r") if i and sf is not None else contextlib.nullcontext() as pr,
+                ):
+                    for z0, z1 in slabs(shape[0]):  # chunk-aligned slabs: no whole-volume arrays
+                        sb[i, z0:z1] = _read_checked(fr["bone"], where, np.s_[z0:z1])
+                        if sf is not None:  # formed_day_new, computed in the slab read
+                            fd = _read_checked(fr["formed_day"], where, np.s_[z0:z1])
+                            if pr is None:
+                                keep = fd < 0
+                            else:
+                                keep = fd == _read_checked(pr["formed_day"], before, np.s_[z0:z1])
+                            fd += np.int32(1)
+                            fd[keep] = 0
+                            sf[i, z0:z1] = fd
                     days[i] = float(fr.attrs["day"])
             create_array(se, "day", days, maxshape=(None,), compression=compression)
             t = f.create_group("tables")
