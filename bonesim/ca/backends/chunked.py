@@ -235,8 +235,8 @@ class ChunkedBackend:
     #: Host bytes per voxel the engine's pre-flight asks for: the whole-volume figure (32: the state
     #: and maps, 12, are held once and updated in place) plus one block in flight, at most about 6 per
     #: voxel of the volume (when the volume is a single block), and the halo bands. Measured (2026-12-08,
-    #: docs/performance.md): 20.4 B/voxel above the interpreter at 256³ with 128³ chunks and 16 steps
-    #: per exchange, the unchunked run's 19.6 (1.04x; was 63, 1.88x).
+    #: docs/performance.md): 19.7 B/voxel above the interpreter at 256³ with 128³ chunks and 16 steps
+    #: per exchange, the unchunked run's 18.9 (1.04x; was 63, 1.88x).
     host_bytes_per_voxel = 40
 
     def __init__(
