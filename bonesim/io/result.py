@@ -102,8 +102,9 @@ def formed_day_new(formed_day: np.ndarray, previous: np.ndarray | None) -> np.nd
     ([0, 0, 4], [6, 0, 0])
     """
     fd = np.asarray(formed_day, np.int32)
-    new = fd >= 0 if previous is None else fd != previous
-    return np.where(new, fd + 1, 0).astype(np.int32)
+    out = fd + np.int32(1)
+    out[fd < 0 if previous is None else fd == previous] = 0  # nothing new there
+    return out
 
 
 def formed_day_apply(previous: np.ndarray | None, new: np.ndarray) -> np.ndarray:
@@ -219,9 +220,9 @@ def _missing_filter(ds: h5py.Dataset) -> str | None:
     return None
 
 
-def _read_checked(ds: h5py.Dataset, where: str) -> np.ndarray:
+def _read_checked(ds: h5py.Dataset, where: str, sel: Any = Ellipsis) -> np.ndarray:
     try:
-        return ds[...]
+        return ds[sel]
     except OSError as exc:
         missing = _missing_filter(ds)
         if missing is not None:
@@ -679,14 +680,24 @@ class RunFolder:
                 if with_maps
                 else None
             )
-            prev_fd = None
             for i in range(n_frames):
-                with h5py.File(self.path / f"frame_{i:05d}.h5", "r") as fr:
-                    sb[i] = _read_checked(fr["bone"], f"{self.path}/frame_{i:05d}.h5")
-                    if sf is not None:
-                        fd = _read_checked(fr["formed_day"], f"{self.path}/frame_{i:05d}.h5")
-                        sf[i] = formed_day_new(fd, prev_fd)
-                        prev_fd = fd
+                where = f"{self.path}/frame_{i:05d}.h5"
+                before = f"{self.path}/frame_{i - 1:05d}.h5"
+                with (
+                    h5py.File(where, "r") as fr,
+                    h5py.File(before, "r") if i and sf is not None else contextlib.nullcontext() as pr,
+                ):
+                    for z0, z1 in slabs(shape[0]):  # chunk-aligned slabs: no whole-volume arrays
+                        sb[i, z0:z1] = _read_checked(fr["bone"], where, np.s_[z0:z1])
+                        if sf is not None:  # formed_day_new, computed in the slab read
+                            fd = _read_checked(fr["formed_day"], where, np.s_[z0:z1])
+                            if pr is None:
+                                keep = fd < 0
+                            else:
+                                keep = fd == _read_checked(pr["formed_day"], before, np.s_[z0:z1])
+                            fd += np.int32(1)
+                            fd[keep] = 0
+                            sf[i, z0:z1] = fd
                     days[i] = float(fr.attrs["day"])
             create_array(se, "day", days, maxshape=(None,), compression=compression)
             t = f.create_group("tables")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from _chunk_toy import run_whole, toy_state, toy_step
 
-from bonesim.ca.halo import normalize_chunks, simulate_chunked
+from bonesim.ca.halo import advance_in_place, normalize_chunks, simulate_chunked
 
 pytest.importorskip("dask.array")
 SHAPE = (24, 20, 22)
@@ -90,6 +90,63 @@ def test_streams_hdf5_to_hdf5(tmp_path, whole):
         )
         got = {k: ds[...] for k, ds in out.items()}
     assert _same(got, ref)
+
+
+def _copy(state):
+    return {k: v.copy() for k, v in state.items()}
+
+
+@pytest.mark.parametrize(
+    "chunks, k, workers",
+    [((12, 10, 11), 1, 1), ((8, 8, 8), 4, 1), ((9, 7, 10), 3, 2), ((5, 20, 6), 5, 3), (11, 2, 2), (50, 7, 1)],
+)
+def test_in_place_equals_whole_and_the_two_buffer_run(whole, chunks, k, workers):
+    """One copy of the state, updated in place: the same bits and counters as the whole volume."""
+    state, _ = whole
+    ref, ref_counts = run_whole(state, STEPS, counters=True)
+    got = _copy(state)
+    counts = advance_in_place(got, toy_step, STEPS, chunks=chunks, steps_per_exchange=k, num_workers=workers)
+    assert _same(got, ref)
+    np.testing.assert_array_equal(counts, ref_counts)
+    # uneven chunks: the last chunk along an axis is shorter or merged, as in simulate_chunked
+    assert _same(simulate_chunked(state, toy_step, STEPS, chunks=chunks, steps_per_exchange=k), got)
+
+
+def test_in_place_local_fields_see_the_owned_box_only(whole):
+    """A ``local`` field comes as a view of the owned box; updated in place or returned, it lands."""
+    state, ref = whole
+
+    def with_visits(fields, *, origin, global_shape, owned, step):
+        visits = fields["visits"]
+        box = tuple(slice(lo - o, hi - o) for (lo, hi), o in zip(owned, origin, strict=True))
+        assert visits.shape == tuple(s.stop - s.start for s in box)
+        base = {n: fields[n] for n in ("bone", "phase", "timer")}
+        new, c = toy_step(base, origin=origin, global_shape=global_shape, step=step, owned=owned)
+        visits += (new["phase"][box] != 0).astype(np.uint16)  # in place
+        if step % 2:
+            visits = visits.copy()  # or a new array
+        return {**new, "visits": visits}, c
+
+    visits = np.zeros(SHAPE, np.uint16)
+    s, expect = dict(state), np.zeros(SHAPE, np.uint16)
+    for t in range(STEPS):
+        s = toy_step(s, origin=(0, 0, 0), global_shape=SHAPE, step=t)
+        expect += (s["phase"] != 0).astype(np.uint16)
+    got = {**_copy(state), "visits": visits}
+    advance_in_place(got, with_visits, STEPS, chunks=(9, 7, 10), steps_per_exchange=4, local=("visits",))
+    assert _same(got, ref)
+    np.testing.assert_array_equal(got["visits"], expect)
+    assert got["visits"] is visits
+
+
+def test_in_place_refuses_what_it_cannot_update(whole, tmp_path):
+    state, _ = whole
+    frozen = _copy(state)
+    frozen["bone"].flags.writeable = False
+    with pytest.raises(ValueError, match="writable NumPy array"):
+        advance_in_place(frozen, toy_step, 2, chunks=8)
+    with pytest.raises(ValueError, match="not in `fields`"):
+        advance_in_place(_copy(state), toy_step, 2, chunks=8, local=("maps",))
 
 
 def test_normalize_chunks_errors():

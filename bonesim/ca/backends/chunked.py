@@ -2,7 +2,7 @@
 
 :class:`ChunkedBackend` has the engine's backend protocol (``upload``,
 ``step``, ``read_counters``, ``download``) and runs the steps of the NumPy
-or CuPy backend over blocks with :func:`bonesim.ca.halo.simulate_chunked`:
+or CuPy backend over blocks with :func:`bonesim.ca.halo.advance_in_place`:
 steps are queued and run ``k`` at a time per halo exchange (halo ``k``
 voxels, the CA's reach being one voxel per step); the engine reads counters
 every ``CAL_EVERY`` (16) steps to calibrate activation and at every save
@@ -10,9 +10,13 @@ point, and those reads flush the queue, so every exchange sees exactly the
 integer inputs the whole-volume run would. The result is bit for bit the
 whole-volume run: state, maps, counters, metrics, frames.
 
-On the GPU (``inner='cupy'``) only the blocks in flight live on the device:
-a volume is limited by host memory (12 bytes per voxel for the state and the
-two remodeling maps, twice while an exchange runs), not by device memory.
+Host memory: one copy of the state and the two remodeling maps (12 bytes per
+voxel), updated in place block by block; beside it the halo bands kept for
+the blocks not yet stepped (``k`` planes of the packed words across the
+volume, and less) and each block in flight (its words with the halo, stepped
+``BlockStep.SLAB`` planes at a time). On the GPU (``inner='cupy'``) only the
+blocks in flight live on the device: a volume is limited by host memory, not
+by device memory.
 
 Example (tests/test_batch_engine_chunks.py checks it on several chunk shapes)::
 
@@ -29,12 +33,13 @@ Example (tests/test_batch_engine_chunks.py checks it on several chunk shapes)::
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from bonesim.ca.halo import simulate_chunked
+from bonesim.ca.halo import advance_in_place
 from bonesim.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -67,13 +72,22 @@ def _sl(box: Box, shift: int = 0, grow: int = 0) -> tuple[slice, ...]:
 
 
 class BlockStep:
-    """One CA step of a block with any halo, for :func:`~bonesim.ca.halo.simulate_chunked`.
+    """One CA step of a block with any halo, for :func:`~bonesim.ca.halo.advance_in_place`.
 
-    The block is padded with one ring of the inert word, every box (the
-    voxels the block owns, then the shell around them) is stepped by the
-    backend's block step with a one-voxel halo, and the counters of the owned
-    box are returned, so summing them over blocks gives the whole volume's.
+    The block's words are stepped in place, ``SLAB`` planes at a time: each
+    slab is cut into boxes that lie wholly inside or wholly outside the voxels
+    the block owns, every box is stepped by the backend's block step with a
+    one-voxel halo (the inert word beyond the block's faces, as in the whole
+    volume beyond its own), and the old values of the last plane of a slab are
+    kept for the next one. The two maps come as the owned box only (they are
+    ``local`` fields: a voxel's map entries depend on nothing but its own
+    change), so the boxes outside it step without maps. The counters of the
+    owned boxes are returned, so summing them over blocks gives the whole
+    volume's.
     """
+
+    #: Planes per slab: bounds the step's temporaries by a slab, not by the block.
+    SLAB = 16
 
     def __init__(self, inner: str, neighbourhood: int) -> None:
         if inner not in ("numpy", "cupy"):
@@ -84,33 +98,50 @@ class BlockStep:
     def __call__(self, fields, *, origin, global_shape, owned, step, inputs, map_day, lut=None):
         from bonesim.ca.backends.base import COUNTERS, INERT
 
-        word = fields["word"]
+        word = fields["word"]  # the block with its halo, updated in place
         mech = fields.get("mech")  # constant between FE solves: carried, never changed
+        rmap, fmap = fields["resorbed_day"], fields["formed_day"]  # the owned box only
         xp = np
         if self.inner == "cupy":
             import cupy as xp
-        padded = xp.pad(word, 1, mode="constant", constant_values=INERT)
-        rmap = fields["resorbed_day"].copy()
-        fmap = fields["formed_day"].copy()
-        new = xp.empty_like(word)
         own = tuple((lo - o, hi - o) for (lo, hi), o in zip(owned, origin, strict=True))
-        counts = None
-        for i, box in enumerate([own, *shell_boxes(word.shape, own)]):
-            sub = xp.ascontiguousarray(padded[_sl(box, shift=1, grow=1)])
-            sub_origin = tuple(o + lo - 1 for o, (lo, _) in zip(origin, box, strict=True))
-            r = xp.ascontiguousarray(rmap[_sl(box)])
-            f = xp.ascontiguousarray(fmap[_sl(box)])
-            m = None if mech is None else xp.ascontiguousarray(mech[_sl(box)])
-            dst, c = self._step(sub, inputs, sub_origin, global_shape, r, f, map_day, m, lut)
-            new[_sl(box)] = dst
-            rmap[_sl(box)] = r
-            fmap[_sl(box)] = f
-            if i == 0:
-                counts = c[: len(COUNTERS)]
-        out = {"word": new, "resorbed_day": rmap, "formed_day": fmap}
-        if mech is not None:
-            out["mech"] = mech
-        return out, counts
+        (oz0, oz1), oy, ox = own
+        nz, ny, nx = word.shape
+        counts = np.zeros(len(COUNTERS), np.int64)
+        prev = None  # the old words of the plane above the slab
+        for z0, z1 in _slabs(nz, oz0, oz1, self.SLAB):
+            h = z1 - z0
+            src = xp.full((h + 2, ny + 2, nx + 2), INERT, np.uint32)
+            if prev is not None:
+                src[0, 1:-1, 1:-1] = prev
+            below = min(z1 + 1, nz)
+            src[1 : 1 + below - z0, 1:-1, 1:-1] = word[z0:below]
+            out = xp.empty((h, ny, nx), np.uint32)
+            inside = oz0 <= z0 and z1 <= oz1
+            slab_own = ((0, h), oy, ox)
+            boxes = (
+                [slab_own, *shell_boxes((h, ny, nx), slab_own)] if inside else [((0, h), (0, ny), (0, nx))]
+            )
+            for i, box in enumerate(boxes):
+                mine = inside and i == 0
+                sub = xp.ascontiguousarray(src[_sl(box, shift=1, grow=1)])
+                gbox = ((box[0][0] + z0, box[0][1] + z0), *box[1:])  # in the block's coordinates
+                sub_origin = tuple(o + lo - 1 for o, (lo, _) in zip(origin, gbox, strict=True))
+                m = None if mech is None else xp.ascontiguousarray(mech[_sl(gbox)])
+                r = f = None
+                if mine:  # the owned box of this slab, in the owned maps' coordinates
+                    mbox = _sl(((z0 - oz0, z1 - oz0), (0, oy[1] - oy[0]), (0, ox[1] - ox[0])))
+                    r, f = xp.ascontiguousarray(rmap[mbox]), xp.ascontiguousarray(fmap[mbox])
+                dst, c = self._step(
+                    sub, inputs, sub_origin, global_shape, r, f, map_day if mine else -1, m, lut
+                )
+                out[_sl(box)] = dst
+                if mine:
+                    rmap[mbox], fmap[mbox] = r, f
+                    counts += np.asarray(c[: len(COUNTERS)], np.int64)
+            prev = word[z1 - 1].copy()
+            word[z0:z1] = out
+        return fields, counts
 
     def _step(self, sub, inputs, origin, global_shape, rmap, fmap, map_day, mech, lut):
         if self.inner == "numpy":
@@ -134,7 +165,11 @@ class BlockStep:
 
         from bonesim.ca.backends.cupy_backend import NCOUNT, NSLOT, launch_step
 
-        dst = cupy.empty(tuple(n - 2 for n in sub.shape), cupy.uint32)
+        inner = tuple(n - 2 for n in sub.shape)
+        if rmap is None:  # a box outside the owned voxels: its map entries are thrown away
+            rmap = cupy.full(inner, -1, cupy.int32)
+            fmap = cupy.full(inner, -1, cupy.int32)
+        dst = cupy.empty(inner, cupy.uint32)
         ring = cupy.zeros((NSLOT, NCOUNT), cupy.uint64)
         launch_step(
             sub,
@@ -152,6 +187,18 @@ class BlockStep:
             lut=None if lut is None else cupy.asarray(lut),
         )
         return dst, ring.sum(axis=0).get().astype(np.int64)
+
+
+def _slabs(nz: int, oz0: int, oz1: int, slab: int) -> list[tuple[int, int]]:
+    """z ranges of at most ``slab`` planes covering ``0:nz``, cut at the owned range ``oz0:oz1``.
+
+    >>> _slabs(10, 2, 8, 4)
+    [(0, 2), (2, 6), (6, 8), (8, 10)]
+    """
+    out = []
+    for a, b in ((0, oz0), (oz0, oz1), (oz1, nz)):
+        out.extend((z, min(z + slab, b)) for z in range(a, b, slab))
+    return out
 
 
 class _ChunkedState:
@@ -181,13 +228,16 @@ class ChunkedBackend:
         so no more than the thinnest chunk); 16 (the engine's calibration
         interval) or a divisor of it exchanges least often.
     num_workers : int, optional
-        Blocks in flight at once (Dask threads); default 1 on the GPU, all cores on the CPU.
+        Blocks stepped at once (threads); default 1. Each one in flight holds its words with the
+        halo (4 bytes per voxel of ``(chunk + 2k)³``, 5 with mechanics) and its slab's temporaries.
     """
 
-    #: Host bytes per voxel the engine's pre-flight asks for: the state and maps (12) twice during an
-    #: exchange, plus dask's overlapped blocks and each block's full-volume step. Measured 63 B/voxel
-    #: above the interpreter at 256³ with 128³ chunks and 16 steps per exchange (docs/performance.md).
-    host_bytes_per_voxel = 96
+    #: Host bytes per voxel the engine's pre-flight asks for: the whole-volume figure (32: the state
+    #: and maps, 12, are held once and updated in place) plus one block in flight, at most about 6 per
+    #: voxel of the volume (when the volume is a single block), and the halo bands. Measured (2026-12-08,
+    #: docs/performance.md): 19.7 B/voxel above the interpreter at 256³ with 128³ chunks and 16 steps
+    #: per exchange, the unchunked run's 18.9 (1.04x; was 63, 1.88x).
+    host_bytes_per_voxel = 40
 
     def __init__(
         self,
@@ -231,15 +281,33 @@ class ChunkedBackend:
         self.device = f"{base.device}; chunks {c}, {self.k} steps/exchange"
         self.exchanges = 0
 
-    def upload(self, bone, phase, timer, resorbed_day, formed_day, *, neighbourhood: int) -> _ChunkedState:
+    def upload(
+        self,
+        bone,
+        phase,
+        timer,
+        resorbed_day,
+        formed_day,
+        *,
+        neighbourhood: int,
+        own_maps: bool = False,
+    ) -> _ChunkedState:
+        """``own_maps``: keep (and update in place) the two map arrays given instead of copying them,
+        as :meth:`NumpyBackend.upload <bonesim.ca.backends.numpy_backend.NumpyBackend.upload>` does."""
         from bonesim.ca.backends.base import pack
 
-        fields = {
-            "word": pack(np.asarray(bone), np.asarray(phase), np.asarray(timer)),
-            "resorbed_day": np.array(resorbed_day, np.int32, copy=True),
-            "formed_day": np.array(formed_day, np.int32, copy=True),
-        }
-        return _ChunkedState(fields, int(neighbourhood))
+        def take(m) -> np.ndarray:
+            if own_maps and isinstance(m, np.ndarray) and m.dtype == np.int32 and m.flags.c_contiguous:
+                if m.flags.writeable and m.base is None:
+                    return m
+            return np.array(m, np.int32, order="C", copy=True)
+
+        rmap = take(resorbed_day)
+        fmap = take(formed_day)
+        if fmap is rmap:  # the same array given twice: the maps must not alias
+            fmap = fmap.copy()
+        word = pack(np.asarray(bone), np.asarray(phase), np.asarray(timer))
+        return _ChunkedState({"word": word, "resorbed_day": rmap, "formed_day": fmap}, int(neighbourhood))
 
     def step(self, state: _ChunkedState, inputs: Any, *, step: int, map_day: int) -> None:
         if state.pending and state.pending[-1][1] + 1 != step:
@@ -259,7 +327,7 @@ class ChunkedBackend:
             inputs, _, map_day = pending[t - first]
             return {"inputs": inputs, "map_day": map_day, "lut": state.lut}
 
-        new, counts = simulate_chunked(
+        counts = advance_in_place(
             state.fields,
             stepper,
             len(pending),
@@ -268,11 +336,10 @@ class ChunkedBackend:
             steps_per_exchange=len(pending),
             first_step=first,
             params=params,
+            local=("resorbed_day", "formed_day"),
             device="cupy" if self.inner == "cupy" else "numpy",
             num_workers=self.num_workers,
-            return_counters=True,
         )
-        state.fields = new
         state.rows.extend(np.asarray(counts, np.uint64))
         self.exchanges += 1
 
@@ -309,6 +376,35 @@ class ChunkedBackend:
     def download_bone(self, state: _ChunkedState) -> np.ndarray:
         self._flush(state)
         return (state.fields["word"] & np.uint32(0xFF)).astype(np.uint8)
+
+    def release(self, state: _ChunkedState) -> dict[str, np.ndarray]:
+        """``download`` at the end of a run, without a second copy of the state.
+
+        The maps are handed over; ``bone`` is a new array; ``phase`` and ``timer``
+        are read-only views of the packed words on little-endian hosts. The state
+        must not be stepped afterwards.
+        """
+        from bonesim.ca.backends.base import unpack
+
+        self._flush(state)
+        fields, state.fields = state.fields, {}
+        w = fields["word"]
+        if sys.byteorder == "little":
+            b4 = w.view(np.uint8).reshape(*w.shape, 4)
+            phase, timer = b4[..., 1], w.view(np.uint16).reshape(*w.shape, 2)[..., 1]
+            phase.flags.writeable = timer.flags.writeable = False
+            bone = np.empty(w.shape, np.uint8)
+            for z0 in range(0, w.shape[0], 16):
+                bone[z0 : z0 + 16] = b4[z0 : z0 + 16, ..., 0]
+        else:  # pragma: no cover - big-endian hosts
+            bone, phase, timer = unpack(w)
+        return {
+            "bone": bone,
+            "phase": phase,
+            "timer": timer,
+            "resorbed_day": fields["resorbed_day"],
+            "formed_day": fields["formed_day"],
+        }
 
     def download_slab(self, state: _ChunkedState, name: str, z0: int, z1: int) -> np.ndarray:
         """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``), an owned copy."""
