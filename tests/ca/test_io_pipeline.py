@@ -21,7 +21,8 @@ from bonesim.cli import main
 from bonesim.errors import BonesimError
 from bonesim.io.hdf5 import write_volume
 from bonesim.io.result import RunFolder
-from tests.ca.test_engine import FAST, _arrays
+from tests.ca.ca_helpers import result_arrays
+from tests.ca.test_engine import FAST
 
 ROOT = Path(__file__).resolve().parents[2]
 KW = dict(years=0.25, spinup_years=0.1, save_every=7, backend="numpy", seed=9)
@@ -39,7 +40,7 @@ def vol() -> Volume:
 def one(vol, tmp_path_factory):
     out = tmp_path_factory.mktemp("one") / "one.h5"
     simulate(vol, FAST, out=out, **KW)
-    return _arrays(out)
+    return result_arrays(out)
 
 
 def _interrupt_at(step):
@@ -70,7 +71,7 @@ def test_resume_from_a_background_checkpoint_with_other_checkpoint_settings_equa
     simulate(
         vol, FAST, out=two, resume=True, checkpoint_compression="zstd", checkpoint_every_minutes=0.5, **KW
     )
-    b = _arrays(two)
+    b = result_arrays(two)
     assert one.keys() == b.keys()
     for k in one:
         np.testing.assert_array_equal(one[k], b[k], err_msg=k)
@@ -199,6 +200,6 @@ def test_a_writer_error_is_one_line_and_leaves_a_resumable_folder(tmp_path, monk
     opts = ["--checkpoint-compression", "zstd", "--checkpoint-every-minutes", "5"]
     r = CliRunner().invoke(main, ["simulate", str(tmp_path / "bone.h5"), str(out), *args, "--resume", *opts])
     assert r.exit_code == 0, r.output
-    a, b = _arrays(tmp_path / "ref.h5"), _arrays(out)
+    a, b = result_arrays(tmp_path / "ref.h5"), result_arrays(out)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -21,7 +21,8 @@ from bonesim.ca.mechano import (
 )
 from bonesim.ca.params import constant_table
 from bonesim.errors import BonesimError
-from tests.ca.test_engine import FAST, _arrays
+from tests.ca.ca_helpers import result_arrays
+from tests.ca.test_engine import FAST
 
 
 def test_local_weight_is_one_in_the_lazy_zone_and_falls_with_the_signal():
@@ -123,7 +124,7 @@ def test_mechanics_changes_the_run_and_resume_is_bit_identical(vol, tmp_path):
     with pytest.raises(BonesimError, match="mechanoregulation"):
         simulate(vol, FAST, out=two, resume=True, mechanics=MechanoParams(interval_days=20), **kw)
     simulate(vol, FAST, out=two, resume=True, mechanics=MECH, **kw)
-    a, b = _arrays(tmp_path / "one.h5"), _arrays(two)
+    a, b = result_arrays(tmp_path / "one.h5"), result_arrays(two)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
@@ -147,7 +148,7 @@ def test_modeling_formation_adds_bone_and_resume_is_bit_identical(vol, tmp_path)
     with pytest.raises(KeyboardInterrupt):
         simulate(vol, FAST, out=two, progress=interrupt, mechanics=mech, **kw)
     simulate(vol, FAST, out=two, resume=True, mechanics=mech, **kw)
-    a, b = _arrays(tmp_path / "one.h5"), _arrays(two)
+    a, b = result_arrays(tmp_path / "one.h5"), result_arrays(two)
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 

@@ -21,7 +21,8 @@ from bonesim.ca import engine
 from bonesim.ca.backends.numpy_backend import NumpyBackend
 from bonesim.ca.engine import partial_path, simulate
 from bonesim.io.result import RunFolder
-from tests.ca.test_engine import FAST, _arrays
+from tests.ca.ca_helpers import result_arrays
+from tests.ca.test_engine import FAST
 
 #: A tall volume: 200 planes = 4 slabs (the last one partial), so a slab is a small part of it.
 SHAPE = (200, 40, 40)
@@ -89,7 +90,7 @@ def test_streamed_save_points_write_the_files_of_whole_state_downloads(vol, tmp_
     monkeypatch.setattr(engine, "SAVE_BUFFER_MIN_BYTES", 0)
     monkeypatch.setattr(engine, "SAVE_BUFFER_BYTES_PER_VOXEL", 0.01)  # back-pressure on every slab
     res = simulate(vol, FAST, out=tmp_path / "slabs.h5", **KW)
-    a, b = _arrays(tmp_path / "whole.h5"), _arrays(tmp_path / "slabs.h5")
+    a, b = result_arrays(tmp_path / "whole.h5"), result_arrays(tmp_path / "slabs.h5")
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)

@@ -175,3 +175,52 @@ class Backend(Protocol):
     def set_mechanics(self, state: Any, mech: np.ndarray | None, lut: np.ndarray | None) -> None:
         """Mechanoregulation of the following steps: uint8 signal class per voxel, uint32[256] class weights."""
         ...
+
+
+def take_maps(resorbed_day: Any, formed_day: Any, own_maps: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The two int32 map arrays a backend state keeps and updates in place.
+
+    With ``own_maps`` an array given as C-contiguous, writeable, int32 and owning its data is kept
+    as it is (the engine hands over arrays it no longer uses); anything else is copied. The two
+    maps never alias.
+
+    >>> a = np.zeros(4, np.int32)
+    >>> r, f = take_maps(a, a, True)
+    >>> r is a, f is a
+    (True, False)
+    """
+
+    def take(m: Any) -> np.ndarray:
+        if own_maps and isinstance(m, np.ndarray) and m.dtype == np.int32 and m.flags.c_contiguous:
+            if m.flags.writeable and m.base is None:
+                return m
+        return np.array(m, np.int32, order="C", copy=True)
+
+    rmap = take(resorbed_day)
+    fmap = take(formed_day)
+    if fmap is rmap:  # the same array given twice: the maps must not alias
+        fmap = fmap.copy()
+    return rmap, fmap
+
+
+def released_fields(
+    b4: np.ndarray, h16: np.ndarray, rmap: np.ndarray, fmap: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The fields of a released state from views of its packed words (little-endian hosts).
+
+    ``b4`` views the words as bytes (shape + (4,)) and ``h16`` as 16-bit halves (shape + (2,)):
+    ``phase`` and ``timer`` are read-only views of them, ``bone`` a new array copied in 16-plane
+    slabs (no whole-volume temporary); the maps are handed over as they are.
+
+    >>> w = np.array([[[0x00050103]]], np.uint32)
+    >>> f = released_fields(w.view(np.uint8).reshape(1, 1, 1, 4), w.view(np.uint16).reshape(1, 1, 1, 2),
+    ...                     np.zeros((1, 1, 1), np.int32), np.zeros((1, 1, 1), np.int32))
+    >>> int(f["bone"][0, 0, 0]), int(f["phase"][0, 0, 0]), int(f["timer"][0, 0, 0])
+    (3, 1, 5)
+    """
+    phase, timer = b4[..., 1], h16[..., 1]
+    phase.flags.writeable = timer.flags.writeable = False
+    bone = np.empty(phase.shape, np.uint8)
+    for z0 in range(0, bone.shape[0], 16):
+        bone[z0 : z0 + 16] = b4[z0 : z0 + 16, ..., 0]
+    return {"bone": bone, "phase": phase, "timer": timer, "resorbed_day": rmap, "formed_day": fmap}

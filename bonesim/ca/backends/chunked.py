@@ -294,18 +294,9 @@ class ChunkedBackend:
     ) -> _ChunkedState:
         """``own_maps``: keep (and update in place) the two map arrays given instead of copying them,
         as :meth:`NumpyBackend.upload <bonesim.ca.backends.numpy_backend.NumpyBackend.upload>` does."""
-        from bonesim.ca.backends.base import pack
+        from bonesim.ca.backends.base import pack, take_maps
 
-        def take(m) -> np.ndarray:
-            if own_maps and isinstance(m, np.ndarray) and m.dtype == np.int32 and m.flags.c_contiguous:
-                if m.flags.writeable and m.base is None:
-                    return m
-            return np.array(m, np.int32, order="C", copy=True)
-
-        rmap = take(resorbed_day)
-        fmap = take(formed_day)
-        if fmap is rmap:  # the same array given twice: the maps must not alias
-            fmap = fmap.copy()
+        rmap, fmap = take_maps(resorbed_day, formed_day, own_maps)
         word = pack(np.asarray(bone), np.asarray(phase), np.asarray(timer))
         return _ChunkedState({"word": word, "resorbed_day": rmap, "formed_day": fmap}, int(neighbourhood))
 
@@ -384,27 +375,18 @@ class ChunkedBackend:
         are read-only views of the packed words on little-endian hosts. The state
         must not be stepped afterwards.
         """
-        from bonesim.ca.backends.base import unpack
+        from bonesim.ca.backends.base import released_fields, unpack
 
         self._flush(state)
         fields, state.fields = state.fields, {}
         w = fields["word"]
+        rmap, fmap = fields["resorbed_day"], fields["formed_day"]
         if sys.byteorder == "little":
-            b4 = w.view(np.uint8).reshape(*w.shape, 4)
-            phase, timer = b4[..., 1], w.view(np.uint16).reshape(*w.shape, 2)[..., 1]
-            phase.flags.writeable = timer.flags.writeable = False
-            bone = np.empty(w.shape, np.uint8)
-            for z0 in range(0, w.shape[0], 16):
-                bone[z0 : z0 + 16] = b4[z0 : z0 + 16, ..., 0]
-        else:  # pragma: no cover - big-endian hosts
-            bone, phase, timer = unpack(w)
-        return {
-            "bone": bone,
-            "phase": phase,
-            "timer": timer,
-            "resorbed_day": fields["resorbed_day"],
-            "formed_day": fields["formed_day"],
-        }
+            return released_fields(
+                w.view(np.uint8).reshape(*w.shape, 4), w.view(np.uint16).reshape(*w.shape, 2), rmap, fmap
+            )
+        bone, phase, timer = unpack(w)  # pragma: no cover - big-endian hosts
+        return {"bone": bone, "phase": phase, "timer": timer, "resorbed_day": rmap, "formed_day": fmap}
 
     def download_slab(self, state: _ChunkedState, name: str, z0: int, z1: int) -> np.ndarray:
         """Planes ``z0:z1`` of ``name`` (a field of ``download``, or the packed ``word``), an owned copy."""

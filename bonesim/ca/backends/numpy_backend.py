@@ -41,6 +41,8 @@ from bonesim.ca.backends.base import (
     StepInputs,
     field_of,
     pack,
+    released_fields,
+    take_maps,
     unpack,
 )
 from bonesim.ca.kernel_abi import N_MECH_CLASSES, check_mechanics
@@ -886,16 +888,7 @@ class NumpyBackend:
         """``own_maps``: the state may keep (and update in place) the two map arrays given, when they are
         C-contiguous int32, instead of copying them (the engine hands over the arrays it no longer uses)."""
 
-        def take(m: np.ndarray) -> np.ndarray:  # updated in place by flat index
-            if own_maps and isinstance(m, np.ndarray) and m.dtype == np.int32 and m.flags.c_contiguous:
-                if m.flags.writeable and m.base is None:
-                    return m
-            return np.array(m, np.int32, order="C", copy=True)
-
-        rmap = take(resorbed_day)
-        fmap = take(formed_day)
-        if fmap is rmap:  # the same array given twice: the maps must not alias
-            fmap = fmap.copy()
+        rmap, fmap = take_maps(resorbed_day, formed_day, own_maps)
         return _NumpyState(_pad_state(bone, phase, timer), rmap, fmap, neighbourhood)
 
     def step(self, state: _NumpyState, inputs: StepInputs, *, step: int, map_day: int) -> None:
@@ -948,13 +941,9 @@ class NumpyBackend:
         if _LITTLE:
             inner = (slice(1, -1),) * 3
             b4 = state.pad.view(np.uint8).reshape(*state.pad.shape, 4)[inner]
-            phase, timer = b4[..., 1], state.pad.view(np.uint16).reshape(*state.pad.shape, 2)[inner][..., 1]
-            phase.flags.writeable = timer.flags.writeable = False
-            bone = np.empty(w.shape, np.uint8)
-            for z0 in range(0, w.shape[0], _SLAB):
-                bone[z0 : z0 + _SLAB] = b4[z0 : z0 + _SLAB, ..., 0]
-        else:  # pragma: no cover - big-endian hosts
-            bone, phase, timer = unpack(w)
+            h16 = state.pad.view(np.uint16).reshape(*state.pad.shape, 2)[inner]
+            return released_fields(b4, h16, state.resorbed_day, state.formed_day)
+        bone, phase, timer = unpack(w)  # pragma: no cover - big-endian hosts
         return {
             "bone": bone,
             "phase": phase,
